@@ -1,0 +1,1 @@
+"""Weak-to-strong generalization experiments: data, models, losses, training, metrics, report."""

@@ -1,0 +1,137 @@
+"""Experiment configuration: validation, defaults and the names of every artifact."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from w2s.data import DATASETS
+from w2s.losses import LOSSES
+
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "mode": "full",
+    "pooling": "mean",
+    "lr": 1e-5,
+    "epochs": 2,
+    "batch_size": 32,
+    "minibatch_size": 32,
+    "eval_batch_size": 64,
+    "max_length": 512,
+    "weight_decay": 0.0,
+    "warmup_frac": 0.0,
+    "max_grad_norm": 1.0,
+    "dtype": "float32",
+    "gradient_checkpointing": False,
+}
+CHAIN_SEPARATOR = "__"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot describe an experiment; the message says what to change."""
+
+
+def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    validate_config(config, schema_path)
+    return config
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _known(kind: str, name: str, valid: list[str] | set[str], where: str) -> None:
+    _check(
+        name in valid,
+        f"unknown {kind} '{name}' in {where}; valid {kind}s are: {', '.join(sorted(valid))}",
+    )
+
+
+def validate_config(config: Any, schema_path: str | Path) -> None:
+    """Raise ConfigError naming the first problem; checks the schema, then cross-references."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    _check(isinstance(config, dict), "the config must be a YAML mapping")
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=str)
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.absolute_path) or "the top level"
+        raise ConfigError(f"config error at {where}: {err.message}")
+
+    for name in config["datasets"]:
+        _known("dataset", name, DATASETS.keys(), "datasets")
+    for name, params in config["losses"].items():
+        _known("loss", name, LOSSES.keys(), "losses")
+        accepted = set(inspect.signature(LOSSES[name]).parameters) - {"logits", "targets", "step_frac"}
+        for key in params:
+            _check(
+                key in accepted,
+                f"loss '{name}' has no hyperparameter '{key}'; it takes: {', '.join(sorted(accepted)) or 'none'}",
+            )
+    models = config["models"]
+    for name, entry in models.items():
+        _check(CHAIN_SEPARATOR not in name, f"model name '{name}' must not contain '{CHAIN_SEPARATOR}'")
+        if entry.get("trust_remote_code"):
+            _check(
+                "revision" in entry,
+                f"model '{name}' sets trust_remote_code, so it must pin a revision: remote code runs on your machine",
+            )
+    for name in config["ladder"]:
+        _known("model", name, models.keys(), "ladder")
+    for chain in config.get("chains", []):
+        for name in chain:
+            _known("model", name, models.keys(), f"chain {' -> '.join(chain)}")
+        _check(len(set(chain)) == len(chain), f"chain {' -> '.join(chain)} repeats a model")
+        _check(
+            len(chain) - 1 <= config["w2s_slices"],
+            f"chain {' -> '.join(chain)} has {len(chain) - 1} steps but w2s_slices is "
+            f"{config['w2s_slices']}; each step needs its own slice, so raise w2s_slices",
+        )
+
+
+def training_params(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """Defaults, then the config's training block, then the model's own overrides."""
+    params = dict(TRAINING_DEFAULTS)
+    params.update(config.get("training", {}))
+    params.update(config["models"][model].get("training", {}))
+    return params
+
+
+def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    ladder = config["ladder"]
+    return [(weak, strong) for i, weak in enumerate(ladder) for strong in ladder[i + 1 :]]
+
+
+def student_chains(config: dict[str, Any]) -> list[list[str]]:
+    """Every student's lineage: direct pairs and every prefix of length >= 2 of every chain."""
+    lineages = [list(p) for p in pairs(config)]
+    for chain in config.get("chains", []):
+        lineages.extend(chain[:k] for k in range(2, len(chain) + 1))
+    unique: list[list[str]] = []
+    for lineage in lineages:
+        if lineage not in unique:
+            unique.append(lineage)
+    return unique
+
+
+def trained_models(config: dict[str, Any]) -> list[str]:
+    """Models that need a ground-truth run: the ladder and every chain member."""
+    names = list(config["ladder"])
+    for chain in config.get("chains", []):
+        names.extend(m for m in chain if m not in names)
+    return names
+
+
+def join_chain(chain: list[str]) -> str:
+    return CHAIN_SEPARATOR.join(chain)
+
+
+def split_chain(chain: str) -> list[str]:
+    return chain.split(CHAIN_SEPARATOR)

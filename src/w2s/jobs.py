@@ -1,0 +1,226 @@
+"""One function per pipeline artifact; workflow/scripts/ call these with Snakemake's paths."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from w2s import data, io, metrics
+from w2s.losses import LOSSES
+from w2s.models import ProbeClassifier, TextClassifier, load_backbone, load_tokenizer
+from w2s.train import Batcher, Schedule, device, embed, fit, predict
+
+log = logging.getLogger("w2s")
+PREDICTED_SPLITS = ("test", "train_w2s")
+
+
+def prepare_data(dataset: str, n_train: int, n_test: int, seed: int,
+                 data_files: dict[str, str] | None, outputs: dict[str, str]) -> None:
+    splits = data.prepare(dataset, n_train, n_test, seed, data_files)
+    for split, frame in splits.items():
+        log.info("%s %s: %d rows, %.3f positive", dataset, split, len(frame), frame["label"].mean())
+        io.write_parquet(frame, outputs[split])
+
+
+def _text_batcher(tokenizer: Any, texts: list[str], max_length: int) -> Batcher:
+    def batch(rows: np.ndarray) -> dict[str, torch.Tensor]:
+        encoded = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                            max_length=max_length, return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    return batch
+
+
+def _by_length(texts: list[str]) -> np.ndarray:
+    return np.argsort([len(t) for t in texts], kind="stable")
+
+
+def embed_features(model_entry: dict[str, Any], params: dict[str, Any],
+                   split_paths: dict[str, str], out_path: str) -> None:
+    """Frozen pooled features of every prepared split, computed once per model and dataset."""
+    on = device()
+    tokenizer = load_tokenizer(model_entry)
+    classifier = TextClassifier(load_backbone(model_entry, params["dtype"]), params["pooling"]).to(on)
+    features = {}
+    for split, path in split_paths.items():
+        texts = pd.read_parquet(path)["text"].tolist()
+        batcher = _text_batcher(tokenizer, texts, params["max_length"])
+        features[split] = embed(classifier.features, batcher, _by_length(texts), params["eval_batch_size"], on)
+        log.info("embedded %s: %s", split, tuple(features[split].shape))
+    staging = Path(out_path).with_name(Path(out_path).name + ".tmp")
+    save_file({k: v.contiguous() for k, v in features.items()}, str(staging))
+    staging.replace(out_path)
+
+
+def weak_labels(predictions_path: str, slice_index: int, n_slices: int, out_path: str) -> None:
+    """The supervisor's predictions on one slice of train_w2s: id, soft, hard and true label."""
+    preds = pd.read_parquet(predictions_path)
+    w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
+    bounds = np.linspace(0, len(w2s), n_slices + 1).astype(int)
+    rows = w2s.iloc[bounds[slice_index - 1] : bounds[slice_index]]
+    frame = pd.DataFrame({
+        "id": rows["id"].to_numpy(),
+        "soft_label": rows["prob"].to_numpy(),
+        "hard_label": (rows["prob"] > 0.5).astype(int).to_numpy(),
+        "true_label": rows["label"].to_numpy(),
+    })
+    log.info("slice %d/%d: %d weak labels, accuracy %.4f", slice_index, n_slices, len(frame),
+             float((frame["hard_label"] == frame["true_label"]).mean()))
+    io.write_parquet(frame, out_path)
+
+
+def train_model(
+    model_entry: dict[str, Any],
+    params: dict[str, Any],
+    seed: int,
+    split_paths: dict[str, str],
+    out: dict[str, str],
+    loss: str = "xent",
+    loss_params: dict[str, Any] | None = None,
+    weak_labels_path: str | None = None,
+    features_path: str | None = None,
+) -> None:
+    """Train on train_gt's true labels, or on weak labels when given; predict test and train_w2s."""
+    torch.manual_seed(seed)
+    on = device()
+    frames = {split: pd.read_parquet(path) for split, path in split_paths.items()}
+    if weak_labels_path is None:
+        train_split = "train_gt"
+        rows = np.arange(len(frames["train_gt"]))
+        soft = frames["train_gt"]["label"].to_numpy(dtype=np.float64)
+    else:
+        train_split = "train_w2s"
+        labels = pd.read_parquet(weak_labels_path)
+        position = pd.Series(np.arange(len(frames["train_w2s"])), index=frames["train_w2s"]["id"])
+        missing = set(labels["id"]) - set(position.index)
+        if missing:
+            raise ValueError(f"{weak_labels_path}: {len(missing)} weak-label ids are not in train_w2s, "
+                             "so the labels were made for another dataset, seed or split")
+        rows = position.loc[labels["id"]].to_numpy()
+        soft = labels["soft_label"].to_numpy(dtype=np.float64)
+    targets = torch.tensor(np.stack([1 - soft, soft], axis=1), dtype=torch.float32)
+
+    tokenizer = None
+    if features_path is not None:
+        features = load_file(features_path)
+        model: torch.nn.Module = ProbeClassifier(features["test"].shape[1]).to(on)
+
+        def batcher_for(split: str) -> Batcher:
+            return lambda r: {"features": features[split][torch.as_tensor(r)]}
+        orders = {split: np.arange(len(frame)) for split, frame in frames.items()}
+    else:
+        tokenizer = load_tokenizer(model_entry)
+        backbone = load_backbone(model_entry, params["dtype"])
+        if params["gradient_checkpointing"]:
+            backbone.gradient_checkpointing_enable()
+        model = TextClassifier(backbone, params["pooling"]).to(on)
+
+        def batcher_for(split: str) -> Batcher:
+            return _text_batcher(tokenizer, frames[split]["text"].tolist(), params["max_length"])
+        orders = {split: _by_length(frame["text"].tolist()) for split, frame in frames.items()}
+
+    train_batcher = batcher_for(train_split)
+    history = fit(
+        model,
+        lambda batch: train_batcher(rows[batch]),
+        targets,
+        lambda logits, t, step_frac: LOSSES[loss](logits, t, step_frac, **(loss_params or {})),
+        Schedule.from_params(params, seed),
+        on,
+    )
+    log.info("trained %d steps, final loss %.4f", len(history), history[-1]["loss"])
+
+    predictions = []
+    for split in PREDICTED_SPLITS:
+        probs = predict(model, batcher_for(split), orders[split], params["eval_batch_size"], on)
+        predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"],
+                                         "prob": probs, "label": frames[split]["label"]}))
+        log.info("%s accuracy %.4f", split, metrics.accuracy(probs, frames[split]["label"].to_numpy()))
+    io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
+    io.write_parquet(pd.DataFrame(history), out["history"])
+    _save_checkpoint(model, tokenizer, out["checkpoint"])
+
+
+def _save_checkpoint(model: torch.nn.Module, tokenizer: Any, directory: str) -> None:
+    """Weights as safetensors: the head alone in probe mode, else the whole model."""
+    final = Path(directory)
+    staging = final.with_name(final.name + ".tmp")
+    staging.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, TextClassifier):
+        model.backbone.save_pretrained(staging / "backbone", safe_serialization=True)
+        tokenizer.save_pretrained(staging / "backbone")
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
+              str(staging / "head.safetensors"))
+    staging.replace(final)
+
+
+def evaluate(run: str, predictions: dict[str, str], bootstrap_samples: int, seed: int,
+             out_path: str, context: dict[str, Any]) -> None:
+    """Metrics of one trained model; for a student also PGR and agreement with its supervisor.
+
+    `predictions` maps "self" and, for students, "supervisor", "weak" and "ceiling" to
+    prediction files; `context` carries the run's identity into the JSON.
+    """
+    def test_probs(path: str) -> pd.DataFrame:
+        frame = pd.read_parquet(path)
+        return frame[frame["split"] == "test"].set_index("id")
+
+    own = test_probs(predictions["self"])
+    labels = own["label"].to_numpy()
+    result: dict[str, Any] = dict(context)
+    result.update({
+        "n_test": int(len(own)),
+        "test_positive_fraction": float(labels.mean()),
+        "accuracy": metrics.accuracy(own["prob"].to_numpy(), labels),
+        "auroc": metrics.auroc(own["prob"].to_numpy(), labels),
+    })
+    if "supervisor" in predictions:
+        others = {k: test_probs(predictions[k]).loc[own.index, "prob"].to_numpy()
+                  for k in ("supervisor", "weak", "ceiling")}
+        weak_acc = metrics.accuracy(others["weak"], labels)
+        ceiling_acc = metrics.accuracy(others["ceiling"], labels)
+        value, reason = metrics.pgr(result["accuracy"], weak_acc, ceiling_acc)
+        interval = metrics.bootstrap_pgr(own["prob"].to_numpy(), others["weak"], others["ceiling"], labels,
+                                         bootstrap_samples, seed)
+        result.update({
+            "weak_accuracy": weak_acc,
+            "ceiling_accuracy": ceiling_acc,
+            "pgr": value,
+            "pgr_undefined_reason": reason,
+            "pgr_ci": interval["pgr_ci"],
+            "accuracy_ci": interval["accuracy_ci"],
+            **metrics.agreement(own["prob"].to_numpy(), others["supervisor"], labels),
+        })
+    else:
+        result["accuracy_ci"] = metrics.bootstrap_pgr(
+            own["prob"].to_numpy(), own["prob"].to_numpy(), own["prob"].to_numpy(), labels,
+            bootstrap_samples, seed)["accuracy_ci"]
+    log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "auroc", "pgr") if k in result})
+    io.write_json(result, out_path)
+
+
+def summarize(metrics_paths: list[str], parquet_path: str, csv_path: str) -> None:
+    """One row per trained model, the table the report and users read."""
+    rows = []
+    for path in metrics_paths:
+        m = io.read_json(path)
+        accuracy_ci = m.get("accuracy_ci") or [None, None]
+        pgr_ci = m.get("pgr_ci") or [None, None]
+        rows.append({
+            **{k: m.get(k) for k in (
+                "dataset", "seed", "run", "kind", "model", "model_rank", "params_b", "loss", "lineage",
+                "chain_length", "weak_model", "supervisor_run", "accuracy", "auroc", "weak_accuracy",
+                "ceiling_accuracy", "pgr", "pgr_undefined_reason", "agreement",
+                "agreement_supervisor_right", "agreement_supervisor_wrong", "n_test")},
+            "accuracy_ci_low": accuracy_ci[0], "accuracy_ci_high": accuracy_ci[1],
+            "pgr_ci_low": pgr_ci[0], "pgr_ci_high": pgr_ci[1],
+        })
+    frame = pd.DataFrame(rows).sort_values(["dataset", "seed", "chain_length", "run"]).reset_index(drop=True)
+    io.write_parquet(frame, parquet_path)
+    io.write_text(frame.to_csv(index=False), csv_path)
+

@@ -1,0 +1,77 @@
+"""Accuracy, AUROC, PGR and student-supervisor agreement, with paired bootstrap intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean((np.asarray(probs) > 0.5) == np.asarray(labels)))
+
+
+def auroc(probs: np.ndarray, labels: np.ndarray) -> float | None:
+    """Mann-Whitney AUROC with ties counted as half; None when a class is absent."""
+    probs, labels = np.asarray(probs, dtype=float), np.asarray(labels)
+    positives, negatives = probs[labels == 1], probs[labels == 0]
+    if len(positives) == 0 or len(negatives) == 0:
+        return None
+    order = np.argsort(np.concatenate([negatives, positives]), kind="mergesort")
+    values = np.concatenate([negatives, positives])[order]
+    ranks = np.empty(len(values))
+    # Average ranks over ties.
+    _, first, counts = np.unique(values, return_index=True, return_counts=True)
+    for start, count in zip(first, counts):
+        ranks[start : start + count] = start + (count + 1) / 2
+    positive_ranks = ranks[np.argsort(order)][len(negatives) :]
+    u = positive_ranks.sum() - len(positives) * (len(positives) + 1) / 2
+    return float(u / (len(positives) * len(negatives)))
+
+
+def pgr(student: float, weak: float, ceiling: float) -> tuple[float | None, str | None]:
+    """Performance gap recovered, or None with the reason it is undefined."""
+    if ceiling <= weak:
+        return None, f"ceiling ({ceiling:.4f}) is not above the weak supervisor ({weak:.4f})"
+    return (student - weak) / (ceiling - weak), None
+
+
+def agreement(student_probs: np.ndarray, supervisor_probs: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """How often the student predicts what its supervisor predicts, split by the supervisor's correctness."""
+    student = np.asarray(student_probs) > 0.5
+    supervisor = np.asarray(supervisor_probs) > 0.5
+    same = student == supervisor
+    right = supervisor == np.asarray(labels)
+
+    def mean(mask: np.ndarray) -> float | None:
+        return float(same[mask].mean()) if mask.any() else None
+
+    return {
+        "agreement": float(same.mean()),
+        "agreement_supervisor_right": mean(right),
+        "agreement_supervisor_wrong": mean(~right),
+    }
+
+
+def bootstrap_pgr(
+    student: np.ndarray, weak: np.ndarray, ceiling: np.ndarray, labels: np.ndarray, samples: int, seed: int
+) -> dict[str, Any]:
+    """Percentile 95% intervals, resampling test examples jointly for all three models."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    correct = {name: (np.asarray(p) > 0.5) == labels for name, p in
+               (("student", student), ("weak", weak), ("ceiling", ceiling))}
+    n = len(labels)
+    draws = rng.integers(0, n, size=(samples, n))
+    acc = {name: c[draws].mean(axis=1) for name, c in correct.items()}
+    gap = acc["ceiling"] - acc["weak"]
+    valid = gap > 0
+    result: dict[str, Any] = {
+        "accuracy_ci": [float(x) for x in np.percentile(acc["student"], [2.5, 97.5])],
+        "pgr_ci": None,
+        "pgr_ci_valid_fraction": float(valid.mean()),
+    }
+    if valid.mean() >= 0.95:
+        ratios = (acc["student"][valid] - acc["weak"][valid]) / gap[valid]
+        result["pgr_ci"] = [float(x) for x in np.percentile(ratios, [2.5, 97.5])]
+    return result

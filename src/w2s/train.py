@@ -1,0 +1,122 @@
+"""The training loop: minibatches of any model on soft targets, then predictions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from w2s.losses import LossFn
+
+Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    lr: float
+    epochs: float
+    batch_size: int
+    minibatch_size: int
+    weight_decay: float
+    warmup_frac: float
+    max_grad_norm: float
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], seed: int) -> "Schedule":
+        return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k != "seed"}, seed=seed)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def lr_factor(step: int, total: int, warmup_frac: float) -> float:
+    """Linear warmup, then cosine decay to zero."""
+    warmup = int(warmup_frac * total)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def fit(
+    model: nn.Module,
+    batcher: Batcher,
+    targets: torch.Tensor,
+    loss_fn: LossFn,
+    schedule: Schedule,
+    on: torch.device,
+) -> list[dict[str, float]]:
+    """Train on soft targets (n, 2); returns one record per optimiser step."""
+    n = targets.shape[0]
+    total_steps = max(1, math.ceil(schedule.epochs * n / schedule.batch_size))
+    generator = torch.Generator().manual_seed(schedule.seed)
+    epochs_needed = math.ceil(total_steps * schedule.batch_size / n)
+    order = torch.cat([torch.randperm(n, generator=generator) for _ in range(epochs_needed)]).numpy()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, schedule.warmup_frac)
+    )
+    model.train()
+    history = []
+    for step in range(total_steps):
+        batch = order[step * schedule.batch_size : (step + 1) * schedule.batch_size]
+        # The loss sees the whole batch (logconf's threshold is a batch quantile).
+        logits = torch.cat(
+            [
+                model(**{k: v.to(on) for k, v in batcher(batch[i : i + schedule.minibatch_size]).items()})
+                for i in range(0, len(batch), schedule.minibatch_size)
+            ]
+        )
+        batch_targets = targets[batch].to(on)
+        loss = loss_fn(logits, batch_targets, step_frac=step / total_steps)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, schedule.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        agreement = (logits.argmax(-1) == batch_targets.argmax(-1)).float().mean()
+        history.append(
+            {
+                "step": step,
+                "epoch": (step + 1) * schedule.batch_size / n,
+                "loss": float(loss.detach()),
+                "lr": optimizer.param_groups[0]["lr"],
+                "batch_target_accuracy": float(agreement),
+            }
+        )
+    model.eval()
+    return history
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, batcher: Batcher, order: np.ndarray, batch_size: int, on: torch.device) -> np.ndarray:
+    """P(label = 1) for every row; `order` groups rows of similar length to cut padding."""
+    model.eval()
+    probs = np.zeros(len(order), dtype=np.float64)
+    for i in range(0, len(order), batch_size):
+        rows = order[i : i + batch_size]
+        logits = model(**{k: v.to(on) for k, v in batcher(rows).items()})
+        probs[rows] = torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
+    return probs
+
+
+@torch.inference_mode()
+def embed(features_of: Callable[..., torch.Tensor], batcher: Batcher, order: np.ndarray, batch_size: int,
+          on: torch.device) -> torch.Tensor:
+    """Pooled features of every row, in row order."""
+    chunks, rows_done = [], []
+    for i in range(0, len(order), batch_size):
+        rows = order[i : i + batch_size]
+        chunks.append(features_of(**{k: v.to(on) for k, v in batcher(rows).items()}).float().cpu())
+        rows_done.append(torch.as_tensor(rows))
+    stacked = torch.cat(chunks)
+    out = torch.empty_like(stacked)
+    out[torch.cat(rows_done)] = stacked
+    return out
