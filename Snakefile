@@ -1,0 +1,26 @@
+# Weak-to-strong generalization (Burns et al. 2023) as a DAG of artifacts:
+#   prepared data -> ground-truth models (weak supervisors and strong ceilings)
+#   -> weak labels -> students (direct pairs and bootstrap chain steps)
+#   -> metrics -> summary table -> report.
+# The real reproduction reads config/config.yaml; pass --configfile for another experiment.
+
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/features.smk"
+include: "rules/ground_truth.smk"
+include: "rules/weak_labels.smk"
+include: "rules/students.smk"
+include: "rules/metrics.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/report/report.html",
+        "results/summary.csv",

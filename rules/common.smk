@@ -1,0 +1,164 @@
+# Config validation and the helpers that name every artifact.
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from w2s import config as w2s_config
+
+try:
+    w2s_config.validate_config(config, workflow.source_path("../config/schema.yaml"))
+except w2s_config.ConfigError as err:
+    sys.exit(f"Invalid config: {err}")
+
+
+# environment.yml installs the package from here when rules run under --sdm conda.
+os.environ.setdefault("W2S_ROOT", workflow.basedir)
+
+SPLITS = ["train_gt", "train_w2s", "test"]
+TRAINED_MODELS = w2s_config.trained_models(config)
+STUDENT_CHAINS = w2s_config.student_chains(config)
+
+
+wildcard_constraints:
+    dataset="|".join(map(re.escape, config["datasets"])),
+    seed=r"\d+",
+    model="|".join(map(re.escape, TRAINED_MODELS)),
+    loss="|".join(config["losses"]),
+    split="|".join(SPLITS),
+    chain=r"[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+",
+    run=r"gt/[A-Za-z0-9.-]+|w2s/[A-Za-z0-9]+/[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+",
+
+
+def package_code(*modules):
+    """Package modules whose change must rerun a job; absolute, as the workdir may be elsewhere."""
+    return [str(Path(workflow.basedir) / "src" / "w2s" / f"{m}.py") for m in modules]
+
+
+def data_paths(wildcards):
+    return {s: f"results/{wildcards.dataset}/seed{wildcards.seed}/data/{s}.parquet" for s in SPLITS}
+
+
+def training_params(model):
+    return w2s_config.training_params(config, model)
+
+
+def is_probe(model):
+    return training_params(model)["mode"] == "probe"
+
+
+def model_resources(model, key, default):
+    return config["models"][model].get("resources", {}).get(key, default)
+
+
+def run_resources(model, key, default):
+    """Probe heads train on cached features: no GPU and little memory, whatever the model."""
+    if is_probe(model):
+        return {"gpu": 0, "mem_mb": 2000, "runtime": 30}[key]
+    return model_resources(model, key, default)
+
+
+def student_run(loss, chain):
+    return f"w2s/{loss}/{w2s_config.join_chain(chain)}"
+
+
+def supervisor_run(loss, chain):
+    """Who labels a step's data: M1's ground-truth model, then each step's student."""
+    if len(chain) == 2:
+        return f"gt/{chain[0]}"
+    return student_run(loss, chain[:-1])
+
+
+def parse_run(run):
+    """(kind, loss, chain) of a run id such as gt/gpt2 or w2s/xent/gpt2__gpt2-medium."""
+    parts = run.split("/")
+    if parts[0] == "gt":
+        return "ground_truth", None, [parts[1]]
+    return "student", parts[1], w2s_config.split_chain(parts[2])
+
+
+def all_runs():
+    runs = [f"gt/{m}" for m in TRAINED_MODELS]
+    runs += [student_run(loss, chain) for loss in config["losses"] for chain in STUDENT_CHAINS]
+    return runs
+
+
+def all_metrics():
+    return [
+        f"results/{dataset}/seed{seed}/{run}/metrics.json"
+        for dataset in config["datasets"]
+        for seed in config["seeds"]
+        for run in all_runs()
+    ]
+
+
+def dataset_files(wildcards):
+    """Local files in the hub schema, when the dataset reads from disk instead of the hub."""
+    files = config["datasets"][wildcards.dataset].get("data_files", {})
+    if not files and wildcards.dataset == "vader_movies":
+        return {"train": "results/downloads/vader_movies/movieReviewSnippets_GroundTruth.txt"}
+    return files
+
+
+EMBEDDING_KEYS = ("pooling", "max_length", "dtype", "eval_batch_size")
+
+
+def features_input(model):
+    """The features file a probe-mode model trains on; nothing in full finetuning."""
+
+    def inputs(wildcards):
+        name = model(wildcards)
+        if not is_probe(name):
+            return {}
+        return {"features": f"results/{wildcards.dataset}/seed{wildcards.seed}/features/{name}.safetensors"}
+
+    return inputs
+
+
+TRAINING_CODE = package_code("models", "train", "losses")
+
+
+def student_inputs(wildcards):
+    chain = w2s_config.split_chain(wildcards.chain)
+    supervisor = supervisor_run(wildcards.loss, chain)
+    return {
+        "weak_labels": f"results/{wildcards.dataset}/seed{wildcards.seed}/{supervisor}/weak_labels.parquet"
+    }
+
+
+def strong_model(wildcards):
+    return w2s_config.split_chain(wildcards.chain)[-1]
+
+
+def prediction_file(wildcards, run):
+    return f"results/{wildcards.dataset}/seed{wildcards.seed}/{run}/predictions.parquet"
+
+
+def evaluation_inputs(wildcards):
+    kind, loss, chain = parse_run(wildcards.run)
+    inputs = {"self": prediction_file(wildcards, wildcards.run)}
+    if kind == "student":
+        inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain))
+        inputs["weak"] = prediction_file(wildcards, f"gt/{chain[0]}")
+        inputs["ceiling"] = prediction_file(wildcards, f"gt/{chain[-1]}")
+    return inputs
+
+
+def run_context(wildcards):
+    kind, loss, chain = parse_run(wildcards.run)
+    model = chain[-1]
+    return {
+        "dataset": wildcards.dataset,
+        "seed": int(wildcards.seed),
+        "run": wildcards.run,
+        "kind": kind,
+        "model": model,
+        "model_rank": TRAINED_MODELS.index(model),
+        "params_b": config["models"][model].get("params_b"),
+        "loss": loss,
+        "lineage": " → ".join(chain),
+        "chain_length": len(chain),
+        "weak_model": chain[0],
+        "supervisor_run": supervisor_run(loss, chain) if kind == "student" else None,
+    }

@@ -1,0 +1,39 @@
+# Prepared data: each dataset as binary (id, text, label) rows in three disjoint splits.
+
+
+rule fetch_vader_movies:
+    output:
+        "results/downloads/vader_movies/movieReviewSnippets_GroundTruth.txt",
+    log:
+        "results/logs/fetch_vader_movies.log",
+    resources:
+        gpu=0,
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/fetch_vader_movies.py"
+
+
+rule prepare_data:
+    input:
+        unpack(dataset_files),
+        code=package_code("data"),
+    output:
+        train_gt="results/{dataset}/seed{seed}/data/train_gt.parquet",
+        train_w2s="results/{dataset}/seed{seed}/data/train_w2s.parquet",
+        test="results/{dataset}/seed{seed}/data/test.parquet",
+    params:
+        n_train=lambda w: config["datasets"][w.dataset]["n_train"],
+        n_test=lambda w: config["datasets"][w.dataset]["n_test"],
+    log:
+        "results/logs/{dataset}/seed{seed}/prepare_data.log",
+    resources:
+        gpu=0,
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/prepare_data.py"

@@ -1,0 +1,25 @@
+# Frozen features for probe-mode models: computed once per model, dataset and seed, and
+# shared by that model's ground-truth head and every student head it trains.
+
+rule embed_features:
+    input:
+        unpack(data_paths),
+        code=package_code("models", "train"),
+    output:
+        "results/{dataset}/seed{seed}/features/{model}.safetensors",
+    params:
+        model_entry=lambda w: config["models"][w.model],
+        training=lambda w: {k: training_params(w.model)[k] for k in EMBEDDING_KEYS},
+    log:
+        "results/logs/{dataset}/seed{seed}/embed_features/{model}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/seed{seed}/embed_features/{model}.tsv"
+    threads: 4
+    resources:
+        gpu=lambda w: model_resources(w.model, "gpu", 1),
+        mem_mb=lambda w: model_resources(w.model, "mem_mb", 16000),
+        runtime=lambda w: model_resources(w.model, "runtime", 60),
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/embed_features.py"

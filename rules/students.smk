@@ -1,0 +1,33 @@
+# Students: the last model of a lineage trained with a loss on weak labels from the lineage's
+# previous member. A lineage of two models is a direct weak-to-strong pair; longer ones are the
+# steps of a bootstrap chain, and chains share every step they have in common.
+
+
+rule train_student:
+    input:
+        unpack(data_paths),
+        unpack(student_inputs),
+        unpack(features_input(strong_model)),
+        code=TRAINING_CODE,
+    output:
+        checkpoint=directory("results/{dataset}/seed{seed}/w2s/{loss}/{chain}/checkpoint"),
+        predictions="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/predictions.parquet",
+        history="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/history.parquet",
+    params:
+        model_entry=lambda w: config["models"][strong_model(w)],
+        training=lambda w: training_params(strong_model(w)),
+        loss=lambda w: w.loss,
+        loss_params=lambda w: config["losses"][w.loss],
+    log:
+        "results/logs/{dataset}/seed{seed}/w2s/{loss}/{chain}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/seed{seed}/w2s/{loss}/{chain}.tsv"
+    threads: 4
+    resources:
+        gpu=lambda w: run_resources(strong_model(w), "gpu", 1),
+        mem_mb=lambda w: run_resources(strong_model(w), "mem_mb", 16000),
+        runtime=lambda w: run_resources(strong_model(w), "runtime", 120),
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/train_model.py"

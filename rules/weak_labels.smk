@@ -1,0 +1,23 @@
+# Weak labels: a supervisor's predictions on its slice of train_w2s. A ground-truth model
+# labels slice 1 for direct students; the student at step k of a chain labels slice k + 1.
+
+
+rule weak_labels:
+    input:
+        predictions="results/{dataset}/seed{seed}/{run}/predictions.parquet",
+        code=package_code("data"),
+    output:
+        "results/{dataset}/seed{seed}/{run}/weak_labels.parquet",
+    params:
+        slice_index=lambda w: len(parse_run(w.run)[2]),
+        n_slices=config["w2s_slices"],
+    log:
+        "results/logs/{dataset}/seed{seed}/weak_labels/{run}.log",
+    resources:
+        gpu=0,
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/weak_labels.py"

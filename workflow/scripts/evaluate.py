@@ -1,0 +1,12 @@
+from w2s.jobs import evaluate
+from w2s.runlog import log_to
+
+log_to(snakemake.log[0])
+evaluate(
+    run=snakemake.wildcards.run,
+    predictions={k: v for k, v in snakemake.input.items() if k in ("self", "supervisor", "weak", "ceiling")},
+    bootstrap_samples=snakemake.params.bootstrap_samples,
+    seed=int(snakemake.wildcards.seed),
+    out_path=snakemake.output[0],
+    context=snakemake.params.context,
+)

@@ -1,0 +1,7 @@
+import pandas as pd
+
+from w2s.report import build_report
+from w2s.runlog import log_to
+
+log_to(snakemake.log[0])
+build_report(pd.read_parquet(snakemake.input.summary), snakemake.params.out_dir, snakemake.params.title)

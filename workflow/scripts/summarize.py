@@ -1,0 +1,5 @@
+from w2s.jobs import summarize
+from w2s.runlog import log_to
+
+log_to(snakemake.log[0])
+summarize(list(snakemake.input.metrics), snakemake.output.parquet, snakemake.output.csv)

@@ -1,0 +1,15 @@
+from w2s.jobs import train_model
+from w2s.runlog import log_to
+
+log_to(snakemake.log[0], snakemake.threads)
+train_model(
+    model_entry=snakemake.params.model_entry,
+    params=snakemake.params.training,
+    seed=int(snakemake.wildcards.seed),
+    split_paths={k: snakemake.input[k] for k in ("train_gt", "train_w2s", "test")},
+    out=dict(snakemake.output.items()),
+    loss=snakemake.params.loss,
+    loss_params=snakemake.params.loss_params,
+    weak_labels_path=snakemake.input.get("weak_labels"),
+    features_path=snakemake.input.get("features"),
+)
