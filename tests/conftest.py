@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny randomly initialised models and a tiny SST-2-schema dataset on disk."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun"]
+NEGATIVE = ["bad", "awful", "dull", "poor", "boring", "weak"]
+FILLER = ["the", "film", "was", "a", "plot", "actors", "really", "quite", "story", "movie"]
+
+
+def sst2_rows(n: int, seed: int, with_labels: bool = True) -> list[dict]:
+    """Sentences in SST-2's hub schema (idx, sentence, label) whose label a model can learn."""
+    rng = random.Random(seed)
+    rows = []
+    for idx in range(n):
+        label = rng.randint(0, 1)
+        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append({"idx": idx, "sentence": " ".join(words), "label": label if with_labels else -1})
+    return rows
+
+
+def write_jsonl(rows: list[dict], path: Path) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _tokenizer(directory: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + POSITIVE + NEGATIVE + FILLER)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]",
+                                   cls_token="[CLS]", sep_token="[SEP]", model_max_length=32)
+    fast.save_pretrained(directory)
+
+
+def make_tiny_model(directory: Path, kind: str, seed: int) -> Path:
+    """A randomly initialised BERT (encoder) or GPT-2 (causal LM) with a few thousand weights."""
+    import torch
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
+
+    torch.manual_seed(seed)
+    vocab_size = 4 + len(POSITIVE) + len(NEGATIVE) + len(FILLER)
+    if kind == "bert":
+        model = BertModel(BertConfig(vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=32))
+    else:
+        model = GPT2Model(GPT2Config(vocab_size=vocab_size, n_embd=16, n_layer=1, n_head=2, n_positions=32,
+                                     bos_token_id=2, eos_token_id=3))
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    _tokenizer(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "tiny-bert": make_tiny_model(root / "tiny-bert", "bert", 0),
+        "tiny-gpt2": make_tiny_model(root / "tiny-gpt2", "gpt2", 1),
+    }

@@ -1,0 +1,153 @@
+"""The report builds offline from a small synthetic summary and shows the numbers it was given."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from w2s.report import build_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RANK = {"minilm": 0, "smollm2": 1, "mpnet": 2}
+PARAMS = {"minilm": 0.022, "smollm2": 0.135, "mpnet": float("nan")}
+# Ground-truth test accuracy per model and seed.
+CEILING = {("minilm", 0): 0.60, ("minilm", 1): 0.62, ("smollm2", 0): 0.70, ("smollm2", 1): 0.72,
+           ("mpnet", 0): 0.80, ("mpnet", 1): 0.82}
+# PGR per (lineage, loss) and seed 0, seed 1; None is undefined.
+PGR = {
+    (("minilm", "smollm2"), "xent"): (0.5, 0.6),
+    (("minilm", "mpnet"), "xent"): (0.4, 0.3),
+    (("smollm2", "mpnet"), "xent"): (0.7, 0.9),
+    (("minilm", "smollm2", "mpnet"), "xent"): (0.45, 0.55),
+    (("minilm", "smollm2"), "logconf"): (0.8, 0.6),
+    (("minilm", "mpnet"), "logconf"): (0.5, 0.7),
+    (("smollm2", "mpnet"), "logconf"): (0.2, None),
+}
+# By hand: xent PGRs sorted 0.3 0.4 0.45 0.5 0.55 0.6 0.7 0.9, median (0.5 + 0.55) / 2, mean 4.4 / 8;
+# logconf defined 0.2 0.5 0.6 0.7 0.8, median 0.6, mean 2.8 / 5.
+XENT_ROW = ("sciq", "xent", "8", "8", "0.525", "0.550")
+LOGCONF_ROW = ("sciq", "logconf", "6", "5", "0.600", "0.560")
+UNDEFINED_REASON = "ceiling (0.7000) is not above the weak supervisor (0.7200)"
+
+
+def _row(seed: int, model: str, **fields: object) -> dict[str, object]:
+    base = {
+        "dataset": "sciq", "seed": seed, "model": model, "model_rank": RANK[model], "params_b": PARAMS[model],
+        "supervisor_run": None, "auroc": 0.7, "accuracy_ci_low": math.nan, "accuracy_ci_high": math.nan,
+        "weak_accuracy": math.nan, "ceiling_accuracy": math.nan, "pgr": math.nan, "pgr_ci_low": math.nan,
+        "pgr_ci_high": math.nan, "pgr_undefined_reason": None, "agreement": math.nan,
+        "agreement_supervisor_right": math.nan, "agreement_supervisor_wrong": math.nan, "n_test": 200,
+    }
+    return base | fields
+
+
+def _summary() -> pd.DataFrame:
+    rows = []
+    for (model, seed), acc in CEILING.items():
+        rows.append(_row(seed, model, run=f"gt/{model}", kind="ground_truth", loss=None, lineage=model,
+                         chain_length=1, weak_model=model, accuracy=acc))
+    for (lineage, loss), values in PGR.items():
+        for seed, pgr in enumerate(values):
+            weak, strong = CEILING[(lineage[0], seed)], CEILING[(lineage[-1], seed)]
+            extra: dict[str, object] = {"pgr_undefined_reason": UNDEFINED_REASON}
+            accuracy = weak + 0.05
+            if pgr is not None:
+                accuracy = weak + pgr * (strong - weak)
+                extra = {"pgr": pgr, "pgr_ci_low": pgr - 0.1, "pgr_ci_high": pgr + 0.1}
+            rows.append(_row(
+                seed, lineage[-1], run=f"w2s/{loss}/{'__'.join(lineage)}", kind="student", loss=loss,
+                lineage=" → ".join(lineage), chain_length=len(lineage), weak_model=lineage[0],
+                supervisor_run=f"w2s/{loss}/{'__'.join(lineage[:-1])}" if len(lineage) > 2 else f"gt/{lineage[0]}",
+                accuracy=accuracy, weak_accuracy=weak, ceiling_accuracy=strong, agreement=0.9,
+                agreement_supervisor_right=0.95, agreement_supervisor_wrong=0.6, **extra,
+            ))
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], str]:
+    files = build_report(_summary(), tmp_path_factory.mktemp("report"), "W2S <test> report")
+    return files, files["html"].read_text(encoding="utf-8")
+
+
+def _specs(page: str) -> dict[str, dict]:
+    found = re.findall(r'<script type="application/json" class="vega-spec" data-target="fig-(\w+)">(.*?)</script>',
+                       page, flags=re.S)
+    return {name: json.loads(text) for name, text in found}
+
+
+def _table_row(cells: tuple[str, ...]) -> str:
+    return r"<tr>\s*" + r"\s*".join(f"<td>{re.escape(c)}</td>" for c in cells) + r"\s*</tr>"
+
+
+def test_writes_every_file(built: tuple[dict[str, Path], str]) -> None:
+    files, _ = built
+    assert sorted(files) == ["accuracy", "agreement", "chains", "html", "pgr"]
+    out = files["html"].parent
+    assert files["html"] == out / "report.html"
+    for name in ("accuracy", "pgr", "agreement", "chains"):
+        assert files[name] == out / "figures" / f"{name}.png"
+        assert files[name].read_bytes()[:8] == PNG_MAGIC
+    assert not [p for p in out.rglob(".*") if p.is_file()], "staging files left behind"
+
+
+def test_page_is_self_contained(built: tuple[dict[str, Path], str]) -> None:
+    _, page = built
+    assert "https://cdn" not in page
+    assert 'src="http' not in page
+    assert "<script src" not in page
+    assert "window.vegaEmbed=" in page
+    assert "<title>W2S &lt;test&gt; report</title>" in page
+
+
+def test_embeds_one_spec_per_figure(built: tuple[dict[str, Path], str]) -> None:
+    _, page = built
+    assert page.count('class="vega-spec"') == 4
+    assert set(_specs(page)) == {"accuracy", "pgr", "agreement", "chains"}
+    for heading in ("Test accuracy against strong model", "PGR per pair and loss", "Student–supervisor agreement",
+                    "Bootstrap chains vs direct supervision", "Summary tables"):
+        assert f"<h2>{heading}</h2>" in page
+
+
+def test_accuracy_chart_holds_seed_means(built: tuple[dict[str, Path], str]) -> None:
+    spec = _specs(built[1])["accuracy"]
+    (rows,) = spec["datasets"].values()
+    # 3 direct pairs x 2 losses, plus 3 ground-truth models.
+    assert len(rows) == 9
+    ceiling = {r["model"]: r["accuracy"] for r in rows if r["series"] == "ground truth (ceiling)"}
+    assert ceiling == pytest.approx({"minilm": 0.61, "smollm2": 0.71, "mpnet": 0.81})
+    direct = [r for r in rows if r["series"] == "weak: minilm" and r["model"] == "mpnet" and r["loss"] == "xent"]
+    assert [r["accuracy"] for r in direct] == pytest.approx([(0.60 + 0.4 * 0.20 + 0.62 + 0.3 * 0.20) / 2])
+
+
+def test_pgr_chart_skips_undefined_and_lists_reason(built: tuple[dict[str, Path], str]) -> None:
+    _, page = built
+    (rows,) = _specs(page)["pgr"]["datasets"].values()
+    assert len(rows) == 7
+    only_seed0 = [r for r in rows if r["lineage"] == "smollm2 → mpnet" and r["loss"] == "logconf"]
+    assert [(r["pgr"], r["seeds"]) for r in only_seed0] == [(pytest.approx(0.2), 1)]
+    assert f"sciq, seed 1, smollm2 → mpnet (logconf): {UNDEFINED_REASON}" in page
+
+
+def test_summary_table_values(built: tuple[dict[str, Path], str]) -> None:
+    _, page = built
+    assert re.search(_table_row(XENT_ROW), page)
+    assert re.search(_table_row(LOGCONF_ROW), page)
+    assert re.search(_table_row(("sciq", "mpnet", "–", "2", "0.810", "0.700")), page)
+
+
+def test_without_chains_shows_note(tmp_path: Path) -> None:
+    summary = _summary()
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "chains.png").write_bytes(PNG_MAGIC)  # stale, from an earlier build
+    files = build_report(summary[summary["chain_length"] < 3], tmp_path, "no chains")
+    page = files["html"].read_text(encoding="utf-8")
+    assert sorted(files) == ["accuracy", "agreement", "html", "pgr"]
+    assert not (tmp_path / "figures" / "chains.png").exists()
+    assert page.count('class="vega-spec"') == 3
+    assert "No bootstrap chains in this run" in page

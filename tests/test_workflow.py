@@ -1,0 +1,167 @@
+"""The Snakemake workflow for real: dry runs of both shipped configs, lint, and a tiny end-to-end
+run on randomly initialised models followed by an incremental rerun."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, sst2_rows, write_jsonl
+
+LOSSES = ("xent", "logconf")
+LINEAGES = ("small__mid", "small__big", "mid__big", "small__mid__big")
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args],
+        capture_output=True, text=True, cwd=workdir,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def planned_jobs(output: str) -> Counter:
+    """(rule, first output) of every job in a dry run's listing."""
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    output: ([^,\n]+)", output, flags=re.M)
+    return Counter(jobs)
+
+
+def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) -> dict:
+    train = write_jsonl(sst2_rows(64, seed=1), data_dir / "train.jsonl")
+    validation = write_jsonl(sst2_rows(32, seed=2), data_dir / "validation.jsonl")
+    return {
+        "seeds": [0],
+        "w2s_slices": 2,
+        "datasets": {"sst2": {"n_train": 48, "n_test": 24,
+                              "data_files": {"train": str(train), "test": str(validation)}}},
+        "training": {"lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 4,
+                     "eval_batch_size": 16, "max_length": 16},
+        "models": {
+            "small": {"path": str(models["tiny-bert"]), "params_b": 0.1,
+                      "training": {"mode": "full", "pooling": "mean"}, "resources": {"gpu": 0}},
+            "mid": {"path": str(models["tiny-gpt2"]), "params_b": 0.2,
+                    "training": {"mode": "full", "pooling": "last"}, "resources": {"gpu": 0}},
+            "big": {"path": str(models["tiny-bert"]), "params_b": 0.3,
+                    "training": {"mode": "probe", "pooling": "first", "lr": 5e-2}, "resources": {"gpu": 0}},
+        },
+        "ladder": ["small", "mid", "big"],
+        "chains": [["small", "mid", "big"]],
+        "losses": {"xent": {}, "logconf": {"aux_coef": aux_coef, "warmup_frac": 0.2}},
+        "report": {"bootstrap_samples": 50},
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("pipeline")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(tiny_models, workdir)))
+    snakemake(workdir, "--configfile", "config.yaml")
+    return workdir
+
+
+def test_full_run_builds_every_artifact(finished_run: Path) -> None:
+    summary = pd.read_csv(finished_run / "results" / "summary.csv")
+    expected_runs = {f"gt/{m}" for m in ("small", "mid", "big")} | {
+        f"w2s/{loss}/{lineage}" for loss in LOSSES for lineage in LINEAGES
+    }
+    assert set(summary["run"]) == expected_runs
+    assert len(summary) == len(expected_runs)
+    assert summary["n_test"].eq(24).all()
+    assert summary["accuracy"].between(0, 1).all()
+    chain_end = summary.set_index("run").loc["w2s/xent/small__mid__big"]
+    assert chain_end["supervisor_run"] == "w2s/xent/small__mid"
+    assert chain_end["lineage"] == "small → mid → big"
+    assert chain_end["chain_length"] == 3
+    assert (finished_run / "results" / "report" / "report.html").stat().st_size > 0
+    assert (finished_run / "results" / "sst2" / "seed0" / "features" / "big.safetensors").exists()
+    assert not (finished_run / "results" / "sst2" / "seed0" / "features" / "small.safetensors").exists()
+
+
+def test_each_chain_step_labels_its_own_slice(finished_run: Path) -> None:
+    seed_dir = finished_run / "results" / "sst2" / "seed0"
+    train_w2s = pd.read_parquet(seed_dir / "data" / "train_w2s.parquet")
+    first = pd.read_parquet(seed_dir / "gt" / "small" / "weak_labels.parquet")
+    second = pd.read_parquet(seed_dir / "w2s" / "xent" / "small__mid" / "weak_labels.parquet")
+    assert list(first.columns) == ["id", "soft_label", "hard_label", "true_label"]
+    assert list(first["id"]) == list(train_w2s["id"][:12])
+    assert list(second["id"]) == list(train_w2s["id"][12:])
+    assert list(first["true_label"]) == list(train_w2s["label"][:12])
+    assert ((first["soft_label"] > 0.5).astype(int) == first["hard_label"]).all()
+
+
+def test_student_metrics_use_its_weak_root_and_ceiling(finished_run: Path) -> None:
+    seed_dir = finished_run / "results" / "sst2" / "seed0"
+    student = json.loads((seed_dir / "w2s" / "logconf" / "small__mid__big" / "metrics.json").read_text())
+    weak = json.loads((seed_dir / "gt" / "small" / "metrics.json").read_text())
+    ceiling = json.loads((seed_dir / "gt" / "big" / "metrics.json").read_text())
+    assert student["weak_accuracy"] == weak["accuracy"]
+    assert student["ceiling_accuracy"] == ceiling["accuracy"]
+    if ceiling["accuracy"] > weak["accuracy"]:
+        expected = (student["accuracy"] - weak["accuracy"]) / (ceiling["accuracy"] - weak["accuracy"])
+        assert student["pgr"] == pytest.approx(expected)
+    else:
+        assert student["pgr"] is None and "not above" in student["pgr_undefined_reason"]
+
+
+def test_rerun_after_finishing_plans_nothing(finished_run: Path) -> None:
+    result = snakemake(finished_run, "--configfile", "config.yaml", "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_a_loss_hyperparameter_reruns_exactly_its_students(
+    finished_run: Path, tiny_models: dict[str, Path]
+) -> None:
+    changed = tiny_config(tiny_models, finished_run, aux_coef=0.3)
+    (finished_run / "changed.yaml").write_text(yaml.safe_dump(changed))
+    result = snakemake(finished_run, "--configfile", "changed.yaml", "-n")
+    base = "results/sst2/seed0/w2s/logconf"
+    expected = Counter(
+        [("train_student", f"{base}/{lineage}/checkpoint") for lineage in LINEAGES]
+        + [("evaluate", f"{base}/{lineage}/metrics.json") for lineage in LINEAGES]
+        + [("weak_labels", f"{base}/small__mid/weak_labels.parquet"),
+           ("summarize", "results/summary.parquet"),
+           ("report", "results/report/report.html")]
+    )
+    assert planned_jobs(result.stdout) == expected
+
+
+def test_demo_config_plans_every_artifact_kind(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "demo.yaml"), "-n")
+    counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
+    assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "embed_features": 3,
+                      "train_ground_truth": 3, "weak_labels": 4, "train_student": 8,
+                      "evaluate": 11, "summarize": 1, "report": 1}
+
+
+def test_real_config_plans_the_whole_sweep_offline(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "config.yaml"), "-n")
+    counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
+    # 5 datasets; 8 models; 28 ladder pairs + 1 chain end, each with 2 losses; 7 ground-truth
+    # supervisors + 1 chain step per loss labelling data.
+    assert counts == {"prepare_data": 5, "train_ground_truth": 40, "train_student": 290,
+                      "weak_labels": 45, "evaluate": 330, "summarize": 1, "report": 1}
+
+
+def test_lint_is_clean(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "demo.yaml"), "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_unknown_loss_is_refused_before_any_job(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    config = tiny_config(tiny_models, tmp_path)
+    config["losses"]["hinge"] = {}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", "bad.yaml", "-n", check=False)
+    assert result.returncode != 0
+    assert "unknown loss 'hinge'" in result.stderr and "logconf, xent" in result.stderr
+    assert not (tmp_path / "results").exists()
