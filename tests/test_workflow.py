@@ -165,3 +165,19 @@ def test_unknown_loss_is_refused_before_any_job(tmp_path: Path, tiny_models: dic
     assert result.returncode != 0
     assert "unknown loss 'hinge'" in result.stderr and "logconf, xent" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_model_that_cannot_load_fails_its_job_and_leaves_no_output(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    config = tiny_config(tiny_models, tmp_path)
+    config["models"]["mid"]["path"] = str(tmp_path / "no-such-model")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    target = "results/sst2/seed0/gt/mid/predictions.parquet"
+    result = snakemake(tmp_path, target, "--configfile", "config.yaml", check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "results/logs/sst2/seed0/gt/mid.log").read_text()
+    assert f"job failed: the model path '{tmp_path / 'no-such-model'}' is not a folder" in log
+    run_dir = tmp_path / "results/sst2/seed0/gt/mid"
+    assert not run_dir.exists() or not any(run_dir.iterdir())
+    assert (tmp_path / "results/sst2/seed0/data/train_gt.parquet").exists()

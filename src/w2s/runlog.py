@@ -1,8 +1,15 @@
-"""Route a job's log lines and warnings to the file Snakemake names in `log:`."""
+"""Route a job's log lines, warnings and any fatal error to the file Snakemake names in `log:`."""
 
 from __future__ import annotations
 
 import logging
+import sys
+from types import TracebackType
+
+
+def _log_fatal(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    logging.getLogger("w2s").critical("job failed: %s", error, exc_info=(kind, error, trace))
+    sys.__excepthook__(kind, error, trace)
 
 
 def log_to(path: str, threads: int | None = None) -> None:
@@ -10,6 +17,7 @@ def log_to(path: str, threads: int | None = None) -> None:
         filename=path, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
     logging.captureWarnings(True)
+    sys.excepthook = _log_fatal
     if threads:
         import torch
 

