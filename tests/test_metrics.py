@@ -153,3 +153,16 @@ def test_bootstrap_pgr_ci_is_none_when_weak_is_about_the_ceiling() -> None:
 
     same = bootstrap_pgr(right, ceiling, ceiling, labels, samples=100, seed=0)
     assert same["pgr_ci"] is None and same["pgr_ci_valid_fraction"] == 0.0
+
+
+def test_bootstrap_accuracy_matches_the_paired_resampling_of_bootstrap_pgr() -> None:
+    from w2s.metrics import bootstrap_accuracy, bootstrap_pgr
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 200)
+    probs = np.where(rng.random(200) < 0.8, labels, 1 - labels).astype(float)
+    interval = bootstrap_accuracy(probs, labels, samples=300, seed=5)
+    assert interval == bootstrap_pgr(probs, probs, probs, labels, samples=300, seed=5)["accuracy_ci"]
+    point = float(np.mean((probs > 0.5) == labels))
+    assert interval[0] < point < interval[1]
+    assert interval[1] - interval[0] < 0.15

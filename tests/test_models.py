@@ -62,3 +62,21 @@ def test_packaged_minilm_loads_real_pretrained_weights() -> None:
     assert features.shape == (3, 384)
     similarity = features @ features.T
     assert similarity[0, 1] > similarity[0, 2] + 0.05
+
+
+def test_disable_dropout_makes_training_mode_deterministic(tiny_models: dict[str, Path]) -> None:
+    from w2s.models import disable_dropout
+
+    classifier = TextClassifier(load_backbone({"path": str(tiny_models["tiny-bert"])}), "mean")
+    for module in classifier.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.5
+    classifier.head.weight.data.normal_()
+    ids, mask = torch.tensor([[4, 5, 6, 7]]), torch.ones(1, 4, dtype=torch.long)
+    classifier.train()
+    torch.manual_seed(0)
+    noisy = [classifier(ids, mask) for _ in range(2)]
+    assert not torch.equal(noisy[0], noisy[1])
+    disable_dropout(classifier)
+    assert classifier.training
+    assert torch.equal(classifier(ids, mask), classifier(ids, mask))

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from w2s import data, io, metrics
 from w2s.losses import LOSSES
-from w2s.models import ProbeClassifier, TextClassifier, load_backbone, load_tokenizer
+from w2s.models import ProbeClassifier, TextClassifier, disable_dropout, load_backbone, load_tokenizer
 from w2s.train import Batcher, Schedule, device, embed, fit, predict
 
 log = logging.getLogger("w2s")
@@ -119,6 +119,7 @@ def train_model(
         if params["gradient_checkpointing"]:
             backbone.gradient_checkpointing_enable()
         model = TextClassifier(backbone, params["pooling"]).to(on)
+        disable_dropout(model)
 
         def batcher_for(split: str) -> Batcher:
             return _text_batcher(tokenizer, frames[split]["text"].tolist(), params["max_length"])
@@ -197,9 +198,7 @@ def evaluate(run: str, predictions: dict[str, str], bootstrap_samples: int, seed
             **metrics.agreement(own["prob"].to_numpy(), others["supervisor"], labels),
         })
     else:
-        result["accuracy_ci"] = metrics.bootstrap_pgr(
-            own["prob"].to_numpy(), own["prob"].to_numpy(), own["prob"].to_numpy(), labels,
-            bootstrap_samples, seed)["accuracy_ci"]
+        result["accuracy_ci"] = metrics.bootstrap_accuracy(own["prob"].to_numpy(), labels, bootstrap_samples, seed)
     log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "auroc", "pgr") if k in result})
     io.write_json(result, out_path)
 

@@ -53,6 +53,13 @@ def agreement(student_probs: np.ndarray, supervisor_probs: np.ndarray, labels: n
     }
 
 
+def bootstrap_accuracy(probs: np.ndarray, labels: np.ndarray, samples: int, seed: int) -> list[float]:
+    """Percentile 95% interval of accuracy over resampled test examples."""
+    correct = (np.asarray(probs) > 0.5) == np.asarray(labels)
+    draws = np.random.default_rng(seed).integers(0, len(correct), size=(samples, len(correct)))
+    return [float(x) for x in np.percentile(correct[draws].mean(axis=1), [2.5, 97.5])]
+
+
 def bootstrap_pgr(
     student: np.ndarray, weak: np.ndarray, ceiling: np.ndarray, labels: np.ndarray, samples: int, seed: int
 ) -> dict[str, Any]:

@@ -157,6 +157,19 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     raise ValueError(f"unknown pooling '{pooling}'; use mean, last or first")
 
 
+def disable_dropout(model: nn.Module) -> None:
+    """Train without dropout, as the reference does by default (train_with_dropout=False).
+
+    Dropout modules get p = 0, and so do float dropout rates that attention code reads directly.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        for name in ("attention_dropout", "dropout", "attn_dropout"):
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, 0.0)
+
+
 class TextClassifier(nn.Module):
     """A backbone whose pooled hidden state feeds a linear head with two logits."""
 

@@ -63,6 +63,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, schedule.warmup_frac)
     )
+    # Training mode keeps gradient checkpointing active; callers disable dropout (models.disable_dropout).
     model.train()
     history = []
     for step in range(total_steps):
