@@ -45,7 +45,8 @@ def embed_features(model_entry: dict[str, Any], params: dict[str, Any],
     """Frozen pooled features of every prepared split, computed once per model and dataset."""
     on = device()
     tokenizer = load_tokenizer(model_entry)
-    classifier = TextClassifier(load_backbone(model_entry, params["dtype"]), params["pooling"]).to(on)
+    weights_dtype = params["dtype"] if on.type == "cuda" else "float32"
+    classifier = TextClassifier(load_backbone(model_entry, weights_dtype), params["pooling"]).to(on)
     features = {}
     for split, path in split_paths.items():
         texts = pd.read_parquet(path)["text"].tolist()
@@ -115,7 +116,7 @@ def train_model(
         orders = {split: np.arange(len(frame)) for split, frame in frames.items()}
     else:
         tokenizer = load_tokenizer(model_entry)
-        backbone = load_backbone(model_entry, params["dtype"])
+        backbone = load_backbone(model_entry)  # float32 master weights; autocast supplies params["dtype"]
         if params["gradient_checkpointing"]:
             backbone.gradient_checkpointing_enable()
         model = TextClassifier(backbone, params["pooling"]).to(on)
@@ -133,12 +134,13 @@ def train_model(
         lambda logits, t, step_frac: LOSSES[loss](logits, t, step_frac, **(loss_params or {})),
         Schedule.from_params(params, seed),
         on,
+        params["dtype"],
     )
     log.info("trained %d steps, final loss %.4f", len(history), history[-1]["loss"])
 
     predictions = []
     for split in PREDICTED_SPLITS:
-        probs = predict(model, batcher_for(split), orders[split], params["eval_batch_size"], on)
+        probs = predict(model, batcher_for(split), orders[split], params["eval_batch_size"], on, params["dtype"])
         predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"],
                                          "prob": probs, "label": frames[split]["label"]}))
         log.info("%s accuracy %.4f", split, metrics.accuracy(probs, frames[split]["label"].to_numpy()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from w2s.losses import LossFn
+from w2s.models import DTYPES
 
 Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
 
@@ -35,6 +37,16 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def autocast(on: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    """Mixed precision on GPU: weights and optimiser state stay float32, matmuls run in `dtype`.
+
+    Pure bf16 weights would lose updates of lr 1e-5 to rounding, so training never stores them.
+    """
+    if on.type != "cuda" or dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=DTYPES[dtype])
+
+
 def lr_factor(step: int, total: int, warmup_frac: float) -> float:
     """Linear warmup, then cosine decay to zero."""
     warmup = int(warmup_frac * total)
@@ -51,6 +63,7 @@ def fit(
     loss_fn: LossFn,
     schedule: Schedule,
     on: torch.device,
+    compute_dtype: str = "float32",
 ) -> list[dict[str, float]]:
     """Train on soft targets (n, 2); returns one record per optimiser step."""
     n = targets.shape[0]
@@ -69,14 +82,15 @@ def fit(
     for step in range(total_steps):
         batch = order[step * schedule.batch_size : (step + 1) * schedule.batch_size]
         # The loss sees the whole batch (logconf's threshold is a batch quantile).
-        logits = torch.cat(
-            [
-                model(**{k: v.to(on) for k, v in batcher(batch[i : i + schedule.minibatch_size]).items()})
-                for i in range(0, len(batch), schedule.minibatch_size)
-            ]
-        )
+        with autocast(on, compute_dtype):
+            logits = torch.cat(
+                [
+                    model(**{k: v.to(on) for k, v in batcher(batch[i : i + schedule.minibatch_size]).items()})
+                    for i in range(0, len(batch), schedule.minibatch_size)
+                ]
+            )
         batch_targets = targets[batch].to(on)
-        loss = loss_fn(logits, batch_targets, step_frac=step / total_steps)
+        loss = loss_fn(logits.float(), batch_targets, step_frac=step / total_steps)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, schedule.max_grad_norm)
         optimizer.step()
@@ -97,13 +111,15 @@ def fit(
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, batcher: Batcher, order: np.ndarray, batch_size: int, on: torch.device) -> np.ndarray:
+def predict(model: nn.Module, batcher: Batcher, order: np.ndarray, batch_size: int, on: torch.device,
+            compute_dtype: str = "float32") -> np.ndarray:
     """P(label = 1) for every row; `order` groups rows of similar length to cut padding."""
     model.eval()
     probs = np.zeros(len(order), dtype=np.float64)
     for i in range(0, len(order), batch_size):
         rows = order[i : i + batch_size]
-        logits = model(**{k: v.to(on) for k, v in batcher(rows).items()})
+        with autocast(on, compute_dtype):
+            logits = model(**{k: v.to(on) for k, v in batcher(rows).items()})
         probs[rows] = torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
     return probs
 
