@@ -398,3 +398,14 @@ def test_registry() -> None:
     assert set(data.DATASETS) == set(HUB_DATASETS) | {"vader_movies"}
     assert data.DATASETS["sst2"].splits["test"] == "validation"
     assert data.DATASETS["vader_movies"].splits["test"] is None
+
+
+def test_w2s_slices_are_disjoint_contiguous_and_cover_train_w2s() -> None:
+    from w2s.data import w2s_slice
+
+    rows = pd.DataFrame({"id": [f"train:{i}" for i in range(10)]})
+    slices = [list(w2s_slice(rows, k, 3)["id"]) for k in (1, 2, 3)]
+    assert slices == [[f"train:{i}" for i in range(0, 3)], [f"train:{i}" for i in range(3, 6)],
+                      [f"train:{i}" for i in range(6, 10)]]
+    with pytest.raises(ValueError, match="slice 4 does not exist among 3"):
+        w2s_slice(rows, 4, 3)

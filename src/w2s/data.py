@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 Converter = Callable[[dict[str, Any], random.Random], "tuple[str, int] | None"]
@@ -219,3 +220,11 @@ def prepare(
         if frame["label"].nunique() < 2:
             raise DatasetError(f"the {split} split of '{name}' has a single class; raise its size")
     return {split: frame.reset_index(drop=True) for split, frame in splits.items()}
+
+
+def w2s_slice(rows: pd.DataFrame, slice_index: int, n_slices: int) -> pd.DataFrame:
+    """Slice `slice_index` (1-based) of `n_slices` equal, disjoint, contiguous slices of train_w2s."""
+    if not 1 <= slice_index <= n_slices:
+        raise ValueError(f"slice {slice_index} does not exist among {n_slices} slices")
+    bounds = np.linspace(0, len(rows), n_slices + 1).astype(int)
+    return rows.iloc[bounds[slice_index - 1] : bounds[slice_index]]

@@ -62,8 +62,7 @@ def weak_labels(predictions_path: str, slice_index: int, n_slices: int, out_path
     """The supervisor's predictions on one slice of train_w2s: id, soft, hard and true label."""
     preds = pd.read_parquet(predictions_path)
     w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
-    bounds = np.linspace(0, len(w2s), n_slices + 1).astype(int)
-    rows = w2s.iloc[bounds[slice_index - 1] : bounds[slice_index]]
+    rows = data.w2s_slice(w2s, slice_index, n_slices)
     frame = pd.DataFrame({
         "id": rows["id"].to_numpy(),
         "soft_label": rows["prob"].to_numpy(),
