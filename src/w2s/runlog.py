@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from types import TracebackType
 
@@ -19,8 +18,6 @@ def log_to(path: str, threads: int | None = None) -> None:
     )
     logging.captureWarnings(True)
     sys.excepthook = _log_fatal
-    # Progress bars would flood Snakemake's console; the log has the figures.
-    os.environ["TQDM_DISABLE"] = "1"
     if threads:
         import torch
 
