@@ -5,7 +5,7 @@
 rule evaluate:
     input:
         unpack(evaluation_inputs),
-        code=package_code("metrics"),
+        code=package_code("metrics", "evaluation"),
     output:
         "results/{dataset}/seed{seed}/{run}/metrics.json",
     params:
@@ -26,6 +26,7 @@ rule evaluate:
 rule summarize:
     input:
         metrics=all_metrics(),
+        code=package_code("evaluation"),
     output:
         parquet="results/summary.parquet",
         csv="results/summary.csv",

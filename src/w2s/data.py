@@ -7,6 +7,7 @@ local files in the hub schema, and converted to rows of (id, text, label) with l
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import subprocess
 import sys
@@ -19,8 +20,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from w2s import io
+
 Converter = Callable[[dict[str, Any], random.Random], "tuple[str, int] | None"]
 PREPARED_SPLITS = ("train_gt", "train_w2s", "test")
+log = logging.getLogger("w2s")
 
 
 class DatasetError(RuntimeError):
@@ -228,3 +232,27 @@ def w2s_slice(rows: pd.DataFrame, slice_index: int, n_slices: int) -> pd.DataFra
         raise ValueError(f"slice {slice_index} does not exist among {n_slices} slices")
     bounds = np.linspace(0, len(rows), n_slices + 1).astype(int)
     return rows.iloc[bounds[slice_index - 1] : bounds[slice_index]]
+
+
+def write_prepared(dataset: str, n_train: int, n_test: int, seed: int,
+                 data_files: dict[str, str] | None, outputs: dict[str, str]) -> None:
+    splits = prepare(dataset, n_train, n_test, seed, data_files)
+    for split, frame in splits.items():
+        log.info("%s %s: %d rows, %.3f positive", dataset, split, len(frame), frame["label"].mean())
+        io.write_parquet(frame, outputs[split])
+
+
+def write_weak_labels(predictions_path: str, slice_index: int, n_slices: int, out_path: str) -> None:
+    """The supervisor's predictions on one slice of train_w2s: id, soft, hard and true label."""
+    preds = pd.read_parquet(predictions_path)
+    w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
+    rows = w2s_slice(w2s, slice_index, n_slices)
+    frame = pd.DataFrame({
+        "id": rows["id"].to_numpy(),
+        "soft_label": rows["prob"].to_numpy(),
+        "hard_label": (rows["prob"] > 0.5).astype(int).to_numpy(),
+        "true_label": rows["label"].to_numpy(),
+    })
+    log.info("slice %d/%d: %d weak labels, accuracy %.4f", slice_index, n_slices, len(frame),
+             float((frame["hard_label"] == frame["true_label"]).mean()))
+    io.write_parquet(frame, out_path)

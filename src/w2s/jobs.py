@@ -1,4 +1,4 @@
-"""One function per pipeline artifact; workflow/scripts/ call these with Snakemake's paths."""
+"""The jobs that load a model: feature extraction and training; called by workflow/scripts/."""
 
 from __future__ import annotations
 
@@ -11,21 +11,13 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from w2s import data, io, metrics
+from w2s import io, metrics
 from w2s.losses import LOSSES
 from w2s.models import ProbeClassifier, TextClassifier, disable_dropout, load_backbone, load_tokenizer
 from w2s.train import Batcher, Schedule, device, embed, fit, predict
 
 log = logging.getLogger("w2s")
 PREDICTED_SPLITS = ("test", "train_w2s")
-
-
-def prepare_data(dataset: str, n_train: int, n_test: int, seed: int,
-                 data_files: dict[str, str] | None, outputs: dict[str, str]) -> None:
-    splits = data.prepare(dataset, n_train, n_test, seed, data_files)
-    for split, frame in splits.items():
-        log.info("%s %s: %d rows, %.3f positive", dataset, split, len(frame), frame["label"].mean())
-        io.write_parquet(frame, outputs[split])
 
 
 def _text_batcher(tokenizer: Any, texts: list[str], max_length: int) -> Batcher:
@@ -56,22 +48,6 @@ def embed_features(model_entry: dict[str, Any], params: dict[str, Any],
     staging = Path(out_path).with_name(Path(out_path).name + ".tmp")
     save_file({k: v.contiguous() for k, v in features.items()}, str(staging))
     staging.replace(out_path)
-
-
-def weak_labels(predictions_path: str, slice_index: int, n_slices: int, out_path: str) -> None:
-    """The supervisor's predictions on one slice of train_w2s: id, soft, hard and true label."""
-    preds = pd.read_parquet(predictions_path)
-    w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
-    rows = data.w2s_slice(w2s, slice_index, n_slices)
-    frame = pd.DataFrame({
-        "id": rows["id"].to_numpy(),
-        "soft_label": rows["prob"].to_numpy(),
-        "hard_label": (rows["prob"] > 0.5).astype(int).to_numpy(),
-        "true_label": rows["label"].to_numpy(),
-    })
-    log.info("slice %d/%d: %d weak labels, accuracy %.4f", slice_index, n_slices, len(frame),
-             float((frame["hard_label"] == frame["true_label"]).mean()))
-    io.write_parquet(frame, out_path)
 
 
 def train_model(
@@ -159,68 +135,3 @@ def _save_checkpoint(model: torch.nn.Module, tokenizer: Any, directory: str) -> 
     save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
               str(staging / "head.safetensors"))
     staging.replace(final)
-
-
-def evaluate(run: str, predictions: dict[str, str], bootstrap_samples: int, seed: int,
-             out_path: str, context: dict[str, Any]) -> None:
-    """Metrics of one trained model; for a student also PGR and agreement with its supervisor.
-
-    `predictions` maps "self" and, for students, "supervisor", "weak" and "ceiling" to
-    prediction files; `context` carries the run's identity into the JSON.
-    """
-    def test_probs(path: str) -> pd.DataFrame:
-        frame = pd.read_parquet(path)
-        return frame[frame["split"] == "test"].set_index("id")
-
-    own = test_probs(predictions["self"])
-    labels = own["label"].to_numpy()
-    result: dict[str, Any] = dict(context)
-    result.update({
-        "n_test": int(len(own)),
-        "test_positive_fraction": float(labels.mean()),
-        "accuracy": metrics.accuracy(own["prob"].to_numpy(), labels),
-        "auroc": metrics.auroc(own["prob"].to_numpy(), labels),
-    })
-    if "supervisor" in predictions:
-        others = {k: test_probs(predictions[k]).loc[own.index, "prob"].to_numpy()
-                  for k in ("supervisor", "weak", "ceiling")}
-        weak_acc = metrics.accuracy(others["weak"], labels)
-        ceiling_acc = metrics.accuracy(others["ceiling"], labels)
-        value, reason = metrics.pgr(result["accuracy"], weak_acc, ceiling_acc)
-        interval = metrics.bootstrap_pgr(own["prob"].to_numpy(), others["weak"], others["ceiling"], labels,
-                                         bootstrap_samples, seed)
-        result.update({
-            "weak_accuracy": weak_acc,
-            "ceiling_accuracy": ceiling_acc,
-            "pgr": value,
-            "pgr_undefined_reason": reason,
-            "pgr_ci": interval["pgr_ci"],
-            "accuracy_ci": interval["accuracy_ci"],
-            **metrics.agreement(own["prob"].to_numpy(), others["supervisor"], labels),
-        })
-    else:
-        result["accuracy_ci"] = metrics.bootstrap_accuracy(own["prob"].to_numpy(), labels, bootstrap_samples, seed)
-    log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "auroc", "pgr") if k in result})
-    io.write_json(result, out_path)
-
-
-def summarize(metrics_paths: list[str], parquet_path: str, csv_path: str) -> None:
-    """One row per trained model, the table the report and users read."""
-    rows = []
-    for path in metrics_paths:
-        m = io.read_json(path)
-        accuracy_ci = m.get("accuracy_ci") or [None, None]
-        pgr_ci = m.get("pgr_ci") or [None, None]
-        rows.append({
-            **{k: m.get(k) for k in (
-                "dataset", "seed", "run", "kind", "model", "model_rank", "params_b", "loss", "lineage",
-                "chain_length", "weak_model", "supervisor_run", "accuracy", "auroc", "weak_accuracy",
-                "ceiling_accuracy", "pgr", "pgr_undefined_reason", "agreement",
-                "agreement_supervisor_right", "agreement_supervisor_wrong", "n_test")},
-            "accuracy_ci_low": accuracy_ci[0], "accuracy_ci_high": accuracy_ci[1],
-            "pgr_ci_low": pgr_ci[0], "pgr_ci_high": pgr_ci[1],
-        })
-    frame = pd.DataFrame(rows).sort_values(["dataset", "seed", "chain_length", "run"]).reset_index(drop=True)
-    io.write_parquet(frame, parquet_path)
-    io.write_text(frame.to_csv(index=False), csv_path)
-

@@ -1,4 +1,4 @@
-from w2s.jobs import evaluate
+from w2s.evaluation import evaluate
 from w2s.runlog import log_to
 
 log_to(snakemake.log[0])

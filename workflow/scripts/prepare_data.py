@@ -1,8 +1,8 @@
-from w2s.jobs import prepare_data
+from w2s.data import write_prepared
 from w2s.runlog import log_to
 
 log_to(snakemake.log[0])
-prepare_data(
+write_prepared(
     dataset=snakemake.wildcards.dataset,
     n_train=snakemake.params.n_train,
     n_test=snakemake.params.n_test,

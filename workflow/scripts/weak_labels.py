@@ -1,8 +1,8 @@
-from w2s.jobs import weak_labels
+from w2s.data import write_weak_labels
 from w2s.runlog import log_to
 
 log_to(snakemake.log[0])
-weak_labels(
+write_weak_labels(
     predictions_path=snakemake.input.predictions,
     slice_index=snakemake.params.slice_index,
     n_slices=snakemake.params.n_slices,
