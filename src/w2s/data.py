@@ -235,7 +235,7 @@ def w2s_slice(rows: pd.DataFrame, slice_index: int, n_slices: int) -> pd.DataFra
 
 
 def write_prepared(dataset: str, n_train: int, n_test: int, seed: int,
-                 data_files: dict[str, str] | None, outputs: dict[str, str]) -> None:
+                   data_files: dict[str, str] | None, outputs: dict[str, str]) -> None:
     splits = prepare(dataset, n_train, n_test, seed, data_files)
     for split, frame in splits.items():
         log.info("%s %s: %d rows, %.3f positive", dataset, split, len(frame), frame["label"].mean())

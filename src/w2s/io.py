@@ -36,5 +36,14 @@ def write_text(text: str, path: str | Path) -> None:
     staging.replace(final)
 
 
+def write_safetensors(tensors: dict[str, Any], path: str | Path) -> None:
+    from safetensors.torch import save_file
+
+    final = Path(path)
+    staging = _staging(final)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(staging))
+    staging.replace(final)
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())

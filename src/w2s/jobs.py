@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from w2s import io, metrics
 from w2s.losses import LOSSES
@@ -45,9 +45,7 @@ def embed_features(model_entry: dict[str, Any], params: dict[str, Any],
         batcher = _text_batcher(tokenizer, texts, params["max_length"])
         features[split] = embed(classifier.features, batcher, _by_length(texts), params["eval_batch_size"], on)
         log.info("embedded %s: %s", split, tuple(features[split].shape))
-    staging = Path(out_path).with_name(Path(out_path).name + ".tmp")
-    save_file({k: v.contiguous() for k, v in features.items()}, str(staging))
-    staging.replace(out_path)
+    io.write_safetensors(features, out_path)
 
 
 def train_model(
@@ -132,6 +130,5 @@ def _save_checkpoint(model: torch.nn.Module, tokenizer: Any, directory: str) -> 
     if isinstance(model, TextClassifier):
         model.backbone.save_pretrained(staging / "backbone", safe_serialization=True)
         tokenizer.save_pretrained(staging / "backbone")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
-              str(staging / "head.safetensors"))
+    io.write_safetensors(model.head.state_dict(), staging / "head.safetensors")
     staging.replace(final)

@@ -53,32 +53,36 @@ def agreement(student_probs: np.ndarray, supervisor_probs: np.ndarray, labels: n
     }
 
 
-def bootstrap_accuracy(probs: np.ndarray, labels: np.ndarray, samples: int, seed: int) -> list[float]:
-    """Percentile 95% interval of accuracy over resampled test examples."""
+def _resampled_accuracies(probs: np.ndarray, labels: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """Accuracy on each of `samples` bootstrap resamples of the test set; the same seed draws the
+    same resamples, so models evaluated with one seed are paired example by example."""
     correct = (np.asarray(probs) > 0.5) == np.asarray(labels)
     draws = np.random.default_rng(seed).integers(0, len(correct), size=(samples, len(correct)))
-    return [float(x) for x in np.percentile(correct[draws].mean(axis=1), [2.5, 97.5])]
+    return correct[draws].mean(axis=1)
+
+
+def _interval(values: np.ndarray) -> list[float]:
+    return [float(x) for x in np.percentile(values, [2.5, 97.5])]
+
+
+def bootstrap_accuracy(probs: np.ndarray, labels: np.ndarray, samples: int, seed: int) -> list[float]:
+    """Percentile 95% interval of accuracy over resampled test examples."""
+    return _interval(_resampled_accuracies(probs, labels, samples, seed))
 
 
 def bootstrap_pgr(
     student: np.ndarray, weak: np.ndarray, ceiling: np.ndarray, labels: np.ndarray, samples: int, seed: int
 ) -> dict[str, Any]:
     """Percentile 95% intervals, resampling test examples jointly for all three models."""
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    correct = {name: (np.asarray(p) > 0.5) == labels for name, p in
-               (("student", student), ("weak", weak), ("ceiling", ceiling))}
-    n = len(labels)
-    draws = rng.integers(0, n, size=(samples, n))
-    acc = {name: c[draws].mean(axis=1) for name, c in correct.items()}
+    acc = {name: _resampled_accuracies(p, labels, samples, seed)
+           for name, p in (("student", student), ("weak", weak), ("ceiling", ceiling))}
     gap = acc["ceiling"] - acc["weak"]
     valid = gap > 0
     result: dict[str, Any] = {
-        "accuracy_ci": [float(x) for x in np.percentile(acc["student"], [2.5, 97.5])],
+        "accuracy_ci": _interval(acc["student"]),
         "pgr_ci": None,
         "pgr_ci_valid_fraction": float(valid.mean()),
     }
     if valid.mean() >= 0.95:
-        ratios = (acc["student"][valid] - acc["weak"][valid]) / gap[valid]
-        result["pgr_ci"] = [float(x) for x in np.percentile(ratios, [2.5, 97.5])]
+        result["pgr_ci"] = _interval((acc["student"][valid] - acc["weak"][valid]) / gap[valid])
     return result
