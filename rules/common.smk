@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from w2s import config as w2s_config
+from w2s import provenance as w2s_provenance
 
 try:
     w2s_config.validate_config(config, workflow.source_path("../config/schema.yaml"))
@@ -38,7 +39,7 @@ def package_code(*modules):
 
 
 def data_paths(wildcards):
-    return {s: f"results/{wildcards.dataset}/seed{wildcards.seed}/data/{s}.parquet" for s in SPLITS}
+    return {s: f"results/data/{wildcards.dataset}/seed{wildcards.seed}/{s}.parquet" for s in SPLITS}
 
 
 def training_params(model):
@@ -86,10 +87,30 @@ def prompt_runs():
     return [f"prompt/{m}/{k}shot" for m in prompting["models"] for k in prompting["shots"]]
 
 
-def all_runs():
+def trained_runs():
     runs = [f"gt/{m}" for m in TRAINED_MODELS]
-    runs += [student_run(loss, chain) for loss in config["losses"] for chain in STUDENT_CHAINS]
-    return runs + prompt_runs()
+    return runs + [student_run(loss, chain) for loss in config["losses"] for chain in STUDENT_CHAINS]
+
+
+def all_runs():
+    return trained_runs() + prompt_runs()
+
+
+def each_trained_run():
+    """(dataset, seed, run) of every training job, in a fixed order."""
+    return [(d, s, r) for d in config["datasets"] for s in config["seeds"] for r in trained_runs()]
+
+
+def curve_runs():
+    """The identity of each history that training_curves reads, in its input order."""
+    identities = []
+    for dataset, seed, run in each_trained_run():
+        kind, loss, chain = parse_run(run)
+        identities.append({
+            "dataset": dataset, "seed": seed, "run": run, "kind": kind, "model": chain[-1], "loss": loss,
+            "lineage": " → ".join(chain), "model_selection": training_params(chain[-1])["model_selection"],
+        })
+    return identities
 
 
 def all_metrics():
@@ -99,6 +120,20 @@ def all_metrics():
         for seed in config["seeds"]
         for run in all_runs()
     ]
+
+
+def benchmark_files():
+    """The benchmark file of every job that loads a model: training, feature extraction, prompting."""
+    runs = list(each_trained_run())
+    runs += [(d, s, r) for d in config["datasets"] for s in config["seeds"] for r in prompt_runs()]
+    runs += [(d, s, f"embed_features/{m}") for d in config["datasets"] for s in config["seeds"]
+             for m in TRAINED_MODELS if is_probe(m)]
+    return [f"results/benchmarks/{d}/seed{s}/{r}.tsv" for d, s, r in runs]
+
+
+def prepared_data_files():
+    names = [f"{s}.parquet" for s in SPLITS] + ["label_balance.json"]
+    return [f"results/data/{d}/seed{s}/{n}" for d in config["datasets"] for s in config["seeds"] for n in names]
 
 
 def dataset_files(wildcards):
@@ -147,7 +182,7 @@ def evaluation_inputs(wildcards):
     kind, loss, chain = parse_run(wildcards.run)
     inputs = {
         "self": prediction_file(wildcards, wildcards.run),
-        "label_balance": f"results/{wildcards.dataset}/seed{wildcards.seed}/data/label_balance.json",
+        "label_balance": f"results/data/{wildcards.dataset}/seed{wildcards.seed}/label_balance.json",
     }
     if kind == "student":
         inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain))

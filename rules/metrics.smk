@@ -1,5 +1,6 @@
 # Metrics: accuracy and AUROC of every trained model; for students also PGR against the
-# lineage's first (weak) and last (ceiling) ground-truth models, and agreement with the supervisor.
+# lineage's first (weak) and last (ceiling) ground-truth models, and agreement with the supervisor;
+# then the summary tables and every run's training curve in one table.
 
 
 rule evaluate:
@@ -29,10 +30,18 @@ rule summarize:
         code=package_code("evaluation", "metrics", "reference"),
     output:
         parquet="results/summary.parquet",
-        csv="results/summary.csv",
-        seeds_csv="results/summary_seeds.csv",
-        losses_csv="results/summary_losses.csv",
-        reference_csv="results/reference_comparison.csv",
+        csv=report(
+            "results/summary.csv", category="Tables", caption="../workflow/report/tables.rst"
+        ),
+        seeds_csv=report(
+            "results/summary_seeds.csv", category="Tables", caption="../workflow/report/tables.rst"
+        ),
+        losses_csv=report(
+            "results/summary_losses.csv", category="Tables", caption="../workflow/report/tables.rst"
+        ),
+        reference_csv=report(
+            "results/reference_comparison.csv", category="Tables", caption="../workflow/report/tables.rst"
+        ),
     log:
         "results/logs/summarize.log",
     resources:
@@ -43,3 +52,23 @@ rule summarize:
         "../environment.yml"
     script:
         "../workflow/scripts/summarize.py"
+
+
+rule training_curves:
+    input:
+        histories=[f"results/{d}/seed{s}/{r}/history.parquet" for d, s, r in each_trained_run()],
+        code=package_code("evaluation"),
+    output:
+        "results/training_curves.parquet",
+    params:
+        runs=curve_runs(),
+    log:
+        "results/logs/training_curves.log",
+    resources:
+        gpu=0,
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/training_curves.py"

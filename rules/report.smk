@@ -1,4 +1,28 @@
-# The report: one self-contained HTML page that works offline, and a PNG per figure.
+# The report: one self-contained HTML page that works offline, a PNG per figure, and the
+# provenance of every number on it. `snakemake --report report.zip` packs the same artifacts.
+
+
+rule provenance:
+    input:
+        benchmarks=benchmark_files(),
+        curves="results/training_curves.parquet",
+        data=prepared_data_files(),
+        code=package_code("provenance"),
+    output:
+        "results/report/provenance.json",
+    params:
+        # The config's hash, so that a config change rebuilds the record that names it.
+        config_sha256=w2s_provenance.config_sha256(config),
+    log:
+        "results/logs/provenance.log",
+    resources:
+        gpu=0,
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/provenance.py"
 
 
 rule report:
@@ -7,10 +31,14 @@ rule report:
         seeds="results/summary_seeds.csv",
         losses="results/summary_losses.csv",
         reference="results/reference_comparison.csv",
+        curves="results/training_curves.parquet",
+        provenance="results/report/provenance.json",
         code=package_code("report", "evaluation", "reference"),
     output:
-        html="results/report/report.html",
-        figures=directory("results/report/figures"),
+        html=report("results/report/report.html", category="Report",
+                    caption="../workflow/report/report.rst"),
+        figures=report(directory("results/report/figures"), patterns=["{name}.png"], category="Figures",
+                       caption="../workflow/report/figures.rst"),
     params:
         out_dir=lambda w, output: str(Path(output.html).parent),
         title=config.get("report", {}).get("title", "Weak-to-strong generalization"),

@@ -69,9 +69,43 @@ def _summary() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# Held-out accuracy of the ground-truth minilm run per (step, seed); evaluated at steps 4 and 9.
+HOLDOUT = {(4, 0): 0.70, (4, 1): 0.74, (9, 0): 0.80, (9, 1): 0.86}
+
+
+def _curves() -> pd.DataFrame:
+    """Ten steps of two runs and two seeds, in the form training_curves writes them."""
+    rows = []
+    for run, kind, loss, lineage, selection in (("gt/minilm", "ground_truth", None, "minilm", "weak_holdout"),
+                                                ("w2s/xent/minilm__mpnet", "student", "xent", "minilm → mpnet",
+                                                 "final")):
+        for seed in (0, 1):
+            for step in range(10):
+                holdout = HOLDOUT.get((step, seed)) if kind == "ground_truth" else None
+                rows.append({"dataset": "sciq", "seed": seed, "run": run, "kind": kind, "model": lineage[-5:],
+                             "loss": loss, "lineage": lineage, "model_selection": selection, "step": step,
+                             "epoch": (step + 1) / 5, "train_loss": 1.0 / (step + 1) + 0.1 * seed,
+                             "batch_target_accuracy": 0.5, "holdout_accuracy": holdout, "device": "CPU"})
+    return pd.DataFrame(rows)
+
+
+def _provenance() -> dict[str, object]:
+    return {
+        "git": {"commit": "0123abcd", "dirty": True}, "config_sha256": "c0ffee",
+        "packages": {"python": "3.11.7", "torch": "2.13.0", "dvc": None}, "built_on": "Linux-test",
+        "training_devices": [{"device": "CPU: test", "runs": 4}],
+        "dvc_data": {"recorded": True, "lock_file": "dvc.lock",
+                     "outs": [{"path": "results/data", "md5": "d1.dir", "size": 10, "nfiles": 4}]},
+        "data_files": [{"path": "results/data/sciq/seed0/test.parquet", "md5": "beef", "bytes": 2048}],
+        "artifacts": [{"artifact": "sciq/seed0/gt/minilm", "wall_s": 12.34, "max_rss_mb": 512.4, "cpu_time_s": 20.0},
+                      {"artifact": "sciq/seed0/gt/mpnet", "wall_s": 99.96, "max_rss_mb": None, "cpu_time_s": None}],
+    }
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], str]:
-    files = build_report(_summary(), tmp_path_factory.mktemp("report"), "W2S <test> report")
+    files = build_report(_summary(), tmp_path_factory.mktemp("report"), "W2S <test> report", curves=_curves(),
+                         provenance=_provenance())
     return files, files["html"].read_text(encoding="utf-8")
 
 
@@ -87,7 +121,7 @@ def _table_row(cells: tuple[str, ...]) -> str:
 
 def test_writes_every_file(built: tuple[dict[str, Path], str]) -> None:
     files, _ = built
-    assert sorted(files) == ["accuracy", "agreement", "chains", "html", "pgr"]
+    assert sorted(files) == ["accuracy", "agreement", "chains", "curves", "html", "pgr"]
     out = files["html"].parent
     assert files["html"] == out / "report.html"
     for name in ("accuracy", "pgr", "agreement", "chains"):
@@ -107,10 +141,11 @@ def test_page_is_self_contained(built: tuple[dict[str, Path], str]) -> None:
 
 def test_embeds_one_spec_per_figure(built: tuple[dict[str, Path], str]) -> None:
     _, page = built
-    assert page.count('class="vega-spec"') == 4
-    assert set(_specs(page)) == {"accuracy", "pgr", "agreement", "chains"}
-    for heading in ("Test accuracy against strong model", "PGR per pair and loss", "Student–supervisor agreement",
-                    "Bootstrap chains vs direct supervision", "Summary tables"):
+    assert page.count('class="vega-spec"') == 5
+    assert set(_specs(page)) == {"accuracy", "pgr", "agreement", "chains", "curves"}
+    for heading in ("Test accuracy against strong model", "PGR per weak and strong model",
+                    "Student–supervisor agreement", "Bootstrap chains vs direct supervision", "Training curves",
+                    "Summary tables", "Provenance"):
         assert f"<h2>{heading}</h2>" in page
 
 
@@ -125,13 +160,56 @@ def test_accuracy_chart_holds_seed_means(built: tuple[dict[str, Path], str]) -> 
     assert [r["accuracy"] for r in direct] == pytest.approx([(0.60 + 0.4 * 0.20 + 0.62 + 0.3 * 0.20) / 2])
 
 
-def test_pgr_chart_skips_undefined_and_lists_reason(built: tuple[dict[str, Path], str]) -> None:
+def test_pgr_heatmap_has_a_cell_per_direct_pair_with_its_interval(built: tuple[dict[str, Path], str]) -> None:
     _, page = built
     (rows,) = _specs(page)["pgr"]["datasets"].values()
-    assert len(rows) == 7
-    only_seed0 = [r for r in rows if r["lineage"] == "smollm2 → mpnet" and r["loss"] == "logconf"]
-    assert [(r["pgr"], r["seeds"]) for r in only_seed0] == [(pytest.approx(0.2), 1)]
+    cells = {(r["weak_model"], r["model"], r["loss"]): r for r in rows}
+    # 3 direct pairs x 2 losses; the chain minilm → smollm2 → mpnet is not a cell.
+    assert len(rows) == 6 and len(cells) == 6
+    xent = cells[("minilm", "mpnet", "xent")]
+    assert (xent["pgr"], xent["label"], xent["interval"], xent["seeds"]) == (
+        pytest.approx(0.35), "0.35", "[0.25, 0.45]", 2)
+    only_seed0 = cells[("smollm2", "mpnet", "logconf")]
+    assert (only_seed0["pgr"], only_seed0["seeds"]) == (pytest.approx(0.2), 1)
     assert f"sciq, seed 1, smollm2 → mpnet (logconf): {UNDEFINED_REASON}" in page
+
+
+def test_a_pair_undefined_in_every_seed_gets_a_grey_cell(tmp_path: Path) -> None:
+    summary = _summary()
+    pair = summary["run"] == "w2s/xent/minilm__smollm2"
+    summary.loc[pair, ["pgr", "pgr_ci_low", "pgr_ci_high"]] = math.nan
+    summary.loc[pair, "pgr_undefined_reason"] = UNDEFINED_REASON
+    page = build_report(summary, tmp_path, "undefined")["html"].read_text(encoding="utf-8")
+    (rows,) = _specs(page)["pgr"]["datasets"].values()
+    (cell,) = [r for r in rows if (r["weak_model"], r["model"], r["loss"]) == ("minilm", "smollm2", "xent")]
+    assert (cell["label"], cell["seeds"], cell.get("pgr")) == ("undefined", 0, None)
+
+
+def test_training_curves_hold_seed_means_of_loss_and_held_out_accuracy(built: tuple[dict[str, Path], str]) -> None:
+    spec = _specs(built[1])["curves"]
+    loss_rows, holdout_rows = spec["datasets"].values()
+    # Ten steps fit the point budget, so every step is its own bin: 2 runs x 10 steps.
+    assert len(loss_rows) == 20
+    first = [r for r in loss_rows if r["series"] == "minilm [ground truth]" and r["epoch"] == pytest.approx(0.2)]
+    assert [r["train_loss"] for r in first] == pytest.approx([(1.0 + 1.1) / 2])
+    assert {r["series"] for r in loss_rows} == {"minilm [ground truth]", "minilm → mpnet [xent]"}
+    holdout = {round(r["epoch"], 6): r["holdout_accuracy"] for r in holdout_rows}
+    assert holdout == pytest.approx({1.0: 0.72, 2.0: 0.83})
+
+
+def test_provenance_names_code_config_data_devices_and_costs(built: tuple[dict[str, Path], str]) -> None:
+    _, page = built
+    assert "git commit 0123abcd with uncommitted changes (dirty)" in page
+    assert re.search(_table_row(("config sha256", "c0ffee")), page)
+    assert "results/data: md5 d1.dir, 4 files (from dvc.lock)" in page
+    assert "CPU: test: 4 runs" in page
+    assert "torch 2.13.0" in page and "dvc not installed" in page
+    assert "Wall time and peak memory of 2 jobs that load a model (112 s in all)" in page
+    # Slowest job first; a missing memory reading is a dash.
+    assert page.index("sciq/seed0/gt/mpnet") < page.index("sciq/seed0/gt/minilm")
+    assert re.search(_table_row(("sciq/seed0/gt/mpnet", "100.0", "–", "–")), page)
+    assert re.search(_table_row(("sciq/seed0/gt/minilm", "12.3", "512", "20.0")), page)
+    assert re.search(_table_row(("results/data/sciq/seed0/test.parquet", "beef", "2048")), page)
 
 
 def test_summary_table_values(built: tuple[dict[str, Path], str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from browser import render_page
 from conftest import REPO, sst2_rows, write_jsonl
+from w2s.provenance import config_sha256
 
 LOSSES = ("xent", "logconf")
 LINEAGES = ("small__mid", "small__big", "mid__big", "small__mid__big")
@@ -111,7 +114,7 @@ def test_modes_and_model_selection_reach_the_artifacts(finished_run: Path) -> No
 
 def test_each_chain_step_labels_its_own_slice(finished_run: Path) -> None:
     seed_dir = finished_run / "results" / "sst2" / "seed0"
-    train_w2s = pd.read_parquet(seed_dir / "data" / "train_w2s.parquet")
+    train_w2s = pd.read_parquet(finished_run / "results" / "data" / "sst2" / "seed0" / "train_w2s.parquet")
     first = pd.read_parquet(seed_dir / "gt" / "small" / "weak_labels.parquet")
     second = pd.read_parquet(seed_dir / "w2s" / "xent" / "small__mid" / "weak_labels.parquet")
     assert list(first.columns) == ["id", "soft_label", "hard_label", "true_label"]
@@ -135,6 +138,57 @@ def test_student_metrics_use_its_weak_root_and_ceiling(finished_run: Path) -> No
         assert student["pgr"] is None and "not above" in student["pgr_undefined_reason"]
 
 
+TRAINED_RUNS = [f"gt/{m}" for m in ("small", "mid", "big")] + [
+    f"w2s/{loss}/{lineage}" for loss in LOSSES for lineage in LINEAGES]
+
+
+def test_training_curves_hold_every_step_of_every_trained_run(finished_run: Path) -> None:
+    curves = pd.read_parquet(finished_run / "results" / "training_curves.parquet")
+    seed_dir = finished_run / "results" / "sst2" / "seed0"
+    steps = {run: len(pd.read_parquet(seed_dir / run / "history.parquet")) for run in TRAINED_RUNS}
+    assert curves.groupby("run").size().to_dict() == steps
+    mid = curves[curves["run"] == "gt/mid"]
+    assert mid["holdout_accuracy"].notna().tolist() == [False, False, True, False, True]
+    assert curves.loc[curves["run"] == "w2s/logconf/small__mid__big", "lineage"].unique().tolist() == [
+        "small → mid → big"]
+    assert set(curves["device"]) == {curves["device"].iloc[0]} and curves["device"].iloc[0].startswith("CPU: ")
+
+
+def test_provenance_records_code_config_data_and_every_model_job(finished_run: Path) -> None:
+    record = json.loads((finished_run / "results" / "report" / "provenance.json").read_text())
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert record["git"]["commit"] == head
+    assert record["config_sha256"] == config_sha256(yaml.safe_load((finished_run / "config.yaml").read_text()))
+    # 11 trainings, 2 prompting runs and the features of the probe model.
+    prompts = ["sst2/seed0/prompt/mid/0shot", "sst2/seed0/prompt/mid/2shot"]
+    expected = sorted([f"sst2/seed0/{run}" for run in TRAINED_RUNS] + prompts + ["sst2/seed0/embed_features/big"])
+    assert [a["artifact"] for a in record["artifacts"]] == expected
+    assert all(a["wall_s"] > 0 for a in record["artifacts"])
+    assert [f["path"] for f in record["data_files"]] == [
+        f"results/data/sst2/seed0/{name}" for name in
+        ("label_balance.json", "test.parquet", "train_gt.parquet", "train_w2s.parquet")]
+    assert record["dvc_data"]["recorded"] is False
+
+
+def test_report_renders_every_view_offline_in_chromium(finished_run: Path) -> None:
+    page = render_page(finished_run / "results" / "report" / "report.html")
+    assert page.figures == {"accuracy", "pgr", "agreement", "chains", "curves"}, page.describe()
+    assert page.rendered == page.figures, page.describe()
+    assert (page.console_errors, page.console_warnings, page.page_errors, page.blocked_requests) == (
+        [], [], [], []), page.describe()
+    html = (finished_run / "results" / "report" / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Provenance</h2>" in html
+
+
+def test_snakemake_report_packs_figures_and_tables(finished_run: Path) -> None:
+    snakemake(finished_run, "--configfile", "config.yaml", "--report", "report.zip")
+    with zipfile.ZipFile(finished_run / "report.zip") as archive:
+        names = {Path(name).name for name in archive.namelist()}
+    assert {"accuracy.png", "pgr.png", "agreement.png", "chains.png", "curves.png", "report.html",
+            "summary.csv", "summary_seeds.csv", "summary_losses.csv", "reference_comparison.csv"} <= names
+
+
 def test_rerun_after_finishing_plans_nothing(finished_run: Path) -> None:
     result = snakemake(finished_run, "--configfile", "config.yaml", "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -152,6 +206,8 @@ def test_changing_a_loss_hyperparameter_reruns_exactly_its_students(
         + [("evaluate", f"{base}/{lineage}/metrics.json") for lineage in LINEAGES]
         + [("weak_labels", f"{base}/small__mid/weak_labels.parquet"),
            ("summarize", "results/summary.parquet"),
+           ("training_curves", "results/training_curves.parquet"),
+           ("provenance", "results/report/provenance.json"),
            ("report", "results/report/report.html")]
     )
     assert planned_jobs(result.stdout) == expected
@@ -162,7 +218,8 @@ def test_demo_config_plans_every_artifact_kind(tmp_path: Path) -> None:
     counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
     assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "embed_features": 3,
                       "train_ground_truth": 3, "weak_labels": 4, "train_student": 8,
-                      "evaluate": 11, "summarize": 1, "report": 1}
+                      "evaluate": 11, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "report": 1}
 
 
 def test_real_config_plans_the_whole_sweep_offline(tmp_path: Path) -> None:
@@ -171,7 +228,8 @@ def test_real_config_plans_the_whole_sweep_offline(tmp_path: Path) -> None:
     # 5 datasets; 8 models; 28 ladder pairs + 1 chain end, each with 2 losses; 7 ground-truth
     # supervisors + 1 chain step per loss labelling data; 2 prompted models at 0 and 5 shots.
     assert counts == {"prepare_data": 5, "train_ground_truth": 40, "train_student": 290,
-                      "weak_labels": 45, "prompt_baseline": 20, "evaluate": 350, "summarize": 1, "report": 1}
+                      "weak_labels": 45, "prompt_baseline": 20, "evaluate": 350, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "report": 1}
 
 
 def test_nlp_suite_config_plans_22_datasets_on_the_gpt2_ladder(tmp_path: Path) -> None:
@@ -179,7 +237,8 @@ def test_nlp_suite_config_plans_22_datasets_on_the_gpt2_ladder(tmp_path: Path) -
     counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
     # Per dataset: 4 ground-truth models, 6 pairs x 2 losses, 3 supervisors labelling slice 1.
     assert counts == {"prepare_data": 22, "train_ground_truth": 88, "train_student": 264,
-                      "weak_labels": 66, "evaluate": 352, "summarize": 1, "report": 1}
+                      "weak_labels": 66, "evaluate": 352, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "report": 1}
 
 
 def test_catalogue_config_plans_probes_lora_a_chain_seven_losses_and_prompts(tmp_path: Path) -> None:
@@ -190,7 +249,8 @@ def test_catalogue_config_plans_probes_lora_a_chain_seven_losses_and_prompts(tmp
     # its chain step into mpnet) times 7 losses; slice labels from gt/minilm and 7 chain steps.
     assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "embed_features": 3,
                       "train_ground_truth": 4, "train_student": 21, "weak_labels": 8,
-                      "prompt_baseline": 2, "evaluate": 27, "summarize": 1, "report": 1}
+                      "prompt_baseline": 2, "evaluate": 27, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "report": 1}
     lora_students = {output for rule, output in jobs if rule == "train_student" and "mpnet-lora" in output}
     assert len(lora_students) == 7
 
@@ -224,4 +284,4 @@ def test_a_model_that_cannot_load_fails_its_job_and_leaves_no_output(
     assert f"job failed: the model path '{tmp_path / 'no-such-model'}' is not a folder" in log
     run_dir = tmp_path / "results/sst2/seed0/gt/mid"
     assert not run_dir.exists() or not any(run_dir.iterdir())
-    assert (tmp_path / "results/sst2/seed0/data/train_gt.parquet").exists()
+    assert (tmp_path / "results/data/sst2/seed0/train_gt.parquet").exists()

@@ -274,3 +274,29 @@ def _comparison_row(dataset: str, model: str | None, hub_id: str | None, loss: s
         "measured": float(measured), "reference": published.value, "approximate": published.approximate,
         "difference": float(measured) - published.value, "basis": basis, "source": reference.SOURCE,
     }
+
+
+# ---------------------------------------------------------------- training curves
+
+CURVE_COLUMNS = (
+    "dataset", "seed", "run", "kind", "model", "loss", "lineage", "model_selection", "step", "epoch",
+    "train_loss", "batch_target_accuracy", "holdout_accuracy", "device",
+)
+
+
+def training_curves(history_paths: list[str], runs: list[dict[str, Any]], out_path: str) -> None:
+    """Every training step of every run in one long table, each run's history beside its identity.
+
+    `runs[i]` names the run behind `history_paths[i]` (dataset, seed, run, kind, model, loss,
+    lineage, model_selection). `holdout_accuracy` is the selection score: accuracy on the held-out
+    rows against their training labels (weak labels for students), empty between evaluations and
+    for runs without model selection.
+    """
+    if len(history_paths) != len(runs):
+        raise ValueError(f"{len(history_paths)} histories for {len(runs)} runs")
+    frames = []
+    for path, run in zip(history_paths, runs):
+        history = pd.read_parquet(path).rename(columns={"loss": "train_loss", "selection_score": "holdout_accuracy"})
+        frames.append(history.assign(**run))
+    curves = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    io.write_parquet(curves.reindex(columns=list(CURVE_COLUMNS)), out_path)

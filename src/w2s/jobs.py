@@ -16,7 +16,8 @@ from w2s import io, metrics
 from w2s.losses import LOSSES
 from w2s.models import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
                         load_tokenizer)
-from w2s.train import Batcher, Schedule, Selection, device, embed, fit, predict, supported_dtype
+from w2s.train import (Batcher, Schedule, Selection, describe_device, device, embed, fit, predict,
+                       supported_dtype)
 
 log = logging.getLogger("w2s")
 PREDICTED_SPLITS = ("test", "train_w2s")
@@ -184,7 +185,7 @@ def train_model(
                                          "prob": probs, "label": frames[split]["label"]}))
         log.info("%s accuracy %.4f", split, metrics.accuracy(probs, frames[split]["label"].to_numpy()))
     io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
-    io.write_parquet(pd.DataFrame(history), out["history"])
+    io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), out["history"])
     _save_checkpoint(model, tokenizer, out["checkpoint"])
 
 

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -49,6 +50,8 @@ METRIC_NAMES = {"accuracy": "accuracy", "auroc": "AUROC", "pgr": "PGR", "pgr_aur
 # Vega's tableau10 palette, spelled out so that the ceiling can be drawn in black beside it.
 PALETTE = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac")
 MODEL_AXIS = alt.Axis(labelAngle=-30)
+# Training-loss points drawn over all runs, under Altair's 5,000-row limit for embedded data.
+CURVE_POINT_BUDGET = 4000
 EMBED_OPTIONS = {"renderer": "svg", "actions": {"export": True, "source": False, "compiled": False, "editor": False}}
 
 
@@ -66,11 +69,13 @@ class _Figure:
 
 def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str, *,
                  seed_summary: pd.DataFrame | None = None, loss_summary: pd.DataFrame | None = None,
-                 reference: pd.DataFrame | None = None) -> dict[str, Path]:
+                 reference: pd.DataFrame | None = None, curves: pd.DataFrame | None = None,
+                 provenance: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write `report.html` and `figures/<name>.png`; return every file written by name ("html" for the page).
 
     `summary` is summarize's per-run table; `seed_summary`, `loss_summary` and `reference` are its
-    seeds, losses and reference tables, each rendered as a table when given. A figure without data
+    seeds, losses and reference tables, each rendered as a table when given. `curves` is the
+    training_curves table and `provenance` the provenance record, shown last. A figure without data
     gets a note on the page and no PNG (a stale PNG of that name is removed, so `figures/` always
     matches the page). The page is written last, so its presence means the figures beside it are complete.
     """
@@ -83,7 +88,8 @@ def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str, *,
             raise ValueError(f"{name} lacks columns {missing}")
     summary = _with_selection_marked(summary)
     out = Path(out_dir)
-    figures = [_accuracy_figure(summary), _pgr_figure(summary), _agreement_figure(summary), _chain_figure(summary)]
+    figures = [_accuracy_figure(summary), _pgr_figure(summary), _agreement_figure(summary), _chain_figure(summary),
+               _curves_figure(curves)]
     written: dict[str, Path] = {}
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for figure in figures:
@@ -94,6 +100,8 @@ def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str, *,
             image = vlc.vegalite_to_png(figure.chart.to_dict(), vl_version=VL_VERSION, scale=2)
             written[figure.name] = _write_atomic(png, image)
     tables = _summary_tables(summary, seed_summary, loss_summary, reference)
+    if provenance is not None:
+        tables += _provenance_html(provenance)
     written["html"] = _write_atomic(out / "report.html", _page(title, summary, figures, tables).encode("utf-8"))
     return written
 
@@ -183,44 +191,55 @@ def _accuracy_figure(summary: pd.DataFrame) -> _Figure:
 
 
 def _pgr_figure(summary: pd.DataFrame) -> _Figure:
-    """PGR with its bootstrap interval for every student; undefined PGRs listed rather than plotted."""
-    students = _students(summary)
-    defined = _seed_mean(students.dropna(subset=["pgr"]),
-                         ["dataset", "run", "lineage", "chain_length", "model_rank", "loss"],
-                         ["pgr", "pgr_ci_low", "pgr_ci_high"])
+    """PGR of every direct weak → strong pair as a heatmap per dataset and loss, each cell with its interval."""
+    order = _model_order(summary)
+    direct = _students(summary, direct=True)
+    keys = ["dataset", "weak_model", "model", "loss"]
+    cells = _seed_mean(direct.dropna(subset=["pgr"]), keys, ["pgr", "pgr_ci_low", "pgr_ci_high"])
+    cells["label"] = [f"{v:.2f}" for v in cells["pgr"]]
+    cells["interval"] = [f"[{low:.2f}, {high:.2f}]" if pd.notna(low) and pd.notna(high) else ""
+                         for low, high in zip(cells["pgr_ci_low"], cells["pgr_ci_high"])]
+    # A pair whose PGR is undefined in every seed still gets its cell, grey, so no pair goes missing.
+    undefined = direct.groupby(keys, sort=False)["pgr"].count().loc[lambda n: n == 0].reset_index()[keys]
+    undefined = undefined.assign(label="undefined", interval="", seeds=0)
+    data = pd.concat([cells, undefined], ignore_index=True)
     chart = None
-    if not defined.empty:
-        lineages = defined.sort_values(["chain_length", "model_rank", "lineage"])["lineage"].drop_duplicates().tolist()
+    if not data.empty:
         base = alt.Chart().encode(
-            x=alt.X("lineage:N", sort=lineages, title="supervision lineage (weak → … → strong)",
-                    axis=alt.Axis(labelAngle=-30, labelLimit=260)),
-            xOffset=alt.XOffset("loss:N"),
-            color=alt.Color("loss:N", title="loss"),
+            x=alt.X("model:N", sort=order, title="strong model", axis=MODEL_AXIS),
+            y=alt.Y("weak_model:N", sort=order, title="weak supervisor"),
         )
-        points = base.mark_point(filled=True, size=60).encode(
-            y=alt.Y("pgr:Q", title="PGR (mean over seeds)"),
-            tooltip=["dataset:N", "lineage:N", "loss:N", alt.Tooltip("pgr:Q", format=".3f"),
-                     alt.Tooltip("pgr_ci_low:Q", format=".3f"), alt.Tooltip("pgr_ci_high:Q", format=".3f"), "seeds:Q"],
-        )
-        bars = base.mark_errorbar(ticks=True).encode(y=alt.Y("pgr_ci_low:Q", title="PGR (mean over seeds)"),
-                                                     y2="pgr_ci_high:Q")
-        chart = (alt.layer(bars, points, data=defined).properties(width=alt.Step(36), height=220)
-                 .facet(row=alt.Row("dataset:N", title=None)))
-    undefined = students[students["pgr"].isna()]
+        tooltip = ["dataset:N", "weak_model:N", "model:N", "loss:N", alt.Tooltip("pgr:Q", format=".3f"),
+                   alt.Tooltip("pgr_ci_low:Q", format=".3f"), alt.Tooltip("pgr_ci_high:Q", format=".3f"), "seeds:Q"]
+        defined_cells = base.mark_rect().encode(
+            color=alt.Color("pgr:Q", title="PGR", scale=alt.Scale(scheme="redblue", domain=[-1, 1], clamp=True)),
+            tooltip=tooltip,
+        ).transform_filter("isValid(datum.pgr)")
+        undefined_cells = base.mark_rect(color="#dddddd").encode(tooltip=tooltip).transform_filter(
+            "!isValid(datum.pgr)")
+        value = base.mark_text(baseline="bottom", dy=2, fontWeight="bold").encode(text="label:N")
+        interval = base.mark_text(baseline="top", dy=4, fontSize=9).encode(text="interval:N")
+        chart = (alt.layer(defined_cells, undefined_cells, value, interval, data=data)
+                 .properties(width=alt.Step(78), height=alt.Step(44))
+                 .facet(row=alt.Row("dataset:N", title=None), column=alt.Column("loss:N", title="loss")))
+    students = _students(summary)
+    undefined_runs = students[students["pgr"].isna()]
     listing = ""
-    if not undefined.empty:
-        rows = undefined.sort_values(["dataset", "lineage", "loss", "seed"])
+    if not undefined_runs.empty:
+        rows = undefined_runs.sort_values(["dataset", "lineage", "loss", "seed"])
         items = "".join(
             f"<li>{_esc(r.dataset)}, seed {r.seed}, {_esc(r.lineage)} ({_esc(r.loss)}): "
             f"{_esc(r.pgr_undefined_reason if isinstance(r.pgr_undefined_reason, str) else 'reason not recorded')}</li>"
             for r in rows.itertuples()
         )
-        listing = f"<p>PGR undefined, not plotted:</p><ul class=\"undefined\">{items}</ul>"
+        listing = f"<p>PGR undefined, not averaged:</p><ul class=\"undefined\">{items}</ul>"
     return _Figure(
-        "pgr", "PGR per pair and loss",
-        "Performance gap recovered, (student − weak) / (ceiling − weak), for every student including bootstrap "
-        "chain steps: points are means over seeds with a defined PGR, bars the mean of their 95% bootstrap intervals.",
-        chart, note="No student has a defined PGR.", after_html=listing,
+        "pgr", "PGR per weak and strong model",
+        "Performance gap recovered, (student − weak) / (ceiling − weak), for every direct weak → strong pair, one "
+        "panel per loss: the mean over seeds with a defined PGR, and below it the mean of the seeds' 95% bootstrap "
+        "intervals. Colours saturate at −1 and 1; grey cells have no defined PGR. Bootstrap chains are compared "
+        "with direct supervision further down.",
+        chart, note="No direct weak → strong students in the summary.", after_html=listing,
     )
 
 
@@ -296,6 +315,71 @@ def _chain_figure(summary: pd.DataFrame) -> _Figure:
         "For each bootstrap chain step (weak → intermediate … → strong), its test accuracy beside the student trained "
         "directly by the same root weak model with the same final model and loss, and that model's ceiling.",
         chart, note="No bootstrap chains in this run (no student has chain length of 3 or more).",
+    )
+
+
+def _curve_series(curves: pd.DataFrame) -> pd.Series:
+    """One legend entry per run: the lineage, then the loss of a student (marked where it was selected on
+    ground truth) or "ground truth"."""
+    student = curves["kind"] == "student"
+    what = _marked(curves["loss"].where(student, "ground truth"),
+                   curves["model_selection"].eq("ground_truth_holdout") & student)
+    return curves["lineage"].astype(str) + " [" + what.astype(str) + "]"
+
+
+def _curve_points(curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seed means of training loss, binned to at most CURVE_POINT_BUDGET points over all runs, and of
+    held-out accuracy at every evaluation; both with the training progress in epochs."""
+    keys = ["dataset", "series", "run"]
+    curves = curves.assign(series=_curve_series(curves))
+    n_runs = max(1, curves.groupby(["dataset", "run"]).ngroups)
+    bins_per_run = max(10, CURVE_POINT_BUDGET // n_runs)
+    steps = curves.groupby(["dataset", "run"])["step"].transform("max") + 1
+    curves["bin"] = (curves["step"] * bins_per_run // steps).astype(int)
+    loss = (curves.groupby([*keys, "seed", "bin"], sort=False)[["epoch", "train_loss"]].mean()
+            .groupby([*keys, "bin"], sort=False).mean().reset_index().drop(columns="bin"))
+    evaluated = curves.dropna(subset=["holdout_accuracy"])
+    holdout = (evaluated.groupby([*keys, "step"], sort=False)[["epoch", "holdout_accuracy"]].mean()
+               .reset_index().drop(columns="step"))
+    return loss, holdout
+
+
+def _curves_figure(curves: pd.DataFrame | None) -> _Figure:
+    """Training loss per step, and accuracy on held-out training rows against their training labels."""
+    chart = None
+    note = "No training curves were given to the report."
+    if curves is not None and not curves.empty:
+        loss, holdout = _curve_points(curves)
+        highlight = alt.selection_point(fields=["series"], bind="legend")
+        colour = alt.Color("series:N", title="run (click to highlight)", legend=alt.Legend(symbolLimit=0))
+        opacity = alt.condition(highlight, alt.value(1.0), alt.value(0.15))
+        x = alt.X("epoch:Q", title="epoch")
+        loss_chart = alt.Chart(loss).mark_line().encode(
+            x=x, y=alt.Y("train_loss:Q", title="training loss (mean over seeds)"), color=colour, opacity=opacity,
+            tooltip=["dataset:N", "series:N", alt.Tooltip("epoch:Q", format=".2f"),
+                     alt.Tooltip("train_loss:Q", format=".4f")],
+        ).add_params(highlight).properties(width=300, height=180).facet(column=alt.Column("dataset:N", title=None))
+        chart = loss_chart
+        if not holdout.empty:
+            accuracy_base = alt.Chart().encode(
+                x=x, y=alt.Y("holdout_accuracy:Q", title="held-out accuracy vs training labels",
+                             scale=alt.Scale(zero=False)),
+                color=colour, opacity=opacity,
+                tooltip=["dataset:N", "series:N", alt.Tooltip("epoch:Q", format=".2f"),
+                         alt.Tooltip("holdout_accuracy:Q", format=".3f")],
+            )
+            # The highlight is defined once, in the loss chart; signals are shared across the concatenation.
+            accuracy_chart = (alt.layer(accuracy_base.mark_line(), accuracy_base.mark_point(filled=True, size=30),
+                                        data=holdout)
+                              .properties(width=300, height=180)
+                              .facet(column=alt.Column("dataset:N", title=None)))
+            chart = alt.vconcat(loss_chart, accuracy_chart)
+    return _Figure(
+        "curves", "Training curves",
+        "Training loss per optimiser step of every trained model (mean over seeds, binned when there are many "
+        "steps) and, for runs that select their checkpoint on held-out rows, the accuracy on those rows against "
+        "the labels they were trained on: weak labels for students, ground truth for ground-truth models.",
+        chart, note=note,
     )
 
 
@@ -405,6 +489,14 @@ def _formatted(table: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
     return table
 
 
+def _rounded(table: pd.DataFrame, decimals: dict[str, int]) -> pd.DataFrame:
+    """Given columns at their own number of decimals, with a dash where a value is missing."""
+    table = table.copy()
+    for column, places in decimals.items():
+        table[column] = [("–" if pd.isna(v) else f"{v:.{places}f}") for v in table[column]]
+    return table
+
+
 def _table_html(table: pd.DataFrame, empty_note: str) -> str:
     """The table, or a note in its place so that an empty table does not look like a rendering fault."""
     if table.empty:
@@ -443,6 +535,46 @@ def _summary_tables(summary: pd.DataFrame, seed_summary: pd.DataFrame | None, lo
     return "<section><h2>Summary tables</h2>" + "".join(parts) + "</section>"
 
 
+def _provenance_html(record: dict[str, Any]) -> str:
+    """Where the numbers came from: code, config, packages, devices, data version, and each job's cost."""
+    git = record["git"]
+    if git.get("commit"):
+        code = f"git commit {git['commit']}" + (" with uncommitted changes (dirty)" if git.get("dirty") else ", clean")
+    else:
+        code = git.get("note", "no git state recorded")
+    dvc = record["dvc_data"]
+    if dvc.get("recorded"):
+        data_version = "; ".join(
+            f"{out['path']}: md5 {out['md5']}" + (f", {out['nfiles']} files" if out.get("nfiles") else "")
+            for out in dvc["outs"]) + f" (from {dvc['lock_file']})"
+    else:
+        data_version = dvc["note"]
+    devices = "; ".join(f"{d['device']}: {d['runs']} runs" for d in record["training_devices"]) or "–"
+    packages = ", ".join(f"{name} {version or 'not installed'}" for name, version in record["packages"].items())
+    facts = pd.DataFrame([
+        ("code", code), ("config sha256", record["config_sha256"]), ("data version (DVC)", data_version),
+        ("training devices", devices), ("report built on", record["built_on"]), ("packages", packages),
+    ], columns=["what", "value"])
+    artifacts = pd.DataFrame(record["artifacts"], columns=["artifact", "wall_s", "max_rss_mb", "cpu_time_s"])
+    artifacts = artifacts.sort_values("wall_s", ascending=False).rename(columns={
+        "wall_s": "wall time (s)", "max_rss_mb": "peak memory (MB RSS)", "cpu_time_s": "CPU time (s)"})
+    total = artifacts["wall time (s)"].sum()
+    data_files = pd.DataFrame(record["data_files"], columns=["path", "md5", "bytes"])
+    return (
+        "<section><h2>Provenance</h2>"
+        "<p>The code, config, packages and data behind every number above; git and DVC state as when the "
+        "report was built.</p>"
+        + facts.to_html(index=False, border=0, classes="summary provenance", escape=True)
+        + f"<details><summary>Wall time and peak memory of {len(artifacts)} jobs that load a model "
+        f"({total:.0f} s in all), from Snakemake's benchmark files</summary>"
+        + _table_html(_rounded(artifacts, {"wall time (s)": 1, "peak memory (MB RSS)": 0, "CPU time (s)": 1}),
+                      "No benchmark files.")
+        + f"</details><details><summary>{len(data_files)} prepared data files and their md5</summary>"
+        + _table_html(data_files, "No prepared data files.")
+        + "</details></section>"
+    )
+
+
 def _page(title: str, summary: pd.DataFrame, figures: list[_Figure], tables: str) -> str:
     """The whole report: headed sections, each spec in a JSON script tag that the inlined vega-embed renders."""
     seeds = ", ".join(str(s) for s in sorted(summary["seed"].dropna().unique())) or "(none)"
@@ -463,6 +595,7 @@ p.note {{ color: #666; font-style: italic; }}
 table.summary {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 table.summary th, table.summary td {{ padding: 0.25em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }}
 table.summary th {{ background: #f4f4f4; }}
+table.provenance td {{ text-align: left; word-break: break-all; }}
 </style>
 </head>
 <body>

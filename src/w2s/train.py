@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import platform
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -58,6 +60,22 @@ def make_optimizer(name: str, params: list[nn.Parameter], lr: float, weight_deca
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def describe_device(on: torch.device) -> str:
+    """The accelerator or CPU a job ran on, for the report's provenance."""
+    if on.type == "cuda":
+        return f"{torch.cuda.get_device_name(on)} (CUDA {torch.version.cuda})"
+    model_names = [line.split(":", 1)[1].strip() for line in _cpuinfo_lines() if line.startswith("model name")]
+    name = model_names[0] if model_names else platform.machine()
+    return f"CPU: {name}, {torch.get_num_threads()} threads"
+
+
+def _cpuinfo_lines() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
 
 
 def supported_dtype(on: torch.device, dtype: str) -> str:

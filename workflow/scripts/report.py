@@ -1,5 +1,6 @@
 import pandas as pd
 
+from w2s import io
 from w2s.report import build_report
 from w2s.runlog import log_to
 
@@ -11,4 +12,6 @@ build_report(
     seed_summary=pd.read_csv(snakemake.input.seeds),
     loss_summary=pd.read_csv(snakemake.input.losses),
     reference=pd.read_csv(snakemake.input.reference),
+    curves=pd.read_parquet(snakemake.input.curves),
+    provenance=io.read_json(snakemake.input.provenance),
 )

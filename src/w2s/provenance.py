@@ -1,0 +1,111 @@
+"""Where every number in the report came from: code, config, packages, devices, data and cost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from w2s.filetimes import md5_of
+
+# The packages whose versions can change a result or how it is drawn.
+PACKAGES = (
+    "w2s", "torch", "transformers", "peft", "accelerate", "datasets", "safetensors", "numpy", "pandas",
+    "pyarrow", "snakemake", "dvc", "altair", "vl-convert-python",
+)
+DATA_STAGE = "data"
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    """A hash of the config's content, independent of key order and YAML formatting."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def git_state(directory: str | Path) -> dict[str, Any]:
+    """The checked-out commit and whether tracked files differ from it; nulls with the reason outside git."""
+    try:
+        commit = _git(directory, "rev-parse", "HEAD").strip()
+        changed = _git(directory, "status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError) as error:
+        return {"commit": None, "dirty": None, "note": f"no git state: {error}"}
+    return {"commit": commit, "dirty": bool(changed.strip())}
+
+
+def _git(directory: str | Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(directory), *args], check=True, capture_output=True, text=True).stdout
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def dvc_data_version(dvc_lock: str | Path) -> dict[str, Any]:
+    """What dvc.lock records for the prepared data (the `data` stage's outputs), or why nothing is recorded."""
+    path = Path(dvc_lock)
+    if not path.exists():
+        return {"recorded": False, "note": f"{path.name} not found: the workflow was not run through `dvc repro`"}
+    stage = (yaml.safe_load(path.read_text()) or {}).get("stages", {}).get(DATA_STAGE)
+    if stage is None:
+        return {"recorded": False, "note": f"{path.name} has no '{DATA_STAGE}' stage"}
+    outs = [{key: out.get(key) for key in ("path", "md5", "size", "nfiles")} for out in stage.get("outs", [])]
+    return {"recorded": True, "lock_file": path.name, "outs": outs}
+
+
+def data_files(paths: list[str]) -> list[dict[str, Any]]:
+    """md5 (DVC's content address) and size of each prepared data file."""
+    return [{"path": path, "md5": md5_of(path), "bytes": Path(path).stat().st_size} for path in sorted(paths)]
+
+
+def artifact_costs(benchmark_paths: list[str], root: str = "results/benchmarks") -> list[dict[str, Any]]:
+    """Wall time, peak resident memory and CPU time of each benchmarked job, from Snakemake's benchmark files.
+
+    A benchmark file with several repeats contributes its mean; the artifact is the file's path under
+    `root` without `.tsv` (results/benchmarks/sst2/seed0/gt/gpt2.tsv is sst2/seed0/gt/gpt2).
+    """
+    costs = []
+    for path in sorted(benchmark_paths):
+        table = pd.read_csv(path, sep="\t")
+        artifact = str(Path(path).relative_to(root).with_suffix("")) if Path(path).is_relative_to(root) else path
+        costs.append({
+            "artifact": artifact,
+            "wall_s": float(table["s"].mean()),
+            "max_rss_mb": float(table["max_rss"].mean()) if pd.notna(table["max_rss"]).all() else None,
+            "cpu_time_s": float(table["cpu_time"].mean()) if "cpu_time" in table else None,
+        })
+    return costs
+
+
+def training_devices(curves: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each device that trained runs, with how many runs it trained."""
+    per_run = curves.drop_duplicates(["dataset", "seed", "run"])
+    counts = per_run["device"].fillna("not recorded").value_counts().sort_index()
+    return [{"device": device, "runs": int(n)} for device, n in counts.items()]
+
+
+def collect(*, workflow_dir: str | Path, config_sha256: str, benchmark_paths: list[str],
+            curves: pd.DataFrame, data_paths: list[str], dvc_lock: str | Path) -> dict[str, Any]:
+    """The provenance record the report shows; git and DVC state are read when it is built."""
+    return {
+        "git": git_state(workflow_dir),
+        "config_sha256": config_sha256,
+        "packages": package_versions(),
+        "built_on": platform.platform(),
+        "training_devices": training_devices(curves),
+        "dvc_data": dvc_data_version(dvc_lock),
+        "data_files": data_files(data_paths),
+        "artifacts": artifact_costs(benchmark_paths),
+    }

@@ -1,0 +1,93 @@
+"""The provenance record: hashes, git state, DVC's data version and per-job costs, checked on known inputs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from w2s import provenance
+
+# md5("abc"), as in RFC 1321's test suite.
+MD5_ABC = "900150983cd24fb0d6963f7d28e17f72"
+BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def test_config_hash_ignores_key_order_and_sees_values() -> None:
+    first = provenance.config_sha256({"seeds": [0], "training": {"lr": 1e-3, "epochs": 2}})
+    reordered = provenance.config_sha256({"training": {"epochs": 2, "lr": 1e-3}, "seeds": [0]})
+    changed = provenance.config_sha256({"seeds": [0], "training": {"lr": 1e-4, "epochs": 2}})
+    assert first == reordered != changed
+    assert len(first) == 64
+
+
+def _git(directory: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(directory), *args], check=True, capture_output=True, text=True).stdout
+
+
+def test_git_state_reports_the_commit_and_only_tracked_changes_as_dirty(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "Snakefile").write_text("rule all:\n")
+    _git(tmp_path, "add", "Snakefile")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    head = _git(tmp_path, "rev-parse", "HEAD").strip()
+    (tmp_path / "results.txt").write_text("untracked output")
+    assert provenance.git_state(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "Snakefile").write_text("rule all:\n    input: []\n")
+    assert provenance.git_state(tmp_path) == {"commit": head, "dirty": True}
+
+
+def test_git_state_outside_a_repository_says_so(tmp_path: Path) -> None:
+    state = provenance.git_state(tmp_path)
+    assert (state["commit"], state["dirty"]) == (None, None)
+    assert state["note"].startswith("no git state")
+
+
+def test_dvc_data_version_reads_the_data_stage_of_the_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "dvc.lock"
+    assert provenance.dvc_data_version(lock) == {
+        "recorded": False, "note": "dvc.lock not found: the workflow was not run through `dvc repro`"}
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  data:\n    cmd: snakemake --until prepare_data\n    outs:\n"
+        "    - path: results/data\n      hash: md5\n      md5: 3f2a.dir\n      size: 4096\n      nfiles: 8\n"
+        "  reproduce:\n    cmd: snakemake\n")
+    assert provenance.dvc_data_version(lock) == {
+        "recorded": True, "lock_file": "dvc.lock",
+        "outs": [{"path": "results/data", "md5": "3f2a.dir", "size": 4096, "nfiles": 8}]}
+    lock.write_text("schema: '2.0'\nstages:\n  reproduce:\n    cmd: snakemake\n")
+    assert provenance.dvc_data_version(lock) == {"recorded": False, "note": "dvc.lock has no 'data' stage"}
+
+
+def test_data_files_carry_the_md5_dvc_addresses_them_by(tmp_path: Path) -> None:
+    (tmp_path / "b.parquet").write_bytes(b"")
+    (tmp_path / "a.parquet").write_bytes(b"abc")
+    files = provenance.data_files([str(tmp_path / "b.parquet"), str(tmp_path / "a.parquet")])
+    assert files == [
+        {"path": str(tmp_path / "a.parquet"), "md5": MD5_ABC, "bytes": 3},
+        {"path": str(tmp_path / "b.parquet"), "md5": "d41d8cd98f00b204e9800998ecf8427e", "bytes": 0},
+    ]
+
+
+def test_artifact_costs_come_from_snakemake_benchmark_files(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    gt = Path("results/benchmarks/sst2/seed0/gt/gpt2.tsv")
+    gt.parent.mkdir(parents=True)
+    gt.write_text(BENCHMARK_HEADER + "61.5\t0:01:01\t2048.25\t4096\t1900\t1950\t10\t20\t95.0\t58.2\n")
+    repeated = Path("results/benchmarks/sst2/seed0/prompt/gpt2/0shot.tsv")
+    repeated.parent.mkdir(parents=True)
+    repeated.write_text(BENCHMARK_HEADER + "10\t0:00:10\t100\t0\t0\t0\t0\t0\t0\t8\n"
+                        "20\t0:00:20\t300\t0\t0\t0\t0\t0\t0\t16\n")
+    assert provenance.artifact_costs([str(repeated), str(gt)]) == [
+        {"artifact": "sst2/seed0/gt/gpt2", "wall_s": 61.5, "max_rss_mb": 2048.25, "cpu_time_s": 58.2},
+        {"artifact": "sst2/seed0/prompt/gpt2/0shot", "wall_s": 15.0, "max_rss_mb": 200.0, "cpu_time_s": 12.0},
+    ]
+
+
+def test_training_devices_count_runs_not_steps() -> None:
+    curves = pd.DataFrame({
+        "dataset": ["sst2"] * 5, "seed": [0, 0, 0, 1, 0], "run": ["gt/a", "gt/a", "gt/b", "gt/a", "gt/c"],
+        "device": ["NVIDIA H100", "NVIDIA H100", "NVIDIA H100", "CPU: x", None],
+    })
+    assert provenance.training_devices(curves) == [
+        {"device": "CPU: x", "runs": 1}, {"device": "NVIDIA H100", "runs": 2}, {"device": "not recorded", "runs": 1}]

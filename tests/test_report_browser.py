@@ -1,0 +1,90 @@
+"""The report page in a real headless Chromium with the network off: every chart draws, nothing errs.
+
+Figure names are read from the page, so a new figure is checked without touching this file.
+Chromium comes from Debian's package; `make install` installs it when it is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import pytest
+from browser import BrowserMissing, render_page
+from test_report import PNG_MAGIC, _curves, _provenance, _selection_summary, _summarize_tables
+
+from w2s.report import build_report
+
+CDN_SCRIPT = "https://cdn.jsdelivr.net/npm/vega@6"
+REMOTE_DATA = "https://example.com/rows.json"
+# Bounds the wait for a figure that never draws; the intact ones draw within about a second.
+FAILING_PAGE_TIMEOUT_S = 4.0
+
+
+@pytest.fixture(scope="module")
+def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fullest report the summary tests build: ground-truth selection, prompted models, every table,
+    training curves and provenance."""
+    files = build_report(_selection_summary(), tmp_path_factory.mktemp("browser"), "browser", **_summarize_tables(),
+                         curves=_curves(), provenance=_provenance())
+    return files["html"]
+
+
+def _write_variant(directory: Path, text: str) -> Path:
+    """A changed copy of the report page, in its own folder."""
+    variant = directory / "variant.html"
+    variant.write_text(text, encoding="utf-8")
+    return variant
+
+
+def _png_size(png: Path) -> tuple[int, int]:
+    data = png.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk follows the signature
+    return width, height
+
+
+def test_every_chart_renders_offline_without_errors(report_page: Path, tmp_path: Path) -> None:
+    screenshot = tmp_path / "report.png"
+    render = render_page(report_page, screenshot=screenshot)
+    assert {"accuracy", "pgr", "agreement", "chains", "curves"} <= render.figures, render.describe()
+    assert render.rendered == render.figures, render.describe()
+    assert render.console_errors == [], render.describe()
+    assert render.console_warnings == [], render.describe()
+    assert render.page_errors == [], render.describe()
+    assert render.blocked_requests == [], render.describe()
+    width, height = _png_size(screenshot)
+    # Full page: the report is far taller than Playwright's 1280x720 viewport.
+    assert width == 1280 and height > 720
+
+
+def test_corrupted_spec_is_reported(report_page: Path, tmp_path: Path) -> None:
+    page = report_page.read_text(encoding="utf-8")
+    target = 'data-target="fig-accuracy">'
+    assert page.count(target) == 1
+    broken = _write_variant(tmp_path, page.replace(target, target + ","))  # no longer parses as JSON
+    render = render_page(broken, timeout_s=FAILING_PAGE_TIMEOUT_S)
+    assert "accuracy" in render.figures
+    assert "accuracy" not in render.rendered, render.describe()
+    assert [e for e in render.page_errors if e.startswith("SyntaxError")], render.describe()
+
+
+def test_network_use_is_blocked_and_reported(report_page: Path, tmp_path: Path) -> None:
+    page = report_page.read_text(encoding="utf-8")
+    remote_spec = json.dumps({"data": {"url": REMOTE_DATA}, "mark": "point",
+                              "encoding": {"x": {"field": "a", "type": "quantitative"}}})
+    spec = re.compile(r'(data-target="fig-chains">).*?(</script>)', flags=re.S)
+    page, replaced = spec.subn(lambda m: m[1] + remote_spec + m[2], page)
+    assert replaced == 1
+    page = page.replace("</head>", f'<script src="{CDN_SCRIPT}"></script></head>', 1)
+    render = render_page(_write_variant(tmp_path, page), timeout_s=FAILING_PAGE_TIMEOUT_S)
+    assert sorted(render.blocked_requests) == sorted([CDN_SCRIPT, REMOTE_DATA]), render.describe()
+    assert render.rendered == render.figures - {"chains"}, render.describe()
+    assert render.console_errors, render.describe()
+
+
+def test_missing_browser_says_how_to_install(report_page: Path, tmp_path: Path) -> None:
+    with pytest.raises(BrowserMissing, match="run `make install`"):
+        render_page(report_page, chromium=tmp_path / "chromium")

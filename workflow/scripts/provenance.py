@@ -1,0 +1,16 @@
+import pandas as pd
+
+from w2s import io
+from w2s.provenance import collect
+from w2s.runlog import log_to
+
+log_to(snakemake.log[0])
+record = collect(
+    workflow_dir=snakemake.scriptdir,  # git finds the checkout from any folder inside it
+    config_sha256=snakemake.params.config_sha256,
+    benchmark_paths=list(snakemake.input.benchmarks),
+    curves=pd.read_parquet(snakemake.input.curves),
+    data_paths=list(snakemake.input.data),
+    dvc_lock="dvc.lock",  # DVC runs the workflow from its project root, the working directory
+)
+io.write_json(record, snakemake.output[0])
