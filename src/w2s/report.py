@@ -596,6 +596,7 @@ table.summary {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 table.summary th, table.summary td {{ padding: 0.25em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }}
 table.summary th {{ background: #f4f4f4; }}
 table.provenance td {{ text-align: left; word-break: break-all; }}
+table.provenance td:first-child {{ white-space: nowrap; word-break: normal; }}
 </style>
 </head>
 <body>
