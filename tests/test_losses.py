@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from w2s.losses import LOSSES, entropy, kl, logconf, product, window, xent, xent_hard
+from w2s.losses import LOSSES, Batch, entropy, kl, logconf, product, window, xent, xent_hard
 
 # Four rows whose class-0 probabilities are all distinct:
 # p0 = sigmoid(z0 - z1) = [sigmoid(2), sigmoid(-1), 0.5, sigmoid(-3)] = [0.8808, 0.2689, 0.5, 0.0474]
@@ -402,3 +402,46 @@ def test_empty_window_is_zero_with_a_gradient_graph() -> None:
     assert loss.item() == 0.0 and loss.requires_grad
     loss.backward()
     torch.testing.assert_close(z.grad, torch.zeros(4, 2), atol=0, rtol=0)
+
+
+# Eight rows for accumulation: LOGITS and WEAK, then the same rows mirrored.
+BATCH_LOGITS = LOGITS + [[b, a] for a, b in LOGITS]
+BATCH_WEAK = WEAK + [[b, a] for a, b in WEAK]
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("minibatch", [1, 3, 8])
+def test_minibatch_shares_add_up_to_the_batch_loss_and_its_gradient(name: str, minibatch: int) -> None:
+    """Gradient accumulation is exact: the minibatches' shares, each scored with the whole batch in
+    view, sum to the whole-batch loss, and so do their gradients."""
+    whole = tensor(BATCH_LOGITS, grad=True)
+    LOSSES[name](whole, tensor(BATCH_WEAK), 0.5).backward()
+    expected_loss = LOSSES[name](tensor(BATCH_LOGITS), tensor(BATCH_WEAK), 0.5)
+    parts = tensor(BATCH_LOGITS, grad=True)
+    batch = Batch(len(BATCH_LOGITS), tensor(BATCH_WEAK), torch.softmax(tensor(BATCH_LOGITS), dim=-1))
+    total = torch.zeros(())
+    for start in range(0, len(BATCH_LOGITS), minibatch):
+        rows = slice(start, start + minibatch)
+        share = LOSSES[name](parts[rows], tensor(BATCH_WEAK)[rows], 0.5, batch=batch)
+        share.backward()
+        total += share.detach()
+    torch.testing.assert_close(total, expected_loss.detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(parts.grad, whole.grad, atol=1e-7, rtol=0)
+
+
+def test_logconf_on_one_row_still_uses_the_batch_threshold() -> None:
+    """Row 3 (p0 = 0.0474) in a minibatch of its own. The batch's threshold, the 0.5 quantile of
+    p0 over [0.8808, 0.2689, 0.5, 0.0474], is (0.2689 + 0.5) / 2, above p0, so the row hardens to
+    class 1; alone it would be its own quantile and harden to class 0. aux_coef 1 makes the
+    hardened label the whole target, and the share is divided by the batch size, 4."""
+    batch = Batch(4, tensor(WEAK), torch.softmax(tensor(LOGITS), dim=-1))
+    row = tensor(LOGITS)[3:4], tensor(WEAK)[3:4]
+    share = logconf(*row, 1.0, batch=batch, aux_coef=1.0, warmup_frac=0.0)
+    alone = logconf(*row, 1.0, aux_coef=1.0, warmup_frac=0.0)
+    assert share.item() == pytest.approx(-math.log(1 - P0[3]) / 4, abs=1e-6)
+    assert alone.item() == pytest.approx(-math.log(P0[3]), abs=1e-6)
+
+
+def test_logconf_without_the_batch_probabilities_says_what_it_needs() -> None:
+    with pytest.raises(ValueError, match="logconf needs batch.probs"):
+        logconf(tensor(LOGITS), tensor(WEAK), 1.0, batch=Batch(4, tensor(WEAK)))

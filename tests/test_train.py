@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from w2s.losses import logconf, xent
+from w2s.losses import LOSSES, logconf, xent
 from w2s.models import ProbeClassifier
 from w2s.train import Schedule, Selection, fit, lr_factor, make_optimizer, predict, supported_dtype
 
@@ -47,15 +47,17 @@ def test_fit_takes_ceil_epochs_times_rows_over_batch_steps_and_learns() -> None:
     assert float(np.mean((probs > 0.5) == labels)) >= 0.95
 
 
-@pytest.mark.parametrize("loss", [xent, logconf])
+@pytest.mark.parametrize("loss", LOSSES.values(), ids=LOSSES.keys())
 def test_minibatches_give_the_same_model_as_whole_batches(loss) -> None:
-    """The loss sees the whole batch, so logconf's batch threshold does not depend on minibatching."""
+    """Accumulated minibatch gradients equal the whole batch's, for every loss: logconf's batch
+    threshold comes from a pass over the whole batch, so it does not depend on minibatching."""
     features, targets, _ = separable(32)
     weights = []
     for minibatch in (8, 2):
         model = ProbeClassifier(4)
         torch.nn.init.normal_(model.head.weight, generator=torch.Generator().manual_seed(1))
-        fit(model, lambda rows: {"features": features[rows]}, targets, loss, schedule(minibatch_size=minibatch), CPU)
+        fit(model, lambda rows: {"features": features[rows]}, targets, loss, schedule(minibatch_size=minibatch), CPU,
+            needs_batch_probs=loss is logconf)
         weights.append(model.head.weight.detach().clone())
     assert torch.allclose(weights[0], weights[1], atol=1e-6)
 
@@ -112,3 +114,75 @@ def test_reduced_precision_only_where_the_device_runs_it(monkeypatch: pytest.Mon
     assert supported_dtype(cuda, "float16") == "float16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert supported_dtype(cuda, "bfloat16") == "bfloat16"
+
+
+class SavedActivationMeter:
+    """Bytes of tensors autograd holds for backward, live and at their peak, counted through
+    saved_tensors_hooks: what grows when a graph spans more rows."""
+
+    def __init__(self) -> None:
+        self.live = 0
+        self.peak = 0
+
+    def pack(self, tensor: torch.Tensor) -> "_Held":
+        return _Held(tensor, self)
+
+    @staticmethod
+    def unpack(held: "_Held") -> torch.Tensor:
+        return held.tensor
+
+
+class _Held:
+    def __init__(self, tensor: torch.Tensor, meter: SavedActivationMeter) -> None:
+        self.tensor, self.meter = tensor, meter
+        meter.live += tensor.nbytes
+        meter.peak = max(meter.peak, meter.live)
+
+    def __del__(self) -> None:
+        self.meter.live -= self.tensor.nbytes
+
+
+class HiddenLayerClassifier(torch.nn.Module):
+    """A probe with a hidden layer, so that the graph holds activations per row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.Tanh(), torch.nn.Linear(64, 2))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
+
+
+def peak_saved_bytes(batch_size: int, minibatch_size: int, loss) -> int:
+    features, targets, _ = separable(64)
+    meter = SavedActivationMeter()
+    with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
+        fit(HiddenLayerClassifier(), lambda rows: {"features": features[rows]}, targets, loss,
+            schedule(batch_size=batch_size, minibatch_size=minibatch_size, epochs=1), CPU,
+            needs_batch_probs=loss is logconf)
+    return meter.peak
+
+
+@pytest.mark.parametrize("loss", [xent, logconf])
+def test_graph_memory_follows_the_minibatch_not_the_batch(loss) -> None:
+    at_minibatch_4 = [peak_saved_bytes(batch, 4, loss) for batch in (8, 16, 32)]
+    assert at_minibatch_4[0] > 0 and len(set(at_minibatch_4)) == 1, at_minibatch_4
+    # The meter sees graph size: one minibatch of the whole batch holds more.
+    assert peak_saved_bytes(32, 32, loss) > at_minibatch_4[0]
+
+
+def test_rows_of_a_batch_reach_the_model_sorted_by_length() -> None:
+    features, targets, _ = separable(32)
+    lengths = np.random.default_rng(0).integers(1, 500, size=32)
+    calls: dict[bool, list[np.ndarray]] = {False: [], True: []}
+    for bucketed in (False, True):
+        def batcher(rows: np.ndarray, seen: list[np.ndarray] = calls[bucketed]) -> dict[str, torch.Tensor]:
+            seen.append(np.array(rows))
+            return {"features": features[rows]}
+        fit(ProbeClassifier(4), batcher, targets, xent, schedule(epochs=1, minibatch_size=2), CPU,
+            lengths=lengths if bucketed else None)
+    plain, bucketed = (np.concatenate(calls[b]).reshape(4, 8) for b in (False, True))
+    # Same batches, rows reordered within each: every batch of 8 arrives in ascending length.
+    assert [sorted(b) for b in plain.tolist()] == [sorted(b) for b in bucketed.tolist()]
+    assert all((np.diff(lengths[b]) >= 0).all() for b in bucketed)
+    assert not all((np.diff(lengths[b]) >= 0).all() for b in plain)

@@ -26,6 +26,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "max_grad_norm": 1.0,
     "dtype": "float32",
     "gradient_checkpointing": False,
+    "compile": False,
     "optimizer": "adamw",
     "model_selection": "final",
     "holdout_frac": 0.2,
@@ -112,12 +113,22 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
 
 
 def _check_loss_params(loss: str, params: dict[str, Any], where: str) -> None:
-    accepted = set(inspect.signature(LOSSES[loss]).parameters) - {"logits", "targets", "step_frac"}
+    accepted = set(inspect.signature(LOSSES[loss]).parameters) - {"logits", "targets", "step_frac", "batch"}
     for key in params:
         _check(
             key in accepted,
             f"{where}: loss '{loss}' has no hyperparameter '{key}'; it takes: {', '.join(sorted(accepted)) or 'none'}",
         )
+
+
+def canonical(value: Any) -> Any:
+    """`value` with every mapping's keys sorted. Snakemake compares a rule's params as written, so
+    the same settings in another key order would otherwise rerun the jobs that read them."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
 
 
 def training_params(config: dict[str, Any], model: str) -> dict[str, Any]:
@@ -134,13 +145,13 @@ def training_params(config: dict[str, Any], model: str) -> dict[str, Any]:
 
 def student_loss_params(config: dict[str, Any], loss: str, model: str) -> dict[str, Any]:
     """The losses block's hyperparameters, overridden by the student model's own loss_params."""
-    return {**config["losses"][loss], **config["models"][model].get("loss_params", {}).get(loss, {})}
+    return canonical({**config["losses"][loss], **config["models"][model].get("loss_params", {}).get(loss, {})})
 
 
 def prompting_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """Prompting defaults, then the prompting block, then the dataset's own question and words."""
     block = {k: v for k, v in config.get("prompting", {}).items() if k not in ("models", "shots")}
-    return {**PROMPTING_DEFAULTS, **block, **config["datasets"][dataset].get("prompt", {})}
+    return canonical({**PROMPTING_DEFAULTS, **block, **config["datasets"][dataset].get("prompt", {})})
 
 
 def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from w2s import io, metrics
-from w2s.losses import LOSSES
+from w2s.losses import LOSSES, NEEDS_BATCH_PROBS
 from w2s.models import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
                         load_tokenizer)
 from w2s.train import (Batcher, Schedule, Selection, describe_device, device, embed, fit, predict,
@@ -31,8 +31,13 @@ def _text_batcher(tokenizer: Any, texts: list[str], max_length: int) -> Batcher:
     return batch
 
 
+def _text_lengths(texts: pd.Series | list[str]) -> np.ndarray:
+    """Characters per text: a tokenizer-free stand-in for token counts, good enough to group rows that pad alike."""
+    return np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+
+
 def _by_length(texts: list[str]) -> np.ndarray:
-    return np.argsort([len(t) for t in texts], kind="stable")
+    return np.argsort(_text_lengths(texts), kind="stable")
 
 
 def embed_features(model_entry: dict[str, Any], params: dict[str, Any],
@@ -97,6 +102,8 @@ def _build_model(model_entry: dict[str, Any], params: dict[str, Any], on: torch.
             backbone.enable_input_require_grads()
     model = TextClassifier(backbone, params["pooling"]).to(on)
     disable_dropout(model)
+    if params["compile"]:
+        model.compile(dynamic=True)  # in place, so the checkpoint keeps the module's own names
     return model, tokenizer
 
 
@@ -163,11 +170,13 @@ def train_model(
         model,
         lambda batch: train_batcher(train_rows[batch]),
         targets,
-        lambda logits, t, step_frac: LOSSES[loss](logits, t, step_frac, **(loss_params or {})),
+        lambda logits, t, step_frac, batch: LOSSES[loss](logits, t, step_frac, batch=batch, **(loss_params or {})),
         Schedule.from_params(params, seed),
         on,
         params["dtype"],
         selection,
+        lengths=None if features is not None else _text_lengths(frames[train_split]["text"].iloc[train_rows]),
+        needs_batch_probs=loss in NEEDS_BATCH_PROBS,
     )
     log.info("trained %d steps, final loss %.4f", len(history), history[-1]["loss"])
     if selection is not None:

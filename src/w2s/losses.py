@@ -3,10 +3,17 @@
 Every loss takes logits of shape (n, 2), soft targets of shape (n, 2) whose rows sum to 1,
 and step_frac, the fraction of training done so far; hyperparameters follow as keyword-only
 arguments with defaults, so a config can name them and the config validator can check them.
+
+Under gradient accumulation the rows are one minibatch of a larger optimiser batch, described by
+the keyword `batch`. Every loss returns the minibatch's share of the batch loss, a sum over its
+rows divided by the batch size, so the shares of all minibatches add up to the batch loss and
+their gradients to its gradient. Without `batch` the rows are the whole batch and the result is
+the usual mean.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -15,27 +22,54 @@ import torch.nn.functional as F
 LossFn = Callable[..., torch.Tensor]
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The optimiser batch a minibatch belongs to: its size, every row's soft target and, for the
+    losses in NEEDS_BATCH_PROBS, the student's detached probabilities on every row."""
+
+    size: int
+    targets: torch.Tensor
+    probs: torch.Tensor | None = None
+
+
+# Losses that read the student's predictions on the whole batch; the trainer computes them in a
+# no-grad pass before accumulating minibatch gradients.
+NEEDS_BATCH_PROBS = frozenset({"logconf"})
+
+
+def _whole(logits: torch.Tensor, targets: torch.Tensor, batch: Batch | None) -> Batch:
+    if batch is not None:
+        return batch
+    return Batch(len(logits), targets, torch.softmax(logits.detach().float(), dim=-1))
+
+
+def _share(per_row: torch.Tensor, batch: Batch | None) -> torch.Tensor:
+    """Sum of per-row losses over the batch size: the mean when the rows are the whole batch."""
+    return per_row.sum() / (len(per_row) if batch is None else batch.size)
+
+
 def _warmed_up(aux_coef: float, warmup_frac: float, step_frac: float) -> float:
     """aux_coef times a ramp that grows linearly from 0 at step_frac 0 to 1 at warmup_frac."""
     return aux_coef if warmup_frac == 0 else aux_coef * min(1.0, step_frac / warmup_frac)
 
 
-def xent(logits: torch.Tensor, targets: torch.Tensor, step_frac: float) -> torch.Tensor:
+def xent(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *, batch: Batch | None = None) -> torch.Tensor:
     """Cross-entropy against the soft weak labels."""
-    return F.cross_entropy(logits.float(), targets.float())
+    return _share(F.cross_entropy(logits.float(), targets.float(), reduction="none"), batch)
 
 
-def xent_hard(logits: torch.Tensor, targets: torch.Tensor, step_frac: float) -> torch.Tensor:
+def xent_hard(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *,
+              batch: Batch | None = None) -> torch.Tensor:
     """Cross-entropy against the weak labels hardened at 0.5: -mean_i log p_i[y_i].
 
     y_i = 1 when the weak probability of class 1 is above 0.5, else 0; a weak label of exactly
     0.5 becomes class 0, the convention of w2s.metrics (probability > 0.5 is class 1). The
     hard-label counterpart of xent; neither openai/weak-to-strong nor EleutherAI/w2s has one.
     """
-    return F.cross_entropy(logits.float(), (targets[:, 1] > 0.5).long())
+    return _share(F.cross_entropy(logits.float(), (targets[:, 1] > 0.5).long(), reduction="none"), batch)
 
 
-def kl(logits: torch.Tensor, targets: torch.Tensor, step_frac: float) -> torch.Tensor:
+def kl(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *, batch: Batch | None = None) -> torch.Tensor:
     """KL(weak || student) = mean_i sum_c t_ic (log t_ic - log p_ic), with 0 log 0 = 0.
 
     It is xent minus the mean entropy of the targets, which does not depend on the logits:
@@ -43,7 +77,8 @@ def kl(logits: torch.Tensor, targets: torch.Tensor, step_frac: float) -> torch.T
     adds is a reading of 0 for a student that matches its targets exactly. The standard
     Kullback-Leibler divergence; neither openai/weak-to-strong nor EleutherAI/w2s has it.
     """
-    return F.kl_div(F.log_softmax(logits.float(), dim=-1), targets.float(), reduction="batchmean")
+    per_entry = F.kl_div(F.log_softmax(logits.float(), dim=-1), targets.float(), reduction="none")
+    return _share(per_entry.sum(dim=-1), batch)
 
 
 def logconf(
@@ -51,6 +86,7 @@ def logconf(
     targets: torch.Tensor,
     step_frac: float,
     *,
+    batch: Batch | None = None,
     aux_coef: float = 0.5,
     warmup_frac: float = 0.2,
 ) -> torch.Tensor:
@@ -59,16 +95,20 @@ def logconf(
     The target mixes the weak label with the student's own hardened prediction. Predictions
     are hardened at the batch quantile that reproduces the weak labels' class prior, so a
     student is not pushed into predicting one class. The mixing weight grows linearly from
-    0 to aux_coef over the first warmup_frac of training.
+    0 to aux_coef over the first warmup_frac of training. Under accumulation the quantile is
+    taken over `batch.probs`, the whole batch, so it does not depend on the minibatch size.
     """
     logits = logits.float()
     targets = targets.float()
+    whole = _whole(logits, targets, batch)
+    if whole.probs is None:
+        raise ValueError("logconf needs batch.probs, the student's probabilities on the whole batch")
     coef = _warmed_up(aux_coef, warmup_frac, step_frac)
+    threshold = torch.quantile(whole.probs[:, 0].float(), whole.targets.float().mean(0)[1])
     probs = torch.softmax(logits.detach(), dim=-1)
-    threshold = torch.quantile(probs[:, 0], targets.mean(0)[1])
     hardened = torch.stack([probs[:, 0] >= threshold, probs[:, 0] < threshold], dim=1).float()
     mixed = (1 - coef) * targets + coef * hardened
-    return F.cross_entropy(logits, mixed)
+    return _share(F.cross_entropy(logits, mixed, reduction="none"), batch)
 
 
 def product(
@@ -76,6 +116,7 @@ def product(
     targets: torch.Tensor,
     step_frac: float,
     *,
+    batch: Batch | None = None,
     alpha: float = 1.0,
     beta: float = 1.0,
 ) -> torch.Tensor:
@@ -88,7 +129,7 @@ def product(
     """
     logits = logits.float()
     log_q = torch.xlogy(alpha, targets.float()) + beta * F.log_softmax(logits.detach(), dim=-1)
-    return F.cross_entropy(logits, torch.softmax(log_q, dim=-1))
+    return _share(F.cross_entropy(logits, torch.softmax(log_q, dim=-1), reduction="none"), batch)
 
 
 def entropy(
@@ -96,6 +137,7 @@ def entropy(
     targets: torch.Tensor,
     step_frac: float,
     *,
+    batch: Batch | None = None,
     aux_coef: float = 0.5,
     warmup_frac: float = 0.2,
 ) -> torch.Tensor:
@@ -110,7 +152,7 @@ def entropy(
     logits = logits.float()
     coef = _warmed_up(aux_coef, warmup_frac, step_frac)
     mixed = (1 - coef) * targets.float() + coef * torch.softmax(logits, dim=-1)
-    return F.cross_entropy(logits, mixed)
+    return _share(F.cross_entropy(logits, mixed, reduction="none"), batch)
 
 
 def window(
@@ -118,6 +160,7 @@ def window(
     targets: torch.Tensor,
     step_frac: float,
     *,
+    batch: Batch | None = None,
     radius: float = 0.15,
 ) -> torch.Tensor:
     """Per-example cross-entropy summed over the window, divided by the batch size n.
@@ -131,7 +174,7 @@ def window(
     logits = logits.float()
     per_example = F.cross_entropy(logits, targets.float(), reduction="none")
     in_window = torch.softmax(logits.detach(), dim=-1).max(dim=-1).values < 0.5 + radius
-    return torch.where(in_window, per_example, 0.0).sum() / len(per_example)
+    return _share(torch.where(in_window, per_example, 0.0), batch)
 
 
 LOSSES: dict[str, LossFn] = {

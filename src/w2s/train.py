@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from w2s.losses import LossFn
+from w2s.losses import Batch, LossFn
 from w2s.models import DTYPES
 
 Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
@@ -48,11 +48,12 @@ class Selection:
 def make_optimizer(name: str, params: list[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW (Adam when weight_decay is 0, as the reference), or Adafactor for the largest models.
 
-    torch's Adafactor follows the configured lr; the reference's torch_optimizer Adafactor keeps
-    its default relative step size, which ignores lr.
+    AdamW runs fused, one kernel over every parameter (on a CPU about 9x faster than the
+    per-tensor loop for 16M parameters). torch's Adafactor follows the configured lr; the
+    reference's torch_optimizer Adafactor keeps its default relative step size, which ignores lr.
     """
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     if name == "adafactor":
         return torch.optim.Adafactor(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer '{name}'; use adamw or adafactor")
@@ -114,8 +115,19 @@ def fit(
     on: torch.device,
     compute_dtype: str = "float32",
     selection: Selection | None = None,
+    *,
+    lengths: np.ndarray | None = None,
+    needs_batch_probs: bool = False,
 ) -> list[dict[str, float]]:
-    """Train on soft targets (n, 2); returns one record per optimiser step."""
+    """Train on soft targets (n, 2); returns one record per optimiser step.
+
+    Each batch is cut into minibatches whose gradients accumulate, so memory follows the
+    minibatch size, not the batch size. `loss_fn(logits, targets, step_frac, batch=...)` returns a
+    minibatch's share of the batch loss (see w2s.losses); with `needs_batch_probs` a no-grad pass
+    first gives it the student's probabilities on the whole batch. With `lengths` (one per row),
+    a batch's rows are sorted by length before they are cut, so each minibatch pads less; the
+    batch loss does not depend on the order of its rows.
+    """
     n = targets.shape[0]
     total_steps = max(1, math.ceil(schedule.epochs * n / schedule.batch_size))
     generator = torch.Generator().manual_seed(schedule.seed)
@@ -128,37 +140,51 @@ def fit(
     )
     # float16 gradients underflow without loss scaling; for other dtypes the scaler passes through.
     scaler = torch.amp.GradScaler(on.type, enabled=supported_dtype(on, compute_dtype) == "float16")
+
+    def forward(rows: np.ndarray) -> torch.Tensor:
+        with autocast(on, compute_dtype):
+            return model(**{k: v.to(on) for k, v in batcher(rows).items()}).float()
+
     # Training mode keeps gradient checkpointing active; callers disable dropout (models.disable_dropout).
     model.train()
     history: list[dict[str, float]] = []
     best_score, best_weights = -math.inf, None
     for step in range(total_steps):
         batch = order[step * schedule.batch_size : (step + 1) * schedule.batch_size]
-        # The loss sees the whole batch (logconf's threshold is a batch quantile).
-        with autocast(on, compute_dtype):
-            logits = torch.cat(
-                [
-                    model(**{k: v.to(on) for k, v in batcher(batch[i : i + schedule.minibatch_size]).items()})
-                    for i in range(0, len(batch), schedule.minibatch_size)
-                ]
-            )
+        if lengths is not None:
+            batch = batch[np.argsort(lengths[batch], kind="stable")]
+        starts = range(0, len(batch), schedule.minibatch_size)
         batch_targets = targets[batch].to(on)
-        loss = loss_fn(logits.float(), batch_targets, step_frac=step / total_steps)
-        scaler.scale(loss).backward()
+        probs = None
+        if needs_batch_probs:
+            with torch.no_grad():
+                probs = torch.cat([torch.softmax(forward(batch[i : i + schedule.minibatch_size]), dim=-1)
+                                   for i in starts])
+        whole = Batch(len(batch), batch_targets, probs)
+        step_frac = step / total_steps
+        # Kept on the device and read once per step: a read per minibatch would stall the GPU.
+        batch_loss = torch.zeros((), device=on)
+        agreeing = torch.zeros((), device=on)
+        for i in starts:
+            logits = forward(batch[i : i + schedule.minibatch_size])
+            minibatch_targets = batch_targets[i : i + len(logits)]
+            loss = loss_fn(logits, minibatch_targets, step_frac, batch=whole)
+            scaler.scale(loss).backward()
+            batch_loss += loss.detach()
+            agreeing += (logits.detach().argmax(-1) == minibatch_targets.argmax(-1)).sum()
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(trainable, schedule.max_grad_norm)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        agreement = (logits.argmax(-1) == batch_targets.argmax(-1)).float().mean()
         history.append(
             {
                 "step": step,
                 "epoch": (step + 1) * schedule.batch_size / n,
-                "loss": float(loss.detach()),
+                "loss": float(batch_loss),
                 "lr": optimizer.param_groups[0]["lr"],
-                "batch_target_accuracy": float(agreement),
+                "batch_target_accuracy": float(agreeing) / len(batch),
             }
         )
         if selection is not None and ((step + 1) % selection.every == 0 or step + 1 == total_steps):
