@@ -108,7 +108,11 @@ def test_adafactor_is_selectable_and_learns() -> None:
 
 def test_reduced_precision_only_where_the_device_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
     cuda = torch.device("cuda")
+    monkeypatch.setattr("w2s.train.cpu_has_bf16", lambda: False)
     assert supported_dtype(CPU, "bfloat16") == "float32"
+    monkeypatch.setattr("w2s.train.cpu_has_bf16", lambda: True)
+    assert supported_dtype(CPU, "bfloat16") == "bfloat16"
+    assert supported_dtype(CPU, "float16") == "float32"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert supported_dtype(cuda, "bfloat16") == "float32"
     assert supported_dtype(cuda, "float16") == "float16"

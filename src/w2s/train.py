@@ -79,22 +79,28 @@ def _cpuinfo_lines() -> list[str]:
         return []
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies in bf16 natively (AVX512-BF16 or AMX), through oneDNN."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def supported_dtype(on: torch.device, dtype: str) -> str:
-    """`dtype` where the device runs it, else float32: CPUs, and bf16 on GPUs older than Ampere."""
-    if on.type != "cuda" or (dtype == "bfloat16" and not torch.cuda.is_bf16_supported()):
-        return "float32"
-    return dtype
+    """`dtype` where the device runs it natively, else float32: bf16 needs an Ampere or newer GPU or
+    a CPU with bf16 instructions; float16 runs on GPUs only."""
+    if on.type == "cuda":
+        return "float32" if dtype == "bfloat16" and not torch.cuda.is_bf16_supported() else dtype
+    return "bfloat16" if dtype == "bfloat16" and cpu_has_bf16() else "float32"
 
 
 def autocast(on: torch.device, dtype: str) -> contextlib.AbstractContextManager:
-    """Mixed precision on GPU: weights and optimiser state stay float32, matmuls run in `dtype`.
+    """Mixed precision: weights and optimiser state stay float32, matmuls run in `dtype`.
 
     Pure bf16 weights would lose updates of lr 1e-5 to rounding, so training never stores them.
     """
     dtype = supported_dtype(on, dtype)
     if dtype == "float32":
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=DTYPES[dtype])
+    return torch.autocast(on.type, dtype=DTYPES[dtype])
 
 
 def lr_factor(step: int, total: int, warmup_frac: float) -> float:
