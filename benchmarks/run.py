@@ -294,7 +294,7 @@ def rerun(finished_demo: Path) -> dict[str, Any]:
         result["note"] = f"no finished demo in {finished_demo}: run `make demo` there first"
         return result
     changed_config = finished_demo / ".benchmark-rerun.yaml"
-    changed_config.write_text(yaml.safe_dump(changed))
+    changed_config.write_text(yaml.safe_dump(changed, sort_keys=False))  # as a user edits it: one value
     try:
         # The checkout's own package, as its Snakefile would import when installed there.
         env = dict(os.environ, PYTHONPATH=str(finished_demo / "src"))
