@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from w2s.models import ModelLoadError, TextClassifier, load_backbone, load_tokenizer, pool, resolve_source
+from w2s.models import (ModelLoadError, TextClassifier, load_backbone, load_tokenizer, model_parallel_map, place, pool,
+                        resolve_source)
 
 
 def test_last_pooling_finds_the_last_real_token_for_either_padding_side() -> None:
@@ -118,3 +119,22 @@ def test_prompting_an_encoder_says_it_needs_a_causal_lm(tmp_path: Path) -> None:
                            intermediate_size=16)).save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="not a causal language model, so it cannot be prompted"):
         load_causal_lm({"path": str(tmp_path)})
+
+
+def test_only_jobs_with_several_gpus_spread_the_model() -> None:
+    assert [model_parallel_map(n) for n in (0, 1, 2, 8)] == [None, None, "auto", "auto"]
+
+
+def test_placing_a_classifier_on_a_spread_backbone_moves_only_its_head(tiny_models: dict[str, Path]) -> None:
+    """from_pretrained spreads a model only over several devices, which this machine lacks, so the
+    test marks the backbone as accelerate's dispatch does (hf_device_map). The meta device stands
+    in for the job's first GPU."""
+    entry = {"path": str(tiny_models["tiny-gpt2"])}
+    spread = TextClassifier(load_backbone(entry, device_map="cpu"), "last")
+    spread.backbone.hf_device_map = {"wte": "cuda:0", "h.0": "cuda:0", "h.1": "cuda:1", "ln_f": "cuda:1"}
+    place(spread, torch.device("meta"))
+    assert spread.head.weight.device.type == "meta"
+    assert {p.device.type for p in spread.backbone.parameters()} == {"cpu"}
+
+    whole = place(TextClassifier(load_backbone(entry), "last"), torch.device("meta"))
+    assert {p.device.type for p in whole.parameters()} == {"meta"}

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from w2s import io, metrics
 from w2s.losses import LOSSES, NEEDS_BATCH_PROBS
 from w2s.models import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
-                        load_tokenizer)
+                        load_tokenizer, model_parallel_map, place)
 from w2s.train import (Batcher, Schedule, Selection, describe_device, device, embed, fit, predict,
                        supported_dtype)
 
@@ -46,7 +46,8 @@ def embed_features(model_entry: dict[str, Any], params: dict[str, Any],
     on = device()
     tokenizer = load_tokenizer(model_entry)
     weights_dtype = supported_dtype(on, params["dtype"])
-    classifier = TextClassifier(load_backbone(model_entry, weights_dtype), params["pooling"]).to(on)
+    backbone = load_backbone(model_entry, weights_dtype, model_parallel_map(torch.cuda.device_count()))
+    classifier = place(TextClassifier(backbone, params["pooling"]), on)
     features = {}
     for split, path in split_paths.items():
         texts = pd.read_parquet(path)["text"].tolist()
@@ -92,7 +93,8 @@ def _build_model(model_entry: dict[str, Any], params: dict[str, Any], on: torch.
     if features is not None:
         return ProbeClassifier(features["test"].shape[1]).to(on), None
     tokenizer = load_tokenizer(model_entry)
-    backbone = load_backbone(model_entry)  # float32 master weights; autocast supplies params["dtype"]
+    # float32 master weights; autocast supplies params["dtype"].
+    backbone = load_backbone(model_entry, device_map=model_parallel_map(torch.cuda.device_count()))
     if params["mode"] == "lora":
         backbone = add_lora(backbone, params["lora"])
     if params["gradient_checkpointing"]:
@@ -100,7 +102,7 @@ def _build_model(model_entry: dict[str, Any], params: dict[str, Any], on: torch.
         if params["mode"] == "lora":
             # Frozen embeddings produce no grad, so checkpointed blocks would see none either.
             backbone.enable_input_require_grads()
-    model = TextClassifier(backbone, params["pooling"]).to(on)
+    model = place(TextClassifier(backbone, params["pooling"]), on)
     disable_dropout(model)
     if params["compile"]:
         model.compile(dynamic=True)  # in place, so the checkpoint keeps the module's own names

@@ -128,24 +128,37 @@ def load_tokenizer(entry: dict[str, Any]) -> Any:
     return tokenizer
 
 
-def load_backbone(entry: dict[str, Any], dtype: str = "float32") -> nn.Module:
+def model_parallel_map(gpu_count: int) -> str | None:
+    """from_pretrained's device_map for a job with `gpu_count` GPUs: with several, the layers are
+    spread over them (accelerate's "auto" balances them by size) for models too large for one; with
+    one or none, None keeps the model whole, to be moved with .to()."""
+    return "auto" if gpu_count > 1 else None
+
+
+def _placement_kwargs(device_map: str | None) -> dict[str, Any]:
+    return {} if device_map is None else {"device_map": device_map}
+
+
+def load_backbone(entry: dict[str, Any], dtype: str = "float32", device_map: str | None = None) -> nn.Module:
     from transformers import AutoModel
 
     source = resolve_source(entry)
     try:
-        model = AutoModel.from_pretrained(source.location, dtype=DTYPES[dtype], **source.kwargs)
+        model = AutoModel.from_pretrained(source.location, dtype=DTYPES[dtype], **_placement_kwargs(device_map),
+                                          **source.kwargs)
     except Exception as err:
         raise ModelLoadError(f"{_hint(source)}: {err}") from err
     return model
 
 
-def load_causal_lm(entry: dict[str, Any], dtype: str = "float32") -> nn.Module:
+def load_causal_lm(entry: dict[str, Any], dtype: str = "float32", device_map: str | None = None) -> nn.Module:
     """The model with its language-modelling head, for prompting baselines."""
     from transformers import AutoModelForCausalLM
 
     source = resolve_source(entry)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source.location, dtype=DTYPES[dtype], **source.kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source.location, dtype=DTYPES[dtype],
+                                                     **_placement_kwargs(device_map), **source.kwargs)
     except ValueError as err:
         if "Unrecognized configuration class" in str(err):
             raise ModelLoadError(
@@ -224,7 +237,22 @@ class TextClassifier(nn.Module):
         return pool(hidden, attention_mask, self.pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(input_ids, attention_mask).float())
+        # A backbone spread over several GPUs may end on another GPU than the head.
+        return self.head(self.features(input_ids, attention_mask).to(self.head.weight.device).float())
+
+
+def is_spread(model: nn.Module) -> bool:
+    """Whether a device_map has spread `model` over several devices."""
+    return bool(getattr(model, "hf_device_map", None))
+
+
+def place(model: nn.Module, on: torch.device) -> nn.Module:
+    """Move `model` to `on`. A model spread over several GPUs stays spread (.to() would gather it on
+    one), and a classifier on such a backbone moves only its head."""
+    if isinstance(model, TextClassifier) and is_spread(model.backbone):
+        model.head.to(on)
+        return model
+    return model if is_spread(model) else model.to(on)
 
 
 class ProbeClassifier(nn.Module):

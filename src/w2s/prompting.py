@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from w2s import io, metrics
-from w2s.models import ModelLoadError, last_token_index, load_causal_lm, load_tokenizer
+from w2s.models import (ModelLoadError, last_token_index, load_causal_lm, load_tokenizer, model_parallel_map,
+                        place)
 from w2s.train import autocast, device, supported_dtype
 
 log = logging.getLogger("w2s")
@@ -94,7 +95,7 @@ def prompt_baseline(model_entry: dict[str, Any], params: dict[str, Any], shots: 
     prompts = [build_prompt(t, params["question"], demonstrations, params["label_words"]) for t in test["text"]]
     tokenizer = load_tokenizer(model_entry)
     weights_dtype = supported_dtype(on, params["dtype"])
-    model = load_causal_lm(model_entry, weights_dtype).to(on).eval()
+    model = place(load_causal_lm(model_entry, weights_dtype, model_parallel_map(torch.cuda.device_count())), on).eval()
     if model.get_output_embeddings() is None:
         raise ModelLoadError("the model has no output embeddings to score label words with; prompt a causal LM")
     label_ids = label_token_ids(tokenizer, params["label_words"])
