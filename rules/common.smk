@@ -7,6 +7,7 @@ from pathlib import Path
 
 from w2s import config as w2s_config
 from w2s import provenance as w2s_provenance
+from w2s import resources as w2s_resources
 
 try:
     w2s_config.validate_config(config, workflow.source_path("../config/schema.yaml"))
@@ -34,8 +35,11 @@ wildcard_constraints:
 
 
 def package_code(*modules):
-    """Package modules whose change must rerun a job; absolute, as the workdir may be elsewhere."""
-    return [str(Path(workflow.basedir) / "src" / "w2s" / f"{m}.py") for m in modules]
+    """Package modules whose change must rerun a job. As source files (workflow.source_path) they
+    resolve wherever the workdir is, stay out of a default storage provider (Kubernetes) and come
+    with the sources Snakemake deploys to a job; local() would instead pin the job to this machine
+    whenever there is no shared filesystem."""
+    return [workflow.source_path(str(Path(workflow.basedir) / "src" / "w2s" / f"{m}.py")) for m in modules]
 
 
 def data_paths(wildcards):
@@ -46,19 +50,31 @@ def training_params(model):
     return w2s_config.training_params(config, model)
 
 
+def model_entry(model):
+    """A model's config entry with sorted keys, so reordering it in the YAML reruns nothing."""
+    return w2s_config.canonical(config["models"][model])
+
+
 def is_probe(model):
     return training_params(model)["mode"] == "probe"
 
 
-def model_resources(model, key, default):
-    return config["models"][model].get("resources", {}).get(key, default)
+def job_resources(model, kind):
+    """What a `kind` job (train, embed or prompt) on `model` asks the scheduler for: derived from
+    params_b and the training mode, then the config's resources blocks (w2s.resources)."""
+    return w2s_resources.model_job_resources(
+        config["models"][model], training_params(model), kind, config.get("resources", {})
+    )
 
 
-def run_resources(model, key, default):
-    """Probe heads train on cached features: no GPU and little memory, whatever the model."""
-    if is_probe(model):
-        return {"gpu": 0, "mem_mb": 2000, "runtime": 30}[key]
-    return model_resources(model, key, default)
+def model_job_resources(model, kind):
+    """A rule's resources, one callable per key: `resources: **model_job_resources(...)`, where
+    `model` maps the job's wildcards to its model."""
+
+    def value(key):
+        return lambda wildcards: job_resources(model(wildcards), kind)[key]
+
+    return {key: value(key) for key in w2s_resources.RESOURCE_KEYS}
 
 
 def student_run(loss, chain):

@@ -8,7 +8,7 @@ rule embed_features:
     output:
         "results/{dataset}/seed{seed}/features/{model}.safetensors",
     params:
-        model_entry=lambda w: config["models"][w.model],
+        model_entry=lambda w: model_entry(w.model),
         training=lambda w: {k: training_params(w.model)[k] for k in EMBEDDING_KEYS},
     log:
         "results/logs/{dataset}/seed{seed}/embed_features/{model}.log",
@@ -16,9 +16,7 @@ rule embed_features:
         "results/benchmarks/{dataset}/seed{seed}/embed_features/{model}.tsv"
     threads: 4
     resources:
-        gpu=lambda w: model_resources(w.model, "gpu", 1),
-        mem_mb=lambda w: model_resources(w.model, "mem_mb", 16000),
-        runtime=lambda w: model_resources(w.model, "runtime", 60),
+        **model_job_resources(lambda w: w.model, "embed"),
     conda:
         "../environment.yml"
     script:

@@ -11,7 +11,7 @@ rule train_ground_truth:
         predictions="results/{dataset}/seed{seed}/gt/{model}/predictions.parquet",
         history="results/{dataset}/seed{seed}/gt/{model}/history.parquet",
     params:
-        model_entry=lambda w: config["models"][w.model],
+        model_entry=lambda w: model_entry(w.model),
         training=lambda w: training_params(w.model),
         loss="xent",
         loss_params={},
@@ -21,9 +21,7 @@ rule train_ground_truth:
         "results/benchmarks/{dataset}/seed{seed}/gt/{model}.tsv"
     threads: 4
     resources:
-        gpu=lambda w: run_resources(w.model, "gpu", 1),
-        mem_mb=lambda w: run_resources(w.model, "mem_mb", 16000),
-        runtime=lambda w: run_resources(w.model, "runtime", 120),
+        **model_job_resources(lambda w: w.model, "train"),
     conda:
         "../environment.yml"
     script:

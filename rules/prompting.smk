@@ -9,7 +9,7 @@ rule prompt_baseline:
     output:
         "results/{dataset}/seed{seed}/prompt/{model}/{shots}shot/predictions.parquet",
     params:
-        model_entry=lambda w: config["models"][w.model],
+        model_entry=lambda w: model_entry(w.model),
         prompting=lambda w: {
             **w2s_config.prompting_params(config, w.dataset),
             "dtype": training_params(w.model)["dtype"],
@@ -20,9 +20,7 @@ rule prompt_baseline:
         "results/benchmarks/{dataset}/seed{seed}/prompt/{model}/{shots}shot.tsv"
     threads: 4
     resources:
-        gpu=lambda w: model_resources(w.model, "gpu", 1),
-        mem_mb=lambda w: model_resources(w.model, "mem_mb", 16000),
-        runtime=lambda w: model_resources(w.model, "runtime", 60),
+        **model_job_resources(lambda w: w.model, "prompt"),
     conda:
         "../environment.yml"
     script:

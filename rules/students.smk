@@ -14,7 +14,7 @@ rule train_student:
         predictions="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/predictions.parquet",
         history="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/history.parquet",
     params:
-        model_entry=lambda w: config["models"][strong_model(w)],
+        model_entry=lambda w: model_entry(strong_model(w)),
         training=lambda w: training_params(strong_model(w)),
         loss=lambda w: w.loss,
         loss_params=lambda w: w2s_config.student_loss_params(config, w.loss, strong_model(w)),
@@ -24,9 +24,7 @@ rule train_student:
         "results/benchmarks/{dataset}/seed{seed}/w2s/{loss}/{chain}.tsv"
     threads: 4
     resources:
-        gpu=lambda w: run_resources(strong_model(w), "gpu", 1),
-        mem_mb=lambda w: run_resources(strong_model(w), "mem_mb", 16000),
-        runtime=lambda w: run_resources(strong_model(w), "runtime", 120),
+        **model_job_resources(strong_model, "train"),
     conda:
         "../environment.yml"
     script:

@@ -194,6 +194,22 @@ def test_rerun_after_finishing_plans_nothing(finished_run: Path) -> None:
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def reversed_keys(value: object) -> object:
+    """The same config with every mapping's keys in reverse order; lists keep theirs."""
+    if isinstance(value, dict):
+        return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [reversed_keys(item) for item in value]
+    return value
+
+
+def test_reordering_config_keys_reruns_nothing(finished_run: Path, tiny_models: dict[str, Path]) -> None:
+    reordered = reversed_keys(tiny_config(tiny_models, finished_run))
+    (finished_run / "reordered.yaml").write_text(yaml.safe_dump(reordered, sort_keys=False))
+    result = snakemake(finished_run, "--configfile", "reordered.yaml", "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
+
+
 def test_changing_a_loss_hyperparameter_reruns_exactly_its_students(
     finished_run: Path, tiny_models: dict[str, Path]
 ) -> None:

@@ -1,5 +1,10 @@
-from w2s.jobs import train_model
-from w2s.runlog import log_to
+# This job's GPUs are claimed before torch loads: CUDA reads CUDA_VISIBLE_DEVICES once.
+from w2s.gpus import claim_gpus
+
+claim_gpus(snakemake.resources.gpu)
+
+from w2s.jobs import train_model  # noqa: E402
+from w2s.runlog import log_to  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 train_model(

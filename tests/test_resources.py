@@ -1,0 +1,84 @@
+"""What a model job asks its scheduler for: derived from size and training mode, overridable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from w2s.config import training_params
+from w2s.resources import derive, gpu_bytes_per_param, model_job_resources
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shipped(name: str) -> dict:
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+def test_full_finetuning_needs_16_bytes_a_parameter_with_adamw_and_8_with_adafactor() -> None:
+    assert gpu_bytes_per_param("train", "full", "adamw", "bfloat16") == 16
+    assert gpu_bytes_per_param("train", "full", "adafactor", "bfloat16") == 8
+    assert gpu_bytes_per_param("train", "lora", "adamw", "bfloat16") == 4
+    assert gpu_bytes_per_param("embed", "probe", "adamw", "bfloat16") == 2
+    assert gpu_bytes_per_param("prompt", "full", "adamw", "float32") == 4
+
+
+def test_gpus_are_as_many_as_the_training_state_needs() -> None:
+    # 7.7B x 16 bytes x 1.1 = 135.5 GB: two 80 GB GPUs; on 40 GB GPUs, four.
+    assert derive(7.7, "train").gpu == 2
+    assert derive(7.7, "train", gpu_memory_gb=40).gpu == 4
+    # The same model with LoRA holds only its frozen float32 weights: 33.9 GB.
+    assert derive(7.7, "train", mode="lora").gpu == 1
+    # 72.7B x 8 bytes (Adafactor) x 1.1 = 639.8 GB: eight GPUs, where AdamW would need sixteen.
+    assert derive(72.7, "train", optimizer="adafactor").gpu == 8
+    assert derive(72.7, "train").gpu == 16
+
+
+def test_host_memory_and_runtime_grow_with_size() -> None:
+    # 16 GB + twice the float32 weights; 60 + 80 minutes a billion, up to the hour.
+    small = derive(0.124, "train")
+    assert (small.mem_mb, small.runtime, small.cpus_per_gpu) == (17000, 120, 4)
+    large = derive(14.2, "train")
+    assert (large.mem_mb, large.runtime) == (130000, 1200)
+    # Inference loads the weights in the compute dtype: 16 GB + 2 x 14.2 x 2 bytes; 30 + 20 a billion.
+    prompt = derive(14.2, "prompt", dtype="bfloat16")
+    assert (prompt.gpu, prompt.mem_mb, prompt.runtime) == (1, 73000, 360)
+
+
+def test_a_model_of_unknown_size_gets_one_gpu_and_the_former_limits() -> None:
+    assert derive(None, "train").as_dict() == {"gpu": 1, "mem_mb": 16000, "runtime": 120, "cpus_per_gpu": 4,
+                                              "gpu_model": None}
+    assert derive(None, "embed").runtime == 60
+
+
+def test_the_real_ladder_asks_for_one_to_eight_gpus() -> None:
+    config = shipped("config.yaml")
+    requests = {
+        name: model_job_resources(entry, training_params(config, name), "train")
+        for name, entry in config["models"].items()
+    }
+    assert {name: r["gpu"] for name, r in requests.items()} == {
+        "gpt2": 1, "gpt2-medium": 1, "gpt2-large": 1, "gpt2-xl": 1, "qwen-1.8b": 1,
+        "qwen-7b": 2, "qwen-14b": 4, "qwen-72b": 8,
+    }
+    assert requests["qwen-72b"] == {"gpu": 8, "mem_mb": 598000, "runtime": 5880, "cpus_per_gpu": 4,
+                                    "gpu_model": None}
+
+
+def test_config_resources_win_key_by_key() -> None:
+    entry = {"path": "x", "params_b": 7.7, "resources": {"runtime": 90, "gpu_model": "a100"}}
+    training = {"mode": "full", "optimizer": "adamw", "dtype": "bfloat16"}
+    defaults = {"gpu_memory_gb": 40, "cpus_per_gpu": 8, "gpu_model": "h100"}
+    assert model_job_resources(entry, training, "train", defaults) == {
+        "gpu": 4, "mem_mb": 78000, "runtime": 90, "cpus_per_gpu": 8, "gpu_model": "a100"}
+    assert model_job_resources({"path": "x", "params_b": 7.7}, training, "train", defaults)["gpu_model"] == "h100"
+
+
+def test_probe_heads_get_no_gpu_whatever_the_config_says() -> None:
+    entry = {"path": "x", "params_b": 7.7, "resources": {"gpu": 2, "mem_mb": 64000}}
+    head = model_job_resources(entry, {"mode": "probe", "optimizer": "adamw", "dtype": "float32"}, "train")
+    assert head == {"gpu": 0, "mem_mb": 2000, "runtime": 30, "cpus_per_gpu": 4, "gpu_model": None}
+    # Its features are extracted by a job that does load the model, with the model's resources.
+    embed = model_job_resources(entry, {"mode": "probe", "optimizer": "adamw", "dtype": "float32"}, "embed")
+    assert (embed["gpu"], embed["mem_mb"]) == (2, 64000)
