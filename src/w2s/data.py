@@ -381,11 +381,7 @@ def fetch_vader_movies(out_path: str | Path) -> None:
     digest = hashlib.sha256(payload).hexdigest()
     if digest != VADER_SHA256:
         raise DatasetError(f"{VADER_MEMBER} has sha256 {digest}, expected {VADER_SHA256}")
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(out.name + ".tmp")
-    tmp_out.write_bytes(payload)
-    tmp_out.replace(out)
+    io.write_bytes(payload, out_path)
 
 
 def _load_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:

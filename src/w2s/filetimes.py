@@ -51,7 +51,7 @@ def write_manifest(manifest: str | Path, files: Iterable[str | Path]) -> None:
         Path(os.path.relpath(f, manifest.parent)).as_posix(): {"md5": md5_of(f), "mtime_ns": os.stat(f).st_mtime_ns}
         for f in files
     }
-    io.write_json(entries, manifest)
+    io.write_json(entries, manifest, allow_empty=True)  # no files is a record too
 
 
 def files_under(paths: Iterable[str | Path], *, exclude: str | Path) -> list[Path]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +18,7 @@ import altair as alt
 import pandas as pd
 import vl_convert as vlc
 
+from w2s import io
 from w2s.evaluation import SEED_METRICS, uses_ground_truth_selection
 from w2s.reference import SOURCE as REFERENCE_SOURCE
 
@@ -638,9 +638,5 @@ def _esc(value: object) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> Path:
-    """Write under a staging name then rename, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    staging.write_bytes(data)
-    staging.replace(path)
+    io.write_bytes(data, path)
     return path
