@@ -175,7 +175,7 @@ def features_input(model):
     return inputs
 
 
-TRAINING_CODE = package_code("models", "train", "losses", "jobs")
+TRAINING_CODE = package_code("models", "train", "losses", "jobs", "resume")
 
 
 def student_inputs(wildcards):

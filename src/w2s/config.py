@@ -31,6 +31,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "model_selection": "final",
     "holdout_frac": 0.2,
     "evals_per_epoch": 4,
+    "checkpoint_every": 50,
     "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
 }
 PROMPTING_DEFAULTS: dict[str, Any] = {

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from w2s import io, metrics
 from w2s.losses import LOSSES, NEEDS_BATCH_PROBS
+from w2s.resume import ResumeCheckpoints, run_key
 from w2s.models import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
                         load_tokenizer, model_parallel_map, place)
 from w2s.train import (Batcher, Schedule, Selection, describe_device, device, embed, fit, predict,
@@ -119,8 +120,13 @@ def train_model(
     loss_params: dict[str, Any] | None = None,
     weak_labels_path: str | None = None,
     features_path: str | None = None,
+    resume_dir: str | Path | None = None,
 ) -> None:
     """Train on train_gt's true labels, or on weak labels when given; predict test and train_w2s.
+
+    With `resume_dir`, training saves resume checkpoints there every `checkpoint_every` steps and
+    a rerun of the same job continues from the newest one; the folder is removed once every
+    output is written.
 
     With model_selection other than "final", a holdout of the training rows picks the best
     checkpoint: scored against the weak labels (weak_holdout) or, as an opt-in baseline that
@@ -165,6 +171,13 @@ def train_model(
         steps_per_epoch = max(1, math.ceil(len(rows) / params["batch_size"]))
         selection = Selection(holdout_accuracy, max(1, round(steps_per_epoch / params["evals_per_epoch"])))
 
+    resume = None
+    if resume_dir is not None:
+        inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path) if p is not None)]
+        identity = {"model_entry": model_entry, "params": params, "seed": seed, "loss": loss,
+                    "loss_params": loss_params or {}}
+        resume = ResumeCheckpoints(resume_dir, run_key(identity, inputs), params["checkpoint_every"])
+
     soft = rows["soft_label"].to_numpy()
     targets = torch.tensor(np.stack([1 - soft, soft], axis=1), dtype=torch.float32)
     train_rows = rows["row"].to_numpy()
@@ -179,6 +192,7 @@ def train_model(
         selection,
         lengths=None if features is not None else _text_lengths(frames[train_split]["text"].iloc[train_rows]),
         needs_batch_probs=loss in NEEDS_BATCH_PROBS,
+        resume=resume,
     )
     log.info("trained %d steps, final loss %.4f", len(history), history[-1]["loss"])
     if selection is not None:
@@ -198,15 +212,14 @@ def train_model(
     io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
     io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), out["history"])
     _save_checkpoint(model, tokenizer, out["checkpoint"])
+    if resume is not None:
+        resume.clear()
 
 
 def _save_checkpoint(model: torch.nn.Module, tokenizer: Any, directory: str) -> None:
     """Weights as safetensors: the head alone in probe mode, else the whole model."""
-    final = Path(directory)
-    staging = final.with_name(final.name + ".tmp")
-    staging.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, TextClassifier):
-        model.backbone.save_pretrained(staging / "backbone", safe_serialization=True)
-        tokenizer.save_pretrained(staging / "backbone")
-    io.write_safetensors(model.head.state_dict(), staging / "head.safetensors")
-    staging.replace(final)
+    with io.staged_directory(directory) as staging:
+        if isinstance(model, TextClassifier):
+            model.backbone.save_pretrained(staging / "backbone", safe_serialization=True)
+            tokenizer.save_pretrained(staging / "backbone")
+        io.write_safetensors(model.head.state_dict(), staging / "head.safetensors")

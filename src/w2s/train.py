@@ -15,6 +15,7 @@ from torch import nn
 
 from w2s.losses import Batch, LossFn
 from w2s.models import DTYPES
+from w2s.resume import Progress, ResumeCheckpoints, Trainer
 
 Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
 
@@ -124,6 +125,7 @@ def fit(
     *,
     lengths: np.ndarray | None = None,
     needs_batch_probs: bool = False,
+    resume: ResumeCheckpoints | None = None,
 ) -> list[dict[str, float]]:
     """Train on soft targets (n, 2); returns one record per optimiser step.
 
@@ -132,7 +134,9 @@ def fit(
     minibatch's share of the batch loss (see w2s.losses); with `needs_batch_probs` a no-grad pass
     first gives it the student's probabilities on the whole batch. With `lengths` (one per row),
     a batch's rows are sorted by length before they are cut, so each minibatch pads less; the
-    batch loss does not depend on the order of its rows.
+    batch loss does not depend on the order of its rows. With `resume`, training continues from
+    its newest valid checkpoint and saves one every `resume.every` steps; the batch order is a
+    function of the seed alone, so a resumed run takes the same steps as an uninterrupted one.
     """
     n = targets.shape[0]
     total_steps = max(1, math.ceil(schedule.epochs * n / schedule.batch_size))
@@ -153,9 +157,10 @@ def fit(
 
     # Training mode keeps gradient checkpointing active; callers disable dropout (models.disable_dropout).
     model.train()
-    history: list[dict[str, float]] = []
-    best_score, best_weights = -math.inf, None
-    for step in range(total_steps):
+    trainer = Trainer(trainable, optimizer, scheduler, scaler)
+    progress = resume.restore(trainer) if resume is not None else Progress()
+    history = progress.history
+    for step in range(progress.steps_done, total_steps):
         batch = order[step * schedule.batch_size : (step + 1) * schedule.batch_size]
         if lengths is not None:
             batch = batch[np.argsort(lengths[batch], kind="stable")]
@@ -199,11 +204,15 @@ def fit(
             model.train()
             history[-1]["selection_score"] = score
             # Strictly better only: among equal scores the earliest, least-fitted weights stay.
-            if score > best_score:
-                best_score, best_weights = score, [p.detach().to("cpu", copy=True) for p in trainable]
-    if best_weights is not None:
+            if score > progress.best_score:
+                progress.best_score = score
+                progress.best_weights = [p.detach().to("cpu", copy=True) for p in trainable]
+        progress.steps_done = step + 1
+        if resume is not None and resume.due(progress.steps_done, total_steps):
+            resume.save(progress, trainer)
+    if progress.best_weights is not None:
         with torch.no_grad():
-            for parameter, saved in zip(trainable, best_weights):
+            for parameter, saved in zip(trainable, progress.best_weights):
                 parameter.copy_(saved)
     model.eval()
     return history

@@ -1,4 +1,6 @@
 # This job's GPUs are claimed before torch loads: CUDA reads CUDA_VISIBLE_DEVICES once.
+from pathlib import Path
+
 from w2s.gpus import claim_gpus
 
 claim_gpus(snakemake.resources.gpu)
@@ -17,4 +19,6 @@ train_model(
     loss_params=snakemake.params.loss_params,
     weak_labels_path=snakemake.input.get("weak_labels"),
     features_path=snakemake.input.get("features"),
+    # Beside the outputs, not one of them: Snakemake deletes an incomplete job's outputs before a rerun.
+    resume_dir=Path(snakemake.output.predictions).parent / ".resume",
 )
