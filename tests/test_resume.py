@@ -100,6 +100,11 @@ def test_checkpoints_every_n_steps_and_after_the_last_keeping_only_the_newest(tm
     assert sorted(p.name for p in (tmp_path / "key" / "step-00000015").iterdir()) == [
         "manifest.json", "scalars.json", "state.safetensors"]
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    killed_writer = tmp_path / "key" / ".step-00000020.tmp4242"
+    killed_writer.mkdir()
+    (killed_writer / "state.safetensors").write_bytes(b"half")
+    assert checkpoints.restore(fresh_trainer(ProbeClassifier(4))).steps_done == 15
+    assert not killed_writer.exists()
     with pytest.raises(ValueError, match="checkpoint_every must be at least 1, got 0"):
         ResumeCheckpoints(tmp_path, "key", every=0)
 

@@ -158,6 +158,8 @@ class ResumeCheckpoints:
 
     def restore(self, trainer: Trainer) -> Progress:
         """Load the newest checkpoint that verifies into `trainer`; a fresh Progress if none does."""
+        for leftover in self.directory.glob(".step-*"):  # staged by a writer that was killed
+            shutil.rmtree(leftover, ignore_errors=True)
         for checkpoint in self.checkpoints():
             try:
                 tensors, scalars = _verified(checkpoint, trainer)
