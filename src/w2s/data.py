@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from w2s import io
+from w2s import io, metrics
 
 Converter = Callable[[dict[str, Any], random.Random], "tuple[str, int] | None"]
 PREPARED_SPLITS = ("train_gt", "train_w2s", "test")
@@ -584,6 +584,10 @@ def write_weak_labels(predictions_path: str, slice_index: int, n_slices: int, ou
     preds = pd.read_parquet(predictions_path)
     w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
     rows = w2s_slice(w2s, slice_index, n_slices)
+    metrics.check_probabilities(
+        rows["prob"], f"{predictions_path}, the supervisor's predictions on train_w2s",
+        "its training diverged, so it cannot supervise: lower its lr or use dtype float32, then rerun it",
+    )
     frame = pd.DataFrame({
         "id": rows["id"].to_numpy(),
         "soft_label": rows["prob"].to_numpy(),

@@ -80,7 +80,9 @@ def evaluate(run: str, predictions: dict[str, str], bootstrap_samples: int, seed
 
 def _test_predictions(path: str) -> pd.DataFrame:
     frame = pd.read_parquet(path)
-    return frame[frame["split"] == "test"].set_index("id")
+    test = frame[frame["split"] == "test"].set_index("id")
+    metrics.check_probabilities(test["prob"], f"{path}, test predictions", "retrain the run that wrote them")
+    return test
 
 
 def _label_balance_fields(label_balance: dict[str, dict[str, float]], test_positive_fraction: float) -> dict[str, Any]:
