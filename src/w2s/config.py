@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ PROMPTING_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 8,
 }
 CHAIN_SEPARATOR = "__"
+COMMIT_PATTERN = r"[0-9a-f]{40}"
 
 
 class ConfigError(ValueError):
@@ -78,7 +80,9 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
         where = "/".join(str(p) for p in err.absolute_path) or "the top level"
         if err.validator == "oneOf" and err.absolute_path and err.absolute_path[0] == "models":
             raise ConfigError(f"config error at {where}: set exactly one of hub_id, path or package")
-        raise ConfigError(f"config error at {where}: {err.message}")
+        # A pattern says what is allowed in regex; the schema's description says it in words.
+        hint = err.schema.get("description") if err.validator == "pattern" and isinstance(err.schema, dict) else None
+        raise ConfigError(f"config error at {where}: {err.message}" + (f"; expected {hint}" if hint else ""))
 
     for name in config["datasets"]:
         _known("dataset", name, DATASETS.keys(), "datasets")
@@ -92,10 +96,12 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
             _check(loss in config["losses"],
                    f"models.{name}.loss_params sets '{loss}', which is not in losses; add it there or remove it")
             _check_loss_params(loss, params, f"models.{name}.loss_params.{loss}")
-        if entry.get("trust_remote_code"):
+        if entry.get("trust_remote_code") and "hub_id" in entry:
             _check(
-                "revision" in entry,
-                f"model '{name}' sets trust_remote_code, so it must pin a revision: remote code runs on your machine",
+                re.fullmatch(COMMIT_PATTERN, entry.get("revision", "")) is not None,
+                f"model '{name}' sets trust_remote_code, so it must pin revision to a commit (40 hex digits, "
+                f"not {entry.get('revision', 'nothing')}): the hub's code runs on your machine, and a tag or "
+                "branch can be moved to other code",
             )
     for name in config["ladder"]:
         _known("model", name, models.keys(), "ladder")
