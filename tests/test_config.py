@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -252,7 +253,7 @@ def test_load_config(tmp_path: Path) -> None:
     assert load_config(path, SCHEMA) == minimal()
 
     path.write_text("seeds: [0\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match=rf'^not valid YAML; fix the line named here:\n(.|\n)*in "{re.escape(str(path))}", line 2'):
         load_config(path, SCHEMA)
 
     bad = minimal()
@@ -390,3 +391,29 @@ def test_chain_names_round_trip() -> None:
     # Model names may not contain the separator, so a joined name splits back unambiguously.
     pattern = yaml.safe_load(SCHEMA.read_text())["properties"]["models"]["propertyNames"]["pattern"]
     assert re.match(pattern, "gpt2-xl") and re.match(pattern, "qwen-1.8b") and not re.match(pattern, "a__b")
+
+
+BROKEN_YAML = "seeds: [0]\ndatasets:\n\tsst2: {n_train: 8}\n"  # a tab cannot indent YAML
+
+
+def test_checking_a_broken_config_names_the_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    broken, valid = tmp_path / "broken.yaml", tmp_path / "valid.yaml"
+    broken.write_text(BROKEN_YAML)
+    valid.write_text(yaml.safe_dump(minimal()))
+    assert cfg.main([str(broken), str(valid), "--schema", str(SCHEMA)]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{valid}: valid\n"
+    assert err.startswith(f"{broken}: not valid YAML; fix the line named here:\n")
+    assert "found character '\\t' that cannot start any token" in err and f'in "{broken}", line 3, column 1' in err
+    assert cfg.main([str(valid), "--schema", str(SCHEMA)]) == 0
+
+
+def test_snakemake_says_only_that_a_broken_config_is_not_yaml(tmp_path: Path) -> None:
+    """Snakemake reads --configfile before the workflow's code runs and names neither file nor line,
+    which is why `python -m w2s.config` exists (docs/faults.md); this notices if Snakemake changes."""
+    (tmp_path / "broken.yaml").write_text(BROKEN_YAML)
+    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
+                             "--configfile", "broken.yaml"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Config file is not valid JSON or YAML" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

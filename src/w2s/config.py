@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +46,20 @@ CHAIN_SEPARATOR = "__"
 COMMIT_PATTERN = r"[0-9a-f]{40}"
 
 
+# The schema of a source checkout (an editable install); other installs pass --schema.
+SHIPPED_SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+
 class ConfigError(ValueError):
     """The configuration cannot describe an experiment; the message says what to change."""
 
 
 def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        with Path(path).open() as stream:  # a stream, so that the error names the file
+            config = yaml.safe_load(stream)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        raise ConfigError(f"not valid YAML; fix the line named here:\n{err}") from err
     validate_config(config, schema_path)
     return config
 
@@ -191,3 +198,26 @@ def join_chain(chain: list[str]) -> str:
 
 def split_chain(chain: str) -> list[str]:
     return chain.split(CHAIN_SEPARATOR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check config files as the workflow does. Snakemake's own message for a --configfile that is
+    not YAML names neither the file nor the line; this names both."""
+    parser = argparse.ArgumentParser(prog="python -m w2s.config", description="check w2s config files")
+    parser.add_argument("configs", nargs="+", metavar="CONFIG")
+    parser.add_argument("--schema", default=str(SHIPPED_SCHEMA))
+    args = parser.parse_args(argv)
+    failed = 0
+    for path in args.configs:
+        try:
+            load_config(path, args.schema)
+        except (ConfigError, OSError) as err:
+            print(f"{path}: {err}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{path}: valid")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
