@@ -3,6 +3,7 @@ the source holds no unsafe loading: no pickle, no shell commands built from the 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from w2s.data import write_weak_labels
 from w2s.evaluation import evaluate
 from w2s.jobs import _training_rows
 from w2s.metrics import check_probabilities
+from w2s.truncation import write_truncation
 
 
 def train_w2s(n: int = 6) -> pd.DataFrame:
@@ -104,6 +106,40 @@ def test_evaluate_refuses_nan_test_predictions(tmp_path: Path) -> None:
                        r"or outside \[0, 1\] \(the first is row 1: nan\); retrain the run that wrote them$"):
         evaluate("gt/a", {"self": str(path)}, 10, 0, str(out), {"kind": "ground_truth"})
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- texts longer than the context
+
+
+def test_texts_longer_than_max_length_are_counted_per_split(
+    tiny_models: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tiny tokenizer makes one token of each word and adds no special tokens."""
+    words = {"train_gt": [3, 8, 9, 12], "train_w2s": [2, 8], "test": [9, 9, 8]}
+    paths = {}
+    for split, counts in words.items():
+        paths[split] = str(tmp_path / f"{split}.parquet")
+        pd.DataFrame({"text": [" ".join(["good"] * n) for n in counts]}).to_parquet(paths[split])
+    out = tmp_path / "truncation.json"
+    write_truncation({"path": str(tiny_models["tiny-bert"])}, 8, paths, str(out))
+    assert json.loads(out.read_text()) == {"max_length": 8, "truncated": {"train_gt": 2, "train_w2s": 0, "test": 2},
+                                           "n": {"train_gt": 4, "train_w2s": 2, "test": 3}}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "2 of 4 train_gt texts exceed max_length 8 tokens and are truncated; raise training.max_length to keep "
+        "them whole",
+        "2 of 3 test texts exceed max_length 8 tokens and are truncated; raise training.max_length to keep them whole",
+    ]
+
+
+def test_truncation_counts_reach_the_metrics(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.parquet"
+    pd.DataFrame({"split": "test", "id": ["a", "b"], "prob": [0.3, 0.8], "label": [0, 1]}).to_parquet(path)
+    out = tmp_path / "metrics.json"
+    truncation = {"max_length": 8, "truncated": {"train_gt": 2, "train_w2s": 0, "test": 1}, "n": {}}
+    evaluate("gt/a", {"self": str(path)}, 10, 0, str(out), {"kind": "ground_truth"}, truncation=truncation)
+    result = json.loads(out.read_text())
+    assert {k: result[k] for k in ("max_length", "train_gt_truncated", "train_w2s_truncated", "test_truncated")} == {
+        "max_length": 8, "train_gt_truncated": 2, "train_w2s_truncated": 0, "test_truncated": 1}
 
 
 # --------------------------------------------------------------------------- safe loading
