@@ -23,7 +23,9 @@ install:
 		$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	fi
 
+# The config is checked first: Snakemake's message for broken YAML names neither file nor line.
 demo: install
+	$(PYTHON) -m w2s.config config/demo.yaml
 	snakemake --cores $(CORES) --configfile config/demo.yaml
 
 test: install

@@ -175,7 +175,7 @@ def features_input(model):
     return inputs
 
 
-TRAINING_CODE = package_code("models", "train", "losses", "jobs", "resume")
+TRAINING_CODE = package_code("models", "train", "losses", "jobs", "resume", "metrics")
 
 
 def student_inputs(wildcards):
@@ -200,6 +200,8 @@ def evaluation_inputs(wildcards):
         "self": prediction_file(wildcards, wildcards.run),
         "label_balance": f"results/data/{wildcards.dataset}/seed{wildcards.seed}/label_balance.json",
     }
+    if kind != "prompt":
+        inputs["truncation"] = f"results/{wildcards.dataset}/seed{wildcards.seed}/truncation/{chain[-1]}.json"
     if kind == "student":
         inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain))
         inputs["weak"] = prediction_file(wildcards, f"gt/{chain[0]}")

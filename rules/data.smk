@@ -42,3 +42,26 @@ rule prepare_data:
         "../environment.yml"
     script:
         "../workflow/scripts/prepare_data.py"
+
+
+# How many texts of each split exceed a model's max_length tokens and are truncated; the model's
+# metrics report it. Only the tokenizer is loaded.
+rule count_truncated:
+    input:
+        unpack(data_paths),
+        code=package_code("truncation", "models"),
+    output:
+        "results/{dataset}/seed{seed}/truncation/{model}.json",
+    params:
+        model_entry=lambda w: model_entry(w.model),
+        max_length=lambda w: training_params(w.model)["max_length"],
+    log:
+        "results/logs/{dataset}/seed{seed}/count_truncated/{model}.log",
+    resources:
+        gpu=0,
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/count_truncated.py"

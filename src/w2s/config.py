@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,11 @@ PROMPTING_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 8,
 }
 CHAIN_SEPARATOR = "__"
+COMMIT_PATTERN = r"[0-9a-f]{40}"
+
+
+# The schema of a source checkout (an editable install); other installs pass --schema.
+SHIPPED_SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -49,9 +57,10 @@ class ConfigError(ValueError):
 
 def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        with Path(path).open() as stream:  # a stream, so that the error names the file
+            config = yaml.safe_load(stream)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        raise ConfigError(f"not valid YAML; fix the line named here:\n{err}") from err
     validate_config(config, schema_path)
     return config
 
@@ -79,7 +88,9 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
         where = "/".join(str(p) for p in err.absolute_path) or "the top level"
         if err.validator == "oneOf" and err.absolute_path and err.absolute_path[0] == "models":
             raise ConfigError(f"config error at {where}: set exactly one of hub_id, path or package")
-        raise ConfigError(f"config error at {where}: {err.message}")
+        # A pattern says what is allowed in regex; the schema's description says it in words.
+        hint = err.schema.get("description") if err.validator == "pattern" and isinstance(err.schema, dict) else None
+        raise ConfigError(f"config error at {where}: {err.message}" + (f"; expected {hint}" if hint else ""))
 
     for name in config["datasets"]:
         _known("dataset", name, DATASETS.keys(), "datasets")
@@ -93,10 +104,12 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
             _check(loss in config["losses"],
                    f"models.{name}.loss_params sets '{loss}', which is not in losses; add it there or remove it")
             _check_loss_params(loss, params, f"models.{name}.loss_params.{loss}")
-        if entry.get("trust_remote_code"):
+        if entry.get("trust_remote_code") and "hub_id" in entry:
             _check(
-                "revision" in entry,
-                f"model '{name}' sets trust_remote_code, so it must pin a revision: remote code runs on your machine",
+                re.fullmatch(COMMIT_PATTERN, entry.get("revision", "")) is not None,
+                f"model '{name}' sets trust_remote_code, so it must pin revision to a commit (40 hex digits, "
+                f"not {entry.get('revision', 'nothing')}): the hub's code runs on your machine, and a tag or "
+                "branch can be moved to other code",
             )
     for name in config["ladder"]:
         _known("model", name, models.keys(), "ladder")
@@ -186,3 +199,26 @@ def join_chain(chain: list[str]) -> str:
 
 def split_chain(chain: str) -> list[str]:
     return chain.split(CHAIN_SEPARATOR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check config files as the workflow does. Snakemake's own message for a --configfile that is
+    not YAML names neither the file nor the line; this names both."""
+    parser = argparse.ArgumentParser(prog="python -m w2s.config", description="check w2s config files")
+    parser.add_argument("configs", nargs="+", metavar="CONFIG")
+    parser.add_argument("--schema", default=str(SHIPPED_SCHEMA))
+    args = parser.parse_args(argv)
+    failed = 0
+    for path in args.configs:
+        try:
+            load_config(path, args.schema)
+        except (ConfigError, OSError) as err:
+            print(f"{path}: {err}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{path}: valid")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from w2s import io
+from w2s import io, metrics
 
 Converter = Callable[[dict[str, Any], random.Random], "tuple[str, int] | None"]
 PREPARED_SPLITS = ("train_gt", "train_w2s", "test")
@@ -79,8 +79,7 @@ def _boolq(row: dict[str, Any], rng: random.Random) -> tuple[str, int]:
 
 
 def _sst2(row: dict[str, Any], rng: random.Random) -> tuple[str, int] | None:
-    label = int(row["label"])
-    return None if label not in (0, 1) else (row["sentence"].strip(), label)
+    return _labelled(row["sentence"].strip(), row["label"])
 
 
 VADER_NEUTRAL_BAND = 0.5
@@ -112,9 +111,15 @@ def _show_lettered_answer(prompt: str, row: dict[str, Any], rng: random.Random) 
     return _show_answer(prompt, texts[letters.index(row["answerKey"])], texts, rng)
 
 
+HIDDEN_LABEL = -1  # how the hub marks a test split's withheld labels
+
+
 def _labelled(text: str, label: Any) -> tuple[str, int] | None:
-    """(text, label) for a 0/1 label; a hidden test label (-1) makes the row unusable."""
-    return (text, int(label)) if int(label) in (0, 1) else None
+    """(text, label) for a 0/1 label; a hidden test label (-1) makes the row unusable, and any
+    other value is an error rather than a row quietly dropped."""
+    if int(label) == HIDDEN_LABEL:
+        return None
+    return text, int(label)
 
 
 def _dream(row: dict[str, Any], rng: random.Random) -> tuple[str, int] | None:
@@ -384,7 +389,30 @@ def fetch_vader_movies(out_path: str | Path) -> None:
     io.write_bytes(payload, out_path)
 
 
+# What datasets says of a file that parses to no rows (a JSON list [], a CSV with only a header).
+NO_ROWS_MESSAGE = "corresponds to no data"
+
+
+def _source(name: str, split: str, data_files: dict[str, str] | None) -> str:
+    """Where a split is read from, in words for error messages."""
+    if data_files:
+        return data_files.get(split, data_files.get("train", ""))
+    return f"the hub id '{DATASETS[name].hub_id}'"
+
+
+def _empty_split(name: str, split: str, data_files: dict[str, str] | None) -> DatasetError:
+    return DatasetError(f"the {split} split of dataset '{name}' from {_source(name, split, data_files)} has no "
+                        f"rows; point data_files.{split} at a file with rows in the dataset's hub schema")
+
+
 def _load_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
+    rows = _read_rows(name, split, data_files)
+    if len(rows) == 0:
+        raise _empty_split(name, split, data_files)
+    return rows
+
+
+def _read_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
     import datasets
 
     spec = DATASETS[name]
@@ -407,6 +435,9 @@ def _load_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
             builder = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(suffix)
             if builder is None:
                 raise DatasetError(f"{path}: local data files must be .jsonl, .json, .parquet or .csv")
+            # datasets fails on an empty file with a bare StopIteration, which says nothing.
+            if Path(path).is_file() and Path(path).stat().st_size == 0:
+                raise _empty_split(name, split, data_files)
             return datasets.load_dataset(builder, data_files=path, split="train")
         hub_split = spec.splits[split]
         if spec.parquet_export:
@@ -417,9 +448,10 @@ def _load_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
     except DatasetError:
         raise
     except Exception as err:  # datasets raises many types for offline, missing and malformed data
-        source = data_files.get(split, data_files.get("train")) if data_files else f"the hub id '{spec.hub_id}'"
+        if NO_ROWS_MESSAGE in str(err):
+            raise _empty_split(name, split, data_files) from err
         raise DatasetError(
-            f"could not load the {split} split of dataset '{name}' from {source}: {err}. "
+            f"could not load the {split} split of dataset '{name}' from {_source(name, split, data_files)}: {err}. "
             "Offline? Download it once and point datasets.<name>.data_files at local files in the "
             "hub schema, or set HF_HUB_OFFLINE=1 to use the local Hugging Face cache."
         ) from err
@@ -440,10 +472,21 @@ def _convert(
             break
         # One generator per row keeps a row's random choice independent of sampling order.
         rng = random.Random(f"{name}:{split}:{index}:{seed}")
-        converted = convert(rows[index], rng)
+        try:
+            converted = convert(rows[index], rng)
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            raise DatasetError(
+                f"row {index} of the {split} split of '{name}' does not fit the hub schema of "
+                f"{DATASETS[name].hub_id} ({type(err).__name__}: {err}); fix that row or the file's columns"
+            ) from err
         if converted is None:
             continue
         text, label = converted
+        if label not in (0, 1):
+            raise DatasetError(
+                f"row {index} of the {split} split of '{name}' has label {label}, which is neither 0 nor 1; "
+                "fix the label column of the data"
+            )
         usable[label] += 1
         for records, counts, size in zip(parts, class_counts, sizes):
             if len(records) < size and (not balance or counts[label] < (size + 1) // 2):
@@ -451,6 +494,11 @@ def _convert(
                 records.append({"id": f"{split}:{index}", "text": text, "label": label})
                 break
     if any(len(records) < size for records, size in zip(parts, sizes)):
+        if sum(usable) == 0:
+            raise DatasetError(
+                f"none of the {len(indices)} rows of the {split} split of '{name}' is usable (all are "
+                "unlabelled or left out of the binary task); point data_files at labelled rows"
+            )
         if balance:
             raise DatasetError(
                 f"dataset '{name}' cannot fill {sum(sizes)} class-balanced rows from its {split} split, "
@@ -492,7 +540,10 @@ def prepare(
     splits = {"train_gt": train_gt, "train_w2s": train_w2s, "test": test}
     for split, frame in splits.items():
         if frame["label"].nunique() < 2:
-            raise DatasetError(f"the {split} split of '{name}' has a single class; raise its size")
+            raise DatasetError(
+                f"the {split} split of '{name}' has a single class: all {len(frame)} rows are labelled "
+                f"{frame['label'].iloc[0]}; raise n_train or n_test, set balance: true, or check the data's labels"
+            )
     return splits
 
 
@@ -529,6 +580,10 @@ def write_weak_labels(predictions_path: str, slice_index: int, n_slices: int, ou
     preds = pd.read_parquet(predictions_path)
     w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
     rows = w2s_slice(w2s, slice_index, n_slices)
+    metrics.check_probabilities(
+        rows["prob"], f"{predictions_path}, the supervisor's predictions on train_w2s",
+        "its training diverged, so it cannot supervise: lower its lr or use dtype float32, then rerun it",
+    )
     frame = pd.DataFrame({
         "id": rows["id"].to_numpy(),
         "soft_label": rows["prob"].to_numpy(),

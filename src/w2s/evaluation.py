@@ -42,13 +42,15 @@ REFERENCE_COLUMNS = (
 
 def evaluate(run: str, predictions: dict[str, str], bootstrap_samples: int, seed: int,
              out_path: str, context: dict[str, Any],
-             label_balance: dict[str, dict[str, float]] | None = None) -> None:
+             label_balance: dict[str, dict[str, float]] | None = None,
+             truncation: dict[str, Any] | None = None) -> None:
     """Metrics of one model's test predictions; a student is also scored against its lineage.
 
     `predictions` maps "self" and, for a student, "supervisor", "weak" and "ceiling" to prediction
     files. `context` carries the run's identity into the JSON; its "kind" decides whether the run
     is a student. `label_balance` holds each prepared split's {"n", "positive_fraction"}; it is
-    stored whole and as one `<split>_positive_fraction` key per split.
+    stored whole and as one `<split>_positive_fraction` key per split. `truncation` (w2s.truncation)
+    gives the model's max_length and one `<split>_truncated` count of texts longer than it per split.
     """
     own = _test_predictions(predictions["self"])
     labels, probs = own["label"].to_numpy(), own["prob"].to_numpy()
@@ -61,6 +63,9 @@ def evaluate(run: str, predictions: dict[str, str], bootstrap_samples: int, seed
     })
     if label_balance is not None:
         result.update(_label_balance_fields(label_balance, result["test_positive_fraction"]))
+    if truncation is not None:
+        result["max_length"] = truncation["max_length"]
+        result.update({f"{split}_truncated": count for split, count in truncation["truncated"].items()})
     is_student = context.get("kind") == "student"
     compared = [role for role in COMPARED_ROLES if role in predictions]
     if is_student and len(compared) < len(COMPARED_ROLES):
@@ -80,7 +85,9 @@ def evaluate(run: str, predictions: dict[str, str], bootstrap_samples: int, seed
 
 def _test_predictions(path: str) -> pd.DataFrame:
     frame = pd.read_parquet(path)
-    return frame[frame["split"] == "test"].set_index("id")
+    test = frame[frame["split"] == "test"].set_index("id")
+    metrics.check_probabilities(test["prob"], f"{path}, test predictions", "retrain the run that wrote them")
+    return test
 
 
 def _label_balance_fields(label_balance: dict[str, dict[str, float]], test_positive_fraction: float) -> dict[str, Any]:

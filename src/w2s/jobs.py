@@ -68,12 +68,21 @@ def _training_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None
         return pd.DataFrame({"row": np.arange(len(gt)), "soft_label": gt["label"].to_numpy(dtype=np.float64),
                              "true_label": gt["label"].to_numpy()})
     labels = pd.read_parquet(weak_labels_path)
-    position = pd.Series(np.arange(len(frames["train_w2s"])), index=frames["train_w2s"]["id"])
+    train_w2s = frames["train_w2s"]
+    position = pd.Series(np.arange(len(train_w2s)), index=train_w2s["id"])
+    remake = "delete it and let the weak_labels rule make it again from this dataset and seed"
     missing = set(labels["id"]) - set(position.index)
     if missing:
         raise ValueError(f"{weak_labels_path}: {len(missing)} weak-label ids are not in train_w2s, "
-                         "so the labels were made for another dataset, seed or split")
-    return pd.DataFrame({"row": position.loc[labels["id"]].to_numpy(),
+                         f"so the labels were made for another dataset, seed or split; {remake}")
+    rows = position.loc[labels["id"]].to_numpy()
+    # Ids alone repeat across datasets ("train:17"); the true labels must match the rows too.
+    mismatched = int((train_w2s["label"].to_numpy()[rows] != labels["true_label"].to_numpy()).sum())
+    if mismatched or labels["id"].duplicated().any():
+        raise ValueError(f"{weak_labels_path}: {mismatched} weak labels carry another true label than their "
+                         f"train_w2s row, or ids repeat, so the labels were made for other data; {remake}")
+    metrics.check_probabilities(labels["soft_label"], f"{weak_labels_path}, the soft weak labels", remake)
+    return pd.DataFrame({"row": rows,
                          "soft_label": labels["soft_label"].to_numpy(dtype=np.float64),
                          "true_label": labels["true_label"].to_numpy()})
 
@@ -206,6 +215,7 @@ def train_model(
         every_row = np.arange(len(frames[split]))
         probs = predict(model, batcher_for(split), order_of(split, every_row), params["eval_batch_size"], on,
                         params["dtype"])
+        metrics.check_probabilities(probs, f"{split} predictions", "training diverged: lower lr or use dtype float32")
         predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"],
                                          "prob": probs, "label": frames[split]["label"]}))
         log.info("%s accuracy %.4f", split, metrics.accuracy(probs, frames[split]["label"].to_numpy()))

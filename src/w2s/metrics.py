@@ -15,6 +15,16 @@ import numpy as np
 MIN_DEFINED_FRACTION = 0.95
 
 
+def check_probabilities(probs: np.ndarray, what: str, fix: str) -> None:
+    """Raise ValueError unless every value is a probability: NaN would count as class 0 and a value
+    above 1 as a confident class 1, so bad values must stop the job, not become numbers."""
+    values = np.asarray(probs, dtype=float)
+    bad = np.flatnonzero(~((values >= 0) & (values <= 1)))  # NaN fails both comparisons
+    if len(bad):
+        raise ValueError(f"{what}: {len(bad)} of {len(values)} probabilities are NaN or outside [0, 1] "
+                         f"(the first is row {bad[0]}: {values[bad[0]]}); {fix}")
+
+
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean((np.asarray(probs) > 0.5) == np.asarray(labels)))
 

@@ -11,4 +11,5 @@ evaluate(
     out_path=snakemake.output[0],
     context=snakemake.params.context,
     label_balance=io.read_json(snakemake.input.label_balance),
+    truncation=io.read_json(snakemake.input.truncation) if "truncation" in snakemake.input.keys() else None,
 )
