@@ -43,12 +43,13 @@ def integration(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathF
 
 
 def test_every_job_ran_as_a_completed_slurm_job(integration: IntegrationResult) -> None:
-    # prepare_data, embed_features, 3 ground-truth models, 8 students, 4 weak-label files, 2
-    # prompting runs, 13 evaluations, summarize, training_curves, provenance and report.
-    assert integration.jobs_planned == 36
-    assert len(integration.slurm_jobs) == 36
+    # prepare_data, 3 truncation counts, embed_features, 3 ground-truth models, 8 students, 4
+    # weak-label files, 2 prompting runs, 13 evaluations, summarize, training_curves, provenance
+    # and report.
+    assert integration.jobs_planned == 39
+    assert len(integration.slurm_jobs) == 39
     slurm_ids = sorted(integration.slurm_jobs.values())
-    assert len(set(slurm_ids)) == 36
+    assert len(set(slurm_ids)) == 39
     # The job-completion log names each of them once, completed, under this run's job name.
     assert sorted(int(job_id) for job_id, _, _ in integration.completed) == slurm_ids
     assert {state for _, _, state in integration.completed} == {"COMPLETED"}
@@ -56,7 +57,7 @@ def test_every_job_ran_as_a_completed_slurm_job(integration: IntegrationResult) 
 
 def test_every_result_equals_the_local_runs(integration: IntegrationResult) -> None:
     files = integration.local_checksums
-    assert len(files) == 90
+    assert len(files) == 93
     assert sum(f.endswith("/metrics.json") for f in files) == 13
     assert {"results/summary.csv", "results/summary_seeds.csv", "results/training_curves.parquet"} <= files.keys()
     assert integration.slurm_checksums == files
