@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import safetensors.torch
 import torch
 
 from conftest import REPO, sst2_rows
 from test_train import schedule as train_schedule
 from w2s import io
-from w2s import resume as resume_module
 from w2s.config import TRAINING_DEFAULTS
 from w2s.evaluation import evaluate
 from w2s.jobs import train_model
@@ -111,7 +111,8 @@ def test_checkpoints_every_n_steps_and_after_the_last_keeping_only_the_newest(tm
 
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     checkpoints = ResumeCheckpoints(tmp_path, "key", every=4)
-    real_save_file = resume_module.save_file
+    # The tensors reach the disk through io.write_safetensors, which calls safetensors' save_file.
+    real_save_file = safetensors.torch.save_file
     writes = 0
 
     def save_file_until_the_disk_fills(tensors: dict, path: str) -> None:
@@ -122,7 +123,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path, 
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         real_save_file(tensors, path)
 
-    monkeypatch.setattr(resume_module, "save_file", save_file_until_the_disk_fills)
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file_until_the_disk_fills)
     with pytest.raises(CheckpointError) as failure:
         probe_run(checkpoints)
     message = str(failure.value)
@@ -131,7 +132,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path, 
     assert f"the checkpoint {tmp_path / 'key' / 'step-00000004'} is kept" in message
     assert [p.name for p in checkpoints.checkpoints()] == ["step-00000004"]
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]  # the partial write is gone
-    monkeypatch.setattr(resume_module, "save_file", real_save_file)
+    monkeypatch.setattr(safetensors.torch, "save_file", real_save_file)
     reference, _ = probe_run(None)
     resumed, _ = probe_run(checkpoints)
     assert torch.equal(resumed.head.weight, reference.head.weight)

@@ -98,11 +98,13 @@ def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str, *,
             png.unlink(missing_ok=True)
         else:
             image = vlc.vegalite_to_png(figure.chart.to_dict(), vl_version=VL_VERSION, scale=2)
-            written[figure.name] = _write_atomic(png, image)
+            io.write_bytes(image, png)
+            written[figure.name] = png
     tables = _summary_tables(summary, seed_summary, loss_summary, reference)
     if provenance is not None:
         tables += _provenance_html(provenance)
-    written["html"] = _write_atomic(out / "report.html", _page(title, summary, figures, tables).encode("utf-8"))
+    written["html"] = out / "report.html"
+    io.write_bytes(_page(title, summary, figures, tables).encode("utf-8"), written["html"])
     return written
 
 
@@ -636,7 +638,3 @@ def _javascript_bundle() -> str:
 def _esc(value: object) -> str:
     return html.escape(str(value))
 
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    io.write_bytes(data, path)
-    return path

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from w2s import io
@@ -138,8 +138,7 @@ class ResumeCheckpoints:
         previous = [p for p in self.checkpoints() if p != final]
         try:
             with io.staged_directory(final) as staging:
-                save_file({k: v.detach().cpu().contiguous() for k, v in _tensors_of(progress, trainer).items()},
-                          str(staging / STATE_FILE))
+                io.write_safetensors(_tensors_of(progress, trainer), staging / STATE_FILE)
                 (staging / SCALARS_FILE).write_text(
                     # Unsorted keys: history rows keep their column order.
                     json.dumps(_scalars_of(progress, trainer), allow_nan=False))
