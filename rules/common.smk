@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 from w2s import config as w2s_config
+from w2s import data as w2s_data
 from w2s import provenance as w2s_provenance
 from w2s import resources as w2s_resources
+from w2s import revisions as w2s_revisions
 
 try:
     w2s_config.validate_config(config, workflow.source_path("../config/schema.yaml"))
@@ -17,6 +19,31 @@ except w2s_config.ConfigError as err:
 
 # environment.yml installs the package from here when rules run under --sdm conda.
 os.environ.setdefault("W2S_ROOT", workflow.basedir)
+
+# Hub commits that preflight resolved for repositories nothing else pins (w2s.revisions).
+HUB_LOCK = w2s_revisions.read_lock(Path(workflow.basedir) / "config" / "hub.lock.yaml")
+
+
+def data_source(dataset):
+    """Where a dataset is read: its hub repository, commit and why that commit (w2s.data.data_source)."""
+    return w2s_data.data_source(dataset, config["datasets"][dataset], HUB_LOCK)
+
+
+def unpinned_datasets():
+    return sorted(d for d in config["datasets"]
+                  if not dataset_files_configured(d) and data_source(d).pinned_by == "unpinned")
+
+
+def dataset_files_configured(dataset):
+    return bool(config["datasets"][dataset].get("data_files")) or dataset in w2s_data.PACKAGED_DATASETS
+
+
+if unpinned_datasets():
+    sys.stderr.write(
+        f"Warning: {', '.join(unpinned_datasets())} pinned nowhere: each would be read at its branch's head "
+        "when prepared. Run `python -m w2s.preflight <config>` where the hub is reachable; it writes their "
+        "commits to config/hub.lock.yaml, which you commit.\n"
+    )
 
 SPLITS = ["train_gt", "train_w2s", "test"]
 TRAINED_MODELS = w2s_config.trained_models(config)
@@ -148,7 +175,7 @@ def benchmark_files():
 
 
 def prepared_data_files():
-    names = [f"{s}.parquet" for s in SPLITS] + ["label_balance.json"]
+    names = [f"{s}.parquet" for s in SPLITS] + ["label_balance.json", "source.json"]
     return [f"results/data/{d}/seed{s}/{n}" for d in config["datasets"] for s in config["seeds"] for n in names]
 
 

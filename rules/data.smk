@@ -25,6 +25,8 @@ rule prepare_data:
         train_w2s="results/data/{dataset}/seed{seed}/train_w2s.parquet",
         test="results/data/{dataset}/seed{seed}/test.parquet",
         label_balance="results/data/{dataset}/seed{seed}/label_balance.json",
+        # the hub repository and commit read (or each local file's sha256)
+        source="results/data/{dataset}/seed{seed}/source.json",
         # md5 and mtime of the files above, so that `make fetch` can undo the times a DVC
         # checkout rewrites (see w2s.filetimes).
         file_times="results/data/{dataset}/seed{seed}/file_times.json",
@@ -32,6 +34,7 @@ rule prepare_data:
         n_train=lambda w: config["datasets"][w.dataset]["n_train"],
         n_test=lambda w: config["datasets"][w.dataset]["n_test"],
         balance=lambda w: config["datasets"][w.dataset].get("balance", False),
+        source=lambda w: data_source(w.dataset).record(),
     log:
         "results/logs/{dataset}/seed{seed}/prepare_data.log",
     resources:
@@ -49,6 +52,7 @@ rule prepare_data:
 rule count_truncated:
     input:
         unpack(data_paths),
+        unpack(converted_model(lambda w: w.model)),
         code=package_code("truncation", "models"),
     output:
         "results/{dataset}/seed{seed}/truncation/{model}.json",

@@ -29,7 +29,7 @@ OUTS = ("results/data", "results/report", "results/summary.csv", "results/summar
 CHECKSUM_LIMIT = 100
 DATA_FILES = {f"results/data/sst2/seed0/{name}"
               for name in ("train_gt.parquet", "train_w2s.parquet", "test.parquet", "label_balance.json",
-                           "file_times.json")}
+                           "source.json", "file_times.json")}
 
 
 def command_env() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -91,3 +92,21 @@ def test_training_devices_count_runs_not_steps() -> None:
     })
     assert provenance.training_devices(curves) == [
         {"device": "CPU: x", "runs": 1}, {"device": "NVIDIA H100", "runs": 2}, {"device": "not recorded", "runs": 1}]
+
+
+def test_data_sources_come_from_each_preparations_source_record(tmp_path: Path) -> None:
+    hub = tmp_path / "sciq" / "seed0" / "source.json"
+    local = tmp_path / "vader_movies" / "seed1" / "source.json"
+    for path, record in ((hub, {"dataset": "sciq", "hub_id": "allenai/sciq", "branch": "main", "revision": "ab" * 20,
+                                "pinned_by": "lock", "hub_config": None, "mirror": None}),
+                         (local, {"dataset": "vader_movies", "data_files": {"train": {"path": "x", "sha256": "c8"}}})):
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(record))
+    other = tmp_path / "sciq" / "seed0" / "test.parquet"
+    other.write_bytes(b"not a source record")
+    assert provenance.data_sources([str(local), str(other), str(hub)]) == [
+        {"dataset": "sciq", "seed_folder": "seed0", "hub_id": "allenai/sciq", "revision": "ab" * 20,
+         "branch": "main", "pinned_by": "lock", "mirror": None, "local_files": None},
+        {"dataset": "vader_movies", "seed_folder": "seed1", "hub_id": None, "revision": None, "branch": None,
+         "pinned_by": None, "mirror": None, "local_files": {"train": "c8"}},
+    ]

@@ -97,6 +97,13 @@ def _provenance() -> dict[str, object]:
         "dvc_data": {"recorded": True, "lock_file": "dvc.lock",
                      "outs": [{"path": "results/data", "md5": "d1.dir", "size": 10, "nfiles": 4}]},
         "data_files": [{"path": "results/data/sciq/seed0/test.parquet", "md5": "beef", "bytes": 2048}],
+        "data_sources": [
+            {"dataset": "sciq", "seed_folder": "seed0", "hub_id": "allenai/sciq", "branch": "main",
+             "revision": "2c94ad3e1aafab77146f384e23536f97a4849815", "pinned_by": "registry", "mirror": None,
+             "local_files": None},
+            {"dataset": "vader_movies", "seed_folder": "seed0", "hub_id": None, "branch": None, "revision": None,
+             "pinned_by": None, "mirror": None, "local_files": {"train": "c8293b0d942e90e2"}},
+        ],
         "artifacts": [{"artifact": "sciq/seed0/gt/minilm", "wall_s": 12.34, "max_rss_mb": 512.4, "cpu_time_s": 20.0},
                       {"artifact": "sciq/seed0/gt/mpnet", "wall_s": 99.96, "max_rss_mb": None, "cpu_time_s": None}],
     }
@@ -210,6 +217,9 @@ def test_provenance_names_code_config_data_devices_and_costs(built: tuple[dict[s
     assert re.search(_table_row(("sciq/seed0/gt/mpnet", "100.0", "–", "–")), page)
     assert re.search(_table_row(("sciq/seed0/gt/minilm", "12.3", "512", "20.0")), page)
     assert re.search(_table_row(("results/data/sciq/seed0/test.parquet", "beef", "2048")), page)
+    assert re.search(_table_row(("sciq", "allenai/sciq (main)", "2c94ad3e1aafab77146f384e23536f97a4849815",
+                                 "registry")), page)
+    assert re.search(_table_row(("vader_movies", "local files", "train sha256 c8293b0d942e", "their content")), page)
 
 
 def test_summary_table_values(built: tuple[dict[str, Path], str]) -> None:

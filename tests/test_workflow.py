@@ -191,7 +191,12 @@ def test_provenance_records_code_config_data_and_every_model_job(finished_run: P
     assert all(a["wall_s"] > 0 for a in record["artifacts"])
     assert [f["path"] for f in record["data_files"]] == [
         f"results/data/sst2/seed0/{name}" for name in
-        ("label_balance.json", "test.parquet", "train_gt.parquet", "train_w2s.parquet")]
+        ("label_balance.json", "source.json", "test.parquet", "train_gt.parquet", "train_w2s.parquet")]
+    # The data was read from local files in the hub schema: the record names each by its sha256.
+    (source,) = record["data_sources"]
+    assert (source["dataset"], source["hub_id"], source["revision"]) == ("sst2", None, None)
+    assert sorted(source["local_files"]) == ["test", "train"]
+    assert all(len(digest) == 64 for digest in source["local_files"].values())
     assert record["dvc_data"]["recorded"] is False
 
 

@@ -13,14 +13,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from w2s import io, metrics
+from w2s import io, metrics, revisions
 
 Converter = Callable[[dict[str, Any], random.Random], "tuple[str, int] | None"]
 PREPARED_SPLITS = ("train_gt", "train_w2s", "test")
@@ -31,21 +31,29 @@ class DatasetError(RuntimeError):
     """A dataset could not be loaded or has too few usable rows."""
 
 
+MAIN_BRANCH = revisions.MAIN_BRANCH
+# The hub's own parquet export of a repository: the only way to read repositories that still ship a
+# loading script, which datasets>=4 refuses to run.
+PARQUET_EXPORT_BRANCH = "refs/convert/parquet"
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     hub_id: str
     convert: Converter
+    # main branch: the config name (README `configs:`); parquet export: the config's folder (None: every folder)
     hub_config: str | None = None
     # our split name -> the hub's split name; None means test rows are drawn from train
     splits: dict[str, str | None] = field(default_factory=lambda: {"train": "train", "test": "test"})
     description: str = ""
-    # Read the hub's own parquet export instead of the main branch, where hub_config names the
-    # config's folder (None: the only one). For repos that still ship a loading script, which
-    # datasets>=4 refuses to run.
-    parquet_export: bool = False
+    branch: str = MAIN_BRANCH
+    # The commit of `branch` the data is read at, where public sources confirm one; otherwise the
+    # first preflight resolves the branch's head and writes it to the lock file (w2s.revisions).
+    revision: str | None = None
 
-
-PARQUET_EXPORT_REVISION = "refs/convert/parquet"
+    @property
+    def parquet_export(self) -> bool:
+        return self.branch == PARQUET_EXPORT_BRANCH
 
 
 def _amazon_polarity(row: dict[str, Any], rng: random.Random) -> tuple[str, int]:
@@ -277,17 +285,25 @@ ETHICS_SPLITS = (
     "hard test set, so validation serves as test"
 )
 
+# Revisions are the commits public code pinned and read these repositories at (2024-2026); none was
+# checked live from here. Those left None are resolved by the first preflight (docs/datasets.md).
+HH_RLHF_REVISION = "09be8c5bbc57cb3887f3a9732ad6aa7ec602a1fa"
+SUPER_GLUE_REVISION = "3de24cf8022e94f4ee4b9d55a6f539891524d646"
+
 DATASETS: dict[str, DatasetSpec] = {
     "amazon_polarity": DatasetSpec("fancyzhx/amazon_polarity", _amazon_polarity),
-    "sciq": DatasetSpec("allenai/sciq", _sciq),
-    "anthropic_hh": DatasetSpec("Anthropic/hh-rlhf", _anthropic_hh),
+    "sciq": DatasetSpec("allenai/sciq", _sciq, revision="2c94ad3e1aafab77146f384e23536f97a4849815"),
+    "anthropic_hh": DatasetSpec("Anthropic/hh-rlhf", _anthropic_hh, revision=HH_RLHF_REVISION),
     "cosmos_qa": DatasetSpec(
-        "allenai/cosmos_qa", _cosmos_qa, splits={"train": "train", "test": "validation"}
+        "allenai/cosmos_qa", _cosmos_qa, "default", splits={"train": "train", "test": "validation"},
+        branch=PARQUET_EXPORT_BRANCH, revision="ed50fe83db62b355759053b1cd5eef344ee371e0",
+        description="the main branch holds only a loading script (cosmos_qa.py); read from the parquet export",
     ),
-    "boolq": DatasetSpec("google/boolq", _boolq, splits={"train": "train", "test": "validation"}),
+    "boolq": DatasetSpec("google/boolq", _boolq, splits={"train": "train", "test": "validation"},
+                         revision="35b264d03638db9f4ce671b711558bf7ff0f80d5"),
     "sst2": DatasetSpec(
         "stanfordnlp/sst2", _sst2, splits={"train": "train", "test": "validation"},
-        description=UNLABELED_TEST,
+        revision="8d51e7e4887a4caaa95b3fbebbf53c0490b58bbb", description=UNLABELED_TEST,
     ),
     "vader_movies": DatasetSpec(
         "vaderSentiment==3.3.2", _vader_movies, splits={"train": "train", "test": None},
@@ -295,65 +311,77 @@ DATASETS: dict[str, DatasetSpec] = {
         "Gilbert 2014), shipped in the vaderSentiment source package on PyPI",
     ),
     "anthropic_hh_pairwise": DatasetSpec(
-        "Anthropic/hh-rlhf", _anthropic_hh_pairwise,
+        "Anthropic/hh-rlhf", _anthropic_hh_pairwise, revision=HH_RLHF_REVISION,
         description="the reward-modelling form: the shared conversation, then the chosen and the rejected "
         "final response in random order; label 1 when Response A is the chosen one. It exists because the "
         "single-response anthropic_hh form sits at chance for every model (github.com/openai/weak-to-strong "
         "issue 34, open)",
     ),
-    "dream": DatasetSpec("dataset-org/dream", _dream),
+    "dream": DatasetSpec(
+        "dataset-org/dream", _dream, "plain_text", branch=PARQUET_EXPORT_BRANCH,
+        revision="ca4c45feaf089ecfc37579eb2c594375f70dbfd5",
+        description="the main branch holds only a loading script; read from the parquet export",
+    ),
     "ethics_justice": DatasetSpec(
-        "hendrycks/ethics", _ethics_justice, "justice", splits=TRAIN_VALIDATION, parquet_export=True,
+        "hendrycks/ethics", _ethics_justice, "justice", splits=TRAIN_VALIDATION, branch=PARQUET_EXPORT_BRANCH,
         description=ETHICS_SPLITS,
     ),
     "ethics_deontology": DatasetSpec(
-        "hendrycks/ethics", _ethics_deontology, "deontology", splits=TRAIN_VALIDATION, parquet_export=True,
-        description=ETHICS_SPLITS,
+        "hendrycks/ethics", _ethics_deontology, "deontology", splits=TRAIN_VALIDATION,
+        branch=PARQUET_EXPORT_BRANCH, description=ETHICS_SPLITS,
     ),
     "ethics_virtue": DatasetSpec(
-        "hendrycks/ethics", _ethics_virtue, "virtue", splits=TRAIN_VALIDATION, parquet_export=True,
+        "hendrycks/ethics", _ethics_virtue, "virtue", splits=TRAIN_VALIDATION, branch=PARQUET_EXPORT_BRANCH,
         description=ETHICS_SPLITS,
     ),
     "ethics_utilitarianism": DatasetSpec(
         "hendrycks/ethics", _ethics_utilitarianism, "utilitarianism", splits=TRAIN_VALIDATION,
-        parquet_export=True, description=ETHICS_SPLITS,
+        branch=PARQUET_EXPORT_BRANCH, description=ETHICS_SPLITS,
     ),
     "anli_r2": DatasetSpec(
         "facebook/anli", _anli, splits={"train": "train_r2", "test": "test_r2"},
+        revision="8e4813d81f46d313dac7892e1c28076917cfcdf9",
         description="round 2 only; neutral pairs are dropped",
     ),
-    "cola": DatasetSpec("nyu-mll/glue", _cola, "cola", splits=TRAIN_VALIDATION, description=UNLABELED_TEST),
+    "cola": DatasetSpec("nyu-mll/glue", _cola, "cola", splits=TRAIN_VALIDATION,
+                        revision="bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c", description=UNLABELED_TEST),
     "hellaswag": DatasetSpec(
         "Rowan/hellaswag", _hellaswag, splits=TRAIN_VALIDATION,
-        description=UNLABELED_TEST,
+        revision="218ec52e09a7e7462a5400043bb9a69a41d06b76", description=UNLABELED_TEST,
     ),
     "mc_taco": DatasetSpec(
-        "CogComp/mc_taco", _mc_taco, splits={"train": "test", "test": "validation"}, parquet_export=True,
+        "CogComp/mc_taco", _mc_taco, splits={"train": "test", "test": "validation"}, branch=PARQUET_EXPORT_BRANCH,
         description="there is no train split: the larger test split (9,442 rows) serves as train and "
         "validation (3,783 rows) as test",
     ),
-    "openbookqa": DatasetSpec("allenai/openbookqa", _openbookqa, "main"),
-    "paws": DatasetSpec("google-research-datasets/paws", _paws, "labeled_final"),
+    "openbookqa": DatasetSpec("allenai/openbookqa", _openbookqa, "main",
+                              revision="388097ea7776314e93a529163e0fea805b8a6454"),
+    "paws": DatasetSpec("google-research-datasets/paws", _paws, "labeled_final",
+                        revision="161ece9501cf0a11f3e48bd356eaa82de46d6a09"),
     "quail": DatasetSpec(
         "textmachinelab/quail", _quail, splits=TRAIN_VALIDATION,
         description="there is no test split (only a 556-row challenge set), so validation serves as test",
     ),
     "piqa": DatasetSpec(
-        "ybisk/piqa", _piqa, splits=TRAIN_VALIDATION, parquet_export=True,
-        description=UNLABELED_TEST,
+        # At this commit the export's folder is plain_text; later exports renamed it default.
+        "ybisk/piqa", _piqa, "plain_text", splits=TRAIN_VALIDATION, branch=PARQUET_EXPORT_BRANCH,
+        revision="142c51238b3ca2bc61e9a075913871b8b600e8e1", description=UNLABELED_TEST,
     ),
-    "quartz": DatasetSpec("allenai/quartz", _quartz),
+    "quartz": DatasetSpec("allenai/quartz", _quartz, revision="28c1dbb56caf81799296cb17892fa73402e23464"),
     "social_iqa": DatasetSpec(
-        "allenai/social_i_qa", _social_iqa, splits=TRAIN_VALIDATION, parquet_export=True,
+        "allenai/social_i_qa", _social_iqa, "default", splits=TRAIN_VALIDATION, branch=PARQUET_EXPORT_BRANCH,
+        revision="537a2ec8ec565adc0b70b70752893e59e024df26",
         description="there is no test split, so validation serves as test",
     ),
     "multirc": DatasetSpec(
-        "aps/super_glue", _multirc, "multirc", splits=TRAIN_VALIDATION,
+        "aps/super_glue", _multirc, "multirc", splits=TRAIN_VALIDATION, revision=SUPER_GLUE_REVISION,
         description=UNLABELED_TEST,
     ),
-    "wic": DatasetSpec("aps/super_glue", _wic, "wic", splits=TRAIN_VALIDATION, description=UNLABELED_TEST),
+    "wic": DatasetSpec("aps/super_glue", _wic, "wic", splits=TRAIN_VALIDATION, revision=SUPER_GLUE_REVISION,
+                       description=UNLABELED_TEST),
     "twitter_sentiment": DatasetSpec(
-        "cardiffnlp/tweet_eval", _twitter_sentiment, "sentiment", description="neutral tweets are dropped",
+        "cardiffnlp/tweet_eval", _twitter_sentiment, "sentiment", revision="b3a375baf0f409c77e6bc7aa35102b7b3534f8be",
+        description="neutral tweets are dropped",
     ),
 }
 
@@ -391,34 +419,103 @@ def fetch_vader_movies(out_path: str | Path) -> None:
 
 # What datasets says of a file that parses to no rows (a JSON list [], a CSV with only a header).
 NO_ROWS_MESSAGE = "corresponds to no data"
+SCRIPT_REFUSED = "Dataset scripts are no longer supported"
 
 
-def _source(name: str, split: str, data_files: dict[str, str] | None) -> str:
+@dataclass(frozen=True)
+class DataSource:
+    """The hub repository a dataset's rows are read from, at which commit, and why that commit.
+
+    `mirror` is a local copy of the repository at that commit (a clone or a snapshot_download
+    folder): it is read with the same config, folder and split names, without the hub.
+    """
+
+    hub_id: str
+    branch: str
+    revision: str | None
+    # where the revision comes from: registry, config, lock, resolved (by the job, from the branch's
+    # head, because nothing pinned it) or unpinned
+    pinned_by: str
+    hub_config: str | None
+    parquet_export: bool
+    mirror: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {"hub_id": self.hub_id, "branch": self.branch, "revision": self.revision, "pinned_by": self.pinned_by,
+                "hub_config": self.hub_config, "parquet_export": self.parquet_export, "mirror": self.mirror}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> DataSource:
+        return cls(**record)
+
+
+def data_source(name: str, entry: dict[str, Any] | None = None,
+                lock: dict[str, dict[str, str]] | None = None) -> DataSource:
+    """Where `name` is read: the config entry's revision, else the registry's, else the lock file's."""
+    spec, entry = DATASETS[name], entry or {}
+    locked = revisions.locked_revision(lock, "dataset", spec.hub_id, spec.branch) if lock else None
+    revision, pinned_by = next(
+        ((rev, by) for rev, by in ((entry.get("revision"), "config"), (spec.revision, "registry"), (locked, "lock"))
+         if rev is not None),
+        (None, "unpinned"),
+    )
+    return DataSource(spec.hub_id, spec.branch, revision, pinned_by, spec.hub_config, spec.parquet_export,
+                      entry.get("mirror"))
+
+
+def pin(source: DataSource) -> DataSource:
+    """`source` at a commit: an unpinned hub source is pinned to its branch's head now (needs the hub),
+    so every split of one preparation reads the same commit and the record names it."""
+    if source.revision is not None or source.mirror is not None:
+        return source
+    head = revisions.resolve_head("dataset", source.hub_id, source.branch)
+    log.warning("%s@%s is pinned nowhere; read at its head %s. Run `python -m w2s.preflight` to lock it",
+                source.hub_id, source.branch, head)
+    return replace(source, revision=head, pinned_by="resolved")
+
+
+def load_arguments(source: DataSource, hub_split: str) -> tuple[str, dict[str, Any]]:
+    """`datasets.load_dataset`'s path and keyword arguments for one split of `source`. A parquet export
+    keeps each config in a folder (data_dir); a main branch names configs in its README (name)."""
+    kwargs: dict[str, Any] = {"split": hub_split}
+    if source.parquet_export:
+        kwargs["data_dir"] = source.hub_config
+    elif source.hub_config is not None:
+        kwargs["name"] = source.hub_config
+    if source.mirror is not None:
+        return source.mirror, kwargs
+    return source.hub_id, {**kwargs, "revision": source.revision or source.branch}
+
+
+def _where(source: DataSource, split: str, data_files: dict[str, str] | None) -> str:
     """Where a split is read from, in words for error messages."""
     if data_files:
         return data_files.get(split, data_files.get("train", ""))
-    return f"the hub id '{DATASETS[name].hub_id}'"
+    at = f"{source.hub_id}@{source.revision or source.branch}"
+    return f"the local copy {source.mirror} of {at}" if source.mirror else f"the hub repository {at}"
 
 
-def _empty_split(name: str, split: str, data_files: dict[str, str] | None) -> DatasetError:
-    return DatasetError(f"the {split} split of dataset '{name}' from {_source(name, split, data_files)} has no "
+def _empty_split(name: str, split: str, data_files: dict[str, str] | None, source: DataSource) -> DatasetError:
+    return DatasetError(f"the {split} split of dataset '{name}' from {_where(source, split, data_files)} has no "
                         f"rows; point data_files.{split} at a file with rows in the dataset's hub schema")
 
 
-def _load_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
-    rows = _read_rows(name, split, data_files)
+def _load_rows(name: str, split: str, data_files: dict[str, str] | None, source: DataSource) -> Any:
+    rows = _read_rows(name, split, data_files, source)
     if len(rows) == 0:
-        raise _empty_split(name, split, data_files)
+        raise _empty_split(name, split, data_files, source)
     return rows
 
 
-def _read_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
+def _read_rows(name: str, split: str, data_files: dict[str, str] | None, source: DataSource) -> Any:
     import datasets
 
     spec = DATASETS[name]
+    if data_files or source.mirror:
+        # Local files need no hub; without this, datasets pings it to count downloads.
+        datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
     try:
         if name == "vader_movies":
-            datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
             if not data_files or "train" not in data_files:
                 raise DatasetError("vader_movies needs data_files.train (the fetch rule provides it)")
             return datasets.load_dataset(
@@ -426,8 +523,6 @@ def _read_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
                 column_names=["id", "score", "text"], quoting=3, split="train",
             )
         if data_files:
-            # Local files need no hub; without this, datasets pings it to count downloads.
-            datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
             if split not in data_files:
                 raise DatasetError(f"dataset '{name}' sets data_files but has no '{split}' file")
             path = data_files[split]
@@ -437,24 +532,45 @@ def _read_rows(name: str, split: str, data_files: dict[str, str] | None) -> Any:
                 raise DatasetError(f"{path}: local data files must be .jsonl, .json, .parquet or .csv")
             # datasets fails on an empty file with a bare StopIteration, which says nothing.
             if Path(path).is_file() and Path(path).stat().st_size == 0:
-                raise _empty_split(name, split, data_files)
+                raise _empty_split(name, split, data_files, source)
             return datasets.load_dataset(builder, data_files=path, split="train")
         hub_split = spec.splits[split]
-        if spec.parquet_export:
-            return datasets.load_dataset(
-                spec.hub_id, data_dir=spec.hub_config, revision=PARQUET_EXPORT_REVISION, split=hub_split
-            )
-        return datasets.load_dataset(spec.hub_id, spec.hub_config, split=hub_split)
+        assert hub_split is not None
+        path, kwargs = load_arguments(source, hub_split)
+        return datasets.load_dataset(path, **kwargs)
     except DatasetError:
         raise
     except Exception as err:  # datasets raises many types for offline, missing and malformed data
-        if NO_ROWS_MESSAGE in str(err):
-            raise _empty_split(name, split, data_files) from err
-        raise DatasetError(
-            f"could not load the {split} split of dataset '{name}' from {_source(name, split, data_files)}: {err}. "
-            "Offline? Download it once and point datasets.<name>.data_files at local files in the "
-            "hub schema, or set HF_HUB_OFFLINE=1 to use the local Hugging Face cache."
-        ) from err
+        raise _load_error(name, split, data_files, source, err) from err
+
+
+def _load_error(name: str, split: str, data_files: dict[str, str] | None, source: DataSource,
+                err: Exception) -> DatasetError:
+    where, message = _where(source, split, data_files), str(err)
+    if NO_ROWS_MESSAGE in message:
+        return _empty_split(name, split, data_files, source)
+    if SCRIPT_REFUSED in message:
+        return DatasetError(
+            f"{where} holds a loading script and no data files ({message.rsplit('found ', 1)[-1]}), which the "
+            f"installed datasets refuses to run; read the repository's parquet export instead: a commit of its "
+            f"{PARQUET_EXPORT_BRANCH} branch in the registry (w2s.data) or datasets.{name}.revision"
+        )
+    hub_split = DATASETS[name].splits.get(split)
+    if "Unknown split" in message or "Bad split" in message:
+        return DatasetError(
+            f"{where} has no split '{hub_split}', which dataset '{name}' reads as its {split} split ({message}); "
+            "check the revision, or the registry's split names against the repository"
+        )
+    if data_files or source.mirror:
+        setting = "data_files" if data_files else "mirror"
+        return DatasetError(f"could not load the {split} split of dataset '{name}' from {where}: {message}; "
+                            f"check datasets.{name}.{setting} in the config")
+    return DatasetError(
+        f"could not load the {split} split of dataset '{name}' from {where}: {message}. "
+        f"Offline? Copy the repository at that commit to a folder and set datasets.{name}.mirror to it, point "
+        f"datasets.{name}.data_files at local files in the hub schema, or set HF_HUB_OFFLINE=1 to use the "
+        "local Hugging Face cache."
+    )
 
 
 def _convert(
@@ -514,14 +630,16 @@ def _convert(
 
 def prepare(
     name: str, n_train: int, n_test: int, seed: int, data_files: dict[str, str] | None = None,
-    *, balance: bool = False,
+    *, balance: bool = False, source: DataSource | None = None,
 ) -> dict[str, pd.DataFrame]:
     """train_gt and train_w2s are the two halves of a random n_train sample; test is disjoint.
 
     With balance, each of the three splits has equal class counts (within one for odd sizes).
+    Hub rows are read from `source` (default: the registry's repository and revision).
     """
+    source = source or data_source(name)
     rng = random.Random(seed)
-    train_rows = _load_rows(name, "train", data_files)
+    train_rows = _load_rows(name, "train", data_files, source)
     train_order = list(range(len(train_rows)))
     rng.shuffle(train_order)
     half = n_train // 2
@@ -533,7 +651,7 @@ def prepare(
         train_gt, train_w2s = _convert(
             name, train_rows, train_order, "train", seed, [half, n_train - half], balance
         )
-        test_rows = _load_rows(name, "test", data_files)
+        test_rows = _load_rows(name, "test", data_files, source)
         test_order = list(range(len(test_rows)))
         rng.shuffle(test_order)
         (test,) = _convert(name, test_rows, test_order, "test", seed, [n_test], balance)
@@ -561,11 +679,29 @@ def w2s_slice(rows: pd.DataFrame, slice_index: int, n_slices: int) -> pd.DataFra
     return rows.iloc[bounds[slice_index - 1] : bounds[slice_index]]
 
 
+def source_record(dataset: str, source: DataSource, data_files: dict[str, str] | None) -> dict[str, Any]:
+    """What a preparation read, for the prepared data's metadata, provenance and the report: the hub
+    repository and commit, or each local file's sha256."""
+    import datasets
+
+    record: dict[str, Any] = {"dataset": dataset, "datasets_version": datasets.__version__,
+                              "splits": {ours: hub for ours, hub in DATASETS[dataset].splits.items() if hub}}
+    if data_files:
+        record["data_files"] = {split: {"path": path, "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+                                for split, path in sorted(data_files.items())}
+    else:
+        record.update(source.record())
+    return record
+
+
 def write_prepared(
     dataset: str, n_train: int, n_test: int, seed: int, data_files: dict[str, str] | None,
-    outputs: dict[str, str], *, balance: bool = False,
+    outputs: dict[str, str], *, balance: bool = False, source: DataSource | None = None,
 ) -> None:
-    splits = prepare(dataset, n_train, n_test, seed, data_files, balance=balance)
+    source = source or data_source(dataset)
+    if not data_files:
+        source = pin(source)
+    splits = prepare(dataset, n_train, n_test, seed, data_files, balance=balance, source=source)
     balance_by_split = label_balance(splits)
     for split, frame in splits.items():
         stats = balance_by_split[split]
@@ -573,6 +709,8 @@ def write_prepared(
         io.write_parquet(frame, outputs[split])
     if "label_balance" in outputs:
         io.write_json(balance_by_split, outputs["label_balance"])
+    if "source" in outputs:
+        io.write_json(source_record(dataset, source, data_files), outputs["source"])
 
 
 def write_weak_labels(predictions_path: str, slice_index: int, n_slices: int, out_path: str) -> None:

@@ -70,6 +70,21 @@ def data_files(paths: list[str]) -> list[dict[str, Any]]:
     return [{"path": path, "md5": md5_of(path), "bytes": Path(path).stat().st_size} for path in sorted(paths)]
 
 
+def data_sources(paths: list[str]) -> list[dict[str, Any]]:
+    """What each preparation read (its source.json): the hub repository and commit, or local files."""
+    sources = []
+    for path in sorted(p for p in paths if Path(p).name == "source.json"):
+        record = json.loads(Path(path).read_text())
+        local = record.get("data_files")
+        sources.append({
+            "dataset": record["dataset"], "seed_folder": Path(path).parent.name,
+            "hub_id": record.get("hub_id"), "revision": record.get("revision"),
+            "branch": record.get("branch"), "pinned_by": record.get("pinned_by"), "mirror": record.get("mirror"),
+            "local_files": {split: f["sha256"] for split, f in local.items()} if local else None,
+        })
+    return sources
+
+
 def artifact_costs(benchmark_paths: list[str], root: str = "results/benchmarks") -> list[dict[str, Any]]:
     """Wall time, peak resident memory and CPU time of each benchmarked job, from Snakemake's benchmark files.
 
@@ -107,5 +122,6 @@ def collect(*, workflow_dir: str | Path, config_sha256: str, benchmark_paths: li
         "training_devices": training_devices(curves),
         "dvc_data": dvc_data_version(dvc_lock),
         "data_files": data_files(data_paths),
+        "data_sources": data_sources(data_paths),
         "artifacts": artifact_costs(benchmark_paths),
     }

@@ -562,11 +562,15 @@ def _provenance_html(record: dict[str, Any]) -> str:
         "wall_s": "wall time (s)", "max_rss_mb": "peak memory (MB RSS)", "cpu_time_s": "CPU time (s)"})
     total = artifacts["wall time (s)"].sum()
     data_files = pd.DataFrame(record["data_files"], columns=["path", "md5", "bytes"])
+    sources = pd.DataFrame([_source_row(source) for source in record.get("data_sources", [])],
+                           columns=["dataset", "read from", "commit", "pinned by"]).drop_duplicates()
     return (
         "<section><h2>Provenance</h2>"
         "<p>The code, config, packages and data behind every number above; git and DVC state as when the "
         "report was built.</p>"
         + facts.to_html(index=False, border=0, classes="summary provenance", escape=True)
+        + "<p>The data each dataset was prepared from: a hub repository at a commit, or local files.</p>"
+        + _table_html(sources, "No data source recorded.")
         + f"<details><summary>Wall time and peak memory of {len(artifacts)} jobs that load a model "
         f"({total:.0f} s in all), from Snakemake's benchmark files</summary>"
         + _table_html(_rounded(artifacts, {"wall time (s)": 1, "peak memory (MB RSS)": 0, "CPU time (s)": 1}),
@@ -575,6 +579,14 @@ def _provenance_html(record: dict[str, Any]) -> str:
         + _table_html(data_files, "No prepared data files.")
         + "</details></section>"
     )
+
+
+def _source_row(source: dict[str, Any]) -> tuple[str, str, str, str]:
+    if source.get("local_files"):
+        files = ", ".join(f"{split} sha256 {digest[:12]}" for split, digest in source["local_files"].items())
+        return source["dataset"], "local files", files, "their content"
+    where = f"{source['hub_id']} ({source['branch']})" + (f", local copy {source['mirror']}" if source["mirror"] else "")
+    return source["dataset"], where, source["revision"] or "–", source["pinned_by"]
 
 
 def _page(title: str, summary: pd.DataFrame, figures: list[_Figure], tables: str) -> str:

@@ -1,4 +1,4 @@
-from w2s.data import write_prepared
+from w2s.data import DataSource, write_prepared
 from w2s.filetimes import write_manifest
 from w2s.runlog import log_to
 
@@ -13,6 +13,7 @@ write_prepared(
     data_files={k: v for k, v in snakemake.input.items() if k in ("train", "test")} or None,
     outputs=outputs,
     balance=snakemake.params.balance,
+    source=DataSource.from_record(snakemake.params.source),
 )
 # Last, so that it records the final bytes and times of every other output.
 write_manifest(file_times, outputs.values())
