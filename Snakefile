@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/models.smk"
 include: "rules/features.smk"
 include: "rules/ground_truth.smk"
 include: "rules/weak_labels.smk"

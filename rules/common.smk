@@ -78,8 +78,24 @@ def training_params(model):
 
 
 def model_entry(model):
-    """A model's config entry with sorted keys, so reordering it in the YAML reruns nothing."""
-    return w2s_config.canonical(config["models"][model])
+    """A model's config entry with sorted keys, so reordering it in the YAML reruns nothing, and the
+    lock file's revision where the config pins none. A model with `convert` also names its converted
+    folder, which the loaders read instead of the hub."""
+    entry = w2s_revisions.pin_model_entry(dict(config["models"][model]), HUB_LOCK)
+    if "convert" in entry:
+        entry["converted"] = f"results/models/{model}"
+    return w2s_config.canonical(entry)
+
+
+def converted_model(model):
+    """The converted checkpoint a job on `model` (a function of the wildcards) loads; nothing for a
+    model without `convert`."""
+
+    def inputs(wildcards):
+        name = model(wildcards)
+        return {"converted_model": f"results/models/{name}"} if "convert" in config["models"][name] else {}
+
+    return inputs
 
 
 def is_probe(model):

@@ -5,6 +5,7 @@ rule train_ground_truth:
     input:
         unpack(data_paths),
         unpack(features_input(lambda w: w.model)),
+        unpack(converted_model(lambda w: w.model)),
         code=TRAINING_CODE,
     output:
         checkpoint=directory("results/{dataset}/seed{seed}/gt/{model}/checkpoint"),

@@ -8,6 +8,7 @@ rule train_student:
         unpack(data_paths),
         unpack(student_inputs),
         unpack(features_input(strong_model)),
+        unpack(converted_model(strong_model)),
         code=TRAINING_CODE,
     output:
         checkpoint=directory("results/{dataset}/seed{seed}/w2s/{loss}/{chain}/checkpoint"),

@@ -138,3 +138,16 @@ def test_placing_a_classifier_on_a_spread_backbone_moves_only_its_head(tiny_mode
 
     whole = place(TextClassifier(load_backbone(entry), "last"), torch.device("meta"))
     assert {p.device.type for p in whole.parameters()} == {"meta"}
+
+
+def test_a_job_loads_a_converted_model_from_its_staged_input() -> None:
+    from snakemake.iocontainers import Namedlist
+
+    from w2s.models import job_model_entry
+
+    entry = {"hub_id": "Qwen/Qwen-7B", "revision": "d4efd21e866b9cb3466cb65b963933f5e98016d1", "convert": "qwen1",
+             "converted": "results/models/qwen-7b"}
+    staged = Namedlist(fromdict={"test": "t.parquet", "converted_model": ".snakemake/storage/s3/results/models/qwen-7b"})
+    assert job_model_entry(entry, staged) == {**entry, "converted": ".snakemake/storage/s3/results/models/qwen-7b"}
+    plain = {"hub_id": "openai-community/gpt2"}
+    assert job_model_entry(plain, Namedlist(fromdict={"test": "t.parquet"})) == plain

@@ -271,8 +271,9 @@ def test_real_config_plans_the_whole_sweep_offline(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "config.yaml"), "-n")
     counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
     # 5 datasets; 8 models; 28 ladder pairs + 1 chain end, each with 2 losses; 7 ground-truth
-    # supervisors + 1 chain step per loss labelling data; 2 prompted models at 0 and 5 shots.
-    assert counts == {"prepare_data": 5, "count_truncated": 40, "train_ground_truth": 40, "train_student": 290,
+    # supervisors + 1 chain step per loss labelling data; 2 prompted models at 0 and 5 shots; the
+    # 4 Qwen-1 checkpoints converted once each.
+    assert counts == {"convert_qwen1": 4, "prepare_data": 5, "count_truncated": 40, "train_ground_truth": 40, "train_student": 290,
                       "weak_labels": 45, "prompt_baseline": 20, "evaluate": 350, "summarize": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
 

@@ -111,6 +111,12 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
                 f"not {entry.get('revision', 'nothing')}): the hub's code runs on your machine, and a tag or "
                 "branch can be moved to other code",
             )
+        if "convert" in entry:
+            _check(re.fullmatch(COMMIT_PATTERN, entry["revision"]) is not None,
+                   f"model '{name}' sets convert, so it must pin revision to a commit (40 hex digits, not "
+                   f"{entry['revision']}): its conversion is made once, from one commit's weights")
+            _check(not entry.get("trust_remote_code"),
+                   f"model '{name}' sets convert, which loads it without remote code; remove trust_remote_code")
     for name in config["ladder"]:
         _known("model", name, models.keys(), "ladder")
     for chain in config.get("chains", []):

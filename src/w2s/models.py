@@ -82,9 +82,24 @@ def _package_dir(module: str) -> Path:
     return Path(spec.origin).parent
 
 
+def job_model_entry(entry: dict[str, Any], inputs: Any) -> dict[str, Any]:
+    """The entry a Snakemake job loads: a converted model from the folder the job received as its
+    `converted_model` input, which a storage provider (Kubernetes) stages elsewhere than the
+    results/ path the entry names."""
+    converted = dict(inputs.items()).get("converted_model")
+    return {**entry, "converted": str(converted)} if converted else entry
+
+
 def resolve_source(entry: dict[str, Any]) -> ModelSource:
     """Map a model's config entry to from_pretrained arguments."""
     trust = bool(entry.get("trust_remote_code", False))
+    if "converted" in entry:
+        # A checkpoint converted to native transformers code (w2s.qwen1), loaded without remote code.
+        description = (f"the conversion of '{entry['hub_id']}' at revision {entry['revision']} in "
+                       f"'{entry['converted']}'")
+        if not Path(entry["converted"]).is_dir():
+            raise ModelLoadError(f"{description} does not exist; run `snakemake {entry['converted']}` first")
+        return ModelSource(entry["converted"], {}, description)
     if "hub_id" in entry:
         kwargs: dict[str, Any] = {"trust_remote_code": trust}
         if "revision" in entry:

@@ -4,11 +4,12 @@ from w2s.gpus import claim_gpus
 claim_gpus(snakemake.resources.gpu)
 
 from w2s.prompting import prompt_baseline  # noqa: E402
+from w2s.models import job_model_entry  # noqa: E402
 from w2s.runlog import log_to  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 prompt_baseline(
-    model_entry=snakemake.params.model_entry,
+    model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
     params=snakemake.params.prompting,
     shots=int(snakemake.wildcards.shots),
     seed=int(snakemake.wildcards.seed),

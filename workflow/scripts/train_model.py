@@ -6,11 +6,12 @@ from w2s.gpus import claim_gpus
 claim_gpus(snakemake.resources.gpu)
 
 from w2s.jobs import train_model  # noqa: E402
+from w2s.models import job_model_entry  # noqa: E402
 from w2s.runlog import log_to  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 train_model(
-    model_entry=snakemake.params.model_entry,
+    model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
     params=snakemake.params.training,
     seed=int(snakemake.wildcards.seed),
     split_paths={k: snakemake.input[k] for k in ("train_gt", "train_w2s", "test")},
