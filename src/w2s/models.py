@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import logging
 import os
+import socket
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from w2s.weights import WeightsReport
+
+log = logging.getLogger("w2s")
 
 
 class ModelLoadError(RuntimeError):
@@ -130,6 +138,75 @@ def _hint(source: ModelSource) -> str:
     )
 
 
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    """The error and those it was raised from: transformers wraps the hub's errors in OSError."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _is_network_failure(err: BaseException) -> bool:
+    """The hub unreachable, offline mode, or the hub's server failing: what the offline hint is for."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+    from huggingface_hub.utils import httpx  # the HTTP client huggingface_hub uses (httpx2)
+
+    if isinstance(err, (LocalEntryNotFoundError, OfflineModeIsEnabled, httpx.TransportError, ConnectionError,
+                        TimeoutError, socket.gaierror)):
+        return True
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    return isinstance(err, HfHubHTTPError) and status is not None and (status >= 500 or status == 429)
+
+
+def _model_type(source: ModelSource) -> str | None:
+    """model_type from the source's config.json, read without running any of its code."""
+    from transformers import PretrainedConfig
+
+    try:
+        config, _ = PretrainedConfig.get_config_dict(source.location, revision=source.kwargs.get("revision"))
+    except Exception:  # the error being explained already says what is wrong with the config
+        return None
+    return config.get("model_type")
+
+
+def load_failure(source: ModelSource, err: BaseException, auto_class: str) -> ModelLoadError:
+    """The reason a from_pretrained of `auto_class` (AutoModel, AutoModelForCausalLM, AutoTokenizer)
+    failed, with its fix: only network failures get the offline hint."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    causes = list(_causes(err))
+    if any(isinstance(c, GatedRepoError) for c in causes):
+        return ModelLoadError(
+            f"the hub repository '{source.location}' is gated: accept its terms on "
+            f"https://huggingface.co/{source.location} and set HF_TOKEN to a token of that account: {err}")
+    if any(isinstance(c, RepositoryNotFoundError) for c in causes):
+        return ModelLoadError(
+            f"the hub has no model repository '{source.location}', or it is private and HF_TOKEN gives no "
+            f"access to it; check the model's hub_id: {err}")
+    if any(isinstance(c, RevisionNotFoundError) for c in causes):
+        return ModelLoadError(
+            f"the hub repository '{source.location}' has no revision '{source.kwargs.get('revision')}'; set the "
+            f"model's revision to a commit, tag or branch of it: {err}")
+    if any(_is_network_failure(c) for c in causes):
+        return ModelLoadError(f"{_hint(source)}: {err}")
+    if auto_class != "AutoTokenizer" and "Unrecognized configuration class" in str(err):
+        if auto_class == "AutoModelForCausalLM":
+            return ModelLoadError(
+                f"the model from {source.description} is not a causal language model, so it cannot be "
+                "prompted; list only decoder models under prompting.models")
+        model_type = _model_type(source)
+        message = (f"the model from {source.description} has no class for {auto_class}: its config "
+                   f"(model_type '{model_type}') is neither a transformers architecture nor maps {auto_class} "
+                   "in its auto_map")
+        if model_type == "qwen":
+            message += ("; this is Qwen-1, whose remote code maps only AutoModelForCausalLM: set "
+                        "`convert: qwen1` on the model to load it as transformers' own Qwen2")
+        return ModelLoadError(message)
+    return ModelLoadError(f"could not load the model from {source.description}: {type(err).__name__}: {err}")
+
+
 def load_tokenizer(entry: dict[str, Any]) -> Any:
     from transformers import AutoTokenizer
 
@@ -137,7 +214,7 @@ def load_tokenizer(entry: dict[str, Any]) -> Any:
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.location, **source.kwargs)
     except Exception as err:  # transformers raises OSError, ValueError, HTTP errors, ...
-        raise ModelLoadError(f"{_hint(source)}: {err}") from err
+        raise load_failure(source, err, "AutoTokenizer") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -154,36 +231,33 @@ def _placement_kwargs(device_map: str | None) -> dict[str, Any]:
     return {} if device_map is None else {"device_map": device_map}
 
 
-def load_backbone(entry: dict[str, Any], dtype: str = "float32", device_map: str | None = None) -> nn.Module:
-    from transformers import AutoModel
+def load_pretrained(entry: dict[str, Any], dtype: str = "float32", device_map: str | None = None,
+                    causal_lm: bool = False) -> tuple[nn.Module, WeightsReport]:
+    """from_pretrained of the model (AutoModel, or AutoModelForCausalLM with `causal_lm`), then the check
+    that its weights are the checkpoint's (w2s.weights), whose report comes back with the model."""
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    from w2s.weights import verify_loaded_weights  # imported here, since w2s.weights imports this module
 
     source = resolve_source(entry)
+    auto_class = AutoModelForCausalLM if causal_lm else AutoModel
     try:
-        model = AutoModel.from_pretrained(source.location, dtype=DTYPES[dtype], **_placement_kwargs(device_map),
-                                          **source.kwargs)
-    except Exception as err:
-        raise ModelLoadError(f"{_hint(source)}: {err}") from err
-    return model
+        model = auto_class.from_pretrained(source.location, dtype=DTYPES[dtype], **_placement_kwargs(device_map),
+                                           **source.kwargs)
+    except Exception as err:  # transformers raises OSError, ValueError, HTTP errors, ...
+        raise load_failure(source, err, auto_class.__name__) from err
+    report = verify_loaded_weights(model, source)
+    log.info(report.summary())
+    return model, report
+
+
+def load_backbone(entry: dict[str, Any], dtype: str = "float32", device_map: str | None = None) -> nn.Module:
+    return load_pretrained(entry, dtype, device_map)[0]
 
 
 def load_causal_lm(entry: dict[str, Any], dtype: str = "float32", device_map: str | None = None) -> nn.Module:
     """The model with its language-modelling head, for prompting baselines."""
-    from transformers import AutoModelForCausalLM
-
-    source = resolve_source(entry)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(source.location, dtype=DTYPES[dtype],
-                                                     **_placement_kwargs(device_map), **source.kwargs)
-    except ValueError as err:
-        if "Unrecognized configuration class" in str(err):
-            raise ModelLoadError(
-                f"the model from {source.description} is not a causal language model, so it cannot be "
-                "prompted; list only decoder models under prompting.models"
-            ) from err
-        raise ModelLoadError(f"{_hint(source)}: {err}") from err
-    except Exception as err:
-        raise ModelLoadError(f"{_hint(source)}: {err}") from err
-    return model
+    return load_pretrained(entry, dtype, device_map, causal_lm=True)[0]
 
 
 def add_lora(backbone: nn.Module, settings: dict[str, Any]) -> nn.Module:

