@@ -1,0 +1,389 @@
+"""Preflight: check in minutes, on the machine that will run it, that a config's real run can start.
+
+    python -m w2s.preflight config/config.yaml
+
+Every dataset is read at its revision (unpinned ones are resolved and written to the lock file),
+converted and counted; every model's config, tokenizer and weights load in the configured dtype,
+equal their checkpoint, and take one forward and backward pass on two rows at max_length; the
+machine's GPUs are compared with what each job will ask for. One row per check is printed as it
+finishes, OK or FAIL with the fix, and the exit status is 1 if any check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from w2s import config as w2s_config
+from w2s import data, revisions
+
+OK, FAIL, WARN = "OK", "FAIL", "WARN"
+TWO_ROWS = ("The first row to check the model on. " * 400, "A second, shorter row.")
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str
+    item: str
+    check: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status:<4}  {self.item:<24}  {self.check:<28}  {self.detail}"
+
+
+class CheckFailed(Exception):
+    """A check's failure, in words that say what to fix."""
+
+
+def _run(item: str, check: str, body: Callable[[], str]) -> Check:
+    """One check: OK with what `body` returns, or FAIL with the error it raised."""
+    from w2s.models import ModelLoadError
+    from w2s.qwen1 import Qwen1ConversionError
+
+    # The package's own errors already say what to fix; anything else is named by its type.
+    explained = (CheckFailed, data.DatasetError, revisions.RevisionError, ModelLoadError, Qwen1ConversionError)
+    try:
+        return Check(OK, item, check, body())
+    except Exception as err:  # every failure becomes a row; the run goes on to the next check
+        detail = str(err) if isinstance(err, explained) else f"{type(err).__name__}: {err}"
+        return Check(FAIL, item, check, " ".join(detail.split()))
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def check_dataset(name: str, entry: dict[str, Any], seed: int, lock: dict[str, dict[str, str]],
+                  lock_path: Path | None, fetch_dir: Path) -> Iterator[Check]:
+    item = f"dataset {name}"
+    source = data.data_source(name, entry, lock)
+    data_files = entry.get("data_files") or None
+    if name == "vader_movies" and not data_files:
+        target = fetch_dir / "movieReviewSnippets_GroundTruth.txt"
+        fetched = _run(item, "fetch", lambda: _fetch_vader(target))
+        yield fetched
+        if fetched.status == FAIL:
+            return
+        data_files = {"train": str(target)}
+    if not data_files and source.revision is None and source.mirror is None:
+        resolved: dict[str, data.DataSource] = {}
+
+        def resolve() -> str:
+            head = revisions.resolve_head("dataset", source.hub_id, source.branch)
+            resolved["source"] = replace(source, revision=head, pinned_by="lock")
+            return _lock_note("dataset", source.hub_id, source.branch, head, lock_path)
+
+        row = _run(item, "revision", resolve)
+        yield row
+        if row.status == FAIL:
+            return
+        source = resolved["source"]
+    elif not data_files:
+        where = f"local copy {source.mirror} of " if source.mirror else ""
+        yield Check(OK, item, "revision", f"{where}{source.hub_id}@{source.revision} ({source.pinned_by})")
+    spec = data.DATASETS[name]
+    for split in ("train", "test"):
+        if spec.splits[split] is None:
+            continue
+        yield _run(item, f"{split} split", lambda split=split: _count_rows(name, split, data_files, source))
+    yield _run(item, "converts", lambda: _converts(name, entry, seed, data_files, source))
+
+
+def _lock_note(repo_type: revisions.RepoType, hub_id: str, branch: str, head: str, lock_path: Path | None) -> str:
+    """Write a resolved commit to the lock file, and say so."""
+    if lock_path is None:
+        return f"{hub_id}@{branch} is at {head}; not written (--no-lock)"
+    revisions.record_in_lock(repo_type, hub_id, branch, head, lock_path)
+    return f"{hub_id}@{branch} is at {head}; written to {lock_path}: commit it"
+
+
+def _fetch_vader(target: Path) -> str:
+    data.fetch_vader_movies(target)
+    return f"{data.VADER_MEMBER} from {data.DATASETS['vader_movies'].hub_id}, sha256 checked"
+
+
+def _count_rows(name: str, split: str, data_files: dict[str, str] | None, source: data.DataSource) -> str:
+    rows = data._load_rows(name, split, data_files, source)
+    hub_split = data.DATASETS[name].splits[split]
+    return f"{len(rows):,} rows (hub split '{hub_split}'), columns {', '.join(rows.column_names)}"
+
+
+def _converts(name: str, entry: dict[str, Any], seed: int, data_files: dict[str, str] | None,
+              source: data.DataSource) -> str:
+    splits = data.prepare(name, entry["n_train"], entry["n_test"], seed, data_files,
+                          balance=entry.get("balance", False), source=source)
+    balance = data.label_balance(splits)
+    return "n_train {:,} and n_test {:,} fit; positive fraction ".format(entry["n_train"], entry["n_test"]) + ", ".join(
+        f"{split} {stats['positive_fraction']:.2f}" for split, stats in balance.items())
+
+
+# --------------------------------------------------------------------------- models
+
+
+def check_model(name: str, entry: dict[str, Any], params: dict[str, Any], lock: dict[str, dict[str, str]],
+                lock_path: Path | None, *, load_weights: bool, causal_lm: bool) -> Iterator[Check]:
+    item = f"model {name}"
+    if "hub_id" in entry and "revision" not in entry and "converted" not in entry:
+        locked = revisions.locked_revision(lock, "model", entry["hub_id"], revisions.MAIN_BRANCH)
+        if locked is None:
+            resolved: dict[str, str] = {}
+
+            def resolve() -> str:
+                resolved["head"] = revisions.resolve_head("model", entry["hub_id"], revisions.MAIN_BRANCH)
+                return _lock_note("model", entry["hub_id"], revisions.MAIN_BRANCH, resolved["head"], lock_path)
+
+            row = _run(item, "revision", resolve)
+            yield row
+            if row.status == FAIL:
+                return
+            locked = resolved["head"]
+        entry = {**entry, "revision": locked}
+    if "converted" in entry and not Path(entry["converted"]).is_dir():
+        row = _run(item, "convert", lambda: _convert(entry))
+        yield row
+        if row.status == FAIL:
+            return
+    source_row = _run(item, "source", lambda: _describe_source(entry))
+    yield source_row
+    if source_row.status == FAIL:
+        return
+    yield _run(item, "config", lambda: _config(entry))
+    tokenizer: dict[str, Any] = {}
+    row = _run(item, "tokenizer", lambda: _tokenizer(entry, tokenizer))
+    yield row
+    if not load_weights:
+        return
+    model: dict[str, Any] = {}
+    loaded = _run(item, "weights", lambda: _load(entry, params, model))
+    yield loaded
+    if loaded.status == FAIL or row.status == FAIL:
+        return
+    check = "forward" if params["mode"] == "probe" else "forward and backward"
+    yield _run(item, check, lambda: _forward_backward(model["backbone"], tokenizer["tokenizer"], params))
+    del model["backbone"]
+    if causal_lm:
+        yield _run(item, "causal LM", lambda: _causal_lm(entry, params))
+
+
+def _convert(entry: dict[str, Any]) -> str:
+    from w2s import qwen1
+
+    started = time.monotonic()
+    qwen1.fetch_and_convert(entry["hub_id"], entry["revision"], entry["converted"])
+    return f"converted into {entry['converted']} in {time.monotonic() - started:.0f} s (the convert rule's artifact)"
+
+
+def _describe_source(entry: dict[str, Any]) -> str:
+    from w2s import models
+
+    source = models.resolve_source(entry)
+    size = _download_size(entry) if "hub_id" in entry and "converted" not in entry else ""
+    return f"{source.description}{size}"
+
+
+def _download_size(entry: dict[str, Any]) -> str:
+    """The weights' size on the hub, told before they download."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(entry["hub_id"], revision=entry.get("revision"), files_metadata=True)
+    weights = [f for f in info.siblings or [] if f.rfilename.endswith((".safetensors", ".bin"))]
+    safetensors = [f for f in weights if f.rfilename.endswith(".safetensors")]
+    chosen = safetensors or weights
+    total = sum(f.size or 0 for f in chosen)
+    return f"; weights {total / 1e9:.2f} GB in {len(chosen)} files at {info.sha}"
+
+
+def _config(entry: dict[str, Any]) -> str:
+    from transformers import AutoConfig
+
+    from w2s import models
+
+    source = models.resolve_source(entry)
+    config = AutoConfig.from_pretrained(source.location, **source.kwargs)
+    sizes = [f"{key} {getattr(config, key)}" for key in ("hidden_size", "num_hidden_layers", "vocab_size")
+             if hasattr(config, key)]
+    return f"{config.model_type}: " + ", ".join(sizes)
+
+
+def _tokenizer(entry: dict[str, Any], out: dict[str, Any]) -> str:
+    from w2s import models
+
+    tokenizer = models.load_tokenizer(entry)
+    if tokenizer.pad_token is None:
+        raise CheckFailed("the tokenizer has neither a pad token nor an eos token to pad with, so no batch "
+                          "can be padded; use a tokenizer that defines one")
+    out["tokenizer"] = tokenizer
+    return f"{type(tokenizer).__name__}, {len(tokenizer):,} tokens, pad {tokenizer.pad_token!r} ({tokenizer.pad_token_id})"
+
+
+def _load(entry: dict[str, Any], params: dict[str, Any], out: dict[str, Any]) -> str:
+    import torch
+
+    from w2s import models, train
+
+    on = train.device()
+    # Probes embed with weights in the compute dtype; training keeps float32 weights under autocast.
+    dtype = train.supported_dtype(on, params["dtype"]) if params["mode"] == "probe" else "float32"
+    backbone, report = models.load_pretrained(entry, dtype, models.model_parallel_map(torch.cuda.device_count()))
+    out["backbone"] = backbone
+    n_params = sum(p.numel() for p in backbone.parameters())
+    return f"{type(backbone).__name__}, {n_params / 1e6:,.1f}M parameters in {dtype}; {report.summary()}"
+
+
+def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> str:
+    """One training step's passes on two rows padded to max_length, as a job would run them."""
+    import torch
+
+    from w2s import models, train
+
+    on = train.device()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    classifier = models.place(models.TextClassifier(backbone, params["pooling"]), on)
+    encoded = tokenizer(list(TWO_ROWS), padding="max_length", truncation=True, max_length=params["max_length"],
+                        return_tensors="pt")
+    batch = {k: encoded[k].to(on) for k in ("input_ids", "attention_mask")}
+    labels = torch.tensor([0, 1], device=on)
+    if params["mode"] == "probe":
+        with torch.no_grad(), train.autocast(on, params["dtype"]):
+            features = classifier.features(**batch)
+        if not torch.isfinite(features.float()).all():
+            raise CheckFailed("the features hold NaN or inf; load the model in float32 (dtype: float32)")
+        return f"features {tuple(features.shape)} at {params['max_length']} tokens on {train.describe_device(on)}"
+    if params["gradient_checkpointing"]:
+        backbone.gradient_checkpointing_enable()
+    classifier.train()
+    with train.autocast(on, params["dtype"]):
+        loss = torch.nn.functional.cross_entropy(classifier(**batch), labels)
+    loss.backward()
+    grads = [p.grad for p in classifier.parameters() if p.grad is not None]
+    if not torch.isfinite(loss) or not all(torch.isfinite(g).all() for g in grads):
+        raise CheckFailed(f"loss {loss.item()} or a gradient is not finite; try dtype float32")
+    memory = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if on.type == "cuda" else ""
+    return (f"loss {loss.item():.3f}, {len(grads)} gradients finite at {params['max_length']} tokens "
+            f"on {train.describe_device(on)}{memory}")
+
+
+def _causal_lm(entry: dict[str, Any], params: dict[str, Any]) -> str:
+    from w2s import models, train
+
+    model = models.load_causal_lm(entry, train.supported_dtype(train.device(), params["dtype"]))
+    return f"{type(model).__name__} loads for prompting"
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def check_machine(config: dict[str, Any], only: set[str] | None = None) -> Iterator[Check]:
+    import torch
+
+    from w2s import resources
+
+    count = torch.cuda.device_count()
+    memory = [torch.cuda.get_device_properties(i).total_memory / 1e9 for i in range(count)]
+    gpus = ", ".join(f"{torch.cuda.get_device_name(i)} {m:.0f} GB" for i, m in enumerate(memory)) or "no GPU"
+    yield Check(OK, "machine", "GPUs", f"{count}: {gpus}")
+    assumed = config.get("resources", {}).get("gpu_memory_gb", resources.GPU_MEMORY_GB)
+    if count and min(memory) < assumed * 0.95:
+        yield Check(FAIL, "machine", "GPU memory",
+                    f"jobs are sized for {assumed:g} GB GPUs but the smallest here has {min(memory):.0f} GB; "
+                    f"set resources.gpu_memory_gb: {int(min(memory))} in the config")
+    for name in w2s_config.trained_models(config):
+        if only is not None and name not in only:
+            continue
+        params = w2s_config.training_params(config, name)
+        # A probe's model runs in its feature extraction job; the head trains on CPU.
+        kind = "embed" if params["mode"] == "probe" else "train"
+        need = int(resources.model_job_resources(config["models"][name], params, kind,
+                                                 config.get("resources", {}))["gpu"] or 0)
+        job = "feature extraction" if kind == "embed" else "training"
+        if need > count:
+            yield Check(FAIL, f"model {name}", f"GPUs for {job}",
+                        f"each {job} job asks for {need} GPU(s); this machine has {count}. Run it on a cluster "
+                        "profile (profiles/slurm), or take the model out of the ladder")
+        else:
+            yield Check(OK, f"model {name}", f"GPUs for {job}", f"each {job} job asks for {need} of {count} GPU(s)")
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _quiet_progress_bars() -> None:
+    """One row per check: the libraries' progress bars would break the table up."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def run(config: dict[str, Any], *, lock_path: Path | None, parts: set[str], load_weights: bool,
+        only: set[str] | None = None, out: Any = None) -> list[Check]:
+    """Run the checks of `parts` (datasets, models, machine), printing each row to `out` (default
+    stdout) as it finishes."""
+    out = out or sys.stdout
+    lock = revisions.read_lock(lock_path) if lock_path is not None else revisions.read_lock()
+    results: list[Check] = []
+
+    def emit(rows: Iterator[Check]) -> None:
+        for row in rows:
+            print(row.line(), file=out, flush=True)
+            results.append(row)
+
+    _quiet_progress_bars()
+    print(f"{'':<4}  {'item':<24}  {'check':<28}  detail", file=out)
+    seed = config["seeds"][0]
+    if "datasets" in parts:
+        with tempfile.TemporaryDirectory() as fetch_dir:
+            for name, entry in config["datasets"].items():
+                if only is None or name in only:
+                    emit(check_dataset(name, entry, seed, lock, lock_path, Path(fetch_dir)))
+    if "models" in parts:
+        prompted = set(config.get("prompting", {}).get("models", []))
+        names = list(dict.fromkeys([*w2s_config.trained_models(config), *prompted]))
+        for name in names:
+            if only is None or name in only:
+                entry = dict(config["models"][name])
+                if "convert" in entry:
+                    entry["converted"] = f"results/models/{name}"
+                emit(check_model(name, entry, w2s_config.training_params(config, name), lock, lock_path,
+                                 load_weights=load_weights, causal_lm=name in prompted))
+    if "machine" in parts:
+        emit(check_machine(config, only))
+    failed = [r for r in results if r.status == FAIL]
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed", file=out)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m w2s.preflight", description=__doc__.split("\n\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--schema", default=str(w2s_config.SHIPPED_SCHEMA))
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="check only these datasets and models")
+    parser.add_argument("--skip", nargs="+", choices=["datasets", "models", "machine"], default=[],
+                        help="leave out a part")
+    parser.add_argument("--no-weights", action="store_true",
+                        help="check configs and tokenizers only: download and load no weights")
+    parser.add_argument("--lock", default=str(revisions.LOCK_FILE),
+                        help="the lock file that resolved revisions are written to (default: %(default)s)")
+    parser.add_argument("--no-lock", action="store_true", help="resolve revisions but write no lock file")
+    args = parser.parse_args(argv)
+    try:
+        config = w2s_config.load_config(args.config, args.schema)
+    except (w2s_config.ConfigError, OSError) as err:
+        print(f"{args.config}: {err}", file=sys.stderr)
+        return 2
+    results = run(config, lock_path=None if args.no_lock else Path(args.lock),
+                  parts={"datasets", "models", "machine"} - set(args.skip), load_weights=not args.no_weights,
+                  only=set(args.only) if args.only else None)
+    return 1 if any(r.status == FAIL for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

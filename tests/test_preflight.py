@@ -1,0 +1,139 @@
+"""Preflight, offline: a config whose datasets are local copies of their hub repositories and whose
+models are tiny local checkpoints passes row by row; each injected fault fails its own row with
+its own message; the demo's models pass."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, _tokenizer, make_tiny_model
+from test_hub_layouts import hub_folder
+from test_weights import remote_code_model  # noqa: F401 (a fixture)
+from w2s import preflight
+
+
+@pytest.fixture(autouse=True)
+def _private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+
+
+def experiment(datasets: dict, models: dict, mode: str = "full") -> dict:
+    return {"seeds": [0], "w2s_slices": 2, "datasets": datasets, "models": models, "ladder": list(models),
+            "losses": {"xent": {}}, "training": {"mode": mode, "max_length": 32, "pooling": "last"},
+            "resources": {"gpu_memory_gb": 80}}
+
+
+def rows_of(results: list[preflight.Check]) -> list[tuple[str, str, str]]:
+    return [(r.status, r.item, r.check) for r in results]
+
+
+def detail(results: list[preflight.Check], item: str, check: str) -> str:
+    (row,) = [r for r in results if (r.item, r.check) == (item, check)]
+    return row.detail
+
+
+def test_a_local_mirror_config_passes_every_check(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    boolq, _ = hub_folder("boolq", tmp_path / "hub")
+    cosmos, _ = hub_folder("cosmos_qa", tmp_path / "hub")
+    config = experiment(
+        {"boolq": {"n_train": 20, "n_test": 10, "mirror": str(boolq)},
+         "cosmos_qa": {"n_train": 20, "n_test": 10, "mirror": str(cosmos)}},
+        {"bert": {"path": str(tiny_models["tiny-bert"]), "resources": {"gpu": 0}},
+         "gpt2": {"path": str(tiny_models["tiny-gpt2"]), "resources": {"gpu": 0}}},
+    )
+    out = io.StringIO()
+    results = preflight.run(config, lock_path=tmp_path / "hub.lock.yaml", parts={"datasets", "models", "machine"},
+                            load_weights=True, out=out)
+    dataset_checks = ["revision", "train split", "test split", "converts"]
+    model_checks = ["source", "config", "tokenizer", "weights", "forward and backward"]
+    assert rows_of(results) == (
+        [("OK", "dataset boolq", c) for c in dataset_checks] + [("OK", "dataset cosmos_qa", c) for c in dataset_checks]
+        + [("OK", "model bert", c) for c in model_checks] + [("OK", "model gpt2", c) for c in model_checks]
+        + [("OK", "machine", "GPUs"), ("OK", "model bert", "GPUs for training"), ("OK", "model gpt2", "GPUs for training")]
+    )
+    assert detail(results, "dataset boolq", "revision") == (
+        f"local copy {boolq} of google/boolq@35b264d03638db9f4ce671b711558bf7ff0f80d5 (registry)")
+    assert detail(results, "dataset cosmos_qa", "test split").startswith("20 rows (hub split 'validation'), columns ")
+    assert detail(results, "dataset boolq", "converts") == (
+        "n_train 20 and n_test 10 fit; positive fraction train_gt 0.50, train_w2s 0.70, test 0.70")
+    assert detail(results, "model gpt2", "tokenizer") == "TokenizersBackend, 26 tokens, pad '[PAD]' (0)"
+    assert detail(results, "model bert", "forward and backward").startswith("loss 0.693, ")
+    assert not (tmp_path / "hub.lock.yaml").exists()  # everything was pinned already
+    printed = out.getvalue().splitlines()
+    assert printed[-1] == f"{len(results)} passed, 0 failed"
+    assert printed[1].split() [:4] == ["OK", "dataset", "boolq", "revision"]
+
+
+def test_each_injected_fault_fails_its_own_row(tmp_path: Path, tiny_models: dict[str, Path],
+                                               remote_code_model: Path) -> None:
+    script_only = tmp_path / "hub" / "allenai" / "cosmos_qa"
+    script_only.mkdir(parents=True)
+    (script_only / "cosmos_qa.py").write_text("# a loading script\n")
+    layout = {"": {"train": "default/train/0000.parquet"}}  # the export lost its validation split
+    no_validation, _ = hub_folder("social_iqa", tmp_path / "hub", layout)
+    no_pad = make_tiny_model(tmp_path / "no-pad", "gpt2", 2)
+    _tokenizer_without_pad(no_pad)
+    _tokenizer(remote_code_model)  # so that only its weights are at fault
+    config = experiment(
+        {"cosmos_qa": {"n_train": 20, "n_test": 10, "mirror": str(script_only)},
+         "social_iqa": {"n_train": 20, "n_test": 10, "mirror": str(no_validation)}},
+        {"bert": {"path": str(tiny_models["tiny-bert"])}, "no-pad": {"path": str(no_pad)},
+         "reinit": {"path": str(remote_code_model), "trust_remote_code": True}},
+    )
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    results = preflight.run(config, lock_path=None, parts={"datasets", "models"}, load_weights=True,
+                            out=io.StringIO())
+    failed = {(r.item, r.check): r.detail for r in results if r.status == "FAIL"}
+    assert set(failed) == {("dataset cosmos_qa", "train split"), ("dataset cosmos_qa", "test split"),
+                           ("dataset cosmos_qa", "converts"), ("dataset social_iqa", "test split"),
+                           ("dataset social_iqa", "converts"), ("model no-pad", "tokenizer"),
+                           ("model reinit", "weights")}
+    assert "holds a loading script and no data files (cosmos_qa.py)" in failed[("dataset cosmos_qa", "train split")]
+    assert "refs/convert/parquet" in failed[("dataset cosmos_qa", "train split")]
+    assert "has no split 'validation', which dataset 'social_iqa' reads as its test split" in \
+        failed[("dataset social_iqa", "test split")]
+    assert failed[("model no-pad", "tokenizer")].startswith("the tokenizer has neither a pad token nor an eos token")
+    assert failed[("model reinit", "weights")].startswith(
+        f"the weights loaded from the local path '{remote_code_model}' are not the checkpoint's: "
+        "attn.c_proj.weight differs in 1,024 of 1,024 compared elements")
+    assert [r.status for r in results if r.item == "dataset social_iqa"] == ["OK", "OK", "FAIL", "FAIL"]
+    assert preflight.main([str(config_path), "--skip", "machine", "--no-lock"]) == 1
+
+
+def _tokenizer_without_pad(directory: Path) -> None:
+    config = json.loads((directory / "tokenizer_config.json").read_text())
+    for key in ("pad_token", "eos_token"):
+        config.pop(key, None)
+    (directory / "tokenizer_config.json").write_text(json.dumps(config))
+    special = directory / "special_tokens_map.json"
+    if special.exists():
+        mapping = json.loads(special.read_text())
+        mapping.pop("pad_token", None)
+        mapping.pop("eos_token", None)
+        special.write_text(json.dumps(mapping))
+
+
+def test_the_demos_models_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    status = preflight.main([str(REPO / "config" / "demo.yaml"), "--skip", "datasets", "--only", "minilm",
+                             "--no-lock"])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert "OK    model minilm              weights" in printed
+    assert "forward" in printed and printed.rstrip().endswith("7 passed, 0 failed")
+    assert "smollm2" not in printed  # --only reaches the GPU rows too
+
+
+def test_a_broken_config_is_named_and_checks_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("seeds: [0\n")
+    assert preflight.main([str(broken)]) == 2
+    assert f"{broken}: not valid YAML" in capsys.readouterr().err
