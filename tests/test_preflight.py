@@ -137,3 +137,28 @@ def test_a_broken_config_is_named_and_checks_nothing(tmp_path: Path, capsys: pyt
     broken.write_text("seeds: [0\n")
     assert preflight.main([str(broken)]) == 2
     assert f"{broken}: not valid YAML" in capsys.readouterr().err
+
+
+QWEN1_FIXTURE = REPO.parent / "shared" / "fixtures" / "qwen1"
+
+
+@pytest.mark.skipif(not QWEN1_FIXTURE.is_dir(), reason="../shared/fixtures/qwen1 is absent")
+def test_a_converted_qwen1_is_checked_and_a_tokenizer_too_large_for_its_embedding_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny Qwen-1 checkpoint has 512 embedding rows; Qwen's real tokenizer pads with id 151643."""
+    from w2s import qwen1
+
+    monkeypatch.chdir(tmp_path)  # preflight finds a converted model at results/models/<name>
+    qwen1.convert_checkpoint(QWEN1_FIXTURE / "tiny-checkpoint", tmp_path / "results" / "models" / "qwen-7b",
+                             tiktoken_path=QWEN1_FIXTURE / "tokenizer" / "qwen.tiktoken")
+    revision = "d4efd21e866b9cb3466cb65b963933f5e98016d1"
+    config = experiment({}, {"qwen-7b": {"hub_id": "Qwen/Qwen-7B", "revision": revision, "convert": "qwen1"},
+                             "other": {"hub_id": "Qwen/Qwen-7B", "revision": revision, "convert": "qwen1"}})
+    results = preflight.run(config, lock_path=None, parts={"models"}, load_weights=True, only={"qwen-7b"},
+                            out=io.StringIO())
+    assert rows_of(results) == [("OK", "model qwen-7b", c) for c in ("source", "config", "tokenizer", "weights")] + [
+        ("FAIL", "model qwen-7b", "forward and backward")]
+    assert detail(results, "model qwen-7b", "tokenizer") == "Qwen2Tokenizer, 151,851 tokens, pad '<|endoftext|>' (151643)"
+    assert detail(results, "model qwen-7b", "forward and backward") == (
+        "the tokenizer gives id 151643 but the model's embedding has 512 rows: the tokenizer does not belong to "
+        "these weights")

@@ -247,6 +247,10 @@ def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> 
     classifier = models.place(models.TextClassifier(backbone, params["pooling"]), on)
     encoded = tokenizer(list(TWO_ROWS), padding="max_length", truncation=True, max_length=params["max_length"],
                         return_tensors="pt")
+    embedding_rows = backbone.get_input_embeddings().num_embeddings
+    if int(encoded["input_ids"].max()) >= embedding_rows:
+        raise CheckFailed(f"the tokenizer gives id {int(encoded['input_ids'].max())} but the model's embedding has "
+                          f"{embedding_rows} rows: the tokenizer does not belong to these weights")
     batch = {k: encoded[k].to(on) for k in ("input_ids", "attention_mask")}
     labels = torch.tensor([0, 1], device=on)
     if params["mode"] == "probe":
