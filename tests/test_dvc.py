@@ -177,7 +177,7 @@ def test_fetch_brings_back_identical_files(published: Published, fetched: Fetche
 def test_fetch_restores_every_recorded_file_time(published: Published, fetched: Fetched) -> None:
     report_files = [f for f in published.checksums if f != "results/report/file_times.json"
                     and not f.startswith("results/data/")]
-    assert "results/data: 4 file times restored, 0 mismatched, 0 missing" in fetched.output
+    assert "results/data: 5 file times restored, 0 mismatched, 0 missing" in fetched.output
     assert f"results/report: {len(report_files)} file times restored, 0 mismatched, 0 missing" in fetched.output
 
 
