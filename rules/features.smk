@@ -5,7 +5,7 @@ rule embed_features:
     input:
         unpack(data_paths),
         unpack(converted_model(lambda w: w.model)),
-        code=package_code("models", "train"),
+        code=package_code("models", "train", "jobs"),
     output:
         "results/{dataset}/seed{seed}/features/{model}.safetensors",
     params:
