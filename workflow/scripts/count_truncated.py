@@ -1,9 +1,10 @@
+from w2s.models import job_model_entry
 from w2s.runlog import log_to
 from w2s.truncation import write_truncation
 
 log_to(snakemake.log[0])
 write_truncation(
-    model_entry=snakemake.params.model_entry,
+    model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
     max_length=snakemake.params.max_length,
     split_paths={k: v for k, v in snakemake.input.items() if k in ("train_gt", "train_w2s", "test")},
     out_path=snakemake.output[0],
