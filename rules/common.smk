@@ -1,10 +1,12 @@
 # Config validation and the helpers that name every artifact.
 
+import functools
 import os
 import re
 import sys
 from pathlib import Path
 
+from w2s import codedeps as w2s_codedeps
 from w2s import config as w2s_config
 from w2s import data as w2s_data
 from w2s import provenance as w2s_provenance
@@ -61,12 +63,23 @@ wildcard_constraints:
     shots=r"\d+",
 
 
-def package_code(*modules):
-    """Package modules whose change must rerun a job. As source files (workflow.source_path) they
-    resolve wherever the workdir is, stay out of a default storage provider (Kubernetes) and come
-    with the sources Snakemake deploys to a job; local() would instead pin the job to this machine
-    whenever there is no shared filesystem."""
-    return [workflow.source_path(str(Path(workflow.basedir) / "src" / "w2s" / f"{m}.py")) for m in modules]
+@functools.cache
+def _script_files(script):
+    """workflow/scripts/<script> and every package module it imports, directly or not (w2s.codedeps)."""
+    root = Path(workflow.basedir)
+    path = root / "workflow" / "scripts" / script
+    if not path.is_file():
+        raise ValueError(f"no script {path}: script_code takes a file name in workflow/scripts/")
+    return [path, *w2s_codedeps.import_closure(path, root / "src" / "w2s")]
+
+
+def script_code(script):
+    """A rule's code input: its script and the package modules the script imports, derived at DAG
+    build time, so that changing any of them reruns the job and nothing else does. As source files
+    (workflow.source_path) they resolve wherever the workdir is, stay out of a default storage
+    provider (Kubernetes) and come with the sources Snakemake deploys to a job; local() would
+    instead pin the job to this machine whenever there is no shared filesystem."""
+    return [workflow.source_path(str(path)) for path in _script_files(script)]
 
 
 def data_paths(wildcards):
@@ -216,9 +229,6 @@ def features_input(model):
         return {"features": f"results/{wildcards.dataset}/seed{wildcards.seed}/features/{name}.safetensors"}
 
     return inputs
-
-
-TRAINING_CODE = package_code("models", "train", "losses", "jobs", "resume", "metrics")
 
 
 def student_inputs(wildcards):

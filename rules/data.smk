@@ -2,6 +2,8 @@
 
 
 rule fetch_vader_movies:
+    input:
+        code=script_code("fetch_vader_movies.py"),
     output:
         "results/downloads/vader_movies/movieReviewSnippets_GroundTruth.txt",
     log:
@@ -19,7 +21,7 @@ rule fetch_vader_movies:
 rule prepare_data:
     input:
         unpack(dataset_files),
-        code=package_code("data"),
+        code=script_code("prepare_data.py"),
     output:
         train_gt="results/data/{dataset}/seed{seed}/train_gt.parquet",
         train_w2s="results/data/{dataset}/seed{seed}/train_w2s.parquet",
@@ -53,7 +55,7 @@ rule count_truncated:
     input:
         unpack(data_paths),
         unpack(converted_model(lambda w: w.model)),
-        code=package_code("truncation", "models"),
+        code=script_code("count_truncated.py"),
     output:
         "results/{dataset}/seed{seed}/truncation/{model}.json",
     params:

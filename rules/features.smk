@@ -5,7 +5,7 @@ rule embed_features:
     input:
         unpack(data_paths),
         unpack(converted_model(lambda w: w.model)),
-        code=package_code("models", "train", "jobs"),
+        code=script_code("embed_features.py"),
     output:
         "results/{dataset}/seed{seed}/features/{model}.safetensors",
     params:

@@ -6,7 +6,7 @@ rule train_ground_truth:
         unpack(data_paths),
         unpack(features_input(lambda w: w.model)),
         unpack(converted_model(lambda w: w.model)),
-        code=TRAINING_CODE,
+        code=script_code("train_model.py"),
     output:
         checkpoint=directory("results/{dataset}/seed{seed}/gt/{model}/checkpoint"),
         predictions="results/{dataset}/seed{seed}/gt/{model}/predictions.parquet",

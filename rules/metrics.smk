@@ -6,7 +6,7 @@
 rule evaluate:
     input:
         unpack(evaluation_inputs),
-        code=package_code("metrics", "evaluation"),
+        code=script_code("evaluate.py"),
     output:
         "results/{dataset}/seed{seed}/{run}/metrics.json",
     params:
@@ -27,7 +27,7 @@ rule evaluate:
 rule summarize:
     input:
         metrics=all_metrics(),
-        code=package_code("evaluation", "metrics", "reference"),
+        code=script_code("summarize.py"),
     output:
         parquet="results/summary.parquet",
         csv=report(
@@ -57,7 +57,7 @@ rule summarize:
 rule training_curves:
     input:
         histories=[f"results/{d}/seed{s}/{r}/history.parquet" for d, s, r in each_trained_run()],
-        code=package_code("evaluation"),
+        code=script_code("training_curves.py"),
     output:
         "results/training_curves.parquet",
     params:

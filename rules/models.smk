@@ -6,7 +6,7 @@ import math
 
 rule convert_qwen1:
     input:
-        code=package_code("qwen1", "io"),
+        code=script_code("convert_qwen1.py"),
     output:
         directory("results/models/{model}"),
     params:

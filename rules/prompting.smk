@@ -6,7 +6,7 @@ rule prompt_baseline:
     input:
         unpack(data_paths),
         unpack(converted_model(lambda w: w.model)),
-        code=package_code("prompting", "models", "train"),
+        code=script_code("prompt_baseline.py"),
     output:
         "results/{dataset}/seed{seed}/prompt/{model}/{shots}shot/predictions.parquet",
     params:

@@ -7,7 +7,7 @@ rule provenance:
         benchmarks=benchmark_files(),
         curves="results/training_curves.parquet",
         data=prepared_data_files(),
-        code=package_code("provenance"),
+        code=script_code("provenance.py"),
     output:
         "results/report/provenance.json",
     params:
@@ -33,7 +33,7 @@ rule report:
         reference="results/reference_comparison.csv",
         curves="results/training_curves.parquet",
         provenance="results/report/provenance.json",
-        code=package_code("report", "evaluation", "reference"),
+        code=script_code("report.py"),
     output:
         html=report("results/report/report.html", category="Report",
                     caption="../workflow/report/report.rst"),

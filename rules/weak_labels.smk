@@ -5,7 +5,7 @@
 rule weak_labels:
     input:
         predictions="results/{dataset}/seed{seed}/{run}/predictions.parquet",
-        code=package_code("data", "metrics"),
+        code=script_code("weak_labels.py"),
     output:
         "results/{dataset}/seed{seed}/{run}/weak_labels.parquet",
     params:

@@ -1,0 +1,96 @@
+"""The package code a script runs: the modules of one package its imports reach, found by reading
+the source with `ast`, never by importing it.
+
+What counts: every `import` and `from ... import` statement anywhere in a file, at module level,
+inside functions or under `if TYPE_CHECKING:`. A lazy import inside a function runs in the job
+whenever that function does, and reading the code cannot tell which functions run, so every one
+counts; a module counted in vain costs a rerun, a module missed costs a stale result. Relative
+imports resolve against the importing module's package, and `from pkg import name` counts
+`pkg/name.py` when that file exists (else `name` is an attribute of the package). Importing
+`pkg.mod` runs `pkg/__init__.py` first, so the package's `__init__.py` counts too. Imports of
+other packages are not followed, and names built at run time (`importlib.import_module(f"...")`)
+are not seen.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+
+def _module_file(package_dir: Path, module: str) -> Path | None:
+    """The file of `module` (dotted, starting with the package's name), or None if it has none."""
+    parts = module.split(".")[1:]
+    base = package_dir.joinpath(*parts)
+    for candidate in (base.with_suffix(".py") if parts else None, base / "__init__.py"):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
+
+
+def _module_name(package_dir: Path, path: Path) -> str:
+    relative = path.relative_to(package_dir).with_suffix("")
+    parts = [package_dir.name, *relative.parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(source: Path, importer: str | None, is_package: bool) -> set[str]:
+    """Dotted names every import statement in `source` may load: for `from m import a`, m and m.a.
+    `importer` is the source's own module name (None for a script outside the package), against
+    which relative imports resolve."""
+    try:
+        tree = ast.parse(source.read_text(), filename=str(source))
+    except SyntaxError as err:
+        raise ValueError(f"cannot read the imports of {source}: {err}") from err
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if importer is None:
+                    raise ValueError(f"{source} uses a relative import (line {node.lineno}) outside a package")
+                # A package's own __init__ is level 1 of itself; a module's is its parent.
+                anchor = importer.split(".")
+                drop = node.level - 1 if is_package else node.level
+                if drop >= len(anchor):
+                    raise ValueError(f"{source} line {node.lineno}: relative import beyond the top-level package")
+                base = ".".join(anchor[: len(anchor) - drop])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def import_closure(source: str | Path, package_dir: str | Path) -> list[Path]:
+    """Every file of the package at `package_dir` (a folder with `__init__.py`, named as the package
+    is imported) that `source` imports, directly or through other modules of the package, sorted;
+    `source` itself is not listed."""
+    package_dir = Path(package_dir).resolve()
+    if not (package_dir / "__init__.py").is_file():
+        raise ValueError(f"{package_dir} is no package: it has no __init__.py")
+    package = package_dir.name
+    start = Path(source).resolve()
+    found: set[Path] = set()
+    pending = [start]
+    seen = {start}
+    while pending:
+        path = pending.pop()
+        importer = _module_name(package_dir, path) if path.is_relative_to(package_dir) else None
+        for name in _imported_modules(path, importer, path.name == "__init__.py"):
+            if name != package and not name.startswith(f"{package}."):
+                continue
+            # Loading pkg.a.b runs pkg/__init__.py and pkg/a/__init__.py first.
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):
+                target = _module_file(package_dir, ".".join(parts[:depth]))
+                if target is None:
+                    continue
+                found.add(target)
+                if target not in seen:
+                    seen.add(target)
+                    pending.append(target)
+    found.discard(start)
+    return sorted(found)

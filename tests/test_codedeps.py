@@ -1,0 +1,222 @@
+"""Code dependencies derived from imports: the closure of a script inside the package, every rule's
+code input, and the exact jobs a dry run plans after a module changes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from test_workflow import LINEAGES, LOSSES, planned_jobs, tiny_config
+from w2s.codedeps import import_closure
+
+PACKAGE = REPO / "src" / "w2s"
+SCRIPTS = REPO / "workflow" / "scripts"
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_the_closure_follows_direct_transitive_relative_and_function_level_imports(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    write(pkg / "__init__.py", "VERSION = 1\n")
+    write(pkg / "direct.py", "from pkg import sibling\nfrom pkg.viafrom import name\n")
+    write(pkg / "sibling.py", "from . import relative\nfrom .relativefrom import name\n")
+    write(pkg / "relative.py", "import os\n")
+    write(pkg / "relativefrom.py", "name = 1\n")
+    write(pkg / "viafrom.py", "name = 1\n\ndef lazy():\n    import pkg.lazy as module\n    return module\n")
+    write(pkg / "lazy.py", "from .sub.deep import name\n")
+    write(pkg / "sub" / "__init__.py", "")
+    write(pkg / "sub" / "deep.py", "from .. import parent\nname = 1\n")
+    write(pkg / "parent.py", "import pkg.direct\n")  # a cycle back to the start
+    write(pkg / "unused.py", "import pkg.direct\n")
+    # `VERSION` is an attribute of the package, not a module; numpy is outside it.
+    script = tmp_path / "scripts" / "job.py"
+    write(script, "import numpy\nfrom pkg import VERSION\n\nif VERSION:\n    from pkg.direct import sibling\n")
+    assert [p.relative_to(tmp_path).as_posix() for p in import_closure(script, pkg)] == [
+        "pkg/__init__.py", "pkg/direct.py", "pkg/lazy.py", "pkg/parent.py", "pkg/relative.py",
+        "pkg/relativefrom.py", "pkg/sibling.py", "pkg/sub/__init__.py", "pkg/sub/deep.py", "pkg/viafrom.py",
+    ]
+    # A module of the package as the start: not listed itself, though the cycle reaches it again.
+    assert [p.relative_to(tmp_path).as_posix() for p in import_closure(pkg / "lazy.py", pkg)] == [
+        "pkg/__init__.py", "pkg/direct.py", "pkg/parent.py", "pkg/relative.py", "pkg/relativefrom.py",
+        "pkg/sibling.py", "pkg/sub/__init__.py", "pkg/sub/deep.py", "pkg/viafrom.py",
+    ]
+
+
+def test_bad_sources_are_refused_with_what_to_fix(tmp_path: Path) -> None:
+    write(tmp_path / "pkg" / "__init__.py", "")
+    write(tmp_path / "job.py", "from . import pkg\n")
+    with pytest.raises(ValueError, match=r"job\.py uses a relative import \(line 1\) outside a package"):
+        import_closure(tmp_path / "job.py", tmp_path / "pkg")
+    write(tmp_path / "job.py", "import pkg.\n")
+    with pytest.raises(ValueError, match=r"cannot read the imports of .*job\.py: invalid syntax"):
+        import_closure(tmp_path / "job.py", tmp_path / "pkg")
+    with pytest.raises(ValueError, match=r"is no package: it has no __init__\.py"):
+        import_closure(tmp_path / "job.py", tmp_path)
+
+
+# The Snakefile read by Snakemake's own parser: each rule's script and code input, as JSON.
+RULES_OF_WORKFLOW = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.io import get_flag_value, is_flagged
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path(sys.argv[1]),
+                            config_settings=ConfigSettings(configfiles=[Path(sys.argv[2])]), workdir=Path(sys.argv[3]))
+    rules = {}
+    for rule in workflow._workflow.rules:
+        script = str((Path(rule.snakefile).parent / rule.script).resolve()) if rule.script else None
+        code = [get_flag_value(f, "sourcecache_entry") if is_flagged(f, "sourcecache_entry") else str(f)
+                for f in rule.input.get("code", [])]
+        rules[rule.name] = {"script": script, "code": code, "shell": rule.shellcmd, "run": rule.run_func_src}
+print(json.dumps(rules))
+"""
+
+
+def parsed_rules(tmp_path: Path) -> dict[str, dict]:
+    result = subprocess.run(
+        [sys.executable, "-c", RULES_OF_WORKFLOW, str(REPO / "Snakefile"), str(REPO / "config" / "demo.yaml"),
+         str(tmp_path)], capture_output=True, text=True, check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_every_rule_that_runs_a_script_declares_its_script_and_every_module_it_imports(tmp_path: Path) -> None:
+    rules = parsed_rules(tmp_path)
+    scripts = {name: Path(rule["script"]).name for name, rule in rules.items() if rule["script"]}
+    assert scripts == {
+        "fetch_vader_movies": "fetch_vader_movies.py", "prepare_data": "prepare_data.py",
+        "count_truncated": "count_truncated.py", "convert_qwen1": "convert_qwen1.py",
+        "embed_features": "embed_features.py", "train_ground_truth": "train_model.py",
+        "weak_labels": "weak_labels.py", "train_student": "train_model.py", "prompt_baseline": "prompt_baseline.py",
+        "evaluate": "evaluate.py", "summarize": "summarize.py", "training_curves": "training_curves.py",
+        "provenance": "provenance.py", "report": "report.py",
+    }
+    # Only `all` runs no script, and no rule runs shell or Python code of its own that could import w2s.
+    assert [(name, rule["shell"], rule["run"]) for name, rule in rules.items() if not rule["script"]] == \
+        [("all", None, None)]
+    for name, rule in rules.items():
+        if rule["script"]:
+            script = Path(rule["script"])
+            expected = sorted(map(str, [script, *import_closure(script, PACKAGE)]))
+            assert sorted(rule["code"]) == expected, name
+    # The closure names the modules a training job runs, the lazily imported weights included.
+    assert [p.name for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
+        "__init__.py", "gpus.py", "io.py", "jobs.py", "losses.py", "metrics.py", "models.py", "resume.py",
+        "runlog.py", "train.py", "weights.py",
+    ]
+
+
+# Python's own import machinery, for every script: what importing its w2s imports loads.
+LOADED_BY_IMPORTS = """
+import ast, importlib, json, sys
+from pathlib import Path
+
+loaded = {}
+for script in sorted(Path(sys.argv[1]).glob("*.py")):
+    for name in [m for m in list(sys.modules) if m == "w2s" or m.startswith("w2s.")]:
+        del sys.modules[name]
+    for node in ast.parse(script.read_text()).body:
+        if isinstance(node, ast.Import):
+            [importlib.import_module(a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            importlib.import_module(node.module)
+    loaded[script.name] = sorted(m for m in sys.modules if m == "w2s" or m.startswith("w2s."))
+print(json.dumps(loaded))
+"""
+
+
+def test_the_closure_covers_every_module_python_loads_for_each_script() -> None:
+    result = subprocess.run([sys.executable, "-c", LOADED_BY_IMPORTS, str(SCRIPTS)], capture_output=True,
+                            text=True, check=True)
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(loaded) == 13
+    for script, modules in loaded.items():
+        closure = {p.relative_to(PACKAGE.parent).with_suffix("").as_posix().replace("/", ".")
+                   for p in import_closure(SCRIPTS / script, PACKAGE)}
+        closure = {m.removesuffix(".__init__") for m in closure}
+        assert set(modules) <= closure, (script, sorted(set(modules) - closure))
+
+
+# --- a dry run of a copy of the workflow, every output in place, after one module changes ----------
+
+COPIED = ("Snakefile", "environment.yml", "config", "rules", "src", "workflow")
+
+
+def dry_run(checkout: Path) -> str:
+    result = subprocess.run(
+        ["snakemake", "-d", str(checkout), "--cores", "1", "--configfile", "tiny.yaml", "-n"],
+        cwd=checkout, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(checkout / "src")},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def set_time(paths: list[Path], when: float) -> None:
+    for path in paths:
+        os.utime(path, (when, when))
+
+
+def test_editing_a_module_reruns_exactly_the_jobs_whose_scripts_import_it(tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in COPIED:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / name, checkout / name)
+    models = {"tiny-bert": tmp_path / "tiny-bert", "tiny-gpt2": tmp_path / "tiny-gpt2"}  # never loaded
+    (checkout / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(models, tmp_path)))
+    now = time.time()
+    set_time([p for p in tmp_path.rglob("*") if p.is_file()], now - 1000)
+
+    # Every output and benchmark of the plan, as if the workflow had run: empty, all equally recent.
+    plan = dry_run(checkout)
+    assert sum(planned_jobs(plan).values()) == 39
+    outputs = [Path(checkout, f) for line in plan.splitlines() if line.startswith(("    output: ", "    benchmark: "))
+               for f in line.split(": ", 1)[1].split(", ")]
+    for path in outputs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    set_time(outputs, now - 100)
+
+    losses = checkout / "src" / "w2s" / "losses.py"
+    losses.write_text(losses.read_text() + "# edited\n")
+    set_time([losses], now - 50)
+    seed_dir = "results/sst2/seed0"
+    students = [f"w2s/{loss}/{lineage}" for loss in LOSSES for lineage in LINEAGES]
+    # losses.py is imported by jobs.py (training, feature extraction) and train.py (prompting too).
+    assert planned_jobs(dry_run(checkout)) == Counter(
+        [("embed_features", f"{seed_dir}/features/big.safetensors")]
+        + [("train_ground_truth", f"{seed_dir}/gt/{m}/checkpoint") for m in ("small", "mid", "big")]
+        + [("train_student", f"{seed_dir}/{run}/checkpoint") for run in students]
+        + [("prompt_baseline", f"{seed_dir}/prompt/mid/{k}shot/predictions.parquet") for k in (0, 2)]
+        + [("weak_labels", f"{seed_dir}/{run}/weak_labels.parquet")
+           for run in ("gt/small", "gt/mid", "w2s/xent/small__mid", "w2s/logconf/small__mid")]
+        + [("evaluate", f"{seed_dir}/{run}/metrics.json")
+           for run in ["gt/small", "gt/mid", "gt/big", *students, "prompt/mid/0shot", "prompt/mid/2shot"]]
+        + [("summarize", "results/summary.parquet"), ("training_curves", "results/training_curves.parquet"),
+           ("provenance", "results/report/provenance.json"), ("report", "results/report/report.html")]
+    )
+
+    set_time(outputs, now - 40)
+    report = checkout / "src" / "w2s" / "report.py"
+    report.write_text(report.read_text() + "# edited\n")
+    set_time([report], now - 30)
+    assert planned_jobs(dry_run(checkout)) == Counter([("report", "results/report/report.html")])
+
