@@ -189,14 +189,29 @@ def test_a_checkpoint_of_another_shape_is_refused_before_touching_the_model(
 def test_the_run_key_follows_settings_inputs_and_code_but_not_checkpoint_frequency(tmp_path: Path) -> None:
     data = tmp_path / "train.parquet"
     data.write_bytes(b"rows")
+    script, module = tmp_path / "train_model.py", tmp_path / "losses.py"
+    script.write_text("from w2s.losses import LOSSES\n")
+    module.write_text("LOSSES = {}\n")
+    code = [script, module]
     identity = {"params": {**TRAINING_DEFAULTS}, "seed": 0, "loss": "xent"}
-    key = run_key(identity, [data])
-    assert run_key({**identity, "params": {**TRAINING_DEFAULTS, "checkpoint_every": 7}}, [data]) == key
-    assert run_key({**identity, "params": {**TRAINING_DEFAULTS, "lr": 2e-5}}, [data]) != key
-    assert run_key({**identity, "seed": 1}, [data]) != key
-    assert run_key({**identity, "loss": "logconf"}, [data]) != key
+    key = run_key(identity, [data], code)
+    assert run_key({**identity, "params": {**TRAINING_DEFAULTS, "checkpoint_every": 7}}, [data], code) == key
+    assert run_key({**identity, "params": {**TRAINING_DEFAULTS, "lr": 2e-5}}, [data], code) != key
+    assert run_key({**identity, "seed": 1}, [data], code) != key
+    assert run_key({**identity, "loss": "logconf"}, [data], code) != key
+    # The code counts by name and content: the same files in another folder, in another order, resume.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / script.name).write_text(script.read_text())
+    (moved / module.name).write_text(module.read_text())
+    assert run_key(identity, [data], [moved / module.name, moved / script.name]) == key
+    assert run_key(identity, [data], [script]) != key
+    module.write_text("LOSSES = {'xent': None}\n")
+    assert run_key(identity, [data], code) != key
+    module.write_text("LOSSES = {}\n")
+    assert run_key(identity, [data], code) == key
     data.write_bytes(b"other rows")
-    assert run_key(identity, [data]) != key
+    assert run_key(identity, [data], code) != key
 
 
 # --- the training job, in this process and killed with SIGKILL in another ---------------------------

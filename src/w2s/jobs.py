@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -158,12 +158,14 @@ def train_model(
     weak_labels_path: str | None = None,
     features_path: str | None = None,
     resume_dir: str | Path | None = None,
+    code_paths: Sequence[str | Path] = (),
 ) -> None:
     """Train on train_gt's true labels, or on weak labels when given; predict test and train_w2s.
 
     With `resume_dir`, training saves resume checkpoints there every `checkpoint_every` steps and
-    a rerun of the same job continues from the newest one; the folder is removed once every
-    output is written.
+    a rerun of the same job continues from the newest one, unless its settings, inputs or code
+    (`code_paths`: the rule's code input, the script and the modules it imports) changed; the
+    folder is removed once every output is written.
 
     With model_selection other than "final", a holdout of the training rows picks the best
     checkpoint: scored against the weak labels (weak_holdout) or, as an opt-in baseline that
@@ -216,7 +218,7 @@ def train_model(
         inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path) if p is not None)]
         identity = {"model_entry": model_entry, "params": params, "seed": seed, "loss": loss,
                     "loss_params": loss_params or {}}
-        resume = ResumeCheckpoints(resume_dir, run_key(identity, inputs), params["checkpoint_every"])
+        resume = ResumeCheckpoints(resume_dir, run_key(identity, inputs, code_paths), params["checkpoint_every"])
 
     soft = rows["soft_label"].to_numpy()
     targets = torch.tensor(np.stack([1 - soft, soft], axis=1), dtype=torch.float32)

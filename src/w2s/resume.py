@@ -9,7 +9,8 @@ Loading checks every hash and the tensors' names and shapes before touching the 
 checkpoint that fails is logged and skipped, and training starts afresh. Nothing is unpickled.
 
 Checkpoints live in `<root>/<key>/`, where the key hashes everything that determines the run, so
-a changed config, input or package never resumes another run's state.
+a changed config, input or code (the job's script and the package modules it imports) never
+resumes another run's state.
 """
 
 from __future__ import annotations
@@ -66,8 +67,12 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def run_key(identity: dict[str, Any], input_paths: Iterable[str | Path]) -> str:
-    """A hash of the run's settings, the content of its inputs, the package source and torch's version."""
+def run_key(identity: dict[str, Any], input_paths: Iterable[str | Path], code_paths: Iterable[str | Path]) -> str:
+    """A hash of the run's settings, the content of its inputs, its code and torch's version.
+
+    `code_paths` are the job's code files: its script and the package modules the script imports
+    (w2s.codedeps), the same files its rule declares as code input. They count by name and
+    content, not folder, so a checkout moved elsewhere still resumes."""
     digest = hashlib.sha256()
     settings = {k: v for k, v in identity.items() if k not in NOT_IN_KEY}
     if isinstance(settings.get("params"), dict):
@@ -75,8 +80,8 @@ def run_key(identity: dict[str, Any], input_paths: Iterable[str | Path]) -> str:
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for path in sorted(map(str, input_paths)):
         digest.update(f"{path}\0{file_sha256(Path(path))}\0".encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(f"{source.name}\0{file_sha256(source)}\0".encode())
+    for name, sha256 in sorted((Path(p).name, file_sha256(Path(p))) for p in code_paths):
+        digest.update(f"{name}\0{sha256}\0".encode())
     digest.update(torch.__version__.encode())
     return digest.hexdigest()[:20]
 

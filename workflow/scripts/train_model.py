@@ -22,4 +22,5 @@ train_model(
     features_path=snakemake.input.get("features"),
     # Beside the outputs, not one of them: Snakemake deletes an incomplete job's outputs before a rerun.
     resume_dir=Path(snakemake.output.predictions).parent / ".resume",
+    code_paths=list(snakemake.input.code),
 )
