@@ -50,7 +50,7 @@ def _imported_modules(source: Path, importer: str | None, is_package: bool) -> s
             if node.level:
                 if importer is None:
                     raise ValueError(f"{source} uses a relative import (line {node.lineno}) outside a package")
-                # A package's own __init__ is level 1 of itself; a module's is its parent.
+                # One dot is the package itself in its __init__.py, and a module's package elsewhere.
                 anchor = importer.split(".")
                 drop = node.level - 1 if is_package else node.level
                 if drop >= len(anchor):
