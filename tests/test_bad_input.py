@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO
 from w2s.data import rows_sha256, write_weak_labels
 from w2s.evaluation import evaluate
-from w2s.jobs import _training_rows
+from w2s.jobs import _training_rows, train_model
 from w2s.metrics import check_probabilities
 from w2s.truncation import write_truncation
 
@@ -98,6 +98,15 @@ def test_the_oracle_adds_true_labels_joined_by_id(tmp_path: Path) -> None:
     train_w2s().to_parquet(oracle, index=False)
     rows = _training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path, str(oracle))
     assert rows.to_dict("list") == {"row": [4, 1, 3], "soft_label": [0.0, 1.0, 0.2], "true_label": [0, 1, 1]}
+
+
+def test_a_student_selecting_on_ground_truth_needs_its_oracle_input(tmp_path: Path) -> None:
+    splits = {split: unlabelled_file(tmp_path / f"{split}.parquet", train_w2s()) for split in ("train_w2s", "test")}
+    path = weak_labels_file(tmp_path / "weak.parquet", ["train:0", "train:1"], [0.1, 0.9])
+    with pytest.raises(ValueError, match="^model_selection ground_truth_holdout scores a student against true labels, "
+                       "but the job was given no oracle labels; the train_student rule gives them as input "
+                       "oracle_labels$"):
+        train_model({}, {"model_selection": "ground_truth_holdout"}, 0, splits, {}, weak_labels_path=path)
 
 
 def test_soft_weak_labels_out_of_range_are_refused(tmp_path: Path) -> None:

@@ -48,8 +48,8 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
 
     `predictions` maps "self" and, for a student, "supervisor", "weak" and "ceiling" to prediction
     files, which hold no labels: the true labels are joined by id from `test_path`, the labelled
-    test split, here and in no training job. `context` carries the run's identity into the JSON; its "kind" decides whether the run
-    is a student. `label_balance` holds each prepared split's {"n", "positive_fraction"}; it is
+    test split, here and in no training job. `context` carries the run's identity into the JSON;
+    its "kind" decides whether the run is a student. `label_balance` holds each prepared split's {"n", "positive_fraction"}; it is
     stored whole and as one `<split>_positive_fraction` key per split. `truncation` (w2s.truncation)
     gives the model's max_length and one `<split>_truncated` count of texts longer than it per split.
     """
