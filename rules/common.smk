@@ -86,6 +86,21 @@ def data_paths(wildcards):
     return {s: f"results/data/{wildcards.dataset}/seed{wildcards.seed}/{s}.parquet" for s in SPLITS}
 
 
+def unlabelled_path(wildcards, split):
+    """A split's label-free view (id, text), written by prepare_data beside the labelled split."""
+    return f"results/data/{wildcards.dataset}/seed{wildcards.seed}/unlabelled/{split}.parquet"
+
+
+def unlabelled_paths(wildcards):
+    return {s: unlabelled_path(wildcards, s) for s in SPLITS}
+
+
+def ground_truth_data(wildcards):
+    """A ground-truth model learns train_gt's labels and predicts train_w2s and test from their texts."""
+    return {"train_gt": data_paths(wildcards)["train_gt"],
+            **{s: unlabelled_path(wildcards, s) for s in ("train_w2s", "test")}}
+
+
 def training_params(model):
     return w2s_config.training_params(config, model)
 
@@ -204,7 +219,8 @@ def benchmark_files():
 
 
 def prepared_data_files():
-    names = [f"{s}.parquet" for s in SPLITS] + ["label_balance.json", "source.json"]
+    names = [f"{s}.parquet" for s in SPLITS] + [f"unlabelled/{s}.parquet" for s in SPLITS]
+    names += ["label_balance.json", "source.json"]
     return [f"results/data/{d}/seed{s}/{n}" for d in config["datasets"] for s in config["seeds"] for n in names]
 
 
@@ -232,11 +248,19 @@ def features_input(model):
 
 
 def student_inputs(wildcards):
+    """What a student reads: label-free views of train_w2s and test, and its supervisor's weak labels.
+    No true label reaches it, except the labelled train_w2s as `oracle_labels` when its model opts in
+    to ground_truth_holdout (and its metrics then say uses_ground_truth_selection)."""
     chain = w2s_config.split_chain(wildcards.chain)
     supervisor = supervisor_run(wildcards.loss, chain)
-    return {
-        "weak_labels": f"results/{wildcards.dataset}/seed{wildcards.seed}/{supervisor}/weak_labels.parquet"
+    inputs = {
+        "train_w2s": unlabelled_path(wildcards, "train_w2s"),
+        "test": unlabelled_path(wildcards, "test"),
+        "weak_labels": f"results/{wildcards.dataset}/seed{wildcards.seed}/{supervisor}/weak_labels.parquet",
     }
+    if training_params(chain[-1])["model_selection"] == "ground_truth_holdout":
+        inputs["oracle_labels"] = data_paths(wildcards)["train_w2s"]
+    return inputs
 
 
 def strong_model(wildcards):
@@ -251,6 +275,8 @@ def evaluation_inputs(wildcards):
     kind, loss, chain = parse_run(wildcards.run)
     inputs = {
         "self": prediction_file(wildcards, wildcards.run),
+        # Predictions hold no labels; the true labels come from the labelled test split, read here only.
+        "test": data_paths(wildcards)["test"],
         "label_balance": f"results/data/{wildcards.dataset}/seed{wildcards.seed}/label_balance.json",
     }
     if kind != "prompt":

@@ -1,4 +1,5 @@
-# Prepared data: each dataset as binary (id, text, label) rows in three disjoint splits.
+# Prepared data: each dataset as binary (id, text, label) rows in three disjoint splits, and each
+# split's label-free view (id, text) for the jobs that must not see labels.
 
 
 rule fetch_vader_movies:
@@ -26,6 +27,10 @@ rule prepare_data:
         train_gt="results/data/{dataset}/seed{seed}/train_gt.parquet",
         train_w2s="results/data/{dataset}/seed{seed}/train_w2s.parquet",
         test="results/data/{dataset}/seed{seed}/test.parquet",
+        # Label-free views (id, text): the only split files students and weak-label jobs read.
+        train_gt_unlabelled="results/data/{dataset}/seed{seed}/unlabelled/train_gt.parquet",
+        train_w2s_unlabelled="results/data/{dataset}/seed{seed}/unlabelled/train_w2s.parquet",
+        test_unlabelled="results/data/{dataset}/seed{seed}/unlabelled/test.parquet",
         label_balance="results/data/{dataset}/seed{seed}/label_balance.json",
         # the hub repository and commit read (or each local file's sha256)
         source="results/data/{dataset}/seed{seed}/source.json",

@@ -3,7 +3,7 @@
 
 rule embed_features:
     input:
-        unpack(data_paths),
+        unpack(unlabelled_paths),
         unpack(converted_model(lambda w: w.model)),
         code=script_code("embed_features.py"),
     output:

@@ -3,7 +3,7 @@
 
 rule train_ground_truth:
     input:
-        unpack(data_paths),
+        unpack(ground_truth_data),
         unpack(features_input(lambda w: w.model)),
         unpack(converted_model(lambda w: w.model)),
         code=script_code("train_model.py"),

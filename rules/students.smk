@@ -5,7 +5,6 @@
 
 rule train_student:
     input:
-        unpack(data_paths),
         unpack(student_inputs),
         unpack(features_input(strong_model)),
         unpack(converted_model(strong_model)),

@@ -4,6 +4,8 @@
 
 rule weak_labels:
     input:
+        # The label-free view: weak labels carry the hash of its (id, text) pairs, never a true label.
+        train_w2s=lambda w: unlabelled_path(w, "train_w2s"),
         predictions="results/{dataset}/seed{seed}/{run}/predictions.parquet",
         code=script_code("weak_labels.py"),
     output:

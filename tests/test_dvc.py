@@ -28,7 +28,8 @@ OUTS = ("results/data", "results/report", "results/summary.csv", "results/summar
 # above its default limit of 1 MB.
 CHECKSUM_LIMIT = 100
 DATA_FILES = {f"results/data/sst2/seed0/{name}"
-              for name in ("train_gt.parquet", "train_w2s.parquet", "test.parquet", "label_balance.json",
+              for name in ("train_gt.parquet", "train_w2s.parquet", "test.parquet", "unlabelled/train_gt.parquet",
+                           "unlabelled/train_w2s.parquet", "unlabelled/test.parquet", "label_balance.json",
                            "source.json", "file_times.json")}
 
 
@@ -177,7 +178,7 @@ def test_fetch_brings_back_identical_files(published: Published, fetched: Fetche
 def test_fetch_restores_every_recorded_file_time(published: Published, fetched: Fetched) -> None:
     report_files = [f for f in published.checksums if f != "results/report/file_times.json"
                     and not f.startswith("results/data/")]
-    assert "results/data: 5 file times restored, 0 mismatched, 0 missing" in fetched.output
+    assert "results/data: 8 file times restored, 0 mismatched, 0 missing" in fetched.output
     assert f"results/report: {len(report_files)} file times restored, 0 mismatched, 0 missing" in fetched.output
 
 

@@ -29,10 +29,10 @@ COPIES = 10
 
 
 def write_predictions(path: Path, probs: list[float], shuffle_seed: int = 0) -> str:
-    """Test predictions plus one train row, which evaluate must ignore."""
+    """Test predictions plus one train row, which evaluate must ignore; like a job's, with no labels."""
     frame = pd.DataFrame({"id": [f"t{i}" for i in range(len(probs) * COPIES)], "split": "test",
-                          "label": LABELS * COPIES, "prob": probs * COPIES})
-    train = pd.DataFrame({"id": ["r0"], "split": ["train_gt"], "label": [1], "prob": [0.0]})
+                          "prob": probs * COPIES})
+    train = pd.DataFrame({"id": ["r0"], "split": ["train_gt"], "prob": [0.0]})
     # Each file in its own order, so that predictions must be joined by id, not position.
     pd.concat([frame.sample(frac=1, random_state=shuffle_seed), train]).to_parquet(path, index=False)
     return str(path)
@@ -44,10 +44,18 @@ def student_predictions(tmp_path: Path) -> dict[str, str]:
             for i, (role, probs) in enumerate(roles)}
 
 
+def write_test_split(path: Path) -> str:
+    """The labelled test split, in its own order: evaluate joins its labels to predictions by id."""
+    n = len(LABELS) * COPIES
+    frame = pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": "x", "label": LABELS * COPIES})
+    frame.iloc[::-1].to_parquet(path, index=False)
+    return str(path)
+
+
 def run_evaluate(tmp_path: Path, predictions: dict[str, str], context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     out = tmp_path / "metrics.json"
-    evaluate(run=context["run"], predictions=predictions, bootstrap_samples=200, seed=0, out_path=str(out),
-             context=context, **kwargs)
+    evaluate(run=context["run"], predictions=predictions, test_path=write_test_split(tmp_path / "test.parquet"),
+             bootstrap_samples=200, seed=0, out_path=str(out), context=context, **kwargs)
     return json.loads(out.read_text())
 
 

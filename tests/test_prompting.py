@@ -68,8 +68,9 @@ def test_prompt_baseline_writes_test_predictions(tiny_models: dict[str, Path], t
     prompt_baseline({"path": str(tiny_models["tiny-gpt2"])}, params, 2, 0,
                     {s: str(tmp_path / f"{s}.parquet") for s in ("train_gt", "test")}, str(out))
     predictions = pd.read_parquet(out)
-    assert list(predictions.columns) == ["split", "id", "prob", "label"]
-    assert predictions["split"].eq("test").all() and predictions["label"].tolist() == [1, 0, 0, 1]
+    # The same schema as a trained model's predictions: evaluation joins the labels by id.
+    assert list(predictions.columns) == ["split", "id", "prob"]
+    assert predictions["split"].eq("test").all() and predictions["id"].tolist() == [f"test:{i}" for i in range(4)]
     # Recompute one row by hand from the same demonstrations.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -251,8 +251,9 @@ def job_outputs(directory: Path) -> dict[str, str]:
 
 
 def metrics_bytes(run_dir: Path) -> bytes:
-    evaluate("gt/tiny", {"self": str(run_dir / "predictions.parquet")}, 50, 0, str(run_dir / "metrics.json"),
-             {"kind": "ground_truth"})
+    """Metrics of a run beside the `data` folder that write_splits filled."""
+    evaluate("gt/tiny", {"self": str(run_dir / "predictions.parquet")}, str(run_dir.parent / "data" / "test.parquet"),
+             50, 0, str(run_dir / "metrics.json"), {"kind": "ground_truth"})
     return (run_dir / "metrics.json").read_bytes()
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from browser import render_page
 from conftest import REPO, sst2_rows, write_jsonl
+from w2s.data import rows_sha256
 from w2s.provenance import config_sha256
 
 LOSSES = ("xent", "logconf")
@@ -141,10 +142,10 @@ def test_each_chain_step_labels_its_own_slice(finished_run: Path) -> None:
     train_w2s = pd.read_parquet(finished_run / "results" / "data" / "sst2" / "seed0" / "train_w2s.parquet")
     first = pd.read_parquet(seed_dir / "gt" / "small" / "weak_labels.parquet")
     second = pd.read_parquet(seed_dir / "w2s" / "xent" / "small__mid" / "weak_labels.parquet")
-    assert list(first.columns) == ["id", "soft_label", "hard_label", "true_label"]
+    assert list(first.columns) == ["id", "soft_label", "hard_label", "train_w2s_sha256"]
     assert list(first["id"]) == list(train_w2s["id"][:12])
     assert list(second["id"]) == list(train_w2s["id"][12:])
-    assert list(first["true_label"]) == list(train_w2s["label"][:12])
+    assert set(first["train_w2s_sha256"]) == set(second["train_w2s_sha256"]) == {rows_sha256(train_w2s)}
     assert ((first["soft_label"] > 0.5).astype(int) == first["hard_label"]).all()
 
 
@@ -191,7 +192,8 @@ def test_provenance_records_code_config_data_and_every_model_job(finished_run: P
     assert all(a["wall_s"] > 0 for a in record["artifacts"])
     assert [f["path"] for f in record["data_files"]] == [
         f"results/data/sst2/seed0/{name}" for name in
-        ("label_balance.json", "source.json", "test.parquet", "train_gt.parquet", "train_w2s.parquet")]
+        ("label_balance.json", "source.json", "test.parquet", "train_gt.parquet", "train_w2s.parquet",
+         "unlabelled/test.parquet", "unlabelled/train_gt.parquet", "unlabelled/train_w2s.parquet")]
     # The data was read from local files in the hub schema: the record names each by its sha256.
     (source,) = record["data_sources"]
     assert (source["dataset"], source["hub_id"], source["revision"]) == ("sst2", None, None)

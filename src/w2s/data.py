@@ -7,6 +7,7 @@ local files in the hub schema, and converted to rows of (id, text, label) with l
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import subprocess
@@ -24,6 +25,9 @@ from w2s import io, metrics, revisions
 
 Converter = Callable[[dict[str, Any], random.Random], "tuple[str, int] | None"]
 PREPARED_SPLITS = ("train_gt", "train_w2s", "test")
+# The columns of a split's label-free view: what students and weak-label jobs read, so that no
+# input of theirs holds a true label.
+UNLABELLED_COLUMNS = ["id", "text"]
 log = logging.getLogger("w2s")
 
 
@@ -694,10 +698,27 @@ def source_record(dataset: str, source: DataSource, data_files: dict[str, str] |
     return record
 
 
+def unlabelled_output(split: str) -> str:
+    """The outputs key of a split's label-free view in write_prepared (and rule prepare_data)."""
+    return f"{split}_unlabelled"
+
+
+def rows_sha256(frame: pd.DataFrame) -> str:
+    """sha256 of a split's rows as ordered (id, text) pairs: what weak labels were made for, checked
+    by the student that reads them. Each pair is one JSON line, so no two different lists of pairs
+    give the same bytes; labels do not enter, so label-free views and labelled splits agree."""
+    digest = hashlib.sha256()
+    for row_id, text in zip(frame["id"], frame["text"]):
+        digest.update(json.dumps([str(row_id), str(text)], ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
+
+
 def write_prepared(
     dataset: str, n_train: int, n_test: int, seed: int, data_files: dict[str, str] | None,
     outputs: dict[str, str], *, balance: bool = False, source: DataSource | None = None,
 ) -> None:
+    """Each split as (id, text, label) rows under its own outputs key, and as its label-free view
+    (id, text) under `<split>_unlabelled` when that key is given."""
     source = source or data_source(dataset)
     if not data_files:
         source = pin(source)
@@ -707,16 +728,28 @@ def write_prepared(
         stats = balance_by_split[split]
         log.info("%s %s: %d rows, %.3f positive", dataset, split, stats["n"], stats["positive_fraction"])
         io.write_parquet(frame, outputs[split])
+        if unlabelled_output(split) in outputs:
+            io.write_parquet(frame[UNLABELLED_COLUMNS], outputs[unlabelled_output(split)])
     if "label_balance" in outputs:
         io.write_json(balance_by_split, outputs["label_balance"])
     if "source" in outputs:
         io.write_json(source_record(dataset, source, data_files), outputs["source"])
 
 
-def write_weak_labels(predictions_path: str, slice_index: int, n_slices: int, out_path: str) -> None:
-    """The supervisor's predictions on one slice of train_w2s: id, soft, hard and true label."""
+def write_weak_labels(predictions_path: str, train_w2s_path: str, slice_index: int, n_slices: int,
+                      out_path: str) -> None:
+    """The supervisor's predictions on one slice of train_w2s: id, soft and hard label, and the
+    sha256 of train_w2s's (id, text) pairs (`train_w2s_sha256`), which the student checks against
+    its own rows. `train_w2s_path` is the split's label-free view: no true label is read or written."""
     preds = pd.read_parquet(predictions_path)
     w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
+    train_w2s = pd.read_parquet(train_w2s_path)
+    if w2s["id"].tolist() != train_w2s["id"].tolist():
+        raise ValueError(
+            f"{predictions_path}: the supervisor's train_w2s predictions are not of the rows of {train_w2s_path} "
+            f"in their order ({len(w2s)} predictions, {len(train_w2s)} rows), so they were made from other data; "
+            "delete the predictions and let the supervisor's training rule make them again"
+        )
     rows = w2s_slice(w2s, slice_index, n_slices)
     metrics.check_probabilities(
         rows["prob"], f"{predictions_path}, the supervisor's predictions on train_w2s",
@@ -726,8 +759,8 @@ def write_weak_labels(predictions_path: str, slice_index: int, n_slices: int, ou
         "id": rows["id"].to_numpy(),
         "soft_label": rows["prob"].to_numpy(),
         "hard_label": (rows["prob"] > 0.5).astype(int).to_numpy(),
-        "true_label": rows["label"].to_numpy(),
+        "train_w2s_sha256": rows_sha256(train_w2s),
     })
-    log.info("slice %d/%d: %d weak labels, accuracy %.4f", slice_index, n_slices, len(frame),
-             float((frame["hard_label"] == frame["true_label"]).mean()))
+    log.info("slice %d/%d: %d weak labels, %.3f labelled 1", slice_index, n_slices, len(frame),
+             float(frame["hard_label"].mean()))
     io.write_parquet(frame, out_path)

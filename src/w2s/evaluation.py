@@ -40,20 +40,21 @@ REFERENCE_COLUMNS = (
 )
 
 
-def evaluate(run: str, predictions: dict[str, str], bootstrap_samples: int, seed: int,
+def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_samples: int, seed: int,
              out_path: str, context: dict[str, Any],
              label_balance: dict[str, dict[str, float]] | None = None,
              truncation: dict[str, Any] | None = None) -> None:
     """Metrics of one model's test predictions; a student is also scored against its lineage.
 
     `predictions` maps "self" and, for a student, "supervisor", "weak" and "ceiling" to prediction
-    files. `context` carries the run's identity into the JSON; its "kind" decides whether the run
-    is a student. `label_balance` holds each prepared split's {"n", "positive_fraction"}; it is
+    files, which hold no labels: the true labels are joined by id from `test_path`, the labelled
+    test split, here and in no training job. `context` carries the run's identity into the JSON;
+    its "kind" decides whether the run is a student. `label_balance` holds each prepared split's {"n", "positive_fraction"}; it is
     stored whole and as one `<split>_positive_fraction` key per split. `truncation` (w2s.truncation)
     gives the model's max_length and one `<split>_truncated` count of texts longer than it per split.
     """
     own = _test_predictions(predictions["self"])
-    labels, probs = own["label"].to_numpy(), own["prob"].to_numpy()
+    labels, probs = _test_labels(test_path, own.index, predictions["self"]), own["prob"].to_numpy()
     result: dict[str, Any] = dict(context)
     result.update({
         "n_test": int(len(own)),
@@ -88,6 +89,16 @@ def _test_predictions(path: str) -> pd.DataFrame:
     test = frame[frame["split"] == "test"].set_index("id")
     metrics.check_probabilities(test["prob"], f"{path}, test predictions", "retrain the run that wrote them")
     return test
+
+
+def _test_labels(test_path: str, ids: pd.Index, predictions_path: str) -> np.ndarray:
+    """The true labels of the test rows `ids`, in their order, from the labelled test split."""
+    test = pd.read_parquet(test_path, columns=["id", "label"]).set_index("id")["label"]
+    if set(ids) != set(test.index) or ids.has_duplicates:
+        raise ValueError(f"{predictions_path}: its test predictions are not one per row of {test_path} "
+                         f"({len(ids)} predictions, {len(test)} rows, {len(set(ids) - set(test.index))} ids not in "
+                         "the split), so they were made from other data; retrain the run that wrote them")
+    return test.loc[ids].to_numpy()
 
 
 def _label_balance_fields(label_balance: dict[str, dict[str, float]], test_positive_fraction: float) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from w2s import io, metrics
+from w2s.data import rows_sha256
 from w2s.losses import LOSSES, NEEDS_BATCH_PROBS
 from w2s.resume import ResumeCheckpoints, run_key
 from w2s.models import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
@@ -86,10 +87,14 @@ def embed_features(model_entry: dict[str, Any], params: dict[str, Any],
     io.write_safetensors(features, out_path)
 
 
-def _training_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None) -> pd.DataFrame:
-    """Rows to train on, as positions in their split with a soft label and the true label.
+def _training_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None,
+                   oracle_labels_path: str | None = None) -> pd.DataFrame:
+    """Rows to train on, as positions in their split with a soft label, and a true label where the
+    job may see one.
 
-    Ground-truth runs train on train_gt's labels; students on weak labels of train_w2s rows.
+    Ground-truth runs train on train_gt's labels, which are also their true labels. Students train on
+    weak labels of rows of train_w2s's label-free view and get no true label; only the opt-in oracle
+    of ground_truth_holdout (`oracle_labels_path`, the labelled train_w2s) adds them, joined by id.
     """
     if weak_labels_path is None:
         gt = frames["train_gt"]
@@ -97,22 +102,29 @@ def _training_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None
                              "true_label": gt["label"].to_numpy()})
     labels = pd.read_parquet(weak_labels_path)
     train_w2s = frames["train_w2s"]
-    position = pd.Series(np.arange(len(train_w2s)), index=train_w2s["id"])
     remake = "delete it and let the weak_labels rule make it again from this dataset and seed"
+    # Ids alone repeat across datasets ("train:17"); the hash of every (id, text) pair does not.
+    made_for = labels["train_w2s_sha256"].unique().tolist() if "train_w2s_sha256" in labels else []
+    ours = rows_sha256(train_w2s)
+    if made_for != [ours]:
+        raise ValueError(f"{weak_labels_path}: the weak labels were made for train_w2s rows whose ids and texts hash "
+                         f"to {made_for or 'nothing (no train_w2s_sha256 column)'}, but this job's train_w2s hashes to "
+                         f"{ours}, so they label other data; {remake}")
+    position = pd.Series(np.arange(len(train_w2s)), index=train_w2s["id"])
     missing = set(labels["id"]) - set(position.index)
-    if missing:
-        raise ValueError(f"{weak_labels_path}: {len(missing)} weak-label ids are not in train_w2s, "
-                         f"so the labels were made for another dataset, seed or split; {remake}")
-    rows = position.loc[labels["id"]].to_numpy()
-    # Ids alone repeat across datasets ("train:17"); the true labels must match the rows too.
-    mismatched = int((train_w2s["label"].to_numpy()[rows] != labels["true_label"].to_numpy()).sum())
-    if mismatched or labels["id"].duplicated().any():
-        raise ValueError(f"{weak_labels_path}: {mismatched} weak labels carry another true label than their "
-                         f"train_w2s row, or ids repeat, so the labels were made for other data; {remake}")
+    if missing or labels["id"].duplicated().any():
+        raise ValueError(f"{weak_labels_path}: {len(missing)} weak-label ids are not in train_w2s, or ids repeat, "
+                         f"so the file was not written by the weak_labels rule; {remake}")
     metrics.check_probabilities(labels["soft_label"], f"{weak_labels_path}, the soft weak labels", remake)
-    return pd.DataFrame({"row": rows,
-                         "soft_label": labels["soft_label"].to_numpy(dtype=np.float64),
-                         "true_label": labels["true_label"].to_numpy()})
+    rows = pd.DataFrame({"row": position.loc[labels["id"]].to_numpy(),
+                         "soft_label": labels["soft_label"].to_numpy(dtype=np.float64)})
+    if oracle_labels_path is not None:
+        oracle = pd.read_parquet(oracle_labels_path)
+        if rows_sha256(oracle) != ours:
+            raise ValueError(f"{oracle_labels_path}: the ground-truth oracle's rows are not this job's train_w2s "
+                             "rows; rerun prepare_data for this dataset and seed")
+        rows["true_label"] = oracle.set_index("id").loc[labels["id"], "label"].to_numpy()
+    return rows
 
 
 def split_holdout(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -157,6 +169,7 @@ def train_model(
     loss_params: dict[str, Any] | None = None,
     weak_labels_path: str | None = None,
     features_path: str | None = None,
+    oracle_labels_path: str | None = None,
     resume_dir: str | Path | None = None,
     code_paths: Sequence[str | Path] = (),
 ) -> None:
@@ -170,12 +183,21 @@ def train_model(
     With model_selection other than "final", a holdout of the training rows picks the best
     checkpoint: scored against the weak labels (weak_holdout) or, as an opt-in baseline that
     uses ground truth, against their true labels (ground_truth_holdout).
+
+    `split_paths` maps train_gt (labelled; ground-truth runs only), train_w2s and test (their
+    label-free views) to files. A student sees true labels only through `oracle_labels_path`, the
+    labelled train_w2s its rule gives it under ground_truth_holdout. Predictions hold split, id and
+    prob; evaluation joins the true labels by id.
     """
     torch.manual_seed(seed)
     on = device()
     frames = {split: pd.read_parquet(path) for split, path in split_paths.items()}
     train_split = "train_gt" if weak_labels_path is None else "train_w2s"
-    rows = _training_rows(frames, weak_labels_path)
+    if weak_labels_path is not None and params["model_selection"] == "ground_truth_holdout" \
+            and oracle_labels_path is None:
+        raise ValueError("model_selection ground_truth_holdout scores a student against true labels, but the job "
+                         "was given no oracle labels; the train_student rule gives them as input oracle_labels")
+    rows = _training_rows(frames, weak_labels_path, oracle_labels_path)
     holdout = None
     if params["model_selection"] != "final":
         rows, holdout = split_holdout(rows, params["holdout_frac"], seed)
@@ -215,7 +237,8 @@ def train_model(
 
     resume = None
     if resume_dir is not None:
-        inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path) if p is not None)]
+        inputs = [*split_paths.values(),
+                  *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p is not None)]
         identity = {"model_entry": model_entry, "params": params, "seed": seed, "loss": loss,
                     "loss_params": loss_params or {}}
         resume = ResumeCheckpoints(resume_dir, run_key(identity, inputs, code_paths), params["checkpoint_every"])
@@ -249,9 +272,7 @@ def train_model(
         probs = predict(model, batcher_for(split), order_of(split, every_row), params["eval_batch_size"], on,
                         compute_dtype)
         metrics.check_probabilities(probs, f"{split} predictions", "training diverged: lower lr or use dtype float32")
-        predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"],
-                                         "prob": probs, "label": frames[split]["label"]}))
-        log.info("%s accuracy %.4f", split, metrics.accuracy(probs, frames[split]["label"].to_numpy()))
+        predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"], "prob": probs}))
     io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
     io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), out["history"])
     _save_checkpoint(model, tokenizer, out["checkpoint"])

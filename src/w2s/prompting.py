@@ -104,4 +104,4 @@ def prompt_baseline(model_entry: dict[str, Any], params: dict[str, Any], shots: 
     labels = test["label"].to_numpy()
     log.info("%d-shot prompting: test accuracy %.4f, mean P(1) %.3f", shots, metrics.accuracy(probs, labels),
              float(probs.mean()))
-    io.write_parquet(pd.DataFrame({"split": "test", "id": test["id"], "prob": probs, "label": labels}), out_path)
+    io.write_parquet(pd.DataFrame({"split": "test", "id": test["id"], "prob": probs}), out_path)

@@ -6,6 +6,7 @@ log_to(snakemake.log[0])
 evaluate(
     run=snakemake.wildcards.run,
     predictions={k: v for k, v in snakemake.input.items() if k in ("self", *COMPARED_ROLES)},
+    test_path=snakemake.input.test,
     bootstrap_samples=snakemake.params.bootstrap_samples,
     seed=int(snakemake.wildcards.seed),
     out_path=snakemake.output[0],

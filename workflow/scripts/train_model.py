@@ -14,12 +14,14 @@ train_model(
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
     params=snakemake.params.training,
     seed=int(snakemake.wildcards.seed),
-    split_paths={k: snakemake.input[k] for k in ("train_gt", "train_w2s", "test")},
+    # train_gt (labelled) for ground-truth runs only; train_w2s and test as label-free views.
+    split_paths={k: snakemake.input[k] for k in ("train_gt", "train_w2s", "test") if k in snakemake.input.keys()},
     out=dict(snakemake.output.items()),
     loss=snakemake.params.loss,
     loss_params=snakemake.params.loss_params,
     weak_labels_path=snakemake.input.get("weak_labels"),
     features_path=snakemake.input.get("features"),
+    oracle_labels_path=snakemake.input.get("oracle_labels"),
     # Beside the outputs, not one of them: Snakemake deletes an incomplete job's outputs before a rerun.
     resume_dir=Path(snakemake.output.predictions).parent / ".resume",
     code_paths=list(snakemake.input.code),

@@ -4,6 +4,7 @@ from w2s.runlog import log_to
 log_to(snakemake.log[0])
 write_weak_labels(
     predictions_path=snakemake.input.predictions,
+    train_w2s_path=snakemake.input.train_w2s,
     slice_index=snakemake.params.slice_index,
     n_slices=snakemake.params.n_slices,
     out_path=snakemake.output[0],
