@@ -165,8 +165,8 @@ def _is_url(path: str) -> bool:
 
 def check_data_files(config: dict[str, Any], workdir: Path) -> None:
     """Every local file a dataset's data_files names exists (relative paths from `workdir`, where the
-    workflow runs). Without this a typo is no error: a dataset prepared before keeps its old data, since
-    Snakemake plans no job for outputs whose input is missing."""
+    workflow runs). Without this a typo is no error in a run of a dataset prepared before: Snakemake
+    plans nothing for existing outputs whose input is missing, so the old data stay."""
     for name, entry in config["datasets"].items():
         for split, path in entry.get("data_files", {}).items():
             _check(
