@@ -15,6 +15,7 @@ from w2s import revisions as w2s_revisions
 
 try:
     w2s_config.validate_config(config, workflow.source_path("../config/schema.yaml"))
+    w2s_config.check_data_files(config, Path.cwd())
 except w2s_config.ConfigError as err:
     sys.exit(f"Invalid config: {err}")
 

@@ -1,5 +1,6 @@
-"""Bad weak labels and predictions stop the job that reads them, with the file and the fix, and
-the source holds no unsafe loading: no pickle, no shell commands built from the config."""
+"""Bad weak labels and predictions stop the job that reads them, with the file and the fix; a
+config naming missing data files or out-of-range loss hyperparameters is refused before any job;
+and the source holds no unsafe loading: no pickle, no shell commands built from the config."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import json
 import re
 from pathlib import Path
 
+import subprocess
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import REPO
+from w2s.config import ConfigError, check_data_files, validate_config
 from w2s.data import rows_sha256, write_weak_labels
 from w2s.evaluation import evaluate
 from w2s.jobs import _training_rows, train_model
@@ -189,6 +194,89 @@ def test_truncation_counts_reach_the_metrics(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert {k: result[k] for k in ("max_length", "train_gt_truncated", "train_w2s_truncated", "test_truncated")} == {
         "max_length": 8, "train_gt_truncated": 2, "train_w2s_truncated": 0, "test_truncated": 1}
+
+
+# --------------------------------------------------------------------------- config refused before any job
+
+SCHEMA = REPO / "config" / "schema.yaml"
+
+
+def config_with(datasets: dict | None = None, losses: dict | None = None) -> dict:
+    return {"seeds": [0], "w2s_slices": 1,
+            "datasets": datasets or {"sst2": {"n_train": 8, "n_test": 4}},
+            "models": {"a": {"path": "x"}, "b": {"path": "y"}}, "ladder": ["a", "b"],
+            "losses": losses or {"xent": {}}}
+
+
+def test_a_data_file_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text("{}\n")
+    config = config_with({"sst2": {"n_train": 8, "n_test": 4,
+                                   "data_files": {"train": "train.jsonl", "test": "tset.jsonl"}}})
+    validate_config(config, SCHEMA)  # the schema and cross-references know nothing of files
+    with pytest.raises(ConfigError) as info:
+        check_data_files(config, tmp_path)
+    assert str(info.value) == (f"dataset 'sst2': data_files.test is 'tset.jsonl', which is no file (relative to "
+                               f"{tmp_path}); fix the path")
+    config["datasets"]["sst2"]["data_files"]["test"] = str(tmp_path / "missing" / "test.jsonl")
+    with pytest.raises(ConfigError) as info:
+        check_data_files(config, tmp_path)
+    assert str(info.value) == (f"dataset 'sst2': data_files.test is '{tmp_path / 'missing' / 'test.jsonl'}', "
+                               "which is no file; fix the path")
+    # A folder is no file either; remote locations are datasets' to read, not checked here.
+    config["datasets"]["sst2"]["data_files"]["test"] = str(tmp_path)
+    with pytest.raises(ConfigError, match="data_files.test is .*, which is no file"):
+        check_data_files(config, tmp_path)
+    for remote in ("https://example.org/sst2/test.jsonl", "hf://datasets/stanfordnlp/sst2/test.parquet"):
+        config["datasets"]["sst2"]["data_files"]["test"] = remote
+        check_data_files(config, tmp_path)
+
+
+def test_snakemake_refuses_a_missing_data_file_when_the_workflow_loads(tmp_path: Path) -> None:
+    """Before the check, a typo planned nothing when the dataset had been prepared: Snakemake runs no
+    job whose outputs exist and whose input is missing, so the old data stayed."""
+    (tmp_path / "train.jsonl").write_text("{}\n")
+    config = config_with({"sst2": {"n_train": 8, "n_test": 4,
+                                   "data_files": {"train": "train.jsonl", "test": "validation.jsnl"}}})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    # Launched elsewhere: relative data files are read from the workdir (-d), where the jobs run.
+    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
+                             "--configfile", str(tmp_path / "config.yaml")], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 1
+    assert (f"Invalid config: dataset 'sst2': data_files.test is 'validation.jsnl', which is no file "
+            f"(relative to {tmp_path}); fix the path") in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(("losses", "message"), [
+    ({"logconf": {"aux_coef": -0.5}}, "losses.logconf: loss 'logconf' needs aux_coef >= 0, not -0.5"),
+    ({"entropy": {"warmup_frac": 1.5}}, "losses.entropy: loss 'entropy' needs warmup_frac in [0, 1], not 1.5"),
+    ({"logconf": {"warmup_frac": -0.1}}, "losses.logconf: loss 'logconf' needs warmup_frac in [0, 1], not -0.1"),
+    ({"window": {"radius": 0.6}}, "losses.window: loss 'window' needs radius in [0, 0.5], not 0.6"),
+    ({"window": {"radius": -0.01}}, "losses.window: loss 'window' needs radius in [0, 0.5], not -0.01"),
+    ({"logconf": {"aux_coef": "0.5"}}, "losses.logconf: loss 'logconf' needs aux_coef >= 0, not '0.5'"),
+    ({"logconf": {"aux_coef": float("inf")}}, "losses.logconf: loss 'logconf' needs aux_coef >= 0, not inf"),
+    ({"product": {"beta": float("nan")}}, "losses.product: loss 'product' needs beta a finite number, not nan"),
+    ({"product": {"alpha": True}}, "losses.product: loss 'product' needs alpha a finite number, not True"),
+])
+def test_loss_hyperparameters_out_of_range_are_refused(losses: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_config(config_with(losses=losses), SCHEMA)
+    assert str(info.value) == message
+
+
+def test_a_students_loss_hyperparameters_are_range_checked_too() -> None:
+    config = config_with(losses={"logconf": {"aux_coef": 0.5}})
+    config["models"]["b"]["loss_params"] = {"logconf": {"aux_coef": -1}}
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, SCHEMA)
+    assert str(info.value) == "models.b.loss_params.logconf: loss 'logconf' needs aux_coef >= 0, not -1"
+
+
+def test_loss_hyperparameters_at_the_ends_of_their_ranges_are_valid() -> None:
+    validate_config(config_with(losses={"logconf": {"aux_coef": 0, "warmup_frac": 1.0}, "window": {"radius": 0.5},
+                                        "entropy": {"aux_coef": 2.0, "warmup_frac": 0}, "product": {"alpha": -1.5},
+                                        "xent": {}}), SCHEMA)
+    validate_config(config_with(losses={"window": {"radius": 0}}), SCHEMA)
 
 
 # --------------------------------------------------------------------------- safe loading

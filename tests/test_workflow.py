@@ -44,9 +44,14 @@ def planned_jobs(output: str) -> Counter:
     return Counter(jobs)
 
 
+def lengthened(rows: list[dict]) -> list[dict]:
+    """Every third sentence gets four more words: nine tokens, over the weak model's max_length of 8."""
+    return [{**row, "sentence": row["sentence"] + " really quite a story" * (row["idx"] % 3 == 0)} for row in rows]
+
+
 def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) -> dict:
-    train = write_jsonl(sst2_rows(64, seed=1), data_dir / "train.jsonl")
-    validation = write_jsonl(sst2_rows(32, seed=2), data_dir / "validation.jsonl")
+    train = write_jsonl(lengthened(sst2_rows(64, seed=1)), data_dir / "train.jsonl")
+    validation = write_jsonl(lengthened(sst2_rows(32, seed=2)), data_dir / "validation.jsonl")
     return {
         "seeds": [0],
         "w2s_slices": 2,
@@ -57,7 +62,8 @@ def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) 
                      "eval_batch_size": 16, "max_length": 16},
         "models": {
             "small": {"path": str(models["tiny-bert"]), "params_b": 0.1,
-                      "training": {"mode": "lora", "pooling": "mean", "lora": {"r": 2}}, "resources": {"gpu": 0}},
+                      "training": {"mode": "lora", "pooling": "mean", "lora": {"r": 2}, "max_length": 8},
+                      "resources": {"gpu": 0}},
             "mid": {"path": str(models["tiny-gpt2"]), "params_b": 0.2,
                     "training": {"mode": "full", "pooling": "last", "model_selection": "weak_holdout",
                                  "holdout_frac": 0.25, "evals_per_epoch": 1},
@@ -102,15 +108,21 @@ def test_full_run_builds_every_artifact(finished_run: Path) -> None:
 
 
 def test_truncation_counts_reach_every_trained_runs_metrics(finished_run: Path) -> None:
+    """Sentences of five words and, every third one, nine (one token a word): the weak model's
+    max_length of 8 cuts the nine-word ones, as many as each split drew (counted by hand in the
+    prepared splits: 9 of 24 in train_gt, 11 of 24 in train_w2s, 8 of 24 in test); 16 cuts none."""
     seed_dir = finished_run / "results" / "sst2" / "seed0"
-    # Five-word sentences fit in max_length 16 tokens; what counts is that every count arrives.
-    for run in ("gt/small", "gt/big", "w2s/xent/small__mid__big"):
+    keys = ("max_length", "train_gt_truncated", "train_w2s_truncated", "test_truncated")
+    result = json.loads((seed_dir / "gt/small/metrics.json").read_text())
+    assert {k: result[k] for k in keys} == {"max_length": 8, "train_gt_truncated": 9, "train_w2s_truncated": 11,
+                                            "test_truncated": 8}
+    for run in ("gt/mid", "gt/big", "w2s/xent/small__mid__big"):
         result = json.loads((seed_dir / run / "metrics.json").read_text())
-        assert {k: result[k] for k in ("max_length", "train_gt_truncated", "train_w2s_truncated", "test_truncated")} \
+        assert {k: result[k] for k in keys} \
             == {"max_length": 16, "train_gt_truncated": 0, "train_w2s_truncated": 0, "test_truncated": 0}, run
     assert "test_truncated" not in json.loads((seed_dir / "prompt/mid/0shot/metrics.json").read_text())
     summary = pd.read_csv(finished_run / "results" / "summary.csv").set_index("run")
-    assert summary.loc["gt/mid", "test_truncated"] == 0
+    assert summary.loc[["gt/small", "gt/mid"], "test_truncated"].tolist() == [8, 0]
 
 
 def test_the_hub_token_is_written_to_no_file(finished_run: Path) -> None:

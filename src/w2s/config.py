@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import re
 import sys
 from pathlib import Path
@@ -62,6 +63,7 @@ def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise ConfigError(f"not valid YAML; fix the line named here:\n{err}") from err
     validate_config(config, schema_path)
+    check_data_files(config, Path.cwd())
     return config
 
 
@@ -132,13 +134,47 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
         _known("model", name, models.keys(), "prompting.models")
 
 
+# The values each loss hyperparameter may take (w2s.losses), as (lowest, highest, the range in words);
+# every hyperparameter is a finite number, and those not listed take any.
+LOSS_PARAM_RANGES: dict[str, tuple[float, float, str]] = {
+    "aux_coef": (0.0, math.inf, ">= 0"),
+    "warmup_frac": (0.0, 1.0, "in [0, 1]"),
+    "radius": (0.0, 0.5, "in [0, 0.5]"),
+}
+
+
 def _check_loss_params(loss: str, params: dict[str, Any], where: str) -> None:
     accepted = set(inspect.signature(LOSSES[loss]).parameters) - {"logits", "targets", "step_frac", "batch"}
-    for key in params:
+    for key, value in params.items():
         _check(
             key in accepted,
             f"{where}: loss '{loss}' has no hyperparameter '{key}'; it takes: {', '.join(sorted(accepted)) or 'none'}",
         )
+        low, high, allowed = LOSS_PARAM_RANGES.get(key, (-math.inf, math.inf, "a finite number"))
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        _check(
+            is_number and math.isfinite(value) and low <= value <= high,
+            f"{where}: loss '{loss}' needs {key} {allowed}, not {value!r}",
+        )
+
+
+def _is_url(path: str) -> bool:
+    """A remote location (https://, hf://, s3://, ...) that datasets reads itself, not a local path."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None
+
+
+def check_data_files(config: dict[str, Any], workdir: Path) -> None:
+    """Every local file a dataset's data_files names exists (relative paths from `workdir`, where the
+    workflow runs). Without this a typo is no error in a run of a dataset prepared before: Snakemake
+    plans nothing for existing outputs whose input is missing, so the old data stay."""
+    for name, entry in config["datasets"].items():
+        for split, path in entry.get("data_files", {}).items():
+            _check(
+                _is_url(path) or (workdir / path).is_file(),
+                f"dataset '{name}': data_files.{split} is '{path}', which is no file"
+                + ("" if Path(path).is_absolute() else f" (relative to {workdir})")
+                + "; fix the path",
+            )
 
 
 def canonical(value: Any) -> Any:

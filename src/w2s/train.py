@@ -196,6 +196,8 @@ def fit(
             agreeing += (logits.detach().argmax(-1) == minibatch_targets.argmax(-1)).sum()
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(trainable, schedule.max_grad_norm)
+        # The rate this step uses: scheduler.step() below sets the next step's.
+        step_lr = optimizer.param_groups[0]["lr"]
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
@@ -205,7 +207,7 @@ def fit(
                 "step": step,
                 "epoch": (step + 1) * schedule.batch_size / n,
                 "loss": float(batch_loss),
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": step_lr,
                 "batch_target_accuracy": float(agreeing) / len(batch),
             }
         )
