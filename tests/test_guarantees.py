@@ -15,6 +15,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from conftest import sst2_rows
 from w2s.config import TRAINING_DEFAULTS
+from w2s.data import rows_sha256
 from w2s.jobs import _build_model, _text_batcher, _training_rows, split_holdout, train_model
 from w2s.losses import xent
 from w2s.models import ProbeClassifier
@@ -295,20 +296,25 @@ def test_reduced_precision_on_a_gpu(dtype: str) -> None:
 # --------------------------------------------------------------------------- model selection
 
 
-def student_data(tmp_path: Path) -> tuple[dict[str, str], str]:
-    """Prepared splits of five-word texts and weak labels that contradict every true label."""
+def student_data(tmp_path: Path) -> tuple[dict[str, str], str, str]:
+    """A student's label-free splits of five-word texts, weak labels that contradict every true
+    label, and the labelled train_w2s that only the ground-truth oracle reads."""
     paths = {}
-    for split, n, seed in (("train_gt", 8, 1), ("train_w2s", 32, 2), ("test", 8, 3)):
+    for split, n, seed in (("train_w2s", 32, 2), ("test", 8, 3)):
         rows = sst2_rows(n, seed)
         paths[split] = str(tmp_path / f"{split}.parquet")
         pd.DataFrame({"id": [f"{split}:{r['idx']}" for r in rows], "text": [r["sentence"] for r in rows],
                       "label": [r["label"] for r in rows]}).to_parquet(paths[split])
-    train_w2s = pd.read_parquet(paths["train_w2s"])
+    oracle = paths["train_w2s"]
+    train_w2s = pd.read_parquet(oracle)
+    for split, path in list(paths.items()):
+        paths[split] = str(tmp_path / f"{split}_unlabelled.parquet")
+        pd.read_parquet(path)[["id", "text"]].to_parquet(paths[split])
     weak = str(tmp_path / "weak_labels.parquet")
     soft = np.where(train_w2s["label"] == 1, 0.1, 0.9)
     pd.DataFrame({"id": train_w2s["id"], "soft_label": soft, "hard_label": (soft > 0.5).astype(int),
-                  "true_label": train_w2s["label"]}).to_parquet(weak)
-    return paths, weak
+                  "train_w2s_sha256": rows_sha256(train_w2s)}).to_parquet(weak)
+    return paths, weak, oracle
 
 
 def test_selection_scores_the_holdout_against_the_weak_labels_unless_told_otherwise(
@@ -319,9 +325,9 @@ def test_selection_scores_the_holdout_against_the_weak_labels_unless_told_otherw
     same, so each evaluation scores the same predictions, once against each: one score is 1 minus
     the other. The weights kept are the best scored, so the kept model's own predictions on the
     holdout, checked by hand against the labels of its selection, give the best score."""
-    paths, weak = student_data(tmp_path)
+    paths, weak, oracle = student_data(tmp_path)
     frames = {split: pd.read_parquet(path) for split, path in paths.items()}
-    _, holdout = split_holdout(_training_rows(frames, weak), 0.25, 0)
+    _, holdout = split_holdout(_training_rows(frames, weak, oracle), 0.25, 0)
     assert len(holdout) == 8 and (holdout["true_label"] != (holdout["soft_label"] > 0.5)).all()
     runs = {}
     for selection, scored_against in (("weak_holdout", "soft_label"), ("ground_truth_holdout", "true_label")):
@@ -329,7 +335,8 @@ def test_selection_scores_the_holdout_against_the_weak_labels_unless_told_otherw
                              epochs=3, lr=3e-2)
         out = {"predictions": str(tmp_path / f"{selection}.parquet"),
                "history": str(tmp_path / f"{selection}_history.parquet"), "checkpoint": str(tmp_path / selection)}
-        train_model({"path": str(tiny_models["tiny-bert"])}, params, 0, paths, out, weak_labels_path=weak)
+        train_model({"path": str(tiny_models["tiny-bert"])}, params, 0, paths, out, weak_labels_path=weak,
+                    oracle_labels_path=oracle if selection == "ground_truth_holdout" else None)
         predictions = pd.read_parquet(out["predictions"]).query("split == 'train_w2s'").reset_index(drop=True)
         predicted = predictions["prob"].to_numpy()[holdout["row"].to_numpy()] > 0.5
         by_hand = float((predicted == (holdout[scored_against].to_numpy() > 0.5)).mean())
