@@ -248,13 +248,14 @@ def test_snakemake_refuses_a_missing_data_file_when_the_workflow_loads(tmp_path:
 
 
 @pytest.mark.parametrize(("losses", "message"), [
-    ({"logconf": {"aux_coef": -0.5}}, "losses.logconf: loss 'logconf' needs aux_coef >= 0, not -0.5"),
+    ({"logconf": {"aux_coef": -0.5}}, "losses.logconf: loss 'logconf' needs aux_coef in [0, 1], not -0.5"),
     ({"entropy": {"warmup_frac": 1.5}}, "losses.entropy: loss 'entropy' needs warmup_frac in [0, 1], not 1.5"),
     ({"logconf": {"warmup_frac": -0.1}}, "losses.logconf: loss 'logconf' needs warmup_frac in [0, 1], not -0.1"),
     ({"window": {"radius": 0.6}}, "losses.window: loss 'window' needs radius in [0, 0.5], not 0.6"),
     ({"window": {"radius": -0.01}}, "losses.window: loss 'window' needs radius in [0, 0.5], not -0.01"),
-    ({"logconf": {"aux_coef": "0.5"}}, "losses.logconf: loss 'logconf' needs aux_coef >= 0, not '0.5'"),
-    ({"logconf": {"aux_coef": float("inf")}}, "losses.logconf: loss 'logconf' needs aux_coef >= 0, not inf"),
+    ({"logconf": {"aux_coef": "0.5"}}, "losses.logconf: loss 'logconf' needs aux_coef in [0, 1], not '0.5'"),
+    ({"logconf": {"aux_coef": 1.5}}, "losses.logconf: loss 'logconf' needs aux_coef in [0, 1], not 1.5"),
+    ({"logconf": {"aux_coef": float("inf")}}, "losses.logconf: loss 'logconf' needs aux_coef in [0, 1], not inf"),
     ({"product": {"beta": float("nan")}}, "losses.product: loss 'product' needs beta a finite number, not nan"),
     ({"product": {"alpha": True}}, "losses.product: loss 'product' needs alpha a finite number, not True"),
 ])
@@ -269,12 +270,12 @@ def test_a_students_loss_hyperparameters_are_range_checked_too() -> None:
     config["models"]["b"]["loss_params"] = {"logconf": {"aux_coef": -1}}
     with pytest.raises(ConfigError) as info:
         validate_config(config, SCHEMA)
-    assert str(info.value) == "models.b.loss_params.logconf: loss 'logconf' needs aux_coef >= 0, not -1"
+    assert str(info.value) == "models.b.loss_params.logconf: loss 'logconf' needs aux_coef in [0, 1], not -1"
 
 
 def test_loss_hyperparameters_at_the_ends_of_their_ranges_are_valid() -> None:
     validate_config(config_with(losses={"logconf": {"aux_coef": 0, "warmup_frac": 1.0}, "window": {"radius": 0.5},
-                                        "entropy": {"aux_coef": 2.0, "warmup_frac": 0}, "product": {"alpha": -1.5},
+                                        "entropy": {"aux_coef": 1.0, "warmup_frac": 0}, "product": {"alpha": -1.5},
                                         "xent": {}}), SCHEMA)
     validate_config(config_with(losses={"window": {"radius": 0}}), SCHEMA)
 

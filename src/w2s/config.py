@@ -137,7 +137,8 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
 # The values each loss hyperparameter may take (w2s.losses), as (lowest, highest, the range in words);
 # every hyperparameter is a finite number, and those not listed take any.
 LOSS_PARAM_RANGES: dict[str, tuple[float, float, str]] = {
-    "aux_coef": (0.0, math.inf, ">= 0"),
+    # aux_coef weighs a mix (1 - c) * weak + c * self-target: above 1 the weak label's weight turns negative.
+    "aux_coef": (0.0, 1.0, "in [0, 1]"),
     "warmup_frac": (0.0, 1.0, "in [0, 1]"),
     "radius": (0.0, 0.5, "in [0, 0.5]"),
 }
