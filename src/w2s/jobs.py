@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from w2s import io, metrics
 from w2s.losses import LOSSES, NEEDS_BATCH_PROBS
+from w2s.probe import ProbeSettings, choose_l2, empty_sweep, grid_history
 from w2s.resume import ResumeCheckpoints, run_key
 from w2s.models import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
                         load_tokenizer, model_parallel_map, place)
@@ -125,11 +126,9 @@ def split_holdout(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.Da
     return rows.iloc[order[n_holdout:]], rows.iloc[order[:n_holdout]]
 
 
-def _build_model(model_entry: dict[str, Any], params: dict[str, Any], on: torch.device,
-                 features: dict[str, torch.Tensor] | None) -> tuple[torch.nn.Module, Any]:
-    """The classifier a mode trains, and its tokenizer (None for probes)."""
-    if features is not None:
-        return ProbeClassifier(features["test"].shape[1]).to(on), None
+def _build_model(model_entry: dict[str, Any], params: dict[str, Any],
+                 on: torch.device) -> tuple[torch.nn.Module, Any]:
+    """The classifier full finetuning or LoRA trains, and its tokenizer."""
     tokenizer = load_tokenizer(model_entry)
     # float32 master weights; autocast supplies params["dtype"].
     backbone = load_backbone(model_entry, device_map=model_parallel_map(torch.cuda.device_count()))
@@ -167,7 +166,10 @@ def train_model(
 
     With model_selection other than "final", a holdout of the training rows picks the best
     checkpoint: scored against the weak labels (weak_holdout) or, as an opt-in baseline that
-    uses ground truth, against their true labels (ground_truth_holdout).
+    uses ground truth, against their true labels (ground_truth_holdout). In probe mode the
+    features at `features_path` are fit to convergence instead (_train_probe), the holdout picks
+    the L2 strength, and `out["sweep"]` gets the test predictions of every strength; other modes
+    write an empty sweep.
     """
     torch.manual_seed(seed)
     on = device()
@@ -178,29 +180,23 @@ def train_model(
     if params["model_selection"] != "final":
         rows, holdout = split_holdout(rows, params["holdout_frac"], seed)
 
-    features = load_file(features_path) if features_path is not None else None
-    model, tokenizer = _build_model(model_entry, params, on, features)
-    # `dtype` reaches a probe through its features alone: its head is one small matmul, which bf16
-    # would not speed up, only round.
-    compute_dtype = "float32" if features is not None else params["dtype"]
+    if params["mode"] == "probe":
+        _train_probe(frames, train_split, rows, holdout, load_file(features_path), params, loss, loss_params, out)
+        return
+    model, tokenizer = _build_model(model_entry, params, on)
+    compute_dtype = params["dtype"]
 
     def batcher_for(split: str) -> Batcher:
-        if features is not None:
-            split_features = features[split]
-            return lambda r: {"features": split_features[torch.as_tensor(r)]}
         return _text_batcher(tokenizer, frames[split]["text"].tolist(), params["max_length"])
 
     def order_of(split: str, positions: np.ndarray) -> np.ndarray:
-        if features is not None:
-            return np.arange(len(positions))
         return _by_length(frames[split]["text"].iloc[positions].tolist())
 
     train_batcher = batcher_for(train_split)
     selection = None
     if holdout is not None:
         positions = holdout["row"].to_numpy()
-        column = "true_label" if params["model_selection"] == "ground_truth_holdout" else "soft_label"
-        holdout_labels = (holdout[column].to_numpy() > 0.5).astype(int)
+        holdout_labels = _selection_labels(holdout, params["model_selection"])
         holdout_order = order_of(train_split, positions)
 
         def holdout_accuracy() -> float:
@@ -213,7 +209,7 @@ def train_model(
 
     resume = None
     if resume_dir is not None:
-        inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path) if p is not None)]
+        inputs = [*split_paths.values(), *(p for p in (weak_labels_path,) if p is not None)]
         identity = {"model_entry": model_entry, "params": params, "seed": seed, "loss": loss,
                     "loss_params": loss_params or {}}
         resume = ResumeCheckpoints(resume_dir, run_key(identity, inputs), params["checkpoint_every"])
@@ -230,7 +226,7 @@ def train_model(
         on,
         compute_dtype,
         selection,
-        lengths=None if features is not None else _text_lengths(frames[train_split]["text"].iloc[train_rows]),
+        lengths=_text_lengths(frames[train_split]["text"].iloc[train_rows]),
         needs_batch_probs=loss in NEEDS_BATCH_PROBS,
         resume=resume,
     )
@@ -252,9 +248,59 @@ def train_model(
         log.info("%s accuracy %.4f", split, metrics.accuracy(probs, frames[split]["label"].to_numpy()))
     io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
     io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), out["history"])
+    io.write_parquet(empty_sweep(), out["sweep"], allow_empty=True)  # no grid outside probe mode
     _save_checkpoint(model, tokenizer, out["checkpoint"])
     if resume is not None:
         resume.clear()
+
+
+def _selection_labels(holdout: pd.DataFrame, model_selection: str) -> np.ndarray:
+    """The 0/1 labels held-out rows are scored against: their training labels (weak ones for a
+    student), or their true labels under the opt-in ground_truth_holdout."""
+    column = "true_label" if model_selection == "ground_truth_holdout" else "soft_label"
+    return (holdout[column].to_numpy() > 0.5).astype(int)
+
+
+def _train_probe(frames: dict[str, pd.DataFrame], train_split: str, rows: pd.DataFrame, holdout: pd.DataFrame | None,
+                 features: dict[str, torch.Tensor], params: dict[str, Any], loss: str,
+                 loss_params: dict[str, Any] | None, out: dict[str, str]) -> None:
+    """A linear head fit to convergence at every L2 strength of training.probe.l2_grid (w2s.probe).
+
+    The strength is chosen on the held-out rows, each strength refit on every training row, and the
+    chosen refit predicts; the test predictions of every strength go to the sweep.
+    """
+    settings = ProbeSettings.from_params(params)
+    every = rows if holdout is None else pd.concat([rows, holdout], ignore_index=True)
+    held = None if holdout is None else np.arange(len(rows), len(every))
+    held_labels = None if holdout is None else _selection_labels(holdout, params["model_selection"])
+    x = features[train_split][torch.tensor(every["row"].to_numpy())]
+    started = time.perf_counter()
+    points, chosen = choose_l2(x, every["soft_label"].to_numpy(), held, held_labels, loss, loss_params, settings)
+    history = grid_history(points, chosen)
+    for point in history.itertuples():
+        log.info("l2 %g: holdout accuracy %.4f (%s), training loss %.4f, %d iterations in %d rounds, %s", point.l2,
+                 point.selection_score, params["model_selection"], point.loss, point.iterations, point.rounds,
+                 "converged" if point.converged else "NOT converged")
+    best = points[chosen]
+    log.info("chose l2 %g; %d fits in %.1f s", best.l2, len(points) * (1 if holdout is None else 2),
+             time.perf_counter() - started)
+    predictions = []
+    for split in PREDICTED_SPLITS:
+        probs = best.fit.probs(features[split])
+        metrics.check_probabilities(probs, f"{split} predictions", "the probe fit diverged; raise the smallest l2")
+        predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"],
+                                         "prob": probs, "label": frames[split]["label"]}))
+        log.info("%s accuracy %.4f", split, metrics.accuracy(probs, frames[split]["label"].to_numpy()))
+    test = frames["test"]
+    sweep = pd.concat([pd.DataFrame({"l2": point.l2, "chosen": i == chosen, "id": test["id"],
+                                     "prob": point.fit.probs(features["test"]), "label": test["label"]})
+                       for i, point in enumerate(points)], ignore_index=True)
+    io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
+    io.write_parquet(history.assign(device=describe_device(torch.device("cpu"))), out["history"])
+    io.write_parquet(sweep, out["sweep"])
+    model = ProbeClassifier(x.shape[1])
+    model.head.load_state_dict(best.fit.head_state())
+    _save_checkpoint(model, None, out["checkpoint"])
 
 
 def _save_checkpoint(model: torch.nn.Module, tokenizer: Any, directory: str) -> None:
