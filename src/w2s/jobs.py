@@ -209,7 +209,7 @@ def train_model(
 
     resume = None
     if resume_dir is not None:
-        inputs = [*split_paths.values(), *(p for p in (weak_labels_path,) if p is not None)]
+        inputs = [*split_paths.values(), *([weak_labels_path] if weak_labels_path is not None else [])]
         identity = {"model_entry": model_entry, "params": params, "seed": seed, "loss": loss,
                     "loss_params": loss_params or {}}
         resume = ResumeCheckpoints(resume_dir, run_key(identity, inputs), params["checkpoint_every"])
