@@ -11,7 +11,7 @@ rule train_ground_truth:
         checkpoint=directory("results/{dataset}/seed{seed}/gt/{model}/checkpoint"),
         predictions="results/{dataset}/seed{seed}/gt/{model}/predictions.parquet",
         history="results/{dataset}/seed{seed}/gt/{model}/history.parquet",
-        # Probe heads: test predictions at every L2 strength of the grid (empty for other modes).
+        # Test predictions at every L2 strength of a probe's grid (other modes: of their one model).
         sweep="results/{dataset}/seed{seed}/gt/{model}/sweep.parquet",
     params:
         model_entry=lambda w: model_entry(w.model),

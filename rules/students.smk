@@ -14,7 +14,7 @@ rule train_student:
         checkpoint=directory("results/{dataset}/seed{seed}/w2s/{loss}/{chain}/checkpoint"),
         predictions="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/predictions.parquet",
         history="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/history.parquet",
-        # Probe heads: test predictions at every L2 strength of the grid (empty for other modes).
+        # Test predictions at every L2 strength of a probe's grid (other modes: of their one model).
         sweep="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/sweep.parquet",
     params:
         model_entry=lambda w: model_entry(strong_model(w)),

@@ -18,7 +18,7 @@ from w2s.config import ConfigError, SHIPPED_SCHEMA, TRAINING_DEFAULTS, training_
 from w2s.evaluation import regularisation_sweep
 from w2s.jobs import train_model
 from w2s.losses import LOSSES
-from w2s.probe import FROZEN_TARGETS, ProbeSettings, check_loss, choose_l2, empty_sweep, fit_probe, two_logits
+from w2s.probe import FROZEN_TARGETS, ProbeSettings, check_loss, choose_l2, final_sweep, fit_probe, two_logits
 from w2s.report import build_report
 
 N, D = 300, 10
@@ -248,11 +248,14 @@ def sweep_table(tmp_path: Path) -> pd.DataFrame:
     paths = [write_sweep(tmp_path / "weak.parquet", {0.1: 0.6, 1.0: 0.5}, chosen=0.1),
              write_sweep(tmp_path / "ceiling.parquet", {0.1: 0.7, 1.0: 1.0}, chosen=1.0),
              write_sweep(tmp_path / "student.parquet", {0.1: 0.8, 1.0: 0.7}, chosen=1.0),
-             str(tmp_path / "full.parquet")]
-    empty_sweep().to_parquet(paths[-1], index=False)
+             str(tmp_path / "full.parquet"), str(tmp_path / "student_of_full.parquet")]
+    final_sweep(pd.DataFrame({"id": ["t0", "t1", "t2", "t3"], "label": 1}), np.array([0.9, 0.9, 0.9, 0.1])
+                ).to_parquet(paths[3], index=False)
+    write_sweep(tmp_path / "student_of_full.parquet", {0.1: 0.9}, chosen=0.1)
     runs = [sweep_run("gt/a", "ground_truth", "a", None, "a"), sweep_run("gt/b", "ground_truth", "b", None, "b"),
             sweep_run("w2s/xent/a__b", "student", "b", "xent", "a → b"),
-            sweep_run("gt/c", "ground_truth", "c", None, "c")]
+            sweep_run("gt/c", "ground_truth", "c", None, "c"),
+            sweep_run("w2s/xent/c__b", "student", "b", "xent", "c → b")]
     return regularisation_sweep(paths, runs)
 
 
@@ -266,7 +269,11 @@ def test_the_sweep_gives_each_student_strength_its_pgr_against_weak_and_ceiling_
     np.testing.assert_allclose(student["weak_accuracy"], [0.6, 0.6])
     np.testing.assert_allclose(student["ceiling_accuracy"], [1.0, 1.0])
     np.testing.assert_allclose(student["pgr"], [0.5, 0.25])
-    assert table.loc[table["kind"] == "ground_truth", "pgr"].isna().all() and len(table) == 6  # gt/c is empty
+    assert table.loc[table["kind"] == "ground_truth", "pgr"].isna().all() and len(table) == 8
+    # gt/c is finetuned: one model, no strength, its accuracy the weak one of its probe student.
+    full = table[table["run"] == "gt/c"]
+    assert full["l2"].isna().all() and full["chosen"].tolist() == [True] and full["accuracy"].tolist() == [0.75]
+    np.testing.assert_allclose(table.loc[table["run"] == "w2s/xent/c__b", "pgr"], [(0.9 - 0.75) / 0.25])
 
 
 def test_the_report_draws_the_sweep_and_lists_each_probe_run_with_its_chosen_strength(tmp_path: Path) -> None:
@@ -280,7 +287,7 @@ def test_the_report_draws_the_sweep_and_lists_each_probe_run_with_its_chosen_str
     page = files["html"].read_text(encoding="utf-8")
     assert files["regularisation"].read_bytes().startswith(b"\x89PNG")
     assert "Overfitting to weak supervision: PGR against L2 strength" in page
-    assert ("<td>sciq</td>\n      <td>w2s/xent/minilm__mpnet</td>\n      <td>0</td>\n      <td>1e+00</td>\n"
-            "      <td>0.750</td>\n      <td>0.400</td>\n      <td>40</td>\n      <td>1</td>\n      <td>yes</td>") in page
+    cells = ("sciq", "w2s/xent/minilm__mpnet", "0", "1e+00", "0.750", "0.400", "40", "1", "yes")
+    assert "\n".join(f"      <td>{cell}</td>" for cell in cells) in page
     # A probe run has no steps: the training curves leave it out.
     assert "No run was trained in steps" in page

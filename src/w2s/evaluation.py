@@ -318,7 +318,8 @@ def training_curves(history_paths: list[str], runs: list[dict[str, Any]], out_pa
 def regularisation_sweep(sweep_paths: list[str], runs: list[dict[str, Any]]) -> pd.DataFrame:
     """Test accuracy of every probe run at every L2 strength, beside the run's identity, and PGR
     for direct students: (student at that strength − weak) / (ceiling − weak), the weak and ceiling
-    ground-truth models at their chosen strengths. Runs that are not probes have empty sweeps.
+    ground-truth models at their chosen strengths (a weak model that is not a probe: its one model,
+    with no strength).
 
     `runs[i]` names the run behind `sweep_paths[i]`, as for training_curves. Only drawn: test
     predictions at strengths that were not chosen are never used to choose anything.
@@ -328,7 +329,7 @@ def regularisation_sweep(sweep_paths: list[str], runs: list[dict[str, Any]]) -> 
     rows = []
     for path, run in zip(sweep_paths, runs):
         sweep = pd.read_parquet(path)
-        for (l2, chosen), at in sweep.groupby(["l2", "chosen"], sort=True):
+        for (l2, chosen), at in sweep.groupby(["l2", "chosen"], sort=True, dropna=False):
             rows.append({**run, "l2": float(l2), "chosen": bool(chosen),
                          "accuracy": metrics.accuracy(at["prob"].to_numpy(), at["label"].to_numpy())})
     columns = ["dataset", "seed", "run", "kind", "model", "loss", "lineage", "model_selection", "l2", "chosen",

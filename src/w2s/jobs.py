@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from w2s import io, metrics
 from w2s.losses import LOSSES, NEEDS_BATCH_PROBS
-from w2s.probe import ProbeSettings, choose_l2, empty_sweep, grid_history
+from w2s.probe import ProbeSettings, choose_l2, final_sweep, grid_history
 from w2s.resume import ResumeCheckpoints, run_key
 from w2s.models import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
                         load_tokenizer, model_parallel_map, place)
@@ -169,7 +169,7 @@ def train_model(
     uses ground truth, against their true labels (ground_truth_holdout). In probe mode the
     features at `features_path` are fit to convergence instead (_train_probe), the holdout picks
     the L2 strength, and `out["sweep"]` gets the test predictions of every strength; other modes
-    write an empty sweep.
+    write their one model's test predictions there, with no strength.
     """
     torch.manual_seed(seed)
     on = device()
@@ -248,7 +248,8 @@ def train_model(
         log.info("%s accuracy %.4f", split, metrics.accuracy(probs, frames[split]["label"].to_numpy()))
     io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
     io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), out["history"])
-    io.write_parquet(empty_sweep(), out["sweep"], allow_empty=True)  # no grid outside probe mode
+    test = predictions[PREDICTED_SPLITS.index("test")]
+    io.write_parquet(final_sweep(frames["test"], test["prob"].to_numpy()), out["sweep"])
     _save_checkpoint(model, tokenizer, out["checkpoint"])
     if resume is not None:
         resume.clear()

@@ -15,8 +15,9 @@ fixed objective. They are fit in rounds: start from the xent solution, then repe
 loss's targets (and row weights) at the current full-batch predictions, at the loss's final weight,
 and solve that fixed objective to tolerance, until no prediction moves by more than
 PREDICTION_TOLERANCE or `max_rounds` rounds have run. At a fixed point of the rounds the loss's own
-gradient, its detached quantities taken on the whole training set, plus the penalty's, is zero. entropy is a fixed (non-convex) objective
-and is solved once, from the xent solution; its and logconf's warm-up becomes that start.
+gradient, its detached quantities taken on the whole training set, plus the penalty's, is zero.
+entropy is a fixed (non-convex) objective and is solved once, from the xent solution; its and
+logconf's warm-up becomes that start.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ log = logging.getLogger("w2s")
 
 # Rounds of a self-referential loss stop once no training row's probability moves by more than this.
 PREDICTION_TOLERANCE = 1e-6
-SWEEP_COLUMNS = ("l2", "chosen", "id", "prob", "label")
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -304,8 +304,7 @@ def grid_history(points: list[GridPoint], chosen: int) -> pd.DataFrame:
     })
 
 
-def empty_sweep() -> pd.DataFrame:
-    """The sweep of a run that is not a probe: no rows."""
-    return pd.DataFrame({"l2": pd.Series(dtype="float64"), "chosen": pd.Series(dtype="bool"),
-                         "id": pd.Series(dtype="object"), "prob": pd.Series(dtype="float64"),
-                         "label": pd.Series(dtype="int64")})
+def final_sweep(test: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    """The sweep of a run that is not a probe: its one model's test predictions, chosen, with no L2
+    strength, so that it can still be the weak model of a probe student's sweep."""
+    return pd.DataFrame({"l2": np.nan, "chosen": True, "id": test["id"], "prob": probs, "label": test["label"]})

@@ -395,7 +395,7 @@ def _sweep_figure(sweep: pd.DataFrame | None) -> _Figure:
     chart = None
     points = pd.DataFrame()
     if sweep is not None and not sweep.empty:
-        points = sweep.dropna(subset=["pgr"])
+        points = sweep.dropna(subset=["pgr", "l2"])  # students that are not probes have no strengths
     if not points.empty:
         points = points.assign(loss=_marked(points["loss"], points["model_selection"].eq("ground_truth_holdout")))
         means = (points.groupby(["dataset", "lineage", "loss", "l2"], sort=False)
