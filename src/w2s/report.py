@@ -409,15 +409,12 @@ def _sweep_figure(sweep: pd.DataFrame | None) -> _Figure:
         )
         tooltip = ["dataset:N", "lineage:N", "loss:N", alt.Tooltip("l2:Q", format=".1e"),
                    alt.Tooltip("pgr:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"), "chosen:N", "seeds:Q"]
-        marks = base.mark_point(size=70, filled=True).encode(
-            shape=alt.Shape("chosen:N", title=None, scale=alt.Scale(domain=["chosen on the holdout", "not chosen"],
-                                                                    range=["diamond", "circle"])),
-            size=alt.Size("chosen:N", legend=None, scale=alt.Scale(domain=["chosen on the holdout", "not chosen"],
-                                                                   range=[220, 40])),
-            tooltip=tooltip)
+        points = base.mark_point(size=40, filled=True).encode(tooltip=tooltip)
+        chosen = base.mark_point(size=220, filled=True, shape="diamond").encode(tooltip=tooltip).transform_filter(
+            "datum.chosen == 'chosen on the holdout'")
         references = alt.Chart(pd.DataFrame({"pgr": [0.0, 1.0]})).mark_rule(strokeDash=[4, 4], color="#888888").encode(
             y="pgr:Q")
-        chart = (alt.layer(base.mark_line(), marks, references, data=means)
+        chart = (alt.layer(base.mark_line(), points, chosen, references, data=means)
                  .properties(width=240, height=180)
                  .facet(row=alt.Row("dataset:N", title=None), column=alt.Column("lineage:N", title="weak → strong")))
     return _Figure(
