@@ -11,9 +11,11 @@ rule train_ground_truth:
         checkpoint=directory("results/{dataset}/seed{seed}/gt/{model}/checkpoint"),
         predictions="results/{dataset}/seed{seed}/gt/{model}/predictions.parquet",
         history="results/{dataset}/seed{seed}/gt/{model}/history.parquet",
+        # Test predictions at every L2 strength of a probe's grid (other modes: of their one model).
+        sweep="results/{dataset}/seed{seed}/gt/{model}/sweep.parquet",
     params:
         model_entry=lambda w: model_entry(w.model),
-        training=lambda w: training_params(w.model),
+        training=lambda w: w2s_config.training_job_params(config, w.model),
         loss="xent",
         loss_params={},
     log:

@@ -32,6 +32,10 @@ rule report:
         losses="results/summary_losses.csv",
         reference="results/reference_comparison.csv",
         curves="results/training_curves.parquet",
+        # Probe heads' test predictions at every L2 strength, for the regularisation sweep.
+        sweeps=[f"results/{d}/seed{s}/{r}/sweep.parquet" for d, s, r in each_trained_run()],
+        # The labelled test split of each sweep, in the same order: sweeps hold no labels.
+        sweep_tests=[f"results/data/{d}/seed{s}/test.parquet" for d, s, r in each_trained_run()],
         provenance="results/report/provenance.json",
         code=script_code("report.py"),
     output:
@@ -42,6 +46,7 @@ rule report:
     params:
         out_dir=lambda w, output: str(Path(output.html).parent),
         title=config.get("report", {}).get("title", "Weak-to-strong generalization"),
+        runs=curve_runs(),
     log:
         "results/logs/report.log",
     resources:

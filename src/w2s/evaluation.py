@@ -299,6 +299,8 @@ def _comparison_row(dataset: str, model: str | None, hub_id: str | None, loss: s
 CURVE_COLUMNS = (
     "dataset", "seed", "run", "kind", "model", "loss", "lineage", "model_selection", "step", "epoch",
     "train_loss", "batch_target_accuracy", "holdout_accuracy", "device",
+    # Probe heads (w2s.probe): one row per L2 strength instead of one per step.
+    "l2", "iterations", "rounds", "converged", "chosen",
 )
 
 
@@ -308,7 +310,8 @@ def training_curves(history_paths: list[str], runs: list[dict[str, Any]], out_pa
     `runs[i]` names the run behind `history_paths[i]` (dataset, seed, run, kind, model, loss,
     lineage, model_selection). `holdout_accuracy` is the selection score: accuracy on the held-out
     rows against their training labels (weak labels for students), empty between evaluations and
-    for runs without model selection.
+    for runs without model selection. A probe head's rows are its L2 strengths, with `l2` set,
+    `train_loss` the converged fit's loss on every training row and `chosen` marking the one kept.
     """
     if len(history_paths) != len(runs):
         raise ValueError(f"{len(history_paths)} histories for {len(runs)} runs")
@@ -318,3 +321,44 @@ def training_curves(history_paths: list[str], runs: list[dict[str, Any]], out_pa
         frames.append(history.assign(**run))
     curves = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     io.write_parquet(curves.reindex(columns=list(CURVE_COLUMNS)), out_path)
+
+
+# ---------------------------------------------------------------- regularisation sweep
+
+
+def regularisation_sweep(sweep_paths: list[str], test_paths: list[str], runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """Test accuracy of every probe run at every L2 strength, beside the run's identity, and PGR
+    for direct students: (student at that strength − weak) / (ceiling − weak), the weak and ceiling
+    ground-truth models at their chosen strengths (a weak model that is not a probe: its one model,
+    with no strength).
+
+    `runs[i]` names the run behind `sweep_paths[i]`, as for training_curves, and `test_paths[i]` is
+    its labelled test split: sweeps hold no labels, which are joined by id here. Only drawn: test
+    predictions at strengths that were not chosen are never used to choose anything.
+    """
+    if not len(sweep_paths) == len(test_paths) == len(runs):
+        raise ValueError(f"{len(sweep_paths)} sweeps, {len(test_paths)} test splits and {len(runs)} runs")
+    rows = []
+    for path, test_path, run in zip(sweep_paths, test_paths, runs):
+        sweep = pd.read_parquet(path)
+        for (l2, chosen), at in sweep.groupby(["l2", "chosen"], sort=True, dropna=False):
+            labels = _test_labels(test_path, pd.Index(at["id"]), path)
+            rows.append({**run, "l2": float(l2), "chosen": bool(chosen),
+                         "accuracy": metrics.accuracy(at["prob"].to_numpy(), labels)})
+    columns = ["dataset", "seed", "run", "kind", "model", "loss", "lineage", "model_selection", "l2", "chosen",
+               "accuracy", "weak_accuracy", "ceiling_accuracy", "pgr"]
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    if table.empty:
+        return table
+    chosen_gt = table[(table["kind"] == "ground_truth") & table["chosen"]].set_index(["dataset", "seed", "model"])
+    chain = table["lineage"].astype(str).str.split(" → ")
+    direct = (table["kind"] == "student") & (chain.str.len() == 2)
+
+    def ground_truth_accuracy(position: int) -> pd.Series:
+        keys = zip(table["dataset"], table["seed"], chain.str[position])
+        return pd.Series([chosen_gt["accuracy"].get(key, np.nan) for key in keys], index=table.index)
+
+    table["weak_accuracy"] = ground_truth_accuracy(0).where(direct)
+    table["ceiling_accuracy"] = ground_truth_accuracy(-1).where(direct)
+    table["pgr"] = metrics.gap_recovered(table["accuracy"], table["weak_accuracy"], table["ceiling_accuracy"])
+    return table

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from w2s import io, metrics
 from w2s.data import rows_sha256
 from w2s.losses import LOSSES, NEEDS_BATCH_PROBS
+from w2s.probe import ProbeSettings, choose_l2, final_sweep, grid_history
 from w2s.resume import ResumeCheckpoints, run_key
 from w2s.models import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
                         load_tokenizer, model_parallel_map, place)
@@ -137,11 +138,9 @@ def split_holdout(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.Da
     return rows.iloc[order[n_holdout:]], rows.iloc[order[:n_holdout]]
 
 
-def _build_model(model_entry: dict[str, Any], params: dict[str, Any], on: torch.device,
-                 features: dict[str, torch.Tensor] | None) -> tuple[torch.nn.Module, Any]:
-    """The classifier a mode trains, and its tokenizer (None for probes)."""
-    if features is not None:
-        return ProbeClassifier(features["test"].shape[1]).to(on), None
+def _build_model(model_entry: dict[str, Any], params: dict[str, Any],
+                 on: torch.device) -> tuple[torch.nn.Module, Any]:
+    """The classifier full finetuning or LoRA trains, and its tokenizer."""
     tokenizer = load_tokenizer(model_entry)
     # float32 master weights; autocast supplies params["dtype"].
     backbone = load_backbone(model_entry, device_map=model_parallel_map(torch.cuda.device_count()))
@@ -182,12 +181,15 @@ def train_model(
 
     With model_selection other than "final", a holdout of the training rows picks the best
     checkpoint: scored against the weak labels (weak_holdout) or, as an opt-in baseline that
-    uses ground truth, against their true labels (ground_truth_holdout).
+    uses ground truth, against their true labels (ground_truth_holdout). In probe mode the
+    features at `features_path` are fit to convergence instead (_train_probe), the holdout picks
+    the L2 strength, and `out["sweep"]` gets the test predictions of every strength; other modes
+    write their one model's test predictions there, with no strength.
 
     `split_paths` maps train_gt (labelled; ground-truth runs only), train_w2s and test (their
     label-free views) to files. A student sees true labels only through `oracle_labels_path`, the
-    labelled train_w2s its rule gives it under ground_truth_holdout. Predictions hold split, id and
-    prob; evaluation joins the true labels by id.
+    labelled train_w2s its rule gives it under ground_truth_holdout. Predictions and the sweep hold
+    ids and probabilities; evaluation joins the true labels by id.
     """
     torch.manual_seed(seed)
     on = device()
@@ -202,29 +204,23 @@ def train_model(
     if params["model_selection"] != "final":
         rows, holdout = split_holdout(rows, params["holdout_frac"], seed)
 
-    features = load_file(features_path) if features_path is not None else None
-    model, tokenizer = _build_model(model_entry, params, on, features)
-    # `dtype` reaches a probe through its features alone: its head is one small matmul, which bf16
-    # would not speed up, only round.
-    compute_dtype = "float32" if features is not None else params["dtype"]
+    if params["mode"] == "probe":
+        _train_probe(frames, train_split, rows, holdout, load_file(features_path), params, loss, loss_params, out)
+        return
+    model, tokenizer = _build_model(model_entry, params, on)
+    compute_dtype = params["dtype"]
 
     def batcher_for(split: str) -> Batcher:
-        if features is not None:
-            split_features = features[split]
-            return lambda r: {"features": split_features[torch.as_tensor(r)]}
         return _text_batcher(tokenizer, frames[split]["text"].tolist(), params["max_length"])
 
     def order_of(split: str, positions: np.ndarray) -> np.ndarray:
-        if features is not None:
-            return np.arange(len(positions))
         return _by_length(frames[split]["text"].iloc[positions].tolist())
 
     train_batcher = batcher_for(train_split)
     selection = None
     if holdout is not None:
         positions = holdout["row"].to_numpy()
-        column = "true_label" if params["model_selection"] == "ground_truth_holdout" else "soft_label"
-        holdout_labels = (holdout[column].to_numpy() > 0.5).astype(int)
+        holdout_labels = _selection_labels(holdout, params["model_selection"])
         holdout_order = order_of(train_split, positions)
 
         def holdout_accuracy() -> float:
@@ -255,7 +251,7 @@ def train_model(
         on,
         compute_dtype,
         selection,
-        lengths=None if features is not None else _text_lengths(frames[train_split]["text"].iloc[train_rows]),
+        lengths=_text_lengths(frames[train_split]["text"].iloc[train_rows]),
         needs_batch_probs=loss in NEEDS_BATCH_PROBS,
         resume=resume,
     )
@@ -275,9 +271,58 @@ def train_model(
         predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"], "prob": probs}))
     io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
     io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), out["history"])
+    test = predictions[PREDICTED_SPLITS.index("test")]
+    io.write_parquet(final_sweep(frames["test"], test["prob"].to_numpy()), out["sweep"])
     _save_checkpoint(model, tokenizer, out["checkpoint"])
     if resume is not None:
         resume.clear()
+
+
+def _selection_labels(holdout: pd.DataFrame, model_selection: str) -> np.ndarray:
+    """The 0/1 labels held-out rows are scored against: their training labels (weak ones for a
+    student), or their true labels under the opt-in ground_truth_holdout."""
+    column = "true_label" if model_selection == "ground_truth_holdout" else "soft_label"
+    return (holdout[column].to_numpy() > 0.5).astype(int)
+
+
+def _train_probe(frames: dict[str, pd.DataFrame], train_split: str, rows: pd.DataFrame, holdout: pd.DataFrame | None,
+                 features: dict[str, torch.Tensor], params: dict[str, Any], loss: str,
+                 loss_params: dict[str, Any] | None, out: dict[str, str]) -> None:
+    """A linear head fit to convergence at every L2 strength of training.probe.l2_grid (w2s.probe).
+
+    The strength is chosen on the held-out rows, each strength refit on every training row, and the
+    chosen refit predicts; the test predictions of every strength go to the sweep.
+    """
+    settings = ProbeSettings.from_params(params)
+    every = rows if holdout is None else pd.concat([rows, holdout], ignore_index=True)
+    held = None if holdout is None else np.arange(len(rows), len(every))
+    held_labels = None if holdout is None else _selection_labels(holdout, params["model_selection"])
+    x = features[train_split][torch.tensor(every["row"].to_numpy())]
+    started = time.perf_counter()
+    points, chosen = choose_l2(x, every["soft_label"].to_numpy(), held, held_labels, loss, loss_params, settings)
+    history = grid_history(points, chosen)
+    for point in history.itertuples():
+        log.info("l2 %g: holdout accuracy %.4f (%s), training loss %.4f, %d iterations in %d rounds, %s", point.l2,
+                 point.selection_score, params["model_selection"], point.loss, point.iterations, point.rounds,
+                 "converged" if point.converged else "NOT converged")
+    best = points[chosen]
+    log.info("chose l2 %g; %d fits in %.1f s", best.l2, len(points) * (1 if holdout is None else 2),
+             time.perf_counter() - started)
+    predictions = []
+    for split in PREDICTED_SPLITS:
+        probs = best.fit.probs(features[split])
+        metrics.check_probabilities(probs, f"{split} predictions", "the probe fit diverged; raise the smallest l2")
+        predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"], "prob": probs}))
+    test = frames["test"]
+    sweep = pd.concat([pd.DataFrame({"l2": point.l2, "chosen": i == chosen, "id": test["id"],
+                                     "prob": point.fit.probs(features["test"])})
+                       for i, point in enumerate(points)], ignore_index=True)
+    io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
+    io.write_parquet(history.assign(device=describe_device(torch.device("cpu"))), out["history"])
+    io.write_parquet(sweep, out["sweep"])
+    model = ProbeClassifier(x.shape[1])
+    model.head.load_state_dict(best.fit.head_state())
+    _save_checkpoint(model, None, out["checkpoint"])
 
 
 def _save_checkpoint(model: torch.nn.Module, tokenizer: Any, directory: str) -> None:

@@ -37,10 +37,16 @@ class Batch:
 NEEDS_BATCH_PROBS = frozenset({"logconf"})
 
 
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    """float32, or float64 where given: half-precision logits are widened, and a full-batch probe fit
+    (w2s.probe) keeps its float64, without which its gradient cannot get below float32's rounding."""
+    return tensor if tensor.dtype == torch.float64 else tensor.float()
+
+
 def _whole(logits: torch.Tensor, targets: torch.Tensor, batch: Batch | None) -> Batch:
     if batch is not None:
         return batch
-    return Batch(len(logits), targets, torch.softmax(logits.detach().float(), dim=-1))
+    return Batch(len(logits), targets, torch.softmax(_wide(logits.detach()), dim=-1))
 
 
 def _share(per_row: torch.Tensor, batch: Batch | None) -> torch.Tensor:
@@ -55,7 +61,7 @@ def _warmed_up(aux_coef: float, warmup_frac: float, step_frac: float) -> float:
 
 def xent(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *, batch: Batch | None = None) -> torch.Tensor:
     """Cross-entropy against the soft weak labels."""
-    return _share(F.cross_entropy(logits.float(), targets.float(), reduction="none"), batch)
+    return _share(F.cross_entropy(_wide(logits), targets.to(_wide(logits).dtype), reduction="none"), batch)
 
 
 def xent_hard(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *,
@@ -66,7 +72,7 @@ def xent_hard(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *,
     0.5 becomes class 0, the convention of w2s.metrics (probability > 0.5 is class 1). The
     hard-label counterpart of xent; neither openai/weak-to-strong nor EleutherAI/w2s has one.
     """
-    return _share(F.cross_entropy(logits.float(), (targets[:, 1] > 0.5).long(), reduction="none"), batch)
+    return _share(F.cross_entropy(_wide(logits), (targets[:, 1] > 0.5).long(), reduction="none"), batch)
 
 
 def kl(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *, batch: Batch | None = None) -> torch.Tensor:
@@ -77,7 +83,7 @@ def kl(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *, batch: 
     adds is a reading of 0 for a student that matches its targets exactly. The standard
     Kullback-Leibler divergence; neither openai/weak-to-strong nor EleutherAI/w2s has it.
     """
-    per_entry = F.kl_div(F.log_softmax(logits.float(), dim=-1), targets.float(), reduction="none")
+    per_entry = F.kl_div(F.log_softmax(_wide(logits), dim=-1), targets.to(_wide(logits).dtype), reduction="none")
     return _share(per_entry.sum(dim=-1), batch)
 
 
@@ -98,15 +104,16 @@ def logconf(
     0 to aux_coef over the first warmup_frac of training. Under accumulation the quantile is
     taken over `batch.probs`, the whole batch, so it does not depend on the minibatch size.
     """
-    logits = logits.float()
-    targets = targets.float()
+    logits = _wide(logits)
+    targets = targets.to(logits.dtype)
     whole = _whole(logits, targets, batch)
     if whole.probs is None:
         raise ValueError("logconf needs batch.probs, the student's probabilities on the whole batch")
     coef = _warmed_up(aux_coef, warmup_frac, step_frac)
-    threshold = torch.quantile(whole.probs[:, 0].float(), whole.targets.float().mean(0)[1])
+    batch_probs = _wide(whole.probs[:, 0])
+    threshold = torch.quantile(batch_probs, whole.targets.to(batch_probs.dtype).mean(0)[1])
     probs = torch.softmax(logits.detach(), dim=-1)
-    hardened = torch.stack([probs[:, 0] >= threshold, probs[:, 0] < threshold], dim=1).float()
+    hardened = torch.stack([probs[:, 0] >= threshold, probs[:, 0] < threshold], dim=1).to(logits.dtype)
     mixed = (1 - coef) * targets + coef * hardened
     return _share(F.cross_entropy(logits, mixed, reduction="none"), batch)
 
@@ -127,8 +134,8 @@ def product(
     (p - q) / n: q is not differentiated. q is normalised in log space, which gives the same
     value but stays finite when a confident student's probabilities underflow to 0.
     """
-    logits = logits.float()
-    log_q = torch.xlogy(alpha, targets.float()) + beta * F.log_softmax(logits.detach(), dim=-1)
+    logits = _wide(logits)
+    log_q = torch.xlogy(alpha, targets.to(logits.dtype)) + beta * F.log_softmax(logits.detach(), dim=-1)
     return _share(F.cross_entropy(logits, torch.softmax(log_q, dim=-1), reduction="none"), batch)
 
 
@@ -149,9 +156,9 @@ def entropy(
     rescales xent's gradient by 1 - c. Here the term minimises entropy, pulling each example
     towards the class the student already favours. c warms up like logconf's.
     """
-    logits = logits.float()
+    logits = _wide(logits)
     coef = _warmed_up(aux_coef, warmup_frac, step_frac)
-    mixed = (1 - coef) * targets.float() + coef * torch.softmax(logits, dim=-1)
+    mixed = (1 - coef) * targets.to(logits.dtype) + coef * torch.softmax(logits, dim=-1)
     return _share(F.cross_entropy(logits, mixed, reduction="none"), batch)
 
 
@@ -171,8 +178,8 @@ def window(
     window gives 0, still attached to the logits. radius 0 empties every window; radius above
     0.5 keeps every example and gives xent.
     """
-    logits = logits.float()
-    per_example = F.cross_entropy(logits, targets.float(), reduction="none")
+    logits = _wide(logits)
+    per_example = F.cross_entropy(logits, targets.to(logits.dtype), reduction="none")
     in_window = torch.softmax(logits.detach(), dim=-1).max(dim=-1).values < 0.5 + radius
     return _share(torch.where(in_window, per_example, 0.0), batch)
 

@@ -70,12 +70,13 @@ class _Figure:
 def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str, *,
                  seed_summary: pd.DataFrame | None = None, loss_summary: pd.DataFrame | None = None,
                  reference: pd.DataFrame | None = None, curves: pd.DataFrame | None = None,
-                 provenance: dict[str, Any] | None = None) -> dict[str, Path]:
+                 sweep: pd.DataFrame | None = None, provenance: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write `report.html` and `figures/<name>.png`; return every file written by name ("html" for the page).
 
     `summary` is summarize's per-run table; `seed_summary`, `loss_summary` and `reference` are its
     seeds, losses and reference tables, each rendered as a table when given. `curves` is the
-    training_curves table and `provenance` the provenance record, shown last. A figure without data
+    training_curves table, `sweep` evaluation.regularisation_sweep's table and `provenance` the
+    provenance record, shown last. A figure without data
     gets a note on the page and no PNG (a stale PNG of that name is removed, so `figures/` always
     matches the page). The page is written last, so its presence means the figures beside it are complete.
     """
@@ -88,8 +89,8 @@ def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str, *,
             raise ValueError(f"{name} lacks columns {missing}")
     summary = _with_selection_marked(summary)
     out = Path(out_dir)
-    figures = [_accuracy_figure(summary), _pgr_figure(summary), _agreement_figure(summary), _chain_figure(summary),
-               _curves_figure(curves)]
+    figures = [_accuracy_figure(summary), _pgr_figure(summary), _sweep_figure(sweep), _agreement_figure(summary),
+               _chain_figure(summary), _curves_figure(curves)]
     written: dict[str, Path] = {}
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for figure in figures:
@@ -100,7 +101,7 @@ def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str, *,
             image = vlc.vegalite_to_png(figure.chart.to_dict(), vl_version=VL_VERSION, scale=2)
             io.write_bytes(image, png)
             written[figure.name] = png
-    tables = _summary_tables(summary, seed_summary, loss_summary, reference)
+    tables = _summary_tables(summary, seed_summary, loss_summary, reference, curves)
     if provenance is not None:
         tables += _provenance_html(provenance)
     written["html"] = out / "report.html"
@@ -347,9 +348,13 @@ def _curve_points(curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _curves_figure(curves: pd.DataFrame | None) -> _Figure:
-    """Training loss per step, and accuracy on held-out training rows against their training labels."""
+    """Training loss per step, and accuracy on held-out training rows against their training labels;
+    probe heads, fit to convergence per L2 strength, have no steps and are in the probe table instead."""
     chart = None
     note = "No training curves were given to the report."
+    if curves is not None:
+        curves = curves[curves["l2"].isna()] if "l2" in curves else curves
+        note = "No run was trained in steps: probe heads are listed in the probe fits table."
     if curves is not None and not curves.empty:
         loss, holdout = _curve_points(curves)
         highlight = alt.selection_point(fields=["series"], bind="legend")
@@ -383,6 +388,62 @@ def _curves_figure(curves: pd.DataFrame | None) -> _Figure:
         "the labels they were trained on: weak labels for students, ground truth for ground-truth models.",
         chart, note=note,
     )
+
+
+def _sweep_figure(sweep: pd.DataFrame | None) -> _Figure:
+    """PGR of every direct student at every L2 strength of its probe, weak and ceiling at their chosen ones."""
+    chart = None
+    points = pd.DataFrame()
+    if sweep is not None and not sweep.empty:
+        points = sweep.dropna(subset=["pgr", "l2"])  # students that are not probes have no strengths
+    if not points.empty:
+        points = points.assign(loss=_marked(points["loss"], points["model_selection"].eq("ground_truth_holdout")))
+        means = (points.groupby(["dataset", "lineage", "loss", "l2"], sort=False)
+                 .agg(pgr=("pgr", "mean"), accuracy=("accuracy", "mean"), chosen=("chosen", "any"),
+                      seeds=("seed", "nunique")).reset_index())
+        means["chosen"] = means["chosen"].map({True: "chosen on the holdout", False: "not chosen"})
+        base = alt.Chart().encode(
+            x=alt.X("l2:Q", title="L2 strength of the student's probe (log)", scale=alt.Scale(type="log")),
+            y=alt.Y("pgr:Q", title="PGR on test (mean over seeds)"),
+            color=alt.Color("loss:N", title="loss"),
+        )
+        tooltip = ["dataset:N", "lineage:N", "loss:N", alt.Tooltip("l2:Q", format=".1e"),
+                   alt.Tooltip("pgr:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"), "chosen:N", "seeds:Q"]
+        points = base.mark_point(size=40, filled=True).encode(tooltip=tooltip)
+        chosen = base.mark_point(size=220, filled=True, shape="diamond").encode(tooltip=tooltip).transform_filter(
+            "datum.chosen == 'chosen on the holdout'")
+        references = alt.Chart(pd.DataFrame({"pgr": [0.0, 1.0]})).mark_rule(strokeDash=[4, 4], color="#888888").encode(
+            y="pgr:Q")
+        chart = (alt.layer(base.mark_line(), points, chosen, references, data=means)
+                 .properties(width=240, height=180)
+                 .facet(row=alt.Row("dataset:N", title=None), column=alt.Column("lineage:N", title="weak → strong")))
+    return _Figure(
+        "regularisation", "Overfitting to weak supervision: PGR against L2 strength",
+        "Each direct weak → strong student's probe refit at every L2 strength of the grid, its test PGR against the "
+        "weak model and the ceiling at their own chosen strengths (dashed: 0, the weak model; 1, the ceiling). "
+        "Weaker regularisation lets the student fit its supervisor's errors. The large diamond is the strength "
+        "chosen on held-out rows against the weak labels; the other strengths' test scores are only drawn, never "
+        "used to choose.",
+        chart, note="No direct students trained as probes, so no regularisation sweep.",
+    )
+
+
+def _probe_table(curves: pd.DataFrame | None) -> pd.DataFrame:
+    """Per probe run and seed: the chosen L2 strength, its holdout accuracy, training loss and convergence."""
+    if curves is None or "l2" not in curves or curves["l2"].isna().all():
+        return pd.DataFrame()
+    probes = curves.dropna(subset=["l2"])
+    every_converged = probes.groupby(["dataset", "run", "seed"])["converged"].all().rename("all converged")
+    chosen = probes[probes["chosen"].eq(True)].join(every_converged, on=["dataset", "run", "seed"])
+    table = pd.DataFrame({
+        "dataset": chosen["dataset"], "run": _marked(chosen["run"], chosen["model_selection"].eq(
+            "ground_truth_holdout") & chosen["kind"].eq("student")),
+        "seed": chosen["seed"], "chosen L2": [f"{v:.0e}" for v in chosen["l2"]],
+        "holdout accuracy": chosen["holdout_accuracy"], "training loss": chosen["train_loss"],
+        "iterations": chosen["iterations"], "rounds": chosen["rounds"],
+        "all converged": chosen["all converged"].map({True: "yes", False: "NO"}),
+    }).sort_values(["dataset", "run", "seed"])
+    return _formatted(table, ["holdout accuracy", "training loss"])
 
 
 def _lines_with_points(data: pd.DataFrame, dash: alt.StrokeDash, shape: alt.Shape | None = None,
@@ -510,7 +571,7 @@ def _table_html(table: pd.DataFrame, empty_note: str) -> str:
 
 
 def _summary_tables(summary: pd.DataFrame, seed_summary: pd.DataFrame | None, loss_summary: pd.DataFrame | None,
-                    reference: pd.DataFrame | None) -> str:
+                    reference: pd.DataFrame | None, curves: pd.DataFrame | None = None) -> str:
     """The tables section: PGR and ground-truth accuracy from the per-run summary, then each of
     summarize's other tables that was given."""
     parts = [
@@ -530,6 +591,13 @@ def _summary_tables(summary: pd.DataFrame, seed_summary: pd.DataFrame | None, lo
                   "across datasets, from seed means: as in the reference code, a (dataset, pair) counts only when "
                   "its ceiling is above its weak model, and the excluded ones are counted beside.</p>",
                   _table_html(_loss_table(loss_summary), "No students in the loss summary.")]
+    probes = _probe_table(curves)
+    if not probes.empty:
+        parts += ["<p>Probe heads, fit to convergence: per run and seed, the L2 strength chosen on the held-out "
+                  "rows (against their training labels: weak labels for students), that accuracy, and the fit on "
+                  "every training row at that strength: its final training loss (mean loss, without the penalty), "
+                  "L-BFGS iterations and rounds, and whether every fit of the run converged.</p>",
+                  _table_html(probes, "")]
     if reference is not None:
         parts += [f"<p>Measured values beside published ones ({_esc(REFERENCE_SOURCE)}) where the dataset, the hub "
                   "id of the model and full finetuning match; median PGR over direct pairs of such models.</p>",

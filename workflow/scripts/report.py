@@ -1,6 +1,7 @@
 import pandas as pd
 
 from w2s import io
+from w2s.evaluation import regularisation_sweep
 from w2s.report import build_report
 from w2s.runlog import log_to
 
@@ -13,5 +14,7 @@ build_report(
     loss_summary=pd.read_csv(snakemake.input.losses),
     reference=pd.read_csv(snakemake.input.reference),
     curves=pd.read_parquet(snakemake.input.curves),
+    sweep=regularisation_sweep(list(snakemake.input.sweeps), list(snakemake.input.sweep_tests),
+                               snakemake.params.runs),
     provenance=io.read_json(snakemake.input.provenance),
 )

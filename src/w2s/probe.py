@@ -1,0 +1,310 @@
+"""Linear probes fit to convergence: full-batch L-BFGS in float64, L2 strength chosen on held-out rows.
+
+A probe is one logit z = x·w + b on frozen features (standardised per dimension when a grid is
+fit, see choose_l2), stored as the two-logit head (−z/2, z/2), whose softmax is the same. For an
+L2 strength λ the objective is
+
+    mean over rows of the loss  +  (λ / 2)·||w||²      (the intercept b is not penalised),
+
+which is scikit-learn's LogisticRegression with C = 1 / (n·λ) when the loss is xent. L-BFGS with a
+strong-Wolfe line search runs until the gradient's largest entry is at most `tolerance`, or
+`max_iter` iterations; a fit that stops for any other reason is recorded as not converged.
+
+Losses whose targets are the model's own detached predictions (logconf, product, window) have no
+fixed objective. They are fit in rounds: start from the xent solution, then repeatedly freeze the
+loss's targets (and row weights) at the current full-batch predictions, at the loss's final weight,
+and solve that fixed objective to tolerance, until no prediction moves by more than
+PREDICTION_TOLERANCE or `max_rounds` rounds have run. At a fixed point of the rounds the loss's own
+gradient, its detached quantities taken on the whole training set, plus the penalty's, is zero.
+entropy is a fixed (non-convex) objective and is solved once, from the xent solution; its and
+logconf's warm-up becomes that start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from w2s.losses import LOSSES
+
+log = logging.getLogger("w2s")
+
+# Rounds of a self-referential loss stop once no training row's probability moves by more than this.
+PREDICTION_TOLERANCE = 1e-6
+Objective = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """training.probe: the L2 strengths to choose from and when a solve has converged."""
+
+    l2_grid: tuple[float, ...]
+    tolerance: float
+    max_iter: int
+    max_rounds: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "ProbeSettings":
+        probe = params["probe"]
+        return cls(tuple(float(v) for v in probe["l2_grid"]), float(probe["tolerance"]), int(probe["max_iter"]),
+                   int(probe["max_rounds"]))
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """A fitted probe: weights (d,) and intercept in float64, the loss at the end (mean over rows, without
+    the penalty), L-BFGS iterations over all rounds, rounds (1 for a fixed objective) and convergence."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    loss: float
+    iterations: int
+    rounds: int
+    converged: bool
+
+    def logit(self, features: torch.Tensor) -> torch.Tensor:
+        return features.double() @ self.weight + self.bias
+
+    def probs(self, features: torch.Tensor) -> np.ndarray:
+        """P(label = 1) of every row."""
+        return torch.sigmoid(self.logit(features)).numpy()
+
+    def on_raw_features(self, mean: torch.Tensor, std: torch.Tensor) -> "LinearFit":
+        """This fit, made on features standardised as (x − mean) / std, as weights on the raw features."""
+        weight = self.weight / std
+        return LinearFit(weight, self.bias - weight.dot(mean), self.loss, self.iterations, self.rounds, self.converged)
+
+    def head_state(self) -> dict[str, torch.Tensor]:
+        """The two-logit head (−z/2, z/2) as ProbeClassifier's nn.Linear(d, 2) state, in float32."""
+        half_w, half_b = self.weight.float() / 2, self.bias.float().reshape(1) / 2
+        return {"weight": torch.stack([-half_w, half_w]), "bias": torch.cat([-half_b, half_b])}
+
+
+def two_logits(z: torch.Tensor) -> torch.Tensor:
+    return torch.stack([-z / 2, z / 2], dim=1)
+
+
+def _soft_targets(soft: torch.Tensor) -> torch.Tensor:
+    return torch.stack([1 - soft, soft], dim=1)
+
+
+# ---------------------------------------------------------------- frozen targets of self-referential losses
+# Each returns (targets (n, 2), row weights (n,)) computed from detached probabilities (n, 2), such that
+# mean_i weight_i · CE(logits_i, targets_i) has, at those probabilities, the gradient of the loss in
+# w2s.losses at step_frac 1 (tests/test_probe.py checks every one against its loss).
+
+
+def _logconf_targets(probs: torch.Tensor, targets: torch.Tensor, *, aux_coef: float = 0.5,
+                     warmup_frac: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    threshold = torch.quantile(probs[:, 0], targets.mean(0)[1])
+    hardened = torch.stack([probs[:, 0] >= threshold, probs[:, 0] < threshold], dim=1).to(targets.dtype)
+    return (1 - aux_coef) * targets + aux_coef * hardened, torch.ones(len(targets), dtype=targets.dtype)
+
+
+def _product_targets(probs: torch.Tensor, targets: torch.Tensor, *, alpha: float = 1.0,
+                     beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    log_q = torch.xlogy(alpha, targets) + beta * torch.log(probs)
+    return torch.softmax(log_q, dim=-1), torch.ones(len(targets), dtype=targets.dtype)
+
+
+def _window_targets(probs: torch.Tensor, targets: torch.Tensor, *,
+                    radius: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    return targets, (probs.max(dim=-1).values < 0.5 + radius).to(targets.dtype)
+
+
+FROZEN_TARGETS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
+    "logconf": _logconf_targets,
+    "product": _product_targets,
+    "window": _window_targets,
+}
+# Fixed objectives that are solved once from the xent solution rather than from zero: not convex.
+FROM_XENT = frozenset({"entropy"})
+FIXED_OBJECTIVES = frozenset({"xent", "xent_hard", "kl", "entropy"})
+
+
+def check_loss(loss: str) -> None:
+    """Every loss in w2s.losses must have a probe procedure here; a new one without fails by name."""
+    if loss not in FIXED_OBJECTIVES | FROZEN_TARGETS.keys():
+        raise ValueError(f"loss '{loss}' has no full-batch probe procedure in w2s.probe: say whether it is a "
+                         "fixed objective (FIXED_OBJECTIVES) or give its frozen targets (FROZEN_TARGETS)")
+
+
+# ---------------------------------------------------------------- solving
+
+
+def _solve(features: torch.Tensor, data_loss: Objective, l2: float, start: tuple[torch.Tensor, torch.Tensor],
+           tolerance: float, max_iter: int) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """Minimise data_loss(z) + (l2 / 2)·||w||² from `start`; (w, b, iterations, converged)."""
+    weight = start[0].clone().requires_grad_(True)
+    bias = start[1].clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, max_eval=2 * max_iter,
+                                  tolerance_grad=tolerance, tolerance_change=0.0, history_size=50,
+                                  line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = data_loss(features @ weight + bias) + 0.5 * l2 * weight.dot(weight)
+        value.backward()
+        return value
+
+    optimizer.step(objective)
+    iterations = int(optimizer.state[weight].get("n_iter", 0))
+    objective()
+    largest = max(float(weight.grad.abs().max()), float(bias.grad.abs().max()))
+    converged = math.isfinite(largest) and largest <= tolerance
+    return weight.detach(), bias.detach(), iterations, converged
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Probe fits are many small matmuls, which threads slow down: 30x with two threads on two busy
+    cores (a 800 x 384 fit took 6.1 s, and 0.2 s on one thread)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def fit_probe(features: torch.Tensor, soft_labels: np.ndarray | torch.Tensor, loss: str = "xent",
+              loss_params: dict[str, Any] | None = None, l2: float = 1e-3,
+              settings: ProbeSettings | None = None) -> LinearFit:
+    """Fit one probe on `features` (n, d) against soft labels P(label = 1) (n,) at L2 strength `l2`."""
+    check_loss(loss)
+    with _one_thread():
+        return _fit_probe(features, soft_labels, loss, loss_params, l2, settings)
+
+
+def _fit_probe(features: torch.Tensor, soft_labels: np.ndarray | torch.Tensor, loss: str,
+               loss_params: dict[str, Any] | None, l2: float, settings: ProbeSettings | None) -> LinearFit:
+    settings = settings or ProbeSettings((l2,), 1e-6, 1000, 50)
+    loss_params = loss_params or {}
+    x = features.double()
+    targets = _soft_targets(torch.tensor(np.asarray(soft_labels, dtype=np.float64)))
+    n = len(x)
+    zero = (torch.zeros(x.shape[1], dtype=torch.float64), torch.zeros((), dtype=torch.float64))
+
+    def solve(data_loss: Objective, start: tuple[torch.Tensor, torch.Tensor]):
+        return _solve(x, data_loss, l2, start, settings.tolerance, settings.max_iter)
+
+    def xent_loss(z: torch.Tensor) -> torch.Tensor:
+        return LOSSES["xent"](two_logits(z), targets, 1.0)
+
+    def loss_at_end(z: torch.Tensor) -> torch.Tensor:
+        return LOSSES[loss](two_logits(z), targets, 1.0, **loss_params)
+
+    if loss in FIXED_OBJECTIVES:
+        start = zero
+        iterations, converged = 0, True
+        if loss in FROM_XENT:
+            *start, iterations, converged = solve(xent_loss, zero)
+        weight, bias, more, solved = solve(loss_at_end, tuple(start))
+        rounds, iterations, converged, stable = 1, iterations + more, converged and solved, True
+    else:
+        weight, bias, iterations, converged = solve(xent_loss, zero)
+        stable = False
+        for rounds in range(1, settings.max_rounds + 1):
+            probs = torch.softmax(two_logits(x @ weight + bias), dim=-1)
+            frozen, row_weight = FROZEN_TARGETS[loss](probs, targets, **loss_params)
+
+            def surrogate(z: torch.Tensor, frozen=frozen, row_weight=row_weight) -> torch.Tensor:
+                return (row_weight * F.cross_entropy(two_logits(z), frozen, reduction="none")).sum() / n
+
+            weight, bias, more, solved = solve(surrogate, (weight, bias))
+            iterations, converged = iterations + more, converged and solved
+            moved = float((torch.sigmoid(x @ weight + bias) - probs[:, 1]).abs().max())
+            if moved <= PREDICTION_TOLERANCE:
+                stable = True
+                break
+        if not stable:
+            log.warning("%s probe at l2 %g: predictions still moved by %.2g after %d rounds (max_rounds); "
+                        "recorded as not converged", loss, l2, moved, settings.max_rounds)
+    if not converged:
+        log.warning("%s probe at l2 %g: a solve stopped above gradient tolerance %g (max_iter %d or the line "
+                    "search); recorded as not converged", loss, l2, settings.tolerance, settings.max_iter)
+    with torch.no_grad():
+        final_loss = float(loss_at_end(x @ weight + bias))
+    return LinearFit(weight, bias, final_loss, iterations, rounds, converged and stable)
+
+
+# ---------------------------------------------------------------- choosing the L2 strength
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One L2 strength: its fit on every training row, and its accuracy on the held-out rows of a fit
+    without them (NaN without a holdout)."""
+
+    l2: float
+    fit: LinearFit
+    holdout_score: float
+    holdout_converged: bool
+
+
+def choose_l2(features: torch.Tensor, soft_labels: np.ndarray, holdout: np.ndarray | None,
+              holdout_labels: np.ndarray | None, loss: str, loss_params: dict[str, Any] | None,
+              settings: ProbeSettings) -> tuple[list[GridPoint], int]:
+    """Every grid strength fit on all rows, as weights on the raw features; the chosen one's index.
+
+    The fits see the features standardised with every training row's mean and standard deviation per
+    dimension, so the penalty weighs every dimension alike, whatever its scale (a causal LM's last-token
+    features have dimensions hundreds of times larger than the rest, which left L-BFGS crawling). With a
+    holdout (positions into `features`), each strength is also fit on the other rows and scored
+    by accuracy on the held-out rows against `holdout_labels` (0/1): the training labels, weak ones for
+    a student, unless the caller selects on ground truth. The best score wins; among equal scores the
+    strongest regularisation. Without a holdout the grid must hold one strength.
+    """
+    if holdout is None and len(settings.l2_grid) != 1:
+        raise ValueError(f"training.probe.l2_grid has {len(settings.l2_grid)} strengths but no rows are held out "
+                         "to choose among them; set model_selection to weak_holdout or give one strength")
+    soft_labels = np.asarray(soft_labels, dtype=np.float64)
+    raw = features.double()
+    mean, std = raw.mean(0), raw.std(0)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    features = (raw - mean) / std
+    kept = None
+    if holdout is not None:
+        kept = np.setdiff1d(np.arange(len(features)), holdout)
+    points = []
+    for l2 in settings.l2_grid:
+        score, holdout_converged = math.nan, True
+        if holdout is not None:
+            part = fit_probe(features[kept], soft_labels[kept], loss, loss_params, l2, settings)
+            predicted = (part.probs(features[holdout]) > 0.5).astype(int)
+            score = float((predicted == holdout_labels).mean())
+            holdout_converged = part.converged
+        fit = fit_probe(features, soft_labels, loss, loss_params, l2, settings).on_raw_features(mean, std)
+        points.append(GridPoint(l2, fit, score, holdout_converged))
+    # Strongest regularisation first, so that max() keeps it among equal scores.
+    order = sorted(range(len(points)), key=lambda i: -points[i].l2)
+    chosen = order[0] if holdout is None else max(order, key=lambda i: points[i].holdout_score)
+    return points, chosen
+
+
+def grid_history(points: list[GridPoint], chosen: int) -> pd.DataFrame:
+    """A probe run's history: one row per grid strength, in grid order."""
+    return pd.DataFrame({
+        "step": range(len(points)),
+        "l2": [p.l2 for p in points],
+        "selection_score": [p.holdout_score for p in points],
+        "loss": [p.fit.loss for p in points],
+        "iterations": [p.fit.iterations for p in points],
+        "rounds": [p.fit.rounds for p in points],
+        "converged": [p.fit.converged and p.holdout_converged for p in points],
+        "chosen": [i == chosen for i in range(len(points))],
+    })
+
+
+def final_sweep(test: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    """The sweep of a run that is not a probe: its one model's test predictions, chosen, with no L2
+    strength, so that it can still be the weak model of a probe student's sweep."""
+    return pd.DataFrame({"l2": np.nan, "chosen": True, "id": test["id"], "prob": probs})
