@@ -117,7 +117,7 @@ def test_every_rule_that_runs_a_script_declares_its_script_and_every_module_it_i
             assert sorted(rule["code"]) == expected, name
     # The closure names the modules a training job runs, the lazily imported weights included.
     assert [p.name for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
-        "__init__.py", "data.py", "gpus.py", "io.py", "jobs.py", "losses.py", "metrics.py", "models.py",
+        "__init__.py", "data.py", "gpus.py", "io.py", "jobs.py", "losses.py", "metrics.py", "models.py", "probe.py",
         "resume.py", "revisions.py", "runlog.py", "train.py", "weights.py",
     ]
 

@@ -16,6 +16,7 @@ from test_report import _summary
 from w2s import io
 from w2s.config import ConfigError, SHIPPED_SCHEMA, TRAINING_DEFAULTS, training_job_params, validate_config
 from w2s.evaluation import regularisation_sweep
+from w2s.data import rows_sha256
 from w2s.jobs import train_model
 from w2s.losses import LOSSES
 from w2s.probe import FROZEN_TARGETS, ProbeSettings, check_loss, choose_l2, final_sweep, fit_probe, two_logits
@@ -147,7 +148,8 @@ def write_job_inputs(directory: Path, n: dict[str, int]) -> tuple[dict[str, str]
     io.write_safetensors(features, directory / "features.safetensors")
     true = labels["train_w2s"]
     pd.DataFrame({"id": [f"train_w2s-{i}" for i in range(n["train_w2s"])], "soft_label": 0.9 - 0.8 * true,
-                  "hard_label": 1 - true, "true_label": true}).to_parquet(directory / "weak.parquet", index=False)
+                  "hard_label": 1 - true, "train_w2s_sha256": rows_sha256(pd.read_parquet(paths["train_w2s"]))}
+                 ).to_parquet(directory / "weak.parquet", index=False)
     return paths, str(directory / "features.safetensors"), true
 
 
@@ -162,7 +164,8 @@ def run_job(directory: Path, params: dict, splits: dict[str, str], features: str
     out = {name: str(directory / f"{name}.parquet") for name in ("predictions", "history", "sweep")}
     out["checkpoint"] = str(directory / "checkpoint")
     train_model({"path": "unused in probe mode"}, params, 0, splits, out, loss=loss, loss_params={},
-                weak_labels_path=str(Path(features).parent / "weak.parquet") if weak else None, features_path=features)
+                weak_labels_path=str(Path(features).parent / "weak.parquet") if weak else None, features_path=features,
+                oracle_labels_path=splits["train_w2s"] if params["model_selection"] == "ground_truth_holdout" else None)
     return {name: pd.read_parquet(out[name]) for name in ("predictions", "history", "sweep")}
 
 
