@@ -181,7 +181,7 @@ def build(tiny_models: dict[str, Path], **overrides: object) -> tuple[torch.nn.M
     whatever the settings: both start at 0, which would stop every gradient into the backbone."""
     params = text_params(**overrides)
     torch.manual_seed(0)
-    model, tokenizer = _build_model({"path": str(tiny_models["tiny-bert"])}, params, CPU, None)
+    model, tokenizer = _build_model({"path": str(tiny_models["tiny-bert"])}, params, CPU)
     generator = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for name, parameter in sorted(model.named_parameters()):
@@ -334,7 +334,8 @@ def test_selection_scores_the_holdout_against_the_weak_labels_unless_told_otherw
         params = text_params(mode="full", model_selection=selection, holdout_frac=0.25, evals_per_epoch=2,
                              epochs=3, lr=3e-2)
         out = {"predictions": str(tmp_path / f"{selection}.parquet"),
-               "history": str(tmp_path / f"{selection}_history.parquet"), "checkpoint": str(tmp_path / selection)}
+               "history": str(tmp_path / f"{selection}_history.parquet"), "checkpoint": str(tmp_path / selection),
+               "sweep": str(tmp_path / f"{selection}_sweep.parquet")}
         train_model({"path": str(tiny_models["tiny-bert"])}, params, 0, paths, out, weak_labels_path=weak,
                     oracle_labels_path=oracle if selection == "ground_truth_holdout" else None)
         predictions = pd.read_parquet(out["predictions"]).query("split == 'train_w2s'").reset_index(drop=True)
