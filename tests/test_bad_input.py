@@ -135,12 +135,17 @@ def test_weak_labels_with_foreign_ids_or_repeated_ids_are_refused(tmp_path: Path
 # --------------------------------------------------------------------------- evaluation
 
 
-def test_evaluate_refuses_predictions_of_other_test_rows(tmp_path: Path) -> None:
-    path = tmp_path / "predictions.parquet"
-    pd.DataFrame({"split": "test", "id": ["a", "c"], "prob": [0.3, 0.6]}).to_parquet(path)
-    test = tmp_path / "test.parquet"
+def evaluation_files(tmp_path: Path, ids: list[str], probs: list[float]) -> tuple[Path, Path, Path]:
+    """Test predictions of `ids`, the labelled test split of rows a (label 0) and b (1), and where the
+    metrics go."""
+    path, test = tmp_path / "predictions.parquet", tmp_path / "test.parquet"
+    pd.DataFrame({"split": "test", "id": ids, "prob": probs}).to_parquet(path)
     pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "label": [0, 1]}).to_parquet(test)
-    out = tmp_path / "metrics.json"
+    return path, test, tmp_path / "metrics.json"
+
+
+def test_evaluate_refuses_predictions_of_other_test_rows(tmp_path: Path) -> None:
+    path, test, out = evaluation_files(tmp_path, ["a", "c"], [0.3, 0.6])
     with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: its test predictions are not one per row of "
                        rf"{re.escape(str(test))} \(2 predictions, 2 rows, 1 ids not in the split\), so they were made "
                        "from other data; retrain the run that wrote them$"):
@@ -149,11 +154,7 @@ def test_evaluate_refuses_predictions_of_other_test_rows(tmp_path: Path) -> None
 
 
 def test_evaluate_refuses_nan_test_predictions(tmp_path: Path) -> None:
-    path = tmp_path / "predictions.parquet"
-    pd.DataFrame({"split": "test", "id": ["a", "b"], "prob": [0.3, np.nan]}).to_parquet(path)
-    test = tmp_path / "test.parquet"
-    pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "label": [0, 1]}).to_parquet(test)
-    out = tmp_path / "metrics.json"
+    path, test, out = evaluation_files(tmp_path, ["a", "b"], [0.3, np.nan])
     with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}, test predictions: 1 of 2 probabilities are NaN "
                        r"or outside \[0, 1\] \(the first is row 1: nan\); retrain the run that wrote them$"):
         evaluate("gt/a", {"self": str(path)}, str(test), 10, 0, str(out), {"kind": "ground_truth"})
@@ -184,11 +185,7 @@ def test_texts_longer_than_max_length_are_counted_per_split(
 
 
 def test_truncation_counts_reach_the_metrics(tmp_path: Path) -> None:
-    path = tmp_path / "predictions.parquet"
-    pd.DataFrame({"split": "test", "id": ["a", "b"], "prob": [0.3, 0.8]}).to_parquet(path)
-    test = tmp_path / "test.parquet"
-    pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "label": [0, 1]}).to_parquet(test)
-    out = tmp_path / "metrics.json"
+    path, test, out = evaluation_files(tmp_path, ["a", "b"], [0.3, 0.8])
     truncation = {"max_length": 8, "truncated": {"train_gt": 2, "train_w2s": 0, "test": 1}, "n": {}}
     evaluate("gt/a", {"self": str(path)}, str(test), 10, 0, str(out), {"kind": "ground_truth"}, truncation=truncation)
     result = json.loads(out.read_text())

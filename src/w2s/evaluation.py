@@ -91,14 +91,20 @@ def _test_predictions(path: str) -> pd.DataFrame:
     return test
 
 
-def _test_labels(test_path: str, ids: pd.Index, predictions_path: str) -> np.ndarray:
-    """The true labels of the test rows `ids`, in their order, from the labelled test split."""
-    test = pd.read_parquet(test_path, columns=["id", "label"]).set_index("id")["label"]
+def _test_labels(test_path: str, ids: pd.Index, predictions_path: str, test: pd.Series | None = None) -> np.ndarray:
+    """The true labels of the test rows `ids`, in their order, from the labelled test split (`test`,
+    its labels by id, when the caller has read it already)."""
+    if test is None:
+        test = _labels_by_id(test_path)
     if set(ids) != set(test.index) or ids.has_duplicates:
         raise ValueError(f"{predictions_path}: its test predictions are not one per row of {test_path} "
                          f"({len(ids)} predictions, {len(test)} rows, {len(set(ids) - set(test.index))} ids not in "
                          "the split), so they were made from other data; retrain the run that wrote them")
     return test.loc[ids].to_numpy()
+
+
+def _labels_by_id(test_path: str) -> pd.Series:
+    return pd.read_parquet(test_path, columns=["id", "label"]).set_index("id")["label"]
 
 
 def _label_balance_fields(label_balance: dict[str, dict[str, float]], test_positive_fraction: float) -> dict[str, Any]:
@@ -340,9 +346,9 @@ def regularisation_sweep(sweep_paths: list[str], test_paths: list[str], runs: li
         raise ValueError(f"{len(sweep_paths)} sweeps, {len(test_paths)} test splits and {len(runs)} runs")
     rows = []
     for path, test_path, run in zip(sweep_paths, test_paths, runs):
-        sweep = pd.read_parquet(path)
+        sweep, test = pd.read_parquet(path), _labels_by_id(test_path)
         for (l2, chosen), at in sweep.groupby(["l2", "chosen"], sort=True, dropna=False):
-            labels = _test_labels(test_path, pd.Index(at["id"]), path)
+            labels = _test_labels(test_path, pd.Index(at["id"]), path, test)
             rows.append({**run, "l2": float(l2), "chosen": bool(chosen),
                          "accuracy": metrics.accuracy(at["prob"].to_numpy(), labels)})
     columns = ["dataset", "seed", "run", "kind", "model", "loss", "lineage", "model_selection", "l2", "chosen",
