@@ -25,7 +25,7 @@ install:
 
 # The config is checked first: Snakemake's message for broken YAML names neither file nor line.
 demo: install
-	$(PYTHON) -m w2s.config config/demo.yaml
+	$(PYTHON) -m w2s.pipeline.config config/demo.yaml
 	snakemake --cores $(CORES) --configfile config/demo.yaml
 
 test: install
@@ -42,7 +42,7 @@ test-slurm: install
 #   make fetch     pull the version dvc.lock names, then put back the file times DVC rewrote
 # SNAKEMAKE_PROFILE picks the Snakemake profile dvc.yaml runs with (a name or a folder).
 DVC := $(PYTHON) -m dvc
-RESTORE_FILE_TIMES := $(PYTHON) -m w2s.filetimes restore results/data results/report
+RESTORE_FILE_TIMES := $(PYTHON) -m w2s.pipeline.filetimes restore results/data results/report
 
 .PHONY: publish fetch
 

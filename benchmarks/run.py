@@ -6,7 +6,7 @@
 Writes one JSON per benchmark to benchmarks/results/ (or --out), each with the machine it ran on.
 BENCHMARKS.md says how each figure is obtained and holds the measured table.
 
-1. throughput: examples/s, tokens/s and peak memory of w2s.train.fit and of the reference-style
+1. throughput: examples/s, tokens/s and peak memory of w2s.training.loop.fit and of the reference-style
    loop (fp32, minibatch 1, each example padded on its own, one backward over the batch's
    concatenated logits), on randomly initialised GPT-2-shaped classifiers, same rows and seed.
 2. quality: test accuracy of both loops finetuning a pretrained model on SST-2, over seeds.
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 import yaml
 
-from w2s.losses import xent
-from w2s.models import TextClassifier, disable_dropout
-from w2s.train import Schedule, describe_device, device, fit, lr_factor, supported_dtype
+from w2s.training.losses import xent
+from w2s.models.text import TextClassifier, disable_dropout
+from w2s.training.loop import Schedule, describe_device, device, fit, lr_factor, supported_dtype
 
 REPO = Path(__file__).resolve().parents[1]
 # (layers, width, heads): a small GPT-2 for CPUs, GPT-2 small to XL, and a Qwen-1.8B-sized stack
@@ -200,7 +200,7 @@ def quality(seeds: list[int], n_train: int, n_test: int, epochs: float) -> dict[
     SST-2 rows from ../shared; test accuracy of each, and how far their predictions differ."""
     import pandas as pd
 
-    from w2s.models import load_backbone, load_tokenizer
+    from w2s.models.text import load_backbone, load_tokenizer
 
     if not SST2.exists():
         return {"skipped": f"{SST2} not found: the quality benchmark needs real SST-2 in the hub schema"}

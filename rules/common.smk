@@ -6,12 +6,12 @@ import re
 import sys
 from pathlib import Path
 
-from w2s import codedeps as w2s_codedeps
-from w2s import config as w2s_config
-from w2s import data as w2s_data
-from w2s import provenance as w2s_provenance
-from w2s import resources as w2s_resources
-from w2s import revisions as w2s_revisions
+from w2s.pipeline import codedeps as w2s_codedeps
+from w2s.pipeline import config as w2s_config
+from w2s.data import sources as w2s_data
+from w2s.report import provenance as w2s_provenance
+from w2s.pipeline import resources as w2s_resources
+from w2s.pipeline import revisions as w2s_revisions
 
 try:
     w2s_config.validate_config(config, workflow.source_path("../config/schema.yaml"))
@@ -23,12 +23,12 @@ except w2s_config.ConfigError as err:
 # environment.yml installs the package from here when rules run under --sdm conda.
 os.environ.setdefault("W2S_ROOT", workflow.basedir)
 
-# Hub commits that preflight resolved for repositories nothing else pins (w2s.revisions).
+# Hub commits that preflight resolved for repositories nothing else pins (w2s.pipeline.revisions).
 HUB_LOCK = w2s_revisions.read_lock(Path(workflow.basedir) / "config" / "hub.lock.yaml")
 
 
 def data_source(dataset):
-    """Where a dataset is read: its hub repository, commit and why that commit (w2s.data.data_source)."""
+    """Where a dataset is read: its hub repository, commit and why that commit (w2s.data.sources.data_source)."""
     return w2s_data.data_source(dataset, config["datasets"][dataset], HUB_LOCK)
 
 
@@ -44,7 +44,7 @@ def dataset_files_configured(dataset):
 if unpinned_datasets():
     sys.stderr.write(
         f"Warning: {', '.join(unpinned_datasets())} pinned nowhere: each would be read at its branch's head "
-        "when prepared. Run `python -m w2s.preflight <config>` where the hub is reachable; it writes their "
+        "when prepared. Run `python -m w2s.pipeline.preflight <config>` where the hub is reachable; it writes their "
         "commits to config/hub.lock.yaml, which you commit.\n"
     )
 
@@ -66,7 +66,7 @@ wildcard_constraints:
 
 @functools.cache
 def _script_files(script):
-    """workflow/scripts/<script> and every package module it imports, directly or not (w2s.codedeps)."""
+    """workflow/scripts/<script> and every package module it imports, directly or not (w2s.pipeline.codedeps)."""
     root = Path(workflow.basedir)
     path = root / "workflow" / "scripts" / script
     if not path.is_file():
@@ -133,7 +133,7 @@ def is_probe(model):
 
 def job_resources(model, kind):
     """What a `kind` job (train, embed or prompt) on `model` asks the scheduler for: derived from
-    params_b and the training mode, then the config's resources blocks (w2s.resources)."""
+    params_b and the training mode, then the config's resources blocks (w2s.pipeline.resources)."""
     return w2s_resources.model_job_resources(
         config["models"][model], training_params(model), kind, config.get("resources", {})
     )

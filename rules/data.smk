@@ -35,7 +35,7 @@ rule prepare_data:
         # the hub repository and commit read (or each local file's sha256)
         source="results/data/{dataset}/seed{seed}/source.json",
         # md5 and mtime of the files above, so that `make fetch` can undo the times a DVC
-        # checkout rewrites (see w2s.filetimes).
+        # checkout rewrites (see w2s.pipeline.filetimes).
         file_times="results/data/{dataset}/seed{seed}/file_times.json",
     params:
         n_train=lambda w: config["datasets"][w.dataset]["n_train"],

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# Before any test module imports transformers: a CPU torch needs w2s's torchvision shim
+# (w2s.models.torchvision_ops).
+import w2s  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun"]
 NEGATIVE = ["bad", "awful", "dull", "poor", "boring", "weak"]

@@ -16,12 +16,12 @@ import pytest
 import yaml
 
 from conftest import REPO
-from w2s.config import ConfigError, check_data_files, validate_config
-from w2s.data import rows_sha256, write_weak_labels
-from w2s.evaluation import evaluate
-from w2s.jobs import _training_rows, train_model
-from w2s.metrics import check_probabilities
-from w2s.truncation import write_truncation
+from w2s.pipeline.config import ConfigError, check_data_files, validate_config
+from w2s.data.sources import rows_sha256, write_weak_labels
+from w2s.evaluation.runs import evaluate
+from w2s.training.jobs import _training_rows, train_model
+from w2s.evaluation.metrics import check_probabilities
+from w2s.data.truncation import write_truncation
 
 
 def train_w2s(n: int = 6) -> pd.DataFrame:

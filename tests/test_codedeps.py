@@ -17,7 +17,7 @@ import yaml
 
 from conftest import REPO
 from test_workflow import LINEAGES, LOSSES, planned_jobs, tiny_config
-from w2s.codedeps import import_closure
+from w2s.pipeline.codedeps import import_closure
 
 PACKAGE = REPO / "src" / "w2s"
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -116,9 +116,11 @@ def test_every_rule_that_runs_a_script_declares_its_script_and_every_module_it_i
             expected = sorted(map(str, [script, *import_closure(script, PACKAGE)]))
             assert sorted(rule["code"]) == expected, name
     # The closure names the modules a training job runs, the lazily imported weights included.
-    assert [p.name for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
-        "__init__.py", "data.py", "gpus.py", "io.py", "jobs.py", "losses.py", "metrics.py", "models.py", "probe.py",
-        "resume.py", "revisions.py", "runlog.py", "train.py", "weights.py",
+    assert [p.relative_to(PACKAGE).as_posix() for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
+        "__init__.py", "data/__init__.py", "data/sources.py", "evaluation/__init__.py", "evaluation/metrics.py", "io.py",
+        "models/__init__.py", "models/text.py", "models/torchvision_ops.py", "models/weights.py", "pipeline/__init__.py",
+        "pipeline/gpus.py", "pipeline/revisions.py", "pipeline/runlog.py", "training/__init__.py", "training/jobs.py",
+        "training/loop.py", "training/losses.py", "training/probe.py", "training/resume.py",
     ]
 
 
@@ -195,12 +197,12 @@ def test_editing_a_module_reruns_exactly_the_jobs_whose_scripts_import_it(tmp_pa
         path.touch()
     set_time(outputs, now - 100)
 
-    losses = checkout / "src" / "w2s" / "losses.py"
+    losses = checkout / "src" / "w2s" / "training" / "losses.py"
     losses.write_text(losses.read_text() + "# edited\n")
     set_time([losses], now - 50)
     seed_dir = "results/sst2/seed0"
     students = [f"w2s/{loss}/{lineage}" for loss in LOSSES for lineage in LINEAGES]
-    # losses.py is imported by jobs.py (training, feature extraction) and train.py (prompting too).
+    # training/losses.py is imported by jobs.py (training, feature extraction) and loop.py (prompting too).
     assert planned_jobs(dry_run(checkout)) == Counter(
         [("embed_features", f"{seed_dir}/features/big.safetensors")]
         + [("train_ground_truth", f"{seed_dir}/gt/{m}/checkpoint") for m in ("small", "mid", "big")]
@@ -215,7 +217,7 @@ def test_editing_a_module_reruns_exactly_the_jobs_whose_scripts_import_it(tmp_pa
     )
 
     set_time(outputs, now - 40)
-    report = checkout / "src" / "w2s" / "report.py"
+    report = checkout / "src" / "w2s" / "report" / "page.py"
     report.write_text(report.read_text() + "# edited\n")
     set_time([report], now - 30)
     assert planned_jobs(dry_run(checkout)) == Counter([("report", "results/report/report.html")])

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from w2s import config as cfg
-from w2s import data
-from w2s.config import (
+from w2s.pipeline import config as cfg
+from w2s.data import sources
+from w2s.pipeline.config import (
     TRAINING_DEFAULTS,
     ConfigError,
     join_chain,
@@ -27,9 +27,9 @@ from w2s.config import (
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
-ALL_DATASETS = ", ".join(sorted(data.DATASETS))
+ALL_DATASETS = ", ".join(sorted(sources.DATASETS))
 COMMIT = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
-assert len(data.DATASETS) == 26
+assert len(sources.DATASETS) == 26
 
 
 def minimal() -> dict:
@@ -410,7 +410,7 @@ def test_checking_a_broken_config_names_the_file_and_line(tmp_path: Path, capsys
 
 def test_snakemake_says_only_that_a_broken_config_is_not_yaml(tmp_path: Path) -> None:
     """Snakemake reads --configfile before the workflow's code runs and names neither file nor line,
-    which is why `python -m w2s.config` exists (docs/faults.md); this notices if Snakemake changes."""
+    which is why `python -m w2s.pipeline.config` exists (docs/faults.md); this notices if Snakemake changes."""
     (tmp_path / "broken.yaml").write_text(BROKEN_YAML)
     result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
                              "--configfile", "broken.yaml"], capture_output=True, text=True, cwd=tmp_path)

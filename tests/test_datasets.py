@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from w2s import data
-from w2s.data import DatasetError, prepare
+from w2s.data import sources
+from w2s.data.sources import DatasetError, prepare
 
 HUB_DATASETS = [
     "amazon_polarity", "sciq", "anthropic_hh", "cosmos_qa", "boolq", "sst2",
@@ -588,7 +588,7 @@ def test_sst2_drops_unlabeled_rows(tmp_path: Path) -> None:
 
 
 def convert_row(name: str, row: dict, seed: int = 0) -> tuple[str, int] | None:
-    return data.DATASETS[name].convert(row, random.Random(seed))
+    return sources.DATASETS[name].convert(row, random.Random(seed))
 
 
 HH_PROMPT = "\n\nHuman: Hi!\n\nAssistant: Hello.\n\nHuman: Can you tell me a joke?"
@@ -736,18 +736,18 @@ def test_balance_off_is_the_default(tmp_path: Path) -> None:
 def test_label_balance_by_hand() -> None:
     splits = {"train_gt": pd.DataFrame({"label": [1, 0, 1, 1]}),
               "test": pd.DataFrame({"label": [0, 0, 0, 1, 1]})}
-    assert data.label_balance(splits) == {"train_gt": {"n": 4, "positive_fraction": 0.75},
+    assert sources.label_balance(splits) == {"train_gt": {"n": 4, "positive_fraction": 0.75},
                                           "test": {"n": 5, "positive_fraction": 0.4}}
 
 
 def test_write_prepared_writes_label_balance_when_asked(tmp_path: Path) -> None:
     files = skewed_boolq_files(tmp_path)
     outputs = {split: str(tmp_path / f"{split}.parquet") for split in ("train_gt", "train_w2s", "test")}
-    data.write_prepared("boolq", 20, 10, 0, files, outputs)
+    sources.write_prepared("boolq", 20, 10, 0, files, outputs)
     assert not (tmp_path / "label_balance.json").exists()
 
     outputs["label_balance"] = str(tmp_path / "label_balance.json")
-    data.write_prepared("boolq", 20, 10, 0, files, outputs, balance=True)
+    sources.write_prepared("boolq", 20, 10, 0, files, outputs, balance=True)
     written = json.loads((tmp_path / "label_balance.json").read_text())
     assert written == {split: {"n": 10, "positive_fraction": 0.5}
                        for split in ("train_gt", "train_w2s", "test")}
@@ -887,18 +887,18 @@ def test_a_split_without_a_usable_row_is_an_error(tmp_path: Path) -> None:
 
 
 def test_registry() -> None:
-    assert set(data.DATASETS) == set(HUB_DATASETS) | {"vader_movies"}
-    assert data.DATASETS["sst2"].splits["test"] == "validation"
-    assert data.DATASETS["vader_movies"].splits["test"] is None
-    assert data.DATASETS["anli_r2"].splits == {"train": "train_r2", "test": "test_r2"}
-    assert data.DATASETS["mc_taco"].splits == {"train": "test", "test": "validation"}  # it has no train split
+    assert set(sources.DATASETS) == set(HUB_DATASETS) | {"vader_movies"}
+    assert sources.DATASETS["sst2"].splits["test"] == "validation"
+    assert sources.DATASETS["vader_movies"].splits["test"] is None
+    assert sources.DATASETS["anli_r2"].splits == {"train": "train_r2", "test": "test_r2"}
+    assert sources.DATASETS["mc_taco"].splits == {"train": "test", "test": "validation"}  # it has no train split
     for name in ("cola", "hellaswag", "piqa", "multirc", "wic", "quail", "social_iqa", "ethics_justice"):
-        assert data.DATASETS[name].splits["test"] == "validation", name
-    assert len({spec.hub_id for name, spec in data.DATASETS.items() if name.startswith("ethics_")}) == 1
+        assert sources.DATASETS[name].splits["test"] == "validation", name
+    assert len({spec.hub_id for name, spec in sources.DATASETS.items() if name.startswith("ethics_")}) == 1
 
 
 def test_w2s_slices_are_disjoint_contiguous_and_cover_train_w2s() -> None:
-    from w2s.data import w2s_slice
+    from w2s.data.sources import w2s_slice
 
     rows = pd.DataFrame({"id": [f"train:{i}" for i in range(10)]})
     slices = [list(w2s_slice(rows, k, 3)["id"]) for k in (1, 2, 3)]

@@ -20,7 +20,7 @@ import yaml
 
 from conftest import REPO
 from test_workflow import planned_jobs, tiny_config
-from w2s.filetimes import md5_of
+from w2s.pipeline.filetimes import md5_of
 
 OUTS = ("results/data", "results/report", "results/summary.csv", "results/summary_seeds.csv",
         "results/summary_losses.csv", "results/reference_comparison.csv")

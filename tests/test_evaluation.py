@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from w2s.evaluation import evaluate, summarize
+from w2s.evaluation.runs import evaluate, summarize
 
 LABELS = [1, 1, 1, 1, 0, 0, 0, 0]
 # Predictions (p > 0.5) and correctness against LABELS:

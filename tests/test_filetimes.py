@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from w2s import filetimes, io
-from w2s.filetimes import RestoreCounts
+from w2s.pipeline import filetimes
+
+from w2s import io
+from w2s.pipeline.filetimes import RestoreCounts
 
 RECORDED_NS = 1_600_000_000_123_456_789
 LATER_NS = 1_700_000_000_000_000_000
@@ -63,7 +65,7 @@ def test_cli_records_a_folder_and_files_beside_it_and_restores_every_manifest_un
     for path in data + report:
         os.utime(path, ns=(LATER_NS, LATER_NS))
 
-    with caplog.at_level(logging.INFO, logger="w2s.filetimes"):
+    with caplog.at_level(logging.INFO, logger="w2s.pipeline.filetimes"):
         assert filetimes.main(["restore", "results"]) == 0
     assert [p.stat().st_mtime_ns for p in data + report] == [RECORDED_NS] * 4
     assert "results: 4 file times restored, 0 mismatched, 0 missing" in caplog.messages

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from w2s.gpus import claim_gpus, visible_gpu_count
+from w2s.pipeline.gpus import claim_gpus, visible_gpu_count
 
 # A job process: claims `count` of `total` GPUs, prints them, and holds them until stdin closes.
 CLAIMER = """
 import json, sys
 from pathlib import Path
-from w2s.gpus import claim_free_indices
+from w2s.pipeline.gpus import claim_free_indices
 indices = claim_free_indices(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), poll_s=0.05)
 print(json.dumps(indices), flush=True)
 sys.stdin.read()

@@ -14,12 +14,12 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from conftest import sst2_rows
-from w2s.config import TRAINING_DEFAULTS
-from w2s.data import rows_sha256
-from w2s.jobs import _build_model, _text_batcher, _training_rows, split_holdout, train_model
-from w2s.losses import xent
-from w2s.models import ProbeClassifier
-from w2s.train import Schedule, fit, make_optimizer
+from w2s.pipeline.config import TRAINING_DEFAULTS
+from w2s.data.sources import rows_sha256
+from w2s.training.jobs import _build_model, _text_batcher, _training_rows, split_holdout, train_model
+from w2s.training.losses import xent
+from w2s.models.text import ProbeClassifier
+from w2s.training.loop import Schedule, fit, make_optimizer
 
 CPU = torch.device("cpu")
 CUDA_ONLY = pytest.mark.skipif(not torch.cuda.is_available(), reason="float16 and bf16 on a GPU need CUDA")
@@ -282,7 +282,7 @@ def mixed_precision_step(on: torch.device, dtype: str) -> None:
 
 def test_bf16_autocast_on_a_cpu_that_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # This machine's CPU may lack bf16 instructions; torch emulates them, which is slow but exact to bf16.
-    monkeypatch.setattr("w2s.train.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("w2s.training.loop.cpu_has_bf16", lambda: True)
     mixed_precision_step(CPU, "bfloat16")
 
 

@@ -1,6 +1,6 @@
 """Every registered hub dataset read from a folder laid out as its hub repository is at the registered
 revision (file paths, config folders, README configs, split names), through the very
-`datasets.load_dataset` arguments the registry passes for the hub (w2s.data.load_arguments) less the
+`datasets.load_dataset` arguments the registry passes for the hub (w2s.data.sources.load_arguments) less the
 revision. A wrong config name, folder or split name in the registry fails here.
 
 The layouts are those public code read these repositories in (docs/datasets.md says which are
@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from test_datasets import EXPECTED, HUB_DATASETS, ROWS, source_row
-from w2s import data
-from w2s.data import DatasetError, data_source, load_arguments, prepare
+from w2s.data import sources
+from w2s.data.sources import DatasetError, data_source, load_arguments, prepare
 
 N_ROWS = {"train": 40, "test": 20}
 
@@ -100,7 +100,7 @@ def write_rows(rows: list[dict], path: Path) -> None:
 def hub_folder(name: str, root: Path, layout: dict[str, dict[str, str]] | None = None) -> tuple[Path, dict]:
     """The repository's folder with rows in every file of the layout; returns it and the rows of the
     files behind our train and test splits."""
-    spec = data.DATASETS[name]
+    spec = sources.DATASETS[name]
     folder = root / spec.hub_id
     ours = {hub: split for split, hub in spec.splits.items() if hub}
     rows: dict[str, list[dict]] = {}
@@ -148,7 +148,7 @@ def test_the_registry_reads_each_repository_layout(name: str, tmp_path: Path) ->
 
 @pytest.mark.parametrize("name", HUB_DATASETS)
 def test_the_hub_is_read_with_the_mirrors_arguments_plus_the_revision(name: str) -> None:
-    spec = data.DATASETS[name]
+    spec = sources.DATASETS[name]
     source = data_source(name)
     hub_path, hub_kwargs = load_arguments(source, "train")
     mirror_path, mirror_kwargs = load_arguments(replace(source, mirror="/copy"), "train")
@@ -157,13 +157,13 @@ def test_the_hub_is_read_with_the_mirrors_arguments_plus_the_revision(name: str)
 
 
 def test_registered_revisions() -> None:
-    pinned = {name: spec.revision for name, spec in data.DATASETS.items() if spec.revision}
+    pinned = {name: spec.revision for name, spec in sources.DATASETS.items() if spec.revision}
     assert all(len(sha) == 40 and int(sha, 16) >= 0 for sha in pinned.values())
-    assert set(data.DATASETS) - set(pinned) == {"amazon_polarity", "vader_movies", "mc_taco", "quail",
+    assert set(sources.DATASETS) - set(pinned) == {"amazon_polarity", "vader_movies", "mc_taco", "quail",
                                                 "ethics_justice", "ethics_deontology", "ethics_virtue",
                                                 "ethics_utilitarianism"}
     assert pinned["cosmos_qa"] == "ed50fe83db62b355759053b1cd5eef344ee371e0"
-    exports = {name for name, spec in data.DATASETS.items() if spec.parquet_export}
+    exports = {name for name, spec in sources.DATASETS.items() if spec.parquet_export}
     assert exports == {"cosmos_qa", "dream", "mc_taco", "piqa", "social_iqa", "ethics_justice", "ethics_deontology",
                        "ethics_virtue", "ethics_utilitarianism"}
 
@@ -200,7 +200,7 @@ def test_the_source_record_names_the_commit_read(tmp_path: Path) -> None:
     source = replace(data_source("boolq"), mirror=str(folder))
     outputs = {split: str(tmp_path / f"{split}.parquet") for split in ("train_gt", "train_w2s", "test")}
     outputs["source"] = str(tmp_path / "source.json")
-    data.write_prepared("boolq", 20, 10, 0, None, outputs, source=source)
+    sources.write_prepared("boolq", 20, 10, 0, None, outputs, source=source)
     record = json.loads((tmp_path / "source.json").read_text())
     import datasets
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from test_workflow import snakemake, tiny_config
-from w2s.data import rows_sha256
-from w2s.jobs import _training_rows
+from w2s.data.sources import rows_sha256
+from w2s.training.jobs import _training_rows
 
 # Columns that hold a true label; a weak label (soft_label, hard_label) is what a student may read.
 TRUE_LABEL_COLUMNS = {"label", "true_label"}

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from w2s.losses import LOSSES, Batch, entropy, kl, logconf, product, window, xent, xent_hard
+from w2s.training.losses import LOSSES, Batch, entropy, kl, logconf, product, window, xent, xent_hard
 
 # Four rows whose class-0 probabilities are all distinct:
 # p0 = sigmoid(z0 - z1) = [sigmoid(2), sigmoid(-1), 0.5, sigmoid(-3)] = [0.8808, 0.2689, 0.5, 0.0474]

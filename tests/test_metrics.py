@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from w2s.metrics import (
+from w2s.evaluation.metrics import (
     accuracy,
     agreement,
     auroc,

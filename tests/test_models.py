@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from w2s.models import (ModelLoadError, TextClassifier, load_backbone, load_tokenizer, model_parallel_map, place, pool,
+from w2s.models.text import (ModelLoadError, TextClassifier, load_backbone, load_tokenizer, model_parallel_map, place, pool,
                         resolve_source)
 
 
@@ -66,7 +66,7 @@ def test_packaged_minilm_loads_real_pretrained_weights() -> None:
 
 
 def test_disable_dropout_makes_training_mode_deterministic(tiny_models: dict[str, Path]) -> None:
-    from w2s.models import disable_dropout
+    from w2s.models.text import disable_dropout
 
     classifier = TextClassifier(load_backbone({"path": str(tiny_models["tiny-bert"])}), "mean")
     for module in classifier.modules():
@@ -84,7 +84,7 @@ def test_disable_dropout_makes_training_mode_deterministic(tiny_models: dict[str
 
 
 def test_lora_trains_adapters_and_head_only(tiny_models: dict[str, Path]) -> None:
-    from w2s.models import add_lora
+    from w2s.models.text import add_lora
 
     backbone = load_backbone({"path": str(tiny_models["tiny-bert"])})
     frozen_before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
@@ -102,7 +102,7 @@ def test_lora_trains_adapters_and_head_only(tiny_models: dict[str, Path]) -> Non
 
 
 def test_lora_on_missing_modules_says_what_to_set(tiny_models: dict[str, Path]) -> None:
-    from w2s.models import add_lora
+    from w2s.models.text import add_lora
 
     backbone = load_backbone({"path": str(tiny_models["tiny-bert"])})
     with pytest.raises(ModelLoadError, match="training.lora.target_modules"):
@@ -113,7 +113,7 @@ def test_prompting_an_encoder_says_it_needs_a_causal_lm(tmp_path: Path) -> None:
     """MPNet has no language-modelling class to prompt (BERT does, as BertLMHeadModel)."""
     from transformers import MPNetConfig, MPNetModel
 
-    from w2s.models import load_causal_lm
+    from w2s.models.text import load_causal_lm
 
     MPNetModel(MPNetConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                            intermediate_size=16)).save_pretrained(tmp_path)
@@ -143,7 +143,7 @@ def test_placing_a_classifier_on_a_spread_backbone_moves_only_its_head(tiny_mode
 def test_a_job_loads_a_converted_model_from_its_staged_input() -> None:
     from snakemake.iocontainers import Namedlist
 
-    from w2s.models import job_model_entry
+    from w2s.models.text import job_model_entry
 
     entry = {"hub_id": "Qwen/Qwen-7B", "revision": "d4efd21e866b9cb3466cb65b963933f5e98016d1", "convert": "qwen1",
              "converted": "results/models/qwen-7b"}

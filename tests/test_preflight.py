@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO, _tokenizer, make_tiny_model
 from test_hub_layouts import hub_folder
 from test_weights import remote_code_model  # noqa: F401 (a fixture)
-from w2s import preflight
+from w2s.pipeline import preflight
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +146,7 @@ QWEN1_FIXTURE = REPO.parent / "shared" / "fixtures" / "qwen1"
 def test_a_converted_qwen1_is_checked_and_a_tokenizer_too_large_for_its_embedding_fails(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The tiny Qwen-1 checkpoint has 512 embedding rows; Qwen's real tokenizer pads with id 151643."""
-    from w2s import qwen1
+    from w2s.models import qwen1
 
     monkeypatch.chdir(tmp_path)  # preflight finds a converted model at results/models/<name>
     qwen1.convert_checkpoint(QWEN1_FIXTURE / "tiny-checkpoint", tmp_path / "results" / "models" / "qwen-7b",

@@ -1,4 +1,4 @@
-"""Linear probes fit to convergence (w2s.probe) and the probe-mode training job."""
+"""Linear probes fit to convergence (w2s.training.probe) and the probe-mode training job."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from sklearn.linear_model import LogisticRegression
 
 from test_report import _summary
 from w2s import io
-from w2s.config import ConfigError, SHIPPED_SCHEMA, TRAINING_DEFAULTS, training_job_params, validate_config
-from w2s.evaluation import regularisation_sweep
-from w2s.data import rows_sha256
-from w2s.jobs import train_model
-from w2s.losses import LOSSES
-from w2s.probe import FROZEN_TARGETS, ProbeSettings, check_loss, choose_l2, final_sweep, fit_probe, two_logits
-from w2s.report import build_report
+from w2s.pipeline.config import ConfigError, SHIPPED_SCHEMA, TRAINING_DEFAULTS, training_job_params, validate_config
+from w2s.evaluation.runs import regularisation_sweep
+from w2s.data.sources import rows_sha256
+from w2s.training.jobs import train_model
+from w2s.training.losses import LOSSES
+from w2s.training.probe import FROZEN_TARGETS, ProbeSettings, check_loss, choose_l2, final_sweep, fit_probe, two_logits
+from w2s.report.page import build_report
 
 N, D = 300, 10
 SETTINGS = ProbeSettings((1e-3,), tolerance=1e-8, max_iter=2000, max_rounds=50)
@@ -112,7 +112,7 @@ def test_every_loss_fits_as_a_probe(loss: str) -> None:
 
 
 def test_a_loss_without_a_probe_procedure_is_named() -> None:
-    with pytest.raises(ValueError, match="loss 'mystery' has no full-batch probe procedure in w2s.probe"):
+    with pytest.raises(ValueError, match="loss 'mystery' has no full-batch probe procedure in w2s.training.probe"):
         check_loss("mystery")
 
 

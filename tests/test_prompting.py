@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from w2s.prompting import build_prompt, label_logits, label_token_ids, pick_demonstrations, prompt_baseline
+from w2s.models.prompting import build_prompt, label_logits, label_token_ids, pick_demonstrations, prompt_baseline
 
 
 def test_prompt_puts_labelled_demonstrations_before_the_text() -> None:

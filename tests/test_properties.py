@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from w2s.losses import LOSSES, NEEDS_BATCH_PROBS, Batch, kl, logconf, xent
-from w2s.metrics import (accuracy, agreement, auroc, bootstrap_intervals, bootstrap_mean_interval,
+from w2s.training.losses import LOSSES, NEEDS_BATCH_PROBS, Batch, kl, logconf, xent
+from w2s.evaluation.metrics import (accuracy, agreement, auroc, bootstrap_intervals, bootstrap_mean_interval,
                          gap_recovered, pgr)
 
 # Small and quick: each property runs at most 50 examples, none may take more than a second, and no

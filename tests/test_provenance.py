@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from w2s import provenance
+from w2s.report import provenance
 
 # md5("abc"), as in RFC 1321's test suite.
 MD5_ABC = "900150983cd24fb0d6963f7d28e17f72"

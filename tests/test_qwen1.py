@@ -1,4 +1,4 @@
-"""Qwen-1 without remote code (w2s.qwen1): the tiny checkpoint in Qwen-1's layout from
+"""Qwen-1 without remote code (w2s.models.qwen1): the tiny checkpoint in Qwen-1's layout from
 ../shared/fixtures/qwen1, converted to Qwen2 and loaded by transformers, against the outputs and
 token ids that Qwen-1's original code produced. Skipped where ../shared is absent (a fresh clone)."""
 
@@ -18,9 +18,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from conftest import REPO
-from w2s import models
-from w2s.config import ConfigError, validate_config
-from w2s.qwen1 import Qwen1ConversionError, convert_checkpoint, fetch_and_convert
+from w2s.models import text
+from w2s.pipeline.config import ConfigError, validate_config
+from w2s.models.qwen1 import Qwen1ConversionError, convert_checkpoint, fetch_and_convert
 
 FIXTURE = REPO.parent / "shared" / "fixtures" / "qwen1"
 pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason="../shared/fixtures/qwen1 is absent")
@@ -200,14 +200,14 @@ def test_tokenizer_reproduces_qwen1s_token_ids(converted: Path) -> None:
 
 def test_the_pipeline_loads_a_converted_entry_without_remote_code(converted: Path) -> None:
     entry = {"hub_id": "Qwen/Qwen-7B", "revision": COMMIT, "convert": "qwen1", "converted": str(converted)}
-    source = models.resolve_source(entry)
+    source = text.resolve_source(entry)
     assert (source.location, source.kwargs) == (str(converted), {})
     assert source.description == f"the conversion of 'Qwen/Qwen-7B' at revision {COMMIT} in '{converted}'"
-    assert models.load_tokenizer(entry).pad_token_id == 151643
-    with pytest.raises(models.ModelLoadError, match=re.escape(
+    assert text.load_tokenizer(entry).pad_token_id == 151643
+    with pytest.raises(text.ModelLoadError, match=re.escape(
             f"the conversion of 'Qwen/Qwen-7B' at revision {COMMIT} in 'results/models/none' does not exist; run "
             "`snakemake results/models/none` first")):
-        models.resolve_source({**entry, "converted": "results/models/none"})
+        text.resolve_source({**entry, "converted": "results/models/none"})
 
 
 def sharded_source(folder: Path, tiktoken: Path = TIKTOKEN) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from w2s.report import build_report
+from w2s.report.page import build_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RANK = {"minilm": 0, "smollm2": 1, "mpnet": 2}

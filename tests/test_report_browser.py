@@ -15,7 +15,7 @@ import pytest
 from browser import BrowserMissing, render_page
 from test_report import PNG_MAGIC, _curves, _provenance, _selection_summary, _summarize_tables
 
-from w2s.report import build_report
+from w2s.report.page import build_report
 
 CDN_SCRIPT = "https://cdn.jsdelivr.net/npm/vega@6"
 REMOTE_DATA = "https://example.com/rows.json"

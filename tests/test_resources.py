@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from w2s.config import training_params
-from w2s.resources import derive, gpu_bytes_per_param, model_job_resources
+from w2s.pipeline.config import training_params
+from w2s.pipeline.resources import derive, gpu_bytes_per_param, model_job_resources
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,13 +22,13 @@ import torch
 
 from conftest import REPO, sst2_rows
 from test_train import schedule as train_schedule
-from w2s.config import TRAINING_DEFAULTS
-from w2s.evaluation import evaluate
-from w2s.jobs import train_model
-from w2s.losses import logconf, xent
-from w2s.models import ProbeClassifier
-from w2s.resume import CheckpointError, ResumeCheckpoints, Trainer, run_key
-from w2s.train import Schedule, Selection, fit
+from w2s.pipeline.config import TRAINING_DEFAULTS
+from w2s.evaluation.runs import evaluate
+from w2s.training.jobs import train_model
+from w2s.training.losses import logconf, xent
+from w2s.models.text import ProbeClassifier
+from w2s.training.resume import CheckpointError, ResumeCheckpoints, Trainer, run_key
+from w2s.training.loop import Schedule, Selection, fit
 
 CPU = torch.device("cpu")
 
@@ -189,7 +189,7 @@ def test_the_run_key_follows_settings_inputs_and_code_but_not_checkpoint_frequen
     data = tmp_path / "train.parquet"
     data.write_bytes(b"rows")
     script, module = tmp_path / "train_model.py", tmp_path / "losses.py"
-    script.write_text("from w2s.losses import LOSSES\n")
+    script.write_text("from w2s.training.losses import LOSSES\n")
     module.write_text("LOSSES = {}\n")
     code = [script, module]
     identity = {"params": {**TRAINING_DEFAULTS}, "seed": 0, "loss": "xent"}
@@ -283,15 +283,15 @@ def test_on_gpu_a_rerun_and_a_resumed_run_agree_within_the_documented_tolerance(
 # scheduler calls lr_factor(k) once k steps are done, so the count is exact.
 CHILD = """
 import logging, sys, time
-import w2s.train
-from w2s.jobs import train_model
+import w2s.training.loop
+from w2s.training.jobs import train_model
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-real_lr_factor = w2s.train.lr_factor
+real_lr_factor = w2s.training.loop.lr_factor
 def counting_lr_factor(step, total, warmup_frac):
     print(step, flush=True)
     time.sleep(0.02)
     return real_lr_factor(step, total, warmup_frac)
-w2s.train.lr_factor = counting_lr_factor
+w2s.training.loop.lr_factor = counting_lr_factor
 model, splits, out_dir, params = sys.argv[1], eval(sys.argv[2]), sys.argv[3], eval(sys.argv[4])
 out = {"predictions": out_dir + "/predictions.parquet", "history": out_dir + "/history.parquet",
        "sweep": out_dir + "/sweep.parquet", "checkpoint": out_dir + "/checkpoint"}

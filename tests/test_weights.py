@@ -1,5 +1,5 @@
-"""Loaded weights equal the checkpoint's (w2s.weights), through real from_pretrained loading, and
-load failures explain themselves (w2s.models.load_failure)."""
+"""Loaded weights equal the checkpoint's (w2s.models.weights), through real from_pretrained loading, and
+load failures explain themselves (w2s.models.text.load_failure)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from w2s.models import ModelLoadError, load_backbone, load_failure, load_pretrained, resolve_source
-from w2s.weights import LARGE_MODEL_PARAMETERS, SAMPLED_ROWS, WeightsMismatchError, verify_loaded_weights
+from w2s.models.text import ModelLoadError, load_backbone, load_failure, load_pretrained, resolve_source
+from w2s.models.weights import LARGE_MODEL_PARAMETERS, SAMPLED_ROWS, WeightsMismatchError, verify_loaded_weights
 
 
 def _unique_parameters(model: torch.nn.Module) -> tuple[int, int]:

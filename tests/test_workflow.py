@@ -17,8 +17,8 @@ import yaml
 
 from browser import render_page
 from conftest import REPO, sst2_rows, write_jsonl
-from w2s.data import rows_sha256
-from w2s.provenance import config_sha256
+from w2s.data.sources import rows_sha256
+from w2s.report.provenance import config_sha256
 
 LOSSES = ("xent", "logconf")
 LINEAGES = ("small__mid", "small__big", "mid__big", "small__mid__big")

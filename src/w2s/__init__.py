@@ -1,1 +1,6 @@
-"""Weak-to-strong generalization experiments: data, models, losses, training, metrics, report."""
+"""Weak-to-strong generalization experiments: data, models, training, evaluation, report, and the
+pipeline around them."""
+
+from w2s.models.torchvision_ops import declare_missing_ops
+
+declare_missing_ops()

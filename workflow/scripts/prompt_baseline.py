@@ -1,11 +1,11 @@
 # This job's GPUs are claimed before torch loads: CUDA reads CUDA_VISIBLE_DEVICES once.
-from w2s.gpus import claim_gpus
+from w2s.pipeline.gpus import claim_gpus
 
 claim_gpus(snakemake.resources.gpu)
 
-from w2s.prompting import prompt_baseline  # noqa: E402
-from w2s.models import job_model_entry  # noqa: E402
-from w2s.runlog import log_to  # noqa: E402
+from w2s.models.prompting import prompt_baseline  # noqa: E402
+from w2s.models.text import job_model_entry  # noqa: E402
+from w2s.pipeline.runlog import log_to  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 prompt_baseline(

@@ -1,13 +1,13 @@
 # This job's GPUs are claimed before torch loads: CUDA reads CUDA_VISIBLE_DEVICES once.
 from pathlib import Path
 
-from w2s.gpus import claim_gpus
+from w2s.pipeline.gpus import claim_gpus
 
 claim_gpus(snakemake.resources.gpu)
 
-from w2s.jobs import train_model  # noqa: E402
-from w2s.models import job_model_entry  # noqa: E402
-from w2s.runlog import log_to  # noqa: E402
+from w2s.training.jobs import train_model  # noqa: E402
+from w2s.models.text import job_model_entry  # noqa: E402
+from w2s.pipeline.runlog import log_to  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 train_model(

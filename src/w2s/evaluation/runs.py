@@ -9,7 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from w2s import io, metrics, reference
+from w2s import io
+
+from w2s.evaluation import metrics
+
+from w2s.evaluation import reference
 
 log = logging.getLogger("w2s")
 
@@ -50,7 +54,7 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     files, which hold no labels: the true labels are joined by id from `test_path`, the labelled
     test split, here and in no training job. `context` carries the run's identity into the JSON;
     its "kind" decides whether the run is a student. `label_balance` holds each prepared split's {"n", "positive_fraction"}; it is
-    stored whole and as one `<split>_positive_fraction` key per split. `truncation` (w2s.truncation)
+    stored whole and as one `<split>_positive_fraction` key per split. `truncation` (w2s.data.truncation)
     gives the model's max_length and one `<split>_truncated` count of texts longer than it per split.
     """
     own = _test_predictions(predictions["self"])
@@ -305,7 +309,7 @@ def _comparison_row(dataset: str, model: str | None, hub_id: str | None, loss: s
 CURVE_COLUMNS = (
     "dataset", "seed", "run", "kind", "model", "loss", "lineage", "model_selection", "step", "epoch",
     "train_loss", "batch_target_accuracy", "holdout_accuracy", "device",
-    # Probe heads (w2s.probe): one row per L2 strength instead of one per step.
+    # Probe heads (w2s.training.probe): one row per L2 strength instead of one per step.
     "l2", "iterations", "rounds", "converged", "chosen",
 )
 

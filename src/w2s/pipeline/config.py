@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from w2s.data import DATASETS
-from w2s.losses import LOSSES
+from w2s.data.sources import DATASETS
+from w2s.training.losses import LOSSES
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "mode": "full",
@@ -37,7 +37,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "evals_per_epoch": 4,
     "checkpoint_every": 50,
     "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
-    # Probe heads only (w2s.probe): L2 strengths to choose from on the holdout, and when a fit has converged.
+    # Probe heads only (w2s.training.probe): L2 strengths to choose from on the holdout, and when a fit has converged.
     "probe": {"l2_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0], "tolerance": 1e-6,
               "max_iter": 1000, "max_rounds": 50},
 }
@@ -147,7 +147,7 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
         _known("model", name, models.keys(), "prompting.models")
 
 
-# The values each loss hyperparameter may take (w2s.losses), as (lowest, highest, the range in words);
+# The values each loss hyperparameter may take (w2s.training.losses), as (lowest, highest, the range in words);
 # every hyperparameter is a finite number, and those not listed take any.
 LOSS_PARAM_RANGES: dict[str, tuple[float, float, str]] = {
     # aux_coef weighs a mix (1 - c) * weak + c * self-target: above 1 the weak label's weight turns negative.
@@ -270,7 +270,7 @@ def split_chain(chain: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Check config files as the workflow does. Snakemake's own message for a --configfile that is
     not YAML names neither the file nor the line; this names both."""
-    parser = argparse.ArgumentParser(prog="python -m w2s.config", description="check w2s config files")
+    parser = argparse.ArgumentParser(prog="python -m w2s.pipeline.config", description="check w2s config files")
     parser.add_argument("configs", nargs="+", metavar="CONFIG")
     parser.add_argument("--schema", default=str(SHIPPED_SCHEMA))
     args = parser.parse_args(argv)

@@ -98,7 +98,7 @@ def model_job_resources(
 ) -> dict[str, int | str | None]:
     """Snakemake resources of a `kind` job on one model.
 
-    `training` is the model's merged training block (w2s.config.training_params), `defaults` the
+    `training` is the model's merged training block (w2s.pipeline.config.training_params), `defaults` the
     config's top-level resources block. A probe head trains on cached features: PROBE_HEAD, whatever
     the config says. Otherwise the derived values, then `defaults`, then the model's own
     `resources:`, key by key.

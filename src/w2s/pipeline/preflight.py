@@ -1,6 +1,6 @@
 """Preflight: check in minutes, on the machine that will run it, that a config's real run can start.
 
-    python -m w2s.preflight config/config.yaml
+    python -m w2s.pipeline.preflight config/config.yaml
 
 Every dataset is read at its revision (unpinned ones are resolved and written to the lock file),
 converted and counted; every model's config, tokenizer and weights load in the configured dtype,
@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from w2s import config as w2s_config
-from w2s import data, revisions
+from w2s.pipeline import config as w2s_config
+from w2s.data import sources
+from w2s.pipeline import revisions
 
 OK, FAIL, WARN = "OK", "FAIL", "WARN"
 TWO_ROWS = ("The first row to check the model on. " * 400, "A second, shorter row.")
@@ -43,11 +44,11 @@ class CheckFailed(Exception):
 
 def _run(item: str, check: str, body: Callable[[], str]) -> Check:
     """One check: OK with what `body` returns, or FAIL with the error it raised."""
-    from w2s.models import ModelLoadError
-    from w2s.qwen1 import Qwen1ConversionError
+    from w2s.models.text import ModelLoadError
+    from w2s.models.qwen1 import Qwen1ConversionError
 
     # The package's own errors already say what to fix; anything else is named by its type.
-    explained = (CheckFailed, data.DatasetError, revisions.RevisionError, ModelLoadError, Qwen1ConversionError)
+    explained = (CheckFailed, sources.DatasetError, revisions.RevisionError, ModelLoadError, Qwen1ConversionError)
     try:
         return Check(OK, item, check, body())
     except Exception as err:  # every failure becomes a row; the run goes on to the next check
@@ -61,7 +62,7 @@ def _run(item: str, check: str, body: Callable[[], str]) -> Check:
 def check_dataset(name: str, entry: dict[str, Any], seed: int, lock: dict[str, dict[str, str]],
                   lock_path: Path | None, fetch_dir: Path) -> Iterator[Check]:
     item = f"dataset {name}"
-    source = data.data_source(name, entry, lock)
+    source = sources.data_source(name, entry, lock)
     data_files = entry.get("data_files") or None
     if name == "vader_movies" and not data_files:
         target = fetch_dir / "movieReviewSnippets_GroundTruth.txt"
@@ -71,7 +72,7 @@ def check_dataset(name: str, entry: dict[str, Any], seed: int, lock: dict[str, d
             return
         data_files = {"train": str(target)}
     if not data_files and source.revision is None and source.mirror is None:
-        resolved: dict[str, data.DataSource] = {}
+        resolved: dict[str, sources.DataSource] = {}
 
         def resolve() -> str:
             head = revisions.resolve_head("dataset", source.hub_id, source.branch)
@@ -86,7 +87,7 @@ def check_dataset(name: str, entry: dict[str, Any], seed: int, lock: dict[str, d
     elif not data_files:
         where = f"local copy {source.mirror} of " if source.mirror else ""
         yield Check(OK, item, "revision", f"{where}{source.hub_id}@{source.revision} ({source.pinned_by})")
-    spec = data.DATASETS[name]
+    spec = sources.DATASETS[name]
     for split in ("train", "test"):
         if spec.splits[split] is None:
             continue
@@ -103,21 +104,21 @@ def _lock_note(repo_type: revisions.RepoType, hub_id: str, branch: str, head: st
 
 
 def _fetch_vader(target: Path) -> str:
-    data.fetch_vader_movies(target)
-    return f"{data.VADER_MEMBER} from {data.DATASETS['vader_movies'].hub_id}, sha256 checked"
+    sources.fetch_vader_movies(target)
+    return f"{sources.VADER_MEMBER} from {sources.DATASETS['vader_movies'].hub_id}, sha256 checked"
 
 
-def _count_rows(name: str, split: str, data_files: dict[str, str] | None, source: data.DataSource) -> str:
-    rows = data._load_rows(name, split, data_files, source)
-    hub_split = data.DATASETS[name].splits[split]
+def _count_rows(name: str, split: str, data_files: dict[str, str] | None, source: sources.DataSource) -> str:
+    rows = sources._load_rows(name, split, data_files, source)
+    hub_split = sources.DATASETS[name].splits[split]
     return f"{len(rows):,} rows (hub split '{hub_split}'), columns {', '.join(rows.column_names)}"
 
 
 def _converts(name: str, entry: dict[str, Any], seed: int, data_files: dict[str, str] | None,
-              source: data.DataSource) -> str:
-    splits = data.prepare(name, entry["n_train"], entry["n_test"], seed, data_files,
+              source: sources.DataSource) -> str:
+    splits = sources.prepare(name, entry["n_train"], entry["n_test"], seed, data_files,
                           balance=entry.get("balance", False), source=source)
-    balance = data.label_balance(splits)
+    balance = sources.label_balance(splits)
     return "n_train {:,} and n_test {:,} fit; positive fraction ".format(entry["n_train"], entry["n_test"]) + ", ".join(
         f"{split} {stats['positive_fraction']:.2f}" for split, stats in balance.items())
 
@@ -171,7 +172,7 @@ def check_model(name: str, entry: dict[str, Any], params: dict[str, Any], lock: 
 
 
 def _convert(entry: dict[str, Any]) -> str:
-    from w2s import qwen1
+    from w2s.models import qwen1
 
     started = time.monotonic()
     qwen1.fetch_and_convert(entry["hub_id"], entry["revision"], entry["converted"])
@@ -179,9 +180,9 @@ def _convert(entry: dict[str, Any]) -> str:
 
 
 def _describe_source(entry: dict[str, Any]) -> str:
-    from w2s import models
+    from w2s.models import text
 
-    source = models.resolve_source(entry)
+    source = text.resolve_source(entry)
     size = _download_size(entry) if "hub_id" in entry and "converted" not in entry else ""
     return f"{source.description}{size}"
 
@@ -201,9 +202,9 @@ def _download_size(entry: dict[str, Any]) -> str:
 def _config(entry: dict[str, Any]) -> str:
     from transformers import AutoConfig
 
-    from w2s import models
+    from w2s.models import text
 
-    source = models.resolve_source(entry)
+    source = text.resolve_source(entry)
     config = AutoConfig.from_pretrained(source.location, **source.kwargs)
     sizes = [f"{key} {getattr(config, key)}" for key in ("hidden_size", "num_hidden_layers", "vocab_size")
              if hasattr(config, key)]
@@ -211,9 +212,9 @@ def _config(entry: dict[str, Any]) -> str:
 
 
 def _tokenizer(entry: dict[str, Any], out: dict[str, Any]) -> str:
-    from w2s import models
+    from w2s.models import text
 
-    tokenizer = models.load_tokenizer(entry)
+    tokenizer = text.load_tokenizer(entry)
     if tokenizer.pad_token is None:
         raise CheckFailed("the tokenizer has neither a pad token nor an eos token to pad with, so no batch "
                           "can be padded; use a tokenizer that defines one")
@@ -224,12 +225,14 @@ def _tokenizer(entry: dict[str, Any], out: dict[str, Any]) -> str:
 def _load(entry: dict[str, Any], params: dict[str, Any], out: dict[str, Any]) -> str:
     import torch
 
-    from w2s import models, train
+    from w2s.models import text
 
-    on = train.device()
+    from w2s.training import loop
+
+    on = loop.device()
     # Probes embed with weights in the compute dtype; training keeps float32 weights under autocast.
-    dtype = train.supported_dtype(on, params["dtype"]) if params["mode"] == "probe" else "float32"
-    backbone, report = models.load_pretrained(entry, dtype, models.model_parallel_map(torch.cuda.device_count()))
+    dtype = loop.supported_dtype(on, params["dtype"]) if params["mode"] == "probe" else "float32"
+    backbone, report = text.load_pretrained(entry, dtype, text.model_parallel_map(torch.cuda.device_count()))
     out["backbone"] = backbone
     n_params = sum(p.numel() for p in backbone.parameters())
     return f"{type(backbone).__name__}, {n_params / 1e6:,.1f}M parameters in {dtype}; {report.summary()}"
@@ -239,12 +242,14 @@ def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> 
     """One training step's passes on two rows padded to max_length, as a job would run them."""
     import torch
 
-    from w2s import models, train
+    from w2s.models import text
 
-    on = train.device()
+    from w2s.training import loop
+
+    on = loop.device()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    classifier = models.place(models.TextClassifier(backbone, params["pooling"]), on)
+    classifier = text.place(text.TextClassifier(backbone, params["pooling"]), on)
     encoded = tokenizer(list(TWO_ROWS), padding="max_length", truncation=True, max_length=params["max_length"],
                         return_tensors="pt")
     embedding_rows = backbone.get_input_embeddings().num_embeddings
@@ -254,15 +259,15 @@ def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> 
     batch = {k: encoded[k].to(on) for k in ("input_ids", "attention_mask")}
     labels = torch.tensor([0, 1], device=on)
     if params["mode"] == "probe":
-        with torch.no_grad(), train.autocast(on, params["dtype"]):
+        with torch.no_grad(), loop.autocast(on, params["dtype"]):
             features = classifier.features(**batch)
         if not torch.isfinite(features.float()).all():
             raise CheckFailed("the features hold NaN or inf; load the model in float32 (dtype: float32)")
-        return f"features {tuple(features.shape)} at {params['max_length']} tokens on {train.describe_device(on)}"
+        return f"features {tuple(features.shape)} at {params['max_length']} tokens on {loop.describe_device(on)}"
     if params["gradient_checkpointing"]:
         backbone.gradient_checkpointing_enable()
     classifier.train()
-    with train.autocast(on, params["dtype"]):
+    with loop.autocast(on, params["dtype"]):
         loss = torch.nn.functional.cross_entropy(classifier(**batch), labels)
     loss.backward()
     grads = [p.grad for p in classifier.parameters() if p.grad is not None]
@@ -270,13 +275,14 @@ def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> 
         raise CheckFailed(f"loss {loss.item()} or a gradient is not finite; try dtype float32")
     memory = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if on.type == "cuda" else ""
     return (f"loss {loss.item():.3f}, {len(grads)} gradients finite at {params['max_length']} tokens "
-            f"on {train.describe_device(on)}{memory}")
+            f"on {loop.describe_device(on)}{memory}")
 
 
 def _causal_lm(entry: dict[str, Any], params: dict[str, Any]) -> str:
-    from w2s import models, train
+    from w2s.models import text
+    from w2s.training import loop
 
-    model = models.load_causal_lm(entry, train.supported_dtype(train.device(), params["dtype"]))
+    model = text.load_causal_lm(entry, loop.supported_dtype(loop.device(), params["dtype"]))
     return f"{type(model).__name__} loads for prompting"
 
 
@@ -286,7 +292,7 @@ def _causal_lm(entry: dict[str, Any], params: dict[str, Any]) -> str:
 def check_machine(config: dict[str, Any], only: set[str] | None = None) -> Iterator[Check]:
     import torch
 
-    from w2s import resources
+    from w2s.pipeline import resources
 
     count = torch.cuda.device_count()
     memory = [torch.cuda.get_device_properties(i).total_memory / 1e9 for i in range(count)]
@@ -366,7 +372,7 @@ def run(config: dict[str, Any], *, lock_path: Path | None, parts: set[str], load
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m w2s.preflight", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m w2s.pipeline.preflight", description=__doc__.split("\n\n")[0])
     parser.add_argument("config")
     parser.add_argument("--schema", default=str(w2s_config.SHIPPED_SCHEMA))
     parser.add_argument("--only", nargs="+", metavar="NAME", help="check only these datasets and models")

@@ -71,7 +71,7 @@ def run_key(identity: dict[str, Any], input_paths: Iterable[str | Path], code_pa
     """A hash of the run's settings, the content of its inputs, its code and torch's version.
 
     `code_paths` are the job's code files: its script and the package modules the script imports
-    (w2s.codedeps), the same files its rule declares as code input. They count by name and
+    (w2s.pipeline.codedeps), the same files its rule declares as code input. They count by name and
     content, not folder, so a checkout moved elsewhere still resumes."""
     digest = hashlib.sha256()
     settings = {k: v for k, v in identity.items() if k not in NOT_IN_KEY}

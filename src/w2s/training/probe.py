@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from w2s.losses import LOSSES
+from w2s.training.losses import LOSSES
 
 log = logging.getLogger("w2s")
 
@@ -99,7 +99,7 @@ def _soft_targets(soft: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- frozen targets of self-referential losses
 # Each returns (targets (n, 2), row weights (n,)) computed from detached probabilities (n, 2), such that
 # mean_i weight_i · CE(logits_i, targets_i) has, at those probabilities, the gradient of the loss in
-# w2s.losses at step_frac 1 (tests/test_probe.py checks every one against its loss).
+# w2s.training.losses at step_frac 1 (tests/test_probe.py checks every one against its loss).
 
 
 def _logconf_targets(probs: torch.Tensor, targets: torch.Tensor, *, aux_coef: float = 0.5,
@@ -131,9 +131,9 @@ FIXED_OBJECTIVES = frozenset({"xent", "xent_hard", "kl", "entropy"})
 
 
 def check_loss(loss: str) -> None:
-    """Every loss in w2s.losses must have a probe procedure here; a new one without fails by name."""
+    """Every loss in w2s.training.losses must have a probe procedure here; a new one without fails by name."""
     if loss not in FIXED_OBJECTIVES | FROZEN_TARGETS.keys():
-        raise ValueError(f"loss '{loss}' has no full-batch probe procedure in w2s.probe: say whether it is a "
+        raise ValueError(f"loss '{loss}' has no full-batch probe procedure in w2s.training.probe: say whether it is a "
                          "fixed objective (FIXED_OBJECTIVES) or give its frozen targets (FROZEN_TARGETS)")
 
 

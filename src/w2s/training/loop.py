@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from w2s.losses import Batch, LossFn
-from w2s.models import DTYPES
-from w2s.resume import Progress, ResumeCheckpoints, Trainer
+from w2s.training.losses import Batch, LossFn
+from w2s.models.text import DTYPES
+from w2s.training.resume import Progress, ResumeCheckpoints, Trainer
 
 Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
 
@@ -144,7 +144,7 @@ def fit(
 
     Each batch is cut into minibatches whose gradients accumulate, so memory follows the
     minibatch size, not the batch size. `loss_fn(logits, targets, step_frac, batch=...)` returns a
-    minibatch's share of the batch loss (see w2s.losses); with `needs_batch_probs` a no-grad pass
+    minibatch's share of the batch loss (see w2s.training.losses); with `needs_batch_probs` a no-grad pass
     first gives it the student's probabilities on the whole batch. With `lengths` (one per row),
     a batch's rows are sorted by length before they are cut, so each minibatch pads less; the
     batch loss does not depend on the order of its rows. With `resume`, training continues from

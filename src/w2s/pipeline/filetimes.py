@@ -7,8 +7,8 @@ default) and times for larger ones, and would retrain everything. A manifest wri
 files records each one's md5 (the hash DVC stores) and mtime; `restore` sets a file's time back
 only where its bytes are still the recorded ones.
 
-    python -m w2s.filetimes record results/report/file_times.json results/report results/summary.csv
-    python -m w2s.filetimes restore results/data results/report
+    python -m w2s.pipeline.filetimes record results/report/file_times.json results/report results/summary.csv
+    python -m w2s.pipeline.filetimes restore results/data results/report
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def restore_tree(root: str | Path) -> RestoreCounts:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m w2s.filetimes", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m w2s.pipeline.filetimes", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     record = commands.add_parser("record", help="record the files under PATH in MANIFEST")
     record.add_argument("manifest", metavar="MANIFEST")

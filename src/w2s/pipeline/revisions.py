@@ -2,7 +2,7 @@
 registry and the config leave open.
 
 A branch name (main, refs/convert/parquet) moves whenever its owner pushes, so a run that reads a
-branch is not reproducible. The dataset registry (w2s.data) carries a commit where public sources
+branch is not reproducible. The dataset registry (w2s.data.sources) carries a commit where public sources
 confirm one, and a config entry may set its own. For the rest the first preflight on a machine that
 reaches the hub resolves the branch's head commit and writes it to the lock file; the user commits
 that file, and every later run of the checkout reads the same commits.
@@ -25,8 +25,8 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 # Beside the configs; one lock per checkout, shared by every config that reads a repository.
 LOCK_FILE = Path(__file__).resolve().parents[2] / "config" / "hub.lock.yaml"
 LOCK_HEADER = (
-    "# Hub commits resolved by `python -m w2s.preflight` for repositories that neither the dataset\n"
-    "# registry (src/w2s/data.py) nor the config pins. Commit this file: every run of the checkout then\n"
+    "# Hub commits resolved by `python -m w2s.pipeline.preflight` for repositories that neither the dataset\n"
+    "# registry (src/w2s/data/sources.py) nor the config pins. Commit this file: every run of the checkout then\n"
     "# reads the same data and weights. Delete an entry and rerun preflight to move it to the branch's head.\n"
 )
 SECTIONS: dict[RepoType, str] = {"dataset": "datasets", "model": "models"}

@@ -39,7 +39,7 @@ NEEDS_BATCH_PROBS = frozenset({"logconf"})
 
 def _wide(tensor: torch.Tensor) -> torch.Tensor:
     """float32, or float64 where given: half-precision logits are widened, and a full-batch probe fit
-    (w2s.probe) keeps its float64, without which its gradient cannot get below float32's rounding."""
+    (w2s.training.probe) keeps its float64, without which its gradient cannot get below float32's rounding."""
     return tensor if tensor.dtype == torch.float64 else tensor.float()
 
 
@@ -69,7 +69,7 @@ def xent_hard(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *,
     """Cross-entropy against the weak labels hardened at 0.5: -mean_i log p_i[y_i].
 
     y_i = 1 when the weak probability of class 1 is above 0.5, else 0; a weak label of exactly
-    0.5 becomes class 0, the convention of w2s.metrics (probability > 0.5 is class 1). The
+    0.5 becomes class 0, the convention of w2s.evaluation.metrics (probability > 0.5 is class 1). The
     hard-label counterpart of xent; neither openai/weak-to-strong nor EleutherAI/w2s has one.
     """
     return _share(F.cross_entropy(_wide(logits), (targets[:, 1] > 0.5).long(), reduction="none"), batch)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from w2s.weights import WeightsReport
+    from w2s.models.weights import WeightsReport
 
 log = logging.getLogger("w2s")
 
@@ -102,7 +102,7 @@ def resolve_source(entry: dict[str, Any]) -> ModelSource:
     """Map a model's config entry to from_pretrained arguments."""
     trust = bool(entry.get("trust_remote_code", False))
     if "converted" in entry:
-        # A checkpoint converted to native transformers code (w2s.qwen1), loaded without remote code.
+        # A checkpoint converted to native transformers code (w2s.models.qwen1), loaded without remote code.
         description = (f"the conversion of '{entry['hub_id']}' at revision {entry['revision']} in "
                        f"'{entry['converted']}'")
         if not Path(entry["converted"]).is_dir():
@@ -234,10 +234,10 @@ def _placement_kwargs(device_map: str | None) -> dict[str, Any]:
 def load_pretrained(entry: dict[str, Any], dtype: str = "float32", device_map: str | None = None,
                     causal_lm: bool = False) -> tuple[nn.Module, WeightsReport]:
     """from_pretrained of the model (AutoModel, or AutoModelForCausalLM with `causal_lm`), then the check
-    that its weights are the checkpoint's (w2s.weights), whose report comes back with the model."""
+    that its weights are the checkpoint's (w2s.models.weights), whose report comes back with the model."""
     from transformers import AutoModel, AutoModelForCausalLM
 
-    from w2s.weights import verify_loaded_weights  # imported here, since w2s.weights imports this module
+    from w2s.models.weights import verify_loaded_weights  # imported here, since w2s.models.weights imports this module
 
     source = resolve_source(entry)
     auto_class = AutoModelForCausalLM if causal_lm else AutoModel

@@ -21,7 +21,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from w2s import io, metrics, revisions
+from w2s import io
+
+from w2s.evaluation import metrics
+
+from w2s.pipeline import revisions
 
 Converter = Callable[[dict[str, Any], random.Random], "tuple[str, int] | None"]
 PREPARED_SPLITS = ("train_gt", "train_w2s", "test")
@@ -52,7 +56,7 @@ class DatasetSpec:
     description: str = ""
     branch: str = MAIN_BRANCH
     # The commit of `branch` the data is read at, where public sources confirm one; otherwise the
-    # first preflight resolves the branch's head and writes it to the lock file (w2s.revisions).
+    # first preflight resolves the branch's head and writes it to the lock file (w2s.pipeline.revisions).
     revision: str | None = None
 
     @property
@@ -473,7 +477,7 @@ def pin(source: DataSource) -> DataSource:
     if source.revision is not None or source.mirror is not None:
         return source
     head = revisions.resolve_head("dataset", source.hub_id, source.branch)
-    log.warning("%s@%s is pinned nowhere; read at its head %s. Run `python -m w2s.preflight` to lock it",
+    log.warning("%s@%s is pinned nowhere; read at its head %s. Run `python -m w2s.pipeline.preflight` to lock it",
                 source.hub_id, source.branch, head)
     return replace(source, revision=head, pinned_by="resolved")
 
@@ -557,7 +561,7 @@ def _load_error(name: str, split: str, data_files: dict[str, str] | None, source
         return DatasetError(
             f"{where} holds a loading script and no data files ({message.rsplit('found ', 1)[-1]}), which the "
             f"installed datasets refuses to run; read the repository's parquet export instead: a commit of its "
-            f"{PARQUET_EXPORT_BRANCH} branch in the registry (w2s.data) or datasets.{name}.revision"
+            f"{PARQUET_EXPORT_BRANCH} branch in the registry (w2s.data.sources) or datasets.{name}.revision"
         )
     hub_split = DATASETS[name].splits.get(split)
     if "Unknown split" in message or "Bad split" in message:

@@ -13,10 +13,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from w2s import io, metrics
-from w2s.models import (ModelLoadError, last_token_index, load_causal_lm, load_tokenizer, model_parallel_map,
+from w2s import io
+
+from w2s.evaluation import metrics
+from w2s.models.text import (ModelLoadError, last_token_index, load_causal_lm, load_tokenizer, model_parallel_map,
                         place)
-from w2s.train import autocast, device, supported_dtype
+from w2s.training.loop import autocast, device, supported_dtype
 
 log = logging.getLogger("w2s")
 

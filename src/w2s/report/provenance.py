@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from w2s.filetimes import md5_of
+from w2s.pipeline.filetimes import md5_of
 
 # The packages whose versions can change a result or how it is drawn.
 PACKAGES = (

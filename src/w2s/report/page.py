@@ -19,8 +19,8 @@ import pandas as pd
 import vl_convert as vlc
 
 from w2s import io
-from w2s.evaluation import SEED_METRICS, uses_ground_truth_selection
-from w2s.reference import SOURCE as REFERENCE_SOURCE
+from w2s.evaluation.runs import SEED_METRICS, uses_ground_truth_selection
+from w2s.evaluation.reference import SOURCE as REFERENCE_SOURCE
 
 # The Vega-Lite release Altair writes specs for, as vl-convert names it ("6.4").
 VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])

@@ -13,14 +13,16 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from w2s import io, metrics
-from w2s.data import rows_sha256
-from w2s.losses import LOSSES, NEEDS_BATCH_PROBS
-from w2s.probe import ProbeSettings, choose_l2, final_sweep, grid_history
-from w2s.resume import ResumeCheckpoints, run_key
-from w2s.models import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
+from w2s import io
+
+from w2s.evaluation import metrics
+from w2s.data.sources import rows_sha256
+from w2s.training.losses import LOSSES, NEEDS_BATCH_PROBS
+from w2s.training.probe import ProbeSettings, choose_l2, final_sweep, grid_history
+from w2s.training.resume import ResumeCheckpoints, run_key
+from w2s.models.text import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
                         load_tokenizer, model_parallel_map, place)
-from w2s.train import (Batcher, Schedule, Selection, describe_device, device, embed, fit, frozen_weights_dtype,
+from w2s.training.loop import (Batcher, Schedule, Selection, describe_device, device, embed, fit, frozen_weights_dtype,
                        predict, supported_dtype)
 
 log = logging.getLogger("w2s")
@@ -288,7 +290,7 @@ def _selection_labels(holdout: pd.DataFrame, model_selection: str) -> np.ndarray
 def _train_probe(frames: dict[str, pd.DataFrame], train_split: str, rows: pd.DataFrame, holdout: pd.DataFrame | None,
                  features: dict[str, torch.Tensor], params: dict[str, Any], loss: str,
                  loss_params: dict[str, Any] | None, out: dict[str, str]) -> None:
-    """A linear head fit to convergence at every L2 strength of training.probe.l2_grid (w2s.probe).
+    """A linear head fit to convergence at every L2 strength of training.probe.l2_grid (w2s.training.probe).
 
     The strength is chosen on the held-out rows, each strength refit on every training row, and the
     chosen refit predicts; the test predictions of every strength go to the sweep.

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from w2s import io
-from w2s.models import load_tokenizer
+from w2s.models.text import load_tokenizer
 
 log = logging.getLogger("w2s")
 

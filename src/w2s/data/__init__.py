@@ -1,0 +1,1 @@
+"""Data: datasets as prepared splits, in each task kind's columns."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, per-run scores, summary tables and the reference's published numbers."""
