@@ -1,4 +1,7 @@
-"""Accuracy, AUROC, PGR, agreement and the bootstrap, against numbers worked out by hand."""
+"""Accuracy, AUROC, PGR, agreement and the bootstrap, against numbers worked out by hand.
+
+The binary cases give each model's P(label = 1) = p and pass the class probabilities [1 - p, p];
+tests/test_multiclass.py has the K-class ones."""
 
 from __future__ import annotations
 
@@ -20,33 +23,39 @@ from w2s.evaluation.metrics import (
 )
 
 
+def classes(p: object) -> np.ndarray:
+    """Binary class probabilities (n, 2), the rows [1 - p, p]."""
+    p = np.asarray(p, dtype=float)
+    return np.stack([1 - p, p], axis=1)
+
+
 def test_accuracy_by_hand() -> None:
     probs = np.array([0.9, 0.2, 0.6, 0.4, 0.5])
     labels = np.array([1, 0, 0, 1, 0])
     # predictions (p > 0.5): 1, 0, 1, 0, 0 -> right, right, wrong, wrong, right
-    assert accuracy(probs, labels) == pytest.approx(3 / 5)
-    assert accuracy([0.51, 0.49], [1, 0]) == 1.0
-    assert accuracy([0.5], [1]) == 0.0  # exactly 0.5 predicts class 0
-    assert isinstance(accuracy(probs, labels), float)
+    assert accuracy(classes(probs), labels) == pytest.approx(3 / 5)
+    assert accuracy(classes([0.51, 0.49]), [1, 0]) == 1.0
+    assert accuracy(classes([0.5]), [1]) == 0.0  # exactly 0.5 predicts class 0
+    assert isinstance(accuracy(classes(probs), labels), float)
 
 
 def test_auroc_by_hand() -> None:
-    assert auroc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
-    assert auroc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
+    assert auroc(classes([0.1, 0.2, 0.8, 0.9]), [0, 0, 1, 1]) == 1.0
+    assert auroc(classes([0.9, 0.8, 0.2, 0.1]), [0, 0, 1, 1]) == 0.0
     # Pairs (positive, negative): (0.35 > 0.1), (0.35 < 0.4), (0.8 > 0.1), (0.8 > 0.4) -> 3/4
-    assert auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert auroc(classes([0.1, 0.4, 0.35, 0.8]), [0, 0, 1, 1]) == pytest.approx(0.75)
 
 
 def test_auroc_ties_count_half() -> None:
     # (0.4 vs 0.1) 1, (0.4 vs 0.4) 1/2, (0.8 vs 0.1) 1, (0.8 vs 0.4) 1 -> 3.5 / 4
-    assert auroc([0.1, 0.4, 0.4, 0.8], [0, 0, 1, 1]) == pytest.approx(0.875)
-    assert auroc([0.5] * 6, [0, 1, 0, 1, 1, 0]) == pytest.approx(0.5)
+    assert auroc(classes([0.1, 0.4, 0.4, 0.8]), [0, 0, 1, 1]) == pytest.approx(0.875)
+    assert auroc(classes([0.5] * 6), [0, 1, 0, 1, 1, 0]) == pytest.approx(0.5)
     # Ties across and within classes, unsorted input:
     # positives 0.3, 0.3, 0.7; negatives 0.3, 0.1, 0.7
     # 0.3: vs 0.3 1/2, vs 0.1 1, vs 0.7 0 -> 1.5 (twice) ; 0.7: 1 + 1 + 1/2 = 2.5 -> 5.5 / 9
     probs = [0.3, 0.3, 0.1, 0.3, 0.7, 0.7]
     labels = [1, 0, 0, 1, 1, 0]
-    assert auroc(probs, labels) == pytest.approx(5.5 / 9)
+    assert auroc(classes(probs), labels) == pytest.approx(5.5 / 9)
 
 
 def brute_force_auroc(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -60,12 +69,12 @@ def test_auroc_matches_pairwise_count_with_many_ties(seed: int) -> None:
     rng = np.random.default_rng(seed)
     probs = rng.integers(0, 5, size=40) / 4  # five distinct values, many ties
     labels = rng.integers(0, 2, size=40)
-    assert auroc(probs, labels) == pytest.approx(brute_force_auroc(probs, labels), abs=1e-12)
+    assert auroc(classes(probs), labels) == pytest.approx(brute_force_auroc(probs, labels), abs=1e-12)
 
 
 def test_auroc_undefined_with_one_class() -> None:
-    assert auroc([0.1, 0.9, 0.5], [1, 1, 1]) is None
-    assert auroc([0.1, 0.9, 0.5], [0, 0, 0]) is None
+    assert auroc(classes([0.1, 0.9, 0.5]), [1, 1, 1]) is None
+    assert auroc(classes([0.1, 0.9, 0.5]), [0, 0, 0]) is None
 
 
 def test_pgr_by_hand() -> None:
@@ -89,7 +98,7 @@ def test_agreement_by_hand() -> None:
     labels = np.array([1, 1, 0, 0, 1, 0])
     supervisor = np.array([0.9, 0.2, 0.1, 0.7, 0.6, 0.3])  # 1 0 0 1 1 0: right, wrong, right, wrong, right, right
     student = np.array([0.8, 0.9, 0.4, 0.2, 0.3, 0.45])  # 1 1 0 0 0 0: same, diff, same, diff, diff, same
-    result = agreement(student, supervisor, labels)
+    result = agreement(classes(student), classes(supervisor), labels)
     assert result["agreement"] == pytest.approx(3 / 6)
     # supervisor right on rows 0, 2, 4, 5: same on 0, 2, 5 -> 3/4
     assert result["agreement_supervisor_right"] == pytest.approx(3 / 4)
@@ -102,14 +111,14 @@ def test_agreement_when_the_supervisor_is_never_wrong() -> None:
     labels = np.array([1, 0, 1, 0])
     supervisor = np.array([0.9, 0.1, 0.8, 0.4])
     student = np.array([0.9, 0.6, 0.8, 0.1])
-    result = agreement(student, supervisor, labels)
+    result = agreement(classes(student), classes(supervisor), labels)
     assert result["agreement"] == pytest.approx(0.75)
     assert result["agreement_supervisor_right"] == pytest.approx(0.75)
     assert result["agreement_supervisor_wrong"] is None
 
 
 def test_agreement_when_the_supervisor_is_always_wrong() -> None:
-    result = agreement([0.9, 0.9], [0.1, 0.9], [1, 0])
+    result = agreement(classes([0.9, 0.9]), classes([0.1, 0.9]), [1, 0])
     assert result["agreement"] == pytest.approx(0.5)
     assert result["agreement_supervisor_right"] is None
     assert result["agreement_supervisor_wrong"] == pytest.approx(0.5)
@@ -163,7 +172,7 @@ def clear_case(n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     ceiling = right.copy()
     weak = np.where(np.arange(n) % 4 < 2, right, wrong)
     student = np.where(np.arange(n) % 4 < 3, right, wrong)
-    return student, weak, ceiling, labels
+    return classes(student), classes(weak), classes(ceiling), labels
 
 
 def test_clear_case_point_estimates() -> None:
@@ -220,12 +229,14 @@ def test_bootstrap_pgr_ci_is_none_when_weak_is_about_the_ceiling() -> None:
     weak = ceiling.copy()
     weak[20] = 1 - weak[20]  # ...and weak on one more: gap 1/200
     # The gap is positive only in resamples that draw row 20: 1 - (199/200)^200 = 63% < 95%.
-    result = bootstrap_intervals(labels, right, samples=500, seed=0, weak=weak, ceiling=ceiling)
+    result = bootstrap_intervals(labels, classes(right), samples=500, seed=0, weak=classes(weak),
+                                 ceiling=classes(ceiling))
     assert result["pgr_ci"] is None
     assert 0.5 < result["pgr_ci_valid_fraction"] < 0.75
     assert result["accuracy_ci"] == [1.0, 1.0]
 
-    same = bootstrap_intervals(labels, right, samples=100, seed=0, weak=ceiling, ceiling=ceiling)
+    same = bootstrap_intervals(labels, classes(right), samples=100, seed=0, weak=classes(ceiling),
+                               ceiling=classes(ceiling))
     assert same["pgr_ci"] is None and same["pgr_ci_valid_fraction"] == 0.0
     assert same["pgr_auroc_ci"] is None and same["pgr_auroc_ci_valid_fraction"] == 0.0
 
@@ -242,7 +253,7 @@ def test_agreement_interval_is_none_where_the_supervisor_is_never_wrong() -> Non
 def test_bootstrap_handles_thousands_of_examples() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 3000)
-    probs = np.clip(labels * 0.2 + rng.random(3000) * 0.8, 0, 1)
+    probs = classes(np.clip(labels * 0.2 + rng.random(3000) * 0.8, 0, 1))
     result = bootstrap_intervals(labels, probs, samples=1000, seed=0)
     low, high = result["auroc_ci"]
     assert low < auroc(probs, labels) < high and high - low < 0.05

@@ -34,6 +34,12 @@ def noisy_data(seed: int = 0, separable: bool = False) -> tuple[np.ndarray, np.n
     return x, labels.astype(np.int64)
 
 
+def classes(p: np.ndarray) -> np.ndarray:
+    """Binary soft labels as the class probabilities (n, 2) a probe takes: rows [1 - p, p]."""
+    p = np.asarray(p, dtype=float)
+    return np.stack([1 - p, p], axis=1)
+
+
 def sklearn_fit(x: np.ndarray, labels: np.ndarray, l2: float, weights: np.ndarray | None = None) -> LogisticRegression:
     # scikit-learn minimises sum_i w_i loss_i / sum_i w_i + ||w||^2 / (2 C sum_i w_i); sum w_i = N here.
     return LogisticRegression(C=1 / (N * l2), tol=1e-10, max_iter=100_000).fit(x, labels, sample_weight=weights)
@@ -42,20 +48,21 @@ def sklearn_fit(x: np.ndarray, labels: np.ndarray, l2: float, weights: np.ndarra
 @pytest.mark.parametrize("l2", [1e-3, 1e-2, 1.0])
 def test_xent_probe_matches_scikit_learn_on_noisy_hard_labels(l2: float) -> None:
     x, labels = noisy_data()
-    fit = fit_probe(torch.tensor(x), labels.astype(float), "xent", {}, l2, SETTINGS)
+    fit = fit_probe(torch.tensor(x), classes(labels), "xent", {}, l2, SETTINGS)
     reference = sklearn_fit(x, labels, l2)
     assert fit.converged and fit.rounds == 1
     # Both solved to a gradient of 1e-8 or less; the coefficients agree to 1e-5.
     np.testing.assert_allclose(fit.weight.numpy(), reference.coef_[0], atol=1e-5, rtol=0)
     assert abs(fit.bias.item() - reference.intercept_[0]) < 1e-5
-    predicted = (fit.probs(torch.tensor(x)) > 0.5).astype(int)
-    assert (predicted == reference.predict(x)).all()
+    probs = fit.probs(torch.tensor(x))
+    np.testing.assert_allclose(probs, reference.predict_proba(x), atol=1e-6, rtol=0)
+    assert (probs.argmax(1) == reference.predict(x)).all()
 
 
 def test_soft_labels_are_scikit_learn_on_rows_duplicated_with_both_labels_weighted() -> None:
     x, _ = noisy_data(1)
     soft = np.random.default_rng(2).uniform(size=N)
-    fit = fit_probe(torch.tensor(x), soft, "xent", {}, 1e-2, SETTINGS)
+    fit = fit_probe(torch.tensor(x), classes(soft), "xent", {}, 1e-2, SETTINGS)
     reference = sklearn_fit(np.concatenate([x, x]), np.r_[np.ones(N), np.zeros(N)], 1e-2, np.r_[soft, 1 - soft])
     np.testing.assert_allclose(fit.weight.numpy(), reference.coef_[0], atol=1e-5, rtol=0)
     assert abs(fit.bias.item() - reference.intercept_[0]) < 1e-5
@@ -67,35 +74,43 @@ def test_soft_labels_are_scikit_learn_on_rows_duplicated_with_both_labels_weight
 def test_separable_data_converges_at_every_strength_and_matches_scikit_learn() -> None:
     x, labels = noisy_data(3, separable=True)
     for l2 in (1e-5, 1e-3):
-        fit = fit_probe(torch.tensor(x), labels.astype(float), "xent", {}, l2, SETTINGS)
+        fit = fit_probe(torch.tensor(x), classes(labels), "xent", {}, l2, SETTINGS)
         reference = sklearn_fit(x, labels, l2)
         assert fit.converged
         # Weights of norm about 30 at 1e-5: agreement relative to their size.
         scale = np.abs(reference.coef_[0]).max()
         np.testing.assert_allclose(fit.weight.numpy(), reference.coef_[0], atol=1e-4 * scale, rtol=0)
-        assert ((fit.probs(torch.tensor(x)) > 0.5) == reference.predict(x)).all()
-    assert ((fit.probs(torch.tensor(x)) > 0.5) == labels).mean() > 0.95  # 1e-3 regularises a little
+        assert (fit.probs(torch.tensor(x)).argmax(1) == reference.predict(x)).all()
+    assert (fit.probs(torch.tensor(x)).argmax(1) == labels).mean() > 0.95  # 1e-3 regularises a little
 
 
 def test_a_fit_stopped_by_max_iter_is_recorded_and_logged_as_not_converged(caplog: pytest.LogCaptureFixture) -> None:
     x, labels = noisy_data()
     with caplog.at_level(logging.WARNING, logger="w2s"):
-        fit = fit_probe(torch.tensor(x), labels.astype(float), "xent", {}, 1e-4,
+        fit = fit_probe(torch.tensor(x), classes(labels), "xent", {}, 1e-4,
                         ProbeSettings((1e-4,), 1e-8, max_iter=2, max_rounds=5))
     assert not fit.converged and fit.iterations == 2
     assert "xent probe at l2 0.0001: a solve stopped above gradient tolerance 1e-08" in caplog.text
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("loss", sorted(FROZEN_TARGETS))
-def test_frozen_targets_give_the_gradient_of_their_loss_at_the_point_they_were_frozen(loss: str) -> None:
-    """So a fixed point of the rounds is a point where the training loss (step_frac 1) has zero gradient."""
+def test_frozen_targets_give_the_gradient_of_their_loss_at_the_point_they_were_frozen(loss: str,
+                                                                                      n_classes: int) -> None:
+    """So a fixed point of the rounds is a point where the training loss (step_frac 1) has zero gradient:
+    the binary probe's one logit z (two-logit head) and the multinomial probe's K logits."""
     generator = torch.Generator().manual_seed(0)
-    z = (3 * torch.randn(64, generator=generator, dtype=torch.float64)).requires_grad_(True)
-    soft = torch.rand(64, generator=generator, dtype=torch.float64)
-    targets = torch.stack([1 - soft, soft], dim=1)
-    (loss_gradient,) = torch.autograd.grad(LOSSES[loss](two_logits(z), targets, 1.0), z)
-    frozen, weight = FROZEN_TARGETS[loss](torch.softmax(two_logits(z.detach()), -1), targets)
-    surrogate = (weight * F.cross_entropy(two_logits(z), frozen, reduction="none")).mean()
+    if n_classes == 2:
+        z = (3 * torch.randn(64, generator=generator, dtype=torch.float64)).requires_grad_(True)
+        soft = torch.rand(64, generator=generator, dtype=torch.float64)
+        targets, head = torch.stack([1 - soft, soft], dim=1), two_logits
+    else:
+        z = (3 * torch.randn(64, n_classes, generator=generator, dtype=torch.float64)).requires_grad_(True)
+        targets = torch.softmax(2 * torch.randn(64, n_classes, generator=generator, dtype=torch.float64), dim=1)
+        head = lambda logits: logits  # noqa: E731 - the multinomial probe's logits are its scores
+    (loss_gradient,) = torch.autograd.grad(LOSSES[loss](head(z), targets, 1.0), z)
+    frozen, weight = FROZEN_TARGETS[loss](torch.softmax(head(z.detach()), -1), targets)
+    surrogate = (weight * F.cross_entropy(head(z), frozen, reduction="none")).mean()
     (surrogate_gradient,) = torch.autograd.grad(surrogate, z)
     torch.testing.assert_close(surrogate_gradient, loss_gradient, atol=1e-12, rtol=0)
     assert loss_gradient.abs().max() > 1e-3
@@ -105,8 +120,8 @@ def test_frozen_targets_give_the_gradient_of_their_loss_at_the_point_they_were_f
 def test_every_loss_fits_as_a_probe(loss: str) -> None:
     x, labels = noisy_data(4)
     soft = np.clip(labels * 0.8 + 0.1, 0, 1)
-    fit = fit_probe(torch.tensor(x), soft, loss, {}, 1e-2, ProbeSettings((1e-2,), 1e-6, 1000, 10))
-    assert np.isfinite(fit.loss) and 0.6 < ((fit.probs(torch.tensor(x)) > 0.5) == labels).mean()
+    fit = fit_probe(torch.tensor(x), classes(soft), loss, {}, 1e-2, ProbeSettings((1e-2,), 1e-6, 1000, 10))
+    assert np.isfinite(fit.loss) and 0.6 < (fit.probs(torch.tensor(x)).argmax(1) == labels).mean()
     if loss == "logconf":
         assert fit.converged and fit.rounds >= 2  # hardened self-predictions differ from the xent start
 
@@ -119,7 +134,7 @@ def test_a_loss_without_a_probe_procedure_is_named() -> None:
 def test_a_grid_without_a_holdout_is_refused() -> None:
     x, labels = noisy_data()
     with pytest.raises(ValueError, match="l2_grid has 2 strengths but no rows are held out"):
-        choose_l2(torch.tensor(x), labels.astype(float), None, None, "xent", {},
+        choose_l2(torch.tensor(x), classes(labels), None, None, "xent", {},
                   ProbeSettings((1e-3, 1e-2), 1e-6, 100, 5))
 
 
@@ -127,7 +142,7 @@ def test_equal_holdout_scores_keep_the_strongest_regularisation() -> None:
     x, labels = noisy_data(separable=True)
     x[:, 0] += 8 * labels - 4  # a wide margin: every strength classifies the held-out rows alike
     held = np.arange(250, N)
-    points, chosen = choose_l2(torch.tensor(x), labels.astype(float), held, labels[held], "xent", {},
+    points, chosen = choose_l2(torch.tensor(x), classes(labels), held, labels[held], "xent", {},
                                ProbeSettings((1e-5, 1e-4), 1e-6, 1000, 5))
     assert [p.holdout_score for p in points] == [1.0, 1.0] and chosen == 1
 
@@ -252,7 +267,7 @@ def sweep_table(tmp_path: Path) -> pd.DataFrame:
              write_sweep(tmp_path / "ceiling.parquet", {0.1: 0.7, 1.0: 1.0}, chosen=1.0),
              write_sweep(tmp_path / "student.parquet", {0.1: 0.8, 1.0: 0.7}, chosen=1.0),
              str(tmp_path / "full.parquet"), str(tmp_path / "student_of_full.parquet")]
-    final_sweep(pd.DataFrame({"id": ["t0", "t1", "t2", "t3"]}), np.array([0.9, 0.9, 0.9, 0.1])
+    final_sweep(pd.DataFrame({"id": ["t0", "t1", "t2", "t3"]}), classes([0.9, 0.9, 0.9, 0.1])
                 ).to_parquet(paths[3], index=False)
     # Sweeps hold no labels: every test row is positive, joined by id from the labelled splits.
     tests = {n: tmp_path / f"test{n}.parquet" for n in (10, 4)}

@@ -23,22 +23,31 @@ finite = st.floats(-20, 20, allow_nan=False, width=32)
 probability = st.floats(0, 1, allow_nan=False)
 
 
+def class_rows(draw: st.DrawFn, n: int, n_classes: int) -> np.ndarray:
+    """(n, K) rows of class probabilities: [1 - p, p] for K = 2, normalised draws otherwise (uniform
+    where every draw is 0)."""
+    if n_classes == 2:
+        soft = draw(arrays(np.float64, n, elements=probability))
+        return np.stack([1 - soft, soft], axis=1)
+    raw = draw(arrays(np.float64, (n, n_classes), elements=probability))
+    raw[raw.sum(axis=1) == 0] = 1.0
+    return raw / raw.sum(axis=1, keepdims=True)
+
+
 @st.composite
 def logits_and_targets(draw: st.DrawFn, min_rows: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, 2) logits and (n, 2) soft targets whose rows sum to 1."""
-    n = draw(st.integers(min_rows, 12))
-    logits = draw(arrays(np.float32, (n, 2), elements=finite))
-    soft = draw(arrays(np.float64, n, elements=probability))
-    targets = np.stack([1 - soft, soft], axis=1)
-    return torch.tensor(logits), torch.tensor(targets, dtype=torch.float32)
+    """(n, K) logits and (n, K) soft targets whose rows sum to 1, for K from 2 to 5."""
+    n, n_classes = draw(st.integers(min_rows, 12)), draw(st.integers(2, 5))
+    logits = draw(arrays(np.float32, (n, n_classes), elements=finite))
+    return torch.tensor(logits), torch.tensor(class_rows(draw, n, n_classes), dtype=torch.float32)
 
 
 @st.composite
 def scored_test_sets(draw: st.DrawFn, models: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Binary labels of a test set and `models` models' probabilities on it."""
-    n = draw(st.integers(1, 30))
-    labels = draw(arrays(np.int64, n, elements=st.integers(0, 1)))
-    probs = [draw(arrays(np.float64, n, elements=probability)) for _ in range(models)]
+    """Labels 0..K-1 of a test set and `models` models' class probabilities (n, K) on it, K from 2 to 4."""
+    n, n_classes = draw(st.integers(1, 30)), draw(st.integers(2, 4))
+    labels = draw(arrays(np.int64, n, elements=st.integers(0, n_classes - 1)))
+    probs = [class_rows(draw, n, n_classes) for _ in range(models)]
     return labels, probs
 
 
@@ -73,11 +82,13 @@ def test_every_loss_is_finite_and_non_negative(name: str, case: tuple[torch.Tens
 def test_xent_is_smallest_when_the_prediction_is_the_target(case: tuple[torch.Tensor, torch.Tensor],
                                                             shift: float) -> None:
     """Logits whose softmax equals the soft target give the least cross-entropy; any shift of the
-    logit difference gives at least as much."""
+    first class's logit gives at least as much."""
     _, targets = case
     clipped = targets.clamp(1e-4, 1 - 1e-4)
+    clipped = clipped / clipped.sum(dim=1, keepdim=True)
     at_target = torch.log(clipped)
-    shifted = at_target + torch.tensor([shift, 0.0])
+    shifted = at_target.clone()
+    shifted[:, 0] += shift
     assert xent(at_target, clipped, 0.0).item() <= xent(shifted, clipped, 0.0).item() + 1e-5
     assert kl(at_target, clipped, 0.0).item() == pytest.approx(0.0, abs=1e-5)
 
@@ -142,7 +153,7 @@ def test_bootstrap_intervals_are_ordered_and_collapse_for_a_perfect_model(
     for name in ("accuracy_ci", "agreement_ci"):
         low, high = intervals[name]
         assert 0.0 <= low <= high <= 1.0
-    perfect = labels.astype(float)
+    perfect = np.eye(student.shape[1])[labels]
     assert bootstrap_intervals(labels, perfect, 20, seed)["accuracy_ci"] == [1.0, 1.0]
 
 

@@ -1,5 +1,10 @@
 """Accuracy, AUROC, PGR and student-supervisor agreement, with paired bootstrap intervals.
 
+Every model's predictions are class probabilities of shape (n, K), K >= 2, and labels are class
+indices 0..K-1. A prediction is the argmax, the lowest class among ties: for K = 2 class 1 exactly
+when p1 > 0.5. AUROC is the Mann-Whitney AUROC of column 1 for K = 2 and the macro one-vs-rest AUROC
+for K > 2.
+
 A bootstrap resample is held as weights: how many times each test example was drawn. Every
 statistic is then a weighted sum over the test set, computed for all resamples at once; the point
 estimates of AUROC and agreement are the same computation with every weight 1.
@@ -13,29 +18,59 @@ import numpy as np
 
 # An interval is reported only when the statistic is defined in at least this share of resamples.
 MIN_DEFINED_FRACTION = 0.95
+# Above this many classes the bootstrap leaves out the AUROC intervals: each resample costs one binary
+# AUROC per class, K times the binary bootstrap, and K = 1000 (ImageNet) would take minutes per run.
+MAX_AUROC_INTERVAL_CLASSES = 20
 
 
-def check_probabilities(probs: np.ndarray, what: str, fix: str) -> None:
-    """Raise ValueError unless every value is a probability: NaN would count as class 0 and a value
-    above 1 as a confident class 1, so bad values must stop the job, not become numbers."""
+def _class_probs(probs: np.ndarray) -> np.ndarray:
     values = np.asarray(probs, dtype=float)
-    bad = np.flatnonzero(~((values >= 0) & (values <= 1)))  # NaN fails both comparisons
-    if len(bad):
-        raise ValueError(f"{what}: {len(bad)} of {len(values)} probabilities are NaN or outside [0, 1] "
-                         f"(the first is row {bad[0]}: {values[bad[0]]}); {fix}")
+    if values.ndim != 2 or values.shape[1] < 2:
+        raise ValueError(f"metrics need class probabilities of shape (n, K) with K >= 2, one row per example; got "
+                         f"shape {values.shape} (for P(label = 1) = p give the rows [1 - p, p])")
+    return values
+
+
+def predicted_classes(probs: np.ndarray) -> np.ndarray:
+    """The argmax of every row of (n, K) class probabilities, the lowest class among ties."""
+    return _class_probs(probs).argmax(axis=1)
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean((np.asarray(probs) > 0.5) == np.asarray(labels)))
+    return float(np.mean(predicted_classes(probs) == np.asarray(labels)))
+
+
+def auroc_kind(n_classes: int) -> str:
+    """What `auroc` computes for `n_classes` classes, to label it in reports."""
+    return "AUROC" if n_classes == 2 else "macro one-vs-rest AUROC"
 
 
 def auroc(probs: np.ndarray, labels: np.ndarray) -> float | None:
-    """Mann-Whitney AUROC with ties counted as half; None when a class is absent."""
-    return _scalar(weighted_auroc(probs, labels, np.ones((1, len(labels))))[0])
+    """K = 2: Mann-Whitney AUROC of column 1 with ties counted as half; None when a class is absent.
+    K > 2: the mean over classes of the binary AUROC of column k against labels == k, over the classes
+    with both positives and negatives; None when there is none."""
+    return _scalar(weighted_macro_auroc(probs, labels, np.ones((1, len(labels))))[0])
+
+
+def weighted_macro_auroc(probs: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """`auroc` for each row of per-example weights; NaN where it is undefined.
+
+    K = 2: weighted_auroc of column 1. K > 2: per row the mean of each class's one-vs-rest
+    weighted_auroc over the classes it defines, those the row gives positive and negative weight.
+    """
+    probs, labels = _class_probs(probs), np.asarray(labels)
+    if probs.shape[1] == 2:
+        return weighted_auroc(probs[:, 1], labels, weights)
+    per_class = np.stack([weighted_auroc(probs[:, k], (labels == k).astype(int), weights)
+                          for k in range(probs.shape[1])])
+    defined = ~np.isnan(per_class)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(defined.any(axis=0), np.where(defined, per_class, 0).sum(axis=0) / defined.sum(axis=0), np.nan)
 
 
 def weighted_auroc(probs: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUROC for each row of per-example weights; NaN where a row gives a class no weight.
+    """Binary AUROC of scores `probs` (n,) against labels 0/1 for each row of per-example weights; NaN
+    where a row gives a class no weight.
 
     Negatives are sorted once; a running sum of their weights gives, for each positive, the
     negative weight scored strictly below it and that plus its ties, whose mean counts ties as
@@ -83,8 +118,8 @@ def agreement(student_probs: np.ndarray, supervisor_probs: np.ndarray, labels: n
 
 def _agreement_rates(student_probs: np.ndarray, supervisor_probs: np.ndarray, labels: np.ndarray,
                      weights: np.ndarray) -> dict[str, np.ndarray]:
-    student = np.asarray(student_probs) > 0.5
-    supervisor = np.asarray(supervisor_probs) > 0.5
+    student = predicted_classes(student_probs)
+    supervisor = predicted_classes(supervisor_probs)
     same = student == supervisor
     right = supervisor == np.asarray(labels)
     return {
@@ -118,25 +153,34 @@ def bootstrap_intervals(labels: np.ndarray, student: np.ndarray, samples: int, s
                         supervisor: np.ndarray | None = None) -> dict[str, Any]:
     """Percentile 95% intervals over test examples resampled jointly for every model given.
 
-    Always accuracy_ci and auroc_ci of `student`; with `weak` and `ceiling` also pgr_ci and
-    pgr_auroc_ci (PGR on AUROC), each with the fraction of resamples where the ceiling is above
-    the weak score; with `supervisor` the intervals of the three agreement rates. An interval is
-    None when its statistic is undefined in more than 5% of resamples.
+    Every model's probabilities are (n, K). Always accuracy_ci and auroc_ci of `student`; with `weak`
+    and `ceiling` also pgr_ci and pgr_auroc_ci (PGR on AUROC), each with the fraction of resamples where
+    the ceiling is above the weak score; with `supervisor` the intervals of the three agreement rates.
+    An interval is None when its statistic is undefined in more than 5% of resamples. For K > 2 the
+    AUROC is the macro one-vs-rest AUROC of each resample (weighted_macro_auroc); above
+    MAX_AUROC_INTERVAL_CLASSES classes it costs too much (K binary AUROCs per resample), and auroc_ci,
+    pgr_auroc_ci and pgr_auroc_ci_valid_fraction are None.
     """
     labels = np.asarray(labels)
     weights = bootstrap_weights(len(labels), samples, seed)
+    with_auroc = _class_probs(student).shape[1] <= MAX_AUROC_INTERVAL_CLASSES
 
     def resampled_accuracy(probs: np.ndarray) -> np.ndarray:
-        return _rate(weights, (np.asarray(probs) > 0.5) == labels)
+        return _rate(weights, predicted_classes(probs) == labels)
 
     def resampled_auroc(probs: np.ndarray) -> np.ndarray:
-        return weighted_auroc(probs, labels, weights)
+        return weighted_macro_auroc(probs, labels, weights)
 
-    student_accuracy, student_auroc = resampled_accuracy(student), resampled_auroc(student)
-    result: dict[str, Any] = {"accuracy_ci": _interval(student_accuracy), "auroc_ci": _interval(student_auroc)}
+    student_accuracy = resampled_accuracy(student)
+    student_auroc = resampled_auroc(student) if with_auroc else None
+    result: dict[str, Any] = {"accuracy_ci": _interval(student_accuracy),
+                              "auroc_ci": None if student_auroc is None else _interval(student_auroc)}
     if weak is not None and ceiling is not None:
         for name, score, own in (("pgr", resampled_accuracy, student_accuracy),
                                  ("pgr_auroc", resampled_auroc, student_auroc)):
+            if own is None:
+                result[f"{name}_ci"] = result[f"{name}_ci_valid_fraction"] = None
+                continue
             recovered = gap_recovered(own, score(weak), score(ceiling))
             result[f"{name}_ci"] = _interval(recovered)
             result[f"{name}_ci_valid_fraction"] = float(np.mean(~np.isnan(recovered)))

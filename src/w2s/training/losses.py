@@ -1,7 +1,7 @@
 """Losses for training on (possibly weak) soft labels, as small pure functions selected by name.
 
-Every loss takes logits of shape (n, 2), soft targets of shape (n, 2) whose rows sum to 1,
-and step_frac, the fraction of training done so far; hyperparameters follow as keyword-only
+Every loss takes logits of shape (n, K), soft targets of shape (n, K) whose rows sum to 1,
+for any number of classes K >= 2, and step_frac, the fraction of training done so far; hyperparameters follow as keyword-only
 arguments with defaults, so a config can name them and the config validator can check them.
 
 Under gradient accumulation the rows are one minibatch of a larger optimiser batch, described by
@@ -9,6 +9,8 @@ the keyword `batch`. Every loss returns the minibatch's share of the batch loss,
 rows divided by the batch size, so the shares of all minibatches add up to the batch loss and
 their gradients to its gradient. Without `batch` the rows are the whole batch and the result is
 the usual mean.
+
+Each docstring says what the loss does for K > 2; only logconf's hardening differs from its binary form.
 """
 
 from __future__ import annotations
@@ -60,23 +62,24 @@ def _warmed_up(aux_coef: float, warmup_frac: float, step_frac: float) -> float:
 
 
 def xent(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *, batch: Batch | None = None) -> torch.Tensor:
-    """Cross-entropy against the soft weak labels."""
+    """Cross-entropy against the soft weak labels, -mean_i sum_k t_ik log p_ik, for any K."""
     return _share(F.cross_entropy(_wide(logits), targets.to(_wide(logits).dtype), reduction="none"), batch)
 
 
 def xent_hard(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *,
               batch: Batch | None = None) -> torch.Tensor:
-    """Cross-entropy against the weak labels hardened at 0.5: -mean_i log p_i[y_i].
+    """Cross-entropy against the hardened weak labels: -mean_i log p_i[y_i], y_i = argmax_k t_ik.
 
-    y_i = 1 when the weak probability of class 1 is above 0.5, else 0; a weak label of exactly
-    0.5 becomes class 0, the convention of w2s.evaluation.metrics (probability > 0.5 is class 1). The
-    hard-label counterpart of xent; neither openai/weak-to-strong nor EleutherAI/w2s has one.
+    Ties go to the lowest class index, so for K = 2 y_i = 1 exactly when the weak probability of
+    class 1 is above 0.5 and a weak label of exactly 0.5 becomes class 0, the convention of
+    w2s.evaluation.metrics. The hard-label counterpart of xent; neither openai/weak-to-strong nor
+    EleutherAI/w2s has one.
     """
-    return _share(F.cross_entropy(_wide(logits), (targets[:, 1] > 0.5).long(), reduction="none"), batch)
+    return _share(F.cross_entropy(_wide(logits), targets.argmax(dim=-1), reduction="none"), batch)
 
 
 def kl(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *, batch: Batch | None = None) -> torch.Tensor:
-    """KL(weak || student) = mean_i sum_c t_ic (log t_ic - log p_ic), with 0 log 0 = 0.
+    """KL(weak || student) = mean_i sum_k t_ik (log t_ik - log p_ik), with 0 log 0 = 0, for any K.
 
     It is xent minus the mean entropy of the targets, which does not depend on the logits:
     the value differs from xent by that constant and the gradient is exactly xent's. What it
@@ -85,6 +88,22 @@ def kl(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *, batch: 
     """
     per_entry = F.kl_div(F.log_softmax(_wide(logits), dim=-1), targets.to(_wide(logits).dtype), reduction="none")
     return _share(per_entry.sum(dim=-1), batch)
+
+
+def hardened_predictions(probs: torch.Tensor, batch_probs: torch.Tensor, batch_targets: torch.Tensor) -> torch.Tensor:
+    """logconf's hardened student predictions: one-hot rows (n, K) in the dtype of `probs`.
+
+    K = 2: class 1 where p_i0 is below the quantile of the batch's p_0 at the weak labels' mean
+    probability of class 1, so the batch is hardened with the weak labels' class prior (openai/weak-to-strong
+    logconf_loss_fn; rows at the threshold become class 0). K > 2: the student's argmax (lowest index
+    among ties). The paper (section 4.3.2, appendix A.4) defines the threshold for binary tasks only and
+    the reference code asserts two classes, so the prior-matching threshold has no K-class form there.
+    """
+    if probs.shape[1] != 2:
+        return F.one_hot(probs.argmax(dim=-1), probs.shape[1]).to(probs.dtype)
+    column_0 = _wide(batch_probs[:, 0])
+    threshold = torch.quantile(column_0, batch_targets.to(column_0.dtype).mean(0)[1])
+    return torch.stack([probs[:, 0] >= threshold, probs[:, 0] < threshold], dim=1).to(probs.dtype)
 
 
 def logconf(
@@ -98,11 +117,12 @@ def logconf(
 ) -> torch.Tensor:
     """The auxiliary confidence loss of Burns et al. (2023), section 4.3.2.
 
-    The target mixes the weak label with the student's own hardened prediction. Predictions
-    are hardened at the batch quantile that reproduces the weak labels' class prior, so a
-    student is not pushed into predicting one class. The mixing weight grows linearly from
-    0 to aux_coef over the first warmup_frac of training. Under accumulation the quantile is
-    taken over `batch.probs`, the whole batch, so it does not depend on the minibatch size.
+    The target mixes the weak label with the student's own hardened prediction (hardened_predictions).
+    For K = 2 predictions are hardened at the batch quantile that reproduces the weak labels' class
+    prior, so a student is not pushed into predicting one class; for K > 2 they are hardened at the
+    student's argmax, which keeps no class prior. The mixing weight grows linearly from 0 to aux_coef
+    over the first warmup_frac of training. Under accumulation the quantile is taken over
+    `batch.probs`, the whole batch, so it does not depend on the minibatch size.
     """
     logits = _wide(logits)
     targets = targets.to(logits.dtype)
@@ -110,10 +130,7 @@ def logconf(
     if whole.probs is None:
         raise ValueError("logconf needs batch.probs, the student's probabilities on the whole batch")
     coef = _warmed_up(aux_coef, warmup_frac, step_frac)
-    batch_probs = _wide(whole.probs[:, 0])
-    threshold = torch.quantile(batch_probs, whole.targets.to(batch_probs.dtype).mean(0)[1])
-    probs = torch.softmax(logits.detach(), dim=-1)
-    hardened = torch.stack([probs[:, 0] >= threshold, probs[:, 0] < threshold], dim=1).to(logits.dtype)
+    hardened = hardened_predictions(torch.softmax(logits.detach(), dim=-1), whole.probs, whole.targets)
     mixed = (1 - coef) * targets + coef * hardened
     return _share(F.cross_entropy(logits, mixed, reduction="none"), batch)
 
@@ -132,7 +149,8 @@ def product(
     The product loss of openai/weak-to-strong (weak_to_strong/loss.py, product_loss_fn), with
     its names: alpha weighs the weak label t, beta the student's prediction p. The gradient is
     (p - q) / n: q is not differentiated. q is normalised in log space, which gives the same
-    value but stays finite when a confident student's probabilities underflow to 0.
+    value but stays finite when a confident student's probabilities underflow to 0. The same
+    for any K.
     """
     logits = _wide(logits)
     log_q = torch.xlogy(alpha, targets.to(logits.dtype)) + beta * F.log_softmax(logits.detach(), dim=-1)
@@ -154,7 +172,7 @@ def entropy(
     target, like logconf without hardening (EleutherAI/w2s, loss "entropy"). Unlike there, p is
     differentiated: with p held constant its term has gradient p - p = 0 and the loss only
     rescales xent's gradient by 1 - c. Here the term minimises entropy, pulling each example
-    towards the class the student already favours. c warms up like logconf's.
+    towards the class the student already favours. c warms up like logconf's. The same for any K.
     """
     logits = _wide(logits)
     coef = _warmed_up(aux_coef, warmup_frac, step_frac)
@@ -175,8 +193,10 @@ def window(
     The window holds the examples whose student confidence max_k p_ik is below 0.5 + radius;
     the others contribute neither value nor gradient. Dividing by n rather than by the window's
     size follows EleutherAI/w2s (confidence_window_loss, default radius 0.15), so an empty
-    window gives 0, still attached to the logits. radius 0 empties every window; radius above
-    0.5 keeps every example and gives xent.
+    window gives 0, still attached to the logits. radius above 0.5 keeps every example and gives
+    xent. The same rule for any K: for K = 2 max_k p_ik is at least 0.5, so radius 0 empties every
+    window; for K > 2 it can be as low as 1/K, and radius 0 still keeps the rows whose top class
+    has less than half the probability.
     """
     logits = _wide(logits)
     per_example = F.cross_entropy(logits, targets.to(logits.dtype), reduction="none")

@@ -1,12 +1,14 @@
 """Linear probes fit to convergence: full-batch L-BFGS in float64, L2 strength chosen on held-out rows.
 
-A probe is one logit z = x·w + b on frozen features (standardised per dimension when a grid is
-fit, see choose_l2), stored as the two-logit head (−z/2, z/2), whose softmax is the same. For an
-L2 strength λ the objective is
+A probe for K = 2 classes is one logit z = x·w + b on frozen features (standardised per dimension
+when a grid is fit, see choose_l2), stored as the two-logit head (−z/2, z/2), whose softmax is the
+same; for K > 2 it is multinomial, K logits x·W + b with W (d, K) and b (K,). For an L2 strength λ
+the objective is
 
-    mean over rows of the loss  +  (λ / 2)·||w||²      (the intercept b is not penalised),
+    mean over rows of the loss  +  (λ / 2)·||W||²      (the intercept b is not penalised),
 
-which is scikit-learn's LogisticRegression with C = 1 / (n·λ) when the loss is xent. L-BFGS with a
+which is scikit-learn's LogisticRegression (binary, or multinomial for K > 2) with C = 1 / (n·λ) when
+the loss is xent. L-BFGS with a
 strong-Wolfe line search runs until the gradient's largest entry is at most `tolerance`, or
 `max_iter` iterations; a fit that stops for any other reason is recorded as not converged.
 
@@ -33,7 +35,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from w2s.training.losses import LOSSES
+from w2s.training.losses import LOSSES, hardened_predictions
 
 log = logging.getLogger("w2s")
 
@@ -60,8 +62,9 @@ class ProbeSettings:
 
 @dataclass(frozen=True)
 class LinearFit:
-    """A fitted probe: weights (d,) and intercept in float64, the loss at the end (mean over rows, without
-    the penalty), L-BFGS iterations over all rounds, rounds (1 for a fixed objective) and convergence."""
+    """A fitted probe: weights and intercept in float64, (d,) and () for K = 2 (one logit), (d, K) and (K,)
+    for K > 2; the loss at the end (mean over rows, without the penalty), L-BFGS iterations over all
+    rounds, rounds (1 for a fixed objective) and convergence."""
 
     weight: torch.Tensor
     bias: torch.Tensor
@@ -70,20 +73,27 @@ class LinearFit:
     rounds: int
     converged: bool
 
-    def logit(self, features: torch.Tensor) -> torch.Tensor:
+    @property
+    def n_classes(self) -> int:
+        return 2 if self.weight.dim() == 1 else self.weight.shape[1]
+
+    def scores(self, features: torch.Tensor) -> torch.Tensor:
+        """The logit z (n,) for K = 2, the K logits (n, K) otherwise."""
         return features.double() @ self.weight + self.bias
 
     def probs(self, features: torch.Tensor) -> np.ndarray:
-        """P(label = 1) of every row."""
-        return torch.sigmoid(self.logit(features)).numpy()
+        """Class probabilities (n, K) of every row; for K = 2 the columns (1 − p, p) with p = sigmoid(z)."""
+        return _class_probs(self.scores(features)).numpy()
 
     def on_raw_features(self, mean: torch.Tensor, std: torch.Tensor) -> "LinearFit":
         """This fit, made on features standardised as (x − mean) / std, as weights on the raw features."""
-        weight = self.weight / std
-        return LinearFit(weight, self.bias - weight.dot(mean), self.loss, self.iterations, self.rounds, self.converged)
+        weight = self.weight / (std if self.weight.dim() == 1 else std[:, None])
+        return LinearFit(weight, self.bias - mean @ weight, self.loss, self.iterations, self.rounds, self.converged)
 
     def head_state(self) -> dict[str, torch.Tensor]:
-        """The two-logit head (−z/2, z/2) as ProbeClassifier's nn.Linear(d, 2) state, in float32."""
+        """ProbeClassifier's nn.Linear(d, K) state, in float32; for K = 2 the two-logit head (−z/2, z/2)."""
+        if self.weight.dim() == 2:
+            return {"weight": self.weight.float().T.contiguous(), "bias": self.bias.float()}
         half_w, half_b = self.weight.float() / 2, self.bias.float().reshape(1) / 2
         return {"weight": torch.stack([-half_w, half_w]), "bias": torch.cat([-half_b, half_b])}
 
@@ -92,20 +102,35 @@ def two_logits(z: torch.Tensor) -> torch.Tensor:
     return torch.stack([-z / 2, z / 2], dim=1)
 
 
-def _soft_targets(soft: torch.Tensor) -> torch.Tensor:
-    return torch.stack([1 - soft, soft], dim=1)
+def _logits(scores: torch.Tensor) -> torch.Tensor:
+    """The logits (n, K) of a probe's scores: the two-logit head of z for K = 2, the scores themselves otherwise."""
+    return two_logits(scores) if scores.dim() == 1 else scores
+
+
+def _class_probs(scores: torch.Tensor) -> torch.Tensor:
+    if scores.dim() == 2:
+        return torch.softmax(scores, dim=-1)
+    p = torch.sigmoid(scores)
+    return torch.stack([1 - p, p], dim=1)
+
+
+def _check_soft_labels(soft_labels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    targets = torch.as_tensor(np.asarray(soft_labels, dtype=np.float64))
+    if targets.dim() != 2 or targets.shape[1] < 2:
+        raise ValueError(f"a probe's soft labels must be class probabilities of shape (n, K) with K >= 2, one row "
+                         f"per example; got shape {tuple(targets.shape)} (for binary labels p give the rows [1 - p, p])")
+    return targets
 
 
 # ---------------------------------------------------------------- frozen targets of self-referential losses
-# Each returns (targets (n, 2), row weights (n,)) computed from detached probabilities (n, 2), such that
+# Each returns (targets (n, K), row weights (n,)) computed from detached probabilities (n, K), such that
 # mean_i weight_i · CE(logits_i, targets_i) has, at those probabilities, the gradient of the loss in
 # w2s.training.losses at step_frac 1 (tests/test_probe.py checks every one against its loss).
 
 
 def _logconf_targets(probs: torch.Tensor, targets: torch.Tensor, *, aux_coef: float = 0.5,
                      warmup_frac: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
-    threshold = torch.quantile(probs[:, 0], targets.mean(0)[1])
-    hardened = torch.stack([probs[:, 0] >= threshold, probs[:, 0] < threshold], dim=1).to(targets.dtype)
+    hardened = hardened_predictions(probs, probs, targets)
     return (1 - aux_coef) * targets + aux_coef * hardened, torch.ones(len(targets), dtype=targets.dtype)
 
 
@@ -142,7 +167,7 @@ def check_loss(loss: str) -> None:
 
 def _solve(features: torch.Tensor, data_loss: Objective, l2: float, start: tuple[torch.Tensor, torch.Tensor],
            tolerance: float, max_iter: int) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
-    """Minimise data_loss(z) + (l2 / 2)·||w||² from `start`; (w, b, iterations, converged)."""
+    """Minimise data_loss(scores) + (l2 / 2)·||W||² from `start`; (W, b, iterations, converged)."""
     weight = start[0].clone().requires_grad_(True)
     bias = start[1].clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, max_eval=2 * max_iter,
@@ -151,7 +176,8 @@ def _solve(features: torch.Tensor, data_loss: Objective, l2: float, start: tuple
 
     def objective() -> torch.Tensor:
         optimizer.zero_grad()
-        value = data_loss(features @ weight + bias) + 0.5 * l2 * weight.dot(weight)
+        flat = weight.reshape(-1)
+        value = data_loss(features @ weight + bias) + 0.5 * l2 * flat.dot(flat)
         value.backward()
         return value
 
@@ -178,7 +204,8 @@ def _one_thread() -> Iterator[None]:
 def fit_probe(features: torch.Tensor, soft_labels: np.ndarray | torch.Tensor, loss: str = "xent",
               loss_params: dict[str, Any] | None = None, l2: float = 1e-3,
               settings: ProbeSettings | None = None) -> LinearFit:
-    """Fit one probe on `features` (n, d) against soft labels P(label = 1) (n,) at L2 strength `l2`."""
+    """Fit one probe on `features` (n, d) against soft labels (n, K), rows of class probabilities, at L2
+    strength `l2`: one logit for K = 2, multinomial for K > 2."""
     check_loss(loss)
     with _one_thread():
         return _fit_probe(features, soft_labels, loss, loss_params, l2, settings)
@@ -189,18 +216,20 @@ def _fit_probe(features: torch.Tensor, soft_labels: np.ndarray | torch.Tensor, l
     settings = settings or ProbeSettings((l2,), 1e-6, 1000, 50)
     loss_params = loss_params or {}
     x = features.double()
-    targets = _soft_targets(torch.tensor(np.asarray(soft_labels, dtype=np.float64)))
-    n = len(x)
-    zero = (torch.zeros(x.shape[1], dtype=torch.float64), torch.zeros((), dtype=torch.float64))
+    targets = _check_soft_labels(soft_labels)
+    n, n_classes = targets.shape
+    # One logit for two classes (the parametrisation of binary logistic regression), K logits otherwise.
+    outputs = () if n_classes == 2 else (n_classes,)
+    zero = (torch.zeros((x.shape[1], *outputs), dtype=torch.float64), torch.zeros(outputs, dtype=torch.float64))
 
     def solve(data_loss: Objective, start: tuple[torch.Tensor, torch.Tensor]):
         return _solve(x, data_loss, l2, start, settings.tolerance, settings.max_iter)
 
-    def xent_loss(z: torch.Tensor) -> torch.Tensor:
-        return LOSSES["xent"](two_logits(z), targets, 1.0)
+    def xent_loss(scores: torch.Tensor) -> torch.Tensor:
+        return LOSSES["xent"](_logits(scores), targets, 1.0)
 
-    def loss_at_end(z: torch.Tensor) -> torch.Tensor:
-        return LOSSES[loss](two_logits(z), targets, 1.0, **loss_params)
+    def loss_at_end(scores: torch.Tensor) -> torch.Tensor:
+        return LOSSES[loss](_logits(scores), targets, 1.0, **loss_params)
 
     if loss in FIXED_OBJECTIVES:
         start = zero
@@ -213,15 +242,15 @@ def _fit_probe(features: torch.Tensor, soft_labels: np.ndarray | torch.Tensor, l
         weight, bias, iterations, converged = solve(xent_loss, zero)
         stable = False
         for rounds in range(1, settings.max_rounds + 1):
-            probs = torch.softmax(two_logits(x @ weight + bias), dim=-1)
+            probs = torch.softmax(_logits(x @ weight + bias), dim=-1)
             frozen, row_weight = FROZEN_TARGETS[loss](probs, targets, **loss_params)
 
-            def surrogate(z: torch.Tensor, frozen=frozen, row_weight=row_weight) -> torch.Tensor:
-                return (row_weight * F.cross_entropy(two_logits(z), frozen, reduction="none")).sum() / n
+            def surrogate(scores: torch.Tensor, frozen=frozen, row_weight=row_weight) -> torch.Tensor:
+                return (row_weight * F.cross_entropy(_logits(scores), frozen, reduction="none")).sum() / n
 
             weight, bias, more, solved = solve(surrogate, (weight, bias))
             iterations, converged = iterations + more, converged and solved
-            moved = float((torch.sigmoid(x @ weight + bias) - probs[:, 1]).abs().max())
+            moved = _largest_move(x @ weight + bias, probs)
             if moved <= PREDICTION_TOLERANCE:
                 stable = True
                 break
@@ -234,6 +263,13 @@ def _fit_probe(features: torch.Tensor, soft_labels: np.ndarray | torch.Tensor, l
     with torch.no_grad():
         final_loss = float(loss_at_end(x @ weight + bias))
     return LinearFit(weight, bias, final_loss, iterations, rounds, converged and stable)
+
+
+def _largest_move(scores: torch.Tensor, probs: torch.Tensor) -> float:
+    """The largest change of a training row's class probability from `probs` to the probabilities of `scores`."""
+    if scores.dim() == 1:
+        return float((torch.sigmoid(scores) - probs[:, 1]).abs().max())
+    return float((torch.softmax(scores, dim=-1) - probs).abs().max())
 
 
 # ---------------------------------------------------------------- choosing the L2 strength
@@ -253,14 +289,15 @@ class GridPoint:
 def choose_l2(features: torch.Tensor, soft_labels: np.ndarray, holdout: np.ndarray | None,
               holdout_labels: np.ndarray | None, loss: str, loss_params: dict[str, Any] | None,
               settings: ProbeSettings) -> tuple[list[GridPoint], int]:
-    """Every grid strength fit on all rows, as weights on the raw features; the chosen one's index.
+    """Every grid strength fit on all rows against the soft labels (n, K), as weights on the raw features;
+    the chosen one's index.
 
     The fits see the features standardised with every training row's mean and standard deviation per
     dimension, so the penalty weighs every dimension alike, whatever its scale (a causal LM's last-token
     features have dimensions hundreds of times larger than the rest, which left L-BFGS crawling). With a
     holdout (positions into `features`), each strength is also fit on the other rows and scored
-    by accuracy on the held-out rows against `holdout_labels` (0/1): the training labels, weak ones for
-    a student, unless the caller selects on ground truth. The best score wins; among equal scores the
+    by accuracy (argmax, lowest class among ties) on the held-out rows against `holdout_labels` (class
+    indices 0..K-1): the training labels, weak ones for a student, unless the caller selects on ground truth. The best score wins; among equal scores the
     strongest regularisation. Without a holdout the grid must hold one strength.
     """
     if holdout is None and len(settings.l2_grid) != 1:
@@ -279,7 +316,7 @@ def choose_l2(features: torch.Tensor, soft_labels: np.ndarray, holdout: np.ndarr
         score, holdout_converged = math.nan, True
         if holdout is not None:
             part = fit_probe(features[kept], soft_labels[kept], loss, loss_params, l2, settings)
-            predicted = (part.probs(features[holdout]) > 0.5).astype(int)
+            predicted = part.probs(features[holdout]).argmax(axis=1)
             score = float((predicted == holdout_labels).mean())
             holdout_converged = part.converged
         fit = fit_probe(features, soft_labels, loss, loss_params, l2, settings).on_raw_features(mean, std)
@@ -306,5 +343,10 @@ def grid_history(points: list[GridPoint], chosen: int) -> pd.DataFrame:
 
 def final_sweep(test: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     """The sweep of a run that is not a probe: its one model's test predictions, chosen, with no L2
-    strength, so that it can still be the weak model of a probe student's sweep."""
-    return pd.DataFrame({"l2": np.nan, "chosen": True, "id": test["id"], "prob": probs})
+    strength, so that it can still be the weak model of a probe student's sweep. `probs` (n, K) becomes
+    the column `probs`, one length-K array of class probabilities per row."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or len(probs) != len(test):
+        raise ValueError(f"final_sweep needs class probabilities of shape ({len(test)}, K), one row per test "
+                         f"row; got shape {probs.shape}")
+    return pd.DataFrame({"l2": np.nan, "chosen": True, "id": test["id"].to_numpy(), "probs": list(probs)})
