@@ -23,7 +23,7 @@ RepoType = Literal["dataset", "model"]
 MAIN_BRANCH = "main"
 COMMIT = re.compile(r"[0-9a-f]{40}")
 # Beside the configs; one lock per checkout, shared by every config that reads a repository.
-LOCK_FILE = Path(__file__).resolve().parents[2] / "config" / "hub.lock.yaml"
+LOCK_FILE = Path(__file__).resolve().parents[3] / "config" / "hub.lock.yaml"
 LOCK_HEADER = (
     "# Hub commits resolved by `python -m w2s.pipeline.preflight` for repositories that neither the dataset\n"
     "# registry (src/w2s/data/sources.py) nor the config pins. Commit this file: every run of the checkout then\n"
