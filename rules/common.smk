@@ -6,6 +6,7 @@ import re
 import sys
 from pathlib import Path
 
+from w2s import tasks as w2s_tasks
 from w2s.pipeline import codedeps as w2s_codedeps
 from w2s.pipeline import config as w2s_config
 from w2s.data import sources as w2s_data
@@ -38,7 +39,19 @@ def unpinned_datasets():
 
 
 def dataset_files_configured(dataset):
-    return bool(config["datasets"][dataset].get("data_files")) or dataset in w2s_data.PACKAGED_DATASETS
+    """Read from local files or folders (or a package), so no hub commit applies."""
+    entry = config["datasets"][dataset]
+    local = ("data_files", "image_folder", "imagenet_root")
+    return any(entry.get(key) for key in local) or dataset in w2s_data.PACKAGED_DATASETS
+
+
+def task_params(dataset):
+    """A dataset's task (w2s.tasks) as jobs receive it: its kind and number of classes."""
+    return w2s_tasks.dataset_task(config["datasets"][dataset]).params()
+
+
+def reads_text(dataset):
+    return w2s_tasks.dataset_task(config["datasets"][dataset]).input_column == "text"
 
 
 if unpinned_datasets():
@@ -226,8 +239,13 @@ def prepared_data_files():
 
 
 def dataset_files(wildcards):
-    """Local files in the hub schema, when the dataset reads from disk instead of the hub."""
-    files = config["datasets"][wildcards.dataset].get("data_files", {})
+    """Local files in the hub schema, or the folder of images, when the dataset reads from disk
+    instead of the hub."""
+    entry = config["datasets"][wildcards.dataset]
+    folders = {key: entry[key] for key in ("image_folder", "imagenet_root") if key in entry}
+    if folders:
+        return folders
+    files = entry.get("data_files", {})
     if not files and wildcards.dataset == "vader_movies":
         return {"train": "results/downloads/vader_movies/movieReviewSnippets_GroundTruth.txt"}
     return files
@@ -280,7 +298,8 @@ def evaluation_inputs(wildcards):
         "test": data_paths(wildcards)["test"],
         "label_balance": f"results/data/{wildcards.dataset}/seed{wildcards.seed}/label_balance.json",
     }
-    if kind != "prompt":
+    # Images are never truncated; a text model's metrics report how many texts were.
+    if kind != "prompt" and reads_text(wildcards.dataset):
         inputs["truncation"] = f"results/{wildcards.dataset}/seed{wildcards.seed}/truncation/{chain[-1]}.json"
     if kind == "student":
         inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain))
@@ -309,6 +328,8 @@ def run_context(wildcards):
         "supervisor_run": supervisor_run(loss, chain) if kind == "student" else None,
         "hub_id": config["models"][model].get("hub_id"),
         "mode": "prompt" if kind == "prompt" else training["mode"],
+        "task_kind": task_params(wildcards.dataset)["kind"],
+        "n_classes": task_params(wildcards.dataset)["n_classes"],
         "shots": int(re.search(r"(\d+)shot$", wildcards.run).group(1)) if kind == "prompt" else None,
         "model_selection": selection,
         # Selecting a student on true labels breaks the weak-supervision premise.

@@ -1,5 +1,5 @@
-# Prepared data: each dataset as binary (id, text, label) rows in three disjoint splits, and each
-# split's label-free view (id, text) for the jobs that must not see labels.
+# Prepared data: each dataset as (id, input, label) rows in three disjoint splits, the input a text or
+# an image (w2s.tasks), and each split's label-free view (id, input) for the jobs that must not see labels.
 
 
 rule fetch_vader_movies:
@@ -42,6 +42,8 @@ rule prepare_data:
         n_test=lambda w: config["datasets"][w.dataset]["n_test"],
         balance=lambda w: config["datasets"][w.dataset].get("balance", False),
         source=lambda w: data_source(w.dataset).record(),
+        # a dataset outside the catalogue: its kind, K, columns and where its rows are
+        entry=lambda w: w2s_config.canonical(config["datasets"][w.dataset]),
     log:
         "results/logs/{dataset}/seed{seed}/prepare_data.log",
     resources:

@@ -11,6 +11,7 @@ rule embed_features:
     params:
         model_entry=lambda w: model_entry(w.model),
         training=lambda w: {k: training_params(w.model)[k] for k in EMBEDDING_KEYS},
+        task=lambda w: task_params(w.dataset),
     log:
         "results/logs/{dataset}/seed{seed}/embed_features/{model}.log",
     benchmark:

@@ -18,6 +18,7 @@ rule train_ground_truth:
         training=lambda w: w2s_config.training_job_params(config, w.model),
         loss="xent",
         loss_params={},
+        task=lambda w: task_params(w.dataset),
     log:
         "results/logs/{dataset}/seed{seed}/gt/{model}.log",
     benchmark:

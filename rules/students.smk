@@ -20,6 +20,7 @@ rule train_student:
         training=lambda w: w2s_config.training_job_params(config, strong_model(w)),
         loss=lambda w: w.loss,
         loss_params=lambda w: w2s_config.student_loss_params(config, w.loss, strong_model(w)),
+        task=lambda w: task_params(w.dataset),
     log:
         "results/logs/{dataset}/seed{seed}/w2s/{loss}/{chain}.log",
     benchmark:

@@ -20,7 +20,7 @@ from w2s.pipeline.config import ConfigError, check_data_files, validate_config
 from w2s.data.sources import rows_sha256, write_weak_labels
 from w2s.evaluation.runs import evaluate
 from w2s.training.jobs import _training_rows, train_model
-from w2s.evaluation.metrics import check_probabilities
+from w2s.data.labels import check_probabilities
 from w2s.data.truncation import write_truncation
 
 
@@ -29,17 +29,22 @@ def train_w2s(n: int = 6) -> pd.DataFrame:
                          "label": [i % 2 for i in range(n)]})
 
 
+def binary(probs: list[float]) -> list[list[float]]:
+    """P(class 1) of each row as the stored two-class probabilities [P(0), P(1)]."""
+    return [[1 - p, p] for p in probs]
+
+
 def weak_labels_file(path: Path, ids: list[str], soft: list[float], made_for: pd.DataFrame | None = None) -> str:
     """Weak labels as the weak_labels rule writes them, made for `made_for`'s rows (train_w2s())."""
     made_for = train_w2s() if made_for is None else made_for
-    pd.DataFrame({"id": ids, "soft_label": soft, "hard_label": [int(p > 0.5) for p in soft],
+    pd.DataFrame({"id": ids, "soft_label": binary(soft), "hard_label": [int(p > 0.5) for p in soft],
                   "train_w2s_sha256": rows_sha256(made_for)}).to_parquet(path, index=False)
     return str(path)
 
 
 def predictions_file(path: Path, probs: list[float]) -> str:
     frame = train_w2s(len(probs))
-    pd.DataFrame({"split": "train_w2s", "id": frame["id"], "prob": probs}).to_parquet(path, index=False)
+    pd.DataFrame({"split": "train_w2s", "id": frame["id"], "probs": binary(probs)}).to_parquet(path, index=False)
     return str(path)
 
 
@@ -51,13 +56,22 @@ def unlabelled_file(path: Path, frame: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- probabilities
 
 
-@pytest.mark.parametrize("probs, first", [([0.2, np.nan, 0.7], "row 1: nan"), ([0.2, 0.5, 1.5], "row 2: 1.5"),
-                                          ([-0.1, 0.5, 0.5], "row 0: -0.1")])
+@pytest.mark.parametrize("probs, first", [([0.2, np.nan, 0.7], r"row 1: \[nan, nan\]"),
+                                          ([0.2, 0.5, 1.5], r"row 2: \[-0.5, 1.5\]"),
+                                          ([-0.1, 0.5, 0.5], r"row 0: \[1.1, -0.1\]")])
 def test_check_probabilities_names_the_count_and_the_first_bad_row(probs: list[float], first: str) -> None:
-    with pytest.raises(ValueError, match=rf"^what: 1 of 3 probabilities are NaN or outside \[0, 1\] \(the first is "
-                       rf"{first}\); fix it$"):
-        check_probabilities(np.array(probs), "what", "fix it")
-    check_probabilities(np.array([0.0, 0.5, 1.0]), "what", "fix it")
+    with pytest.raises(ValueError, match=rf"^what: 1 of 3 rows hold probabilities that are NaN or outside \[0, 1\] "
+                       rf"\(the first is {first}\); fix it$"):
+        check_probabilities(np.array(binary(probs)), "what", "fix it")
+    check_probabilities(np.array(binary([0.0, 0.5, 1.0])), "what", "fix it")
+
+
+def test_check_probabilities_refuses_rows_that_do_not_sum_to_one() -> None:
+    with pytest.raises(ValueError, match=r"^what: 1 of 2 rows of probabilities do not sum to 1 \(the first is row 1, "
+                       r"summing to 0\.900000\); fix it$"):
+        check_probabilities(np.array([[0.2, 0.3, 0.5], [0.3, 0.3, 0.3]]), "what", "fix it")
+    with pytest.raises(ValueError, match=r"^what: class probabilities must have shape \(n, K\) with K >= 2, not \(3,\)"):
+        check_probabilities(np.array([0.2, 0.3, 0.5]), "what", "fix it")
 
 
 def test_weak_labels_refuse_a_supervisor_whose_predictions_are_nan(tmp_path: Path) -> None:
@@ -65,11 +79,14 @@ def test_weak_labels_refuse_a_supervisor_whose_predictions_are_nan(tmp_path: Pat
     rows = unlabelled_file(tmp_path / "train_w2s.parquet", train_w2s())
     out = tmp_path / "weak_labels.parquet"
     with pytest.raises(ValueError, match=rf"^{re.escape(predictions)}, the supervisor's predictions on train_w2s: 1 "
-                       r"of 3 probabilities are NaN .* its training diverged, so it cannot supervise: lower its lr"):
+                       r"of 3 rows hold probabilities that are NaN .* its training diverged, so it cannot supervise: "
+                       "lower its lr"):
         write_weak_labels(predictions, rows, 1, 2, str(out))
     assert not out.exists()
     write_weak_labels(predictions, rows, 2, 2, str(out))  # the other slice is fine
-    assert pd.read_parquet(out)["soft_label"].tolist() == [0.8, 0.3, 0.6]
+    written = pd.read_parquet(out)
+    assert np.stack(written["soft_label"]).tolist() == binary([0.8, 0.3, 0.6])
+    assert written["hard_label"].tolist() == [1, 0, 1]
 
 
 def test_weak_labels_refuse_predictions_of_other_rows(tmp_path: Path) -> None:
@@ -90,7 +107,8 @@ def test_weak_labels_of_the_right_rows_are_read(tmp_path: Path) -> None:
     path = weak_labels_file(tmp_path / "weak.parquet", ["train:4", "train:1"], [0.0, 1.0])
     rows = _training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path)
     # No true label: a student's rows carry only what it may train on.
-    assert rows.to_dict("list") == {"row": [4, 1], "soft_label": [0.0, 1.0]}
+    assert list(rows.columns) == ["row", "soft_label"]
+    assert rows["row"].tolist() == [4, 1] and np.stack(rows["soft_label"]).tolist() == binary([0.0, 1.0])
 
 
 def test_the_oracle_adds_true_labels_joined_by_id(tmp_path: Path) -> None:
@@ -102,7 +120,8 @@ def test_the_oracle_adds_true_labels_joined_by_id(tmp_path: Path) -> None:
         _training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path, str(oracle))
     train_w2s().to_parquet(oracle, index=False)
     rows = _training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path, str(oracle))
-    assert rows.to_dict("list") == {"row": [4, 1, 3], "soft_label": [0.0, 1.0, 0.2], "true_label": [0, 1, 1]}
+    assert rows["row"].tolist() == [4, 1, 3] and rows["true_label"].tolist() == [0, 1, 1]
+    assert np.stack(rows["soft_label"]).tolist() == binary([0.0, 1.0, 0.2])
 
 
 def test_a_student_selecting_on_ground_truth_needs_its_oracle_input(tmp_path: Path) -> None:
@@ -116,9 +135,17 @@ def test_a_student_selecting_on_ground_truth_needs_its_oracle_input(tmp_path: Pa
 
 def test_soft_weak_labels_out_of_range_are_refused(tmp_path: Path) -> None:
     path = weak_labels_file(tmp_path / "weak.parquet", ["train:0", "train:1", "train:2"], [0.1, 1.2, np.nan])
-    with pytest.raises(ValueError, match=rf"^{re.escape(path)}, the soft weak labels: 2 of 3 probabilities are NaN "
-                       r"or outside \[0, 1\] \(the first is row 1: 1.2\); delete it and let the weak_labels rule"):
+    with pytest.raises(ValueError, match=rf"^{re.escape(path)}, the soft weak labels: 2 of 3 rows hold probabilities "
+                       r"that are NaN or outside \[0, 1\] \(the first is row 1: \[-0.19999999999999996, 1.2\]\); delete "
+                       "it and let the weak_labels rule"):
         _training_rows({"train_w2s": train_w2s()}, path)
+
+
+def test_weak_labels_of_another_class_count_are_refused(tmp_path: Path) -> None:
+    path = weak_labels_file(tmp_path / "weak.parquet", ["train:0", "train:1"], [0.1, 0.9])
+    with pytest.raises(ValueError, match=rf"^{re.escape(path)}: the weak labels have 2 classes but this task has 10, "
+                       "so their supervisor was made for another task; check the dataset's n_classes, then delete it"):
+        _training_rows({"train_w2s": train_w2s()}, path, n_classes=10)
 
 
 def test_weak_labels_with_foreign_ids_or_repeated_ids_are_refused(tmp_path: Path) -> None:
@@ -139,7 +166,7 @@ def evaluation_files(tmp_path: Path, ids: list[str], probs: list[float]) -> tupl
     """Test predictions of `ids`, the labelled test split of rows a (label 0) and b (1), and where the
     metrics go."""
     path, test = tmp_path / "predictions.parquet", tmp_path / "test.parquet"
-    pd.DataFrame({"split": "test", "id": ids, "prob": probs}).to_parquet(path)
+    pd.DataFrame({"split": "test", "id": ids, "probs": binary(probs)}).to_parquet(path)
     pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "label": [0, 1]}).to_parquet(test)
     return path, test, tmp_path / "metrics.json"
 
@@ -155,8 +182,9 @@ def test_evaluate_refuses_predictions_of_other_test_rows(tmp_path: Path) -> None
 
 def test_evaluate_refuses_nan_test_predictions(tmp_path: Path) -> None:
     path, test, out = evaluation_files(tmp_path, ["a", "b"], [0.3, np.nan])
-    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}, test predictions: 1 of 2 probabilities are NaN "
-                       r"or outside \[0, 1\] \(the first is row 1: nan\); retrain the run that wrote them$"):
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}, test predictions: 1 of 2 rows hold probabilities "
+                       r"that are NaN or outside \[0, 1\] \(the first is row 1: \[nan, nan\]\); retrain the run that "
+                       "wrote them$"):
         evaluate("gt/a", {"self": str(path)}, str(test), 10, 0, str(out), {"kind": "ground_truth"})
     assert not out.exists()
 

@@ -736,8 +736,12 @@ def test_balance_off_is_the_default(tmp_path: Path) -> None:
 def test_label_balance_by_hand() -> None:
     splits = {"train_gt": pd.DataFrame({"label": [1, 0, 1, 1]}),
               "test": pd.DataFrame({"label": [0, 0, 0, 1, 1]})}
-    assert sources.label_balance(splits) == {"train_gt": {"n": 4, "positive_fraction": 0.75},
-                                          "test": {"n": 5, "positive_fraction": 0.4}}
+    assert sources.label_balance(splits) == {
+        "train_gt": {"n": 4, "class_fractions": [0.25, 0.75], "positive_fraction": 0.75},
+        "test": {"n": 5, "class_fractions": [0.6, 0.4], "positive_fraction": 0.4}}
+    # Many classes: a fraction per class, the absent class 3 included, and no positive fraction.
+    assert sources.label_balance({"test": pd.DataFrame({"label": [2, 0, 2, 1]})}, n_classes=4) == {
+        "test": {"n": 4, "class_fractions": [0.25, 0.25, 0.5, 0.0]}}
 
 
 def test_write_prepared_writes_label_balance_when_asked(tmp_path: Path) -> None:
@@ -749,7 +753,7 @@ def test_write_prepared_writes_label_balance_when_asked(tmp_path: Path) -> None:
     outputs["label_balance"] = str(tmp_path / "label_balance.json")
     sources.write_prepared("boolq", 20, 10, 0, files, outputs, balance=True)
     written = json.loads((tmp_path / "label_balance.json").read_text())
-    assert written == {split: {"n": 10, "positive_fraction": 0.5}
+    assert written == {split: {"n": 10, "class_fractions": [0.5, 0.5], "positive_fraction": 0.5}
                        for split in ("train_gt", "train_w2s", "test")}
     assert pd.read_parquet(outputs["test"])["label"].tolist().count(1) == 5
 

@@ -31,8 +31,8 @@ COPIES = 10
 def write_predictions(path: Path, probs: list[float], shuffle_seed: int = 0) -> str:
     """Test predictions plus one train row, which evaluate must ignore; like a job's, with no labels."""
     frame = pd.DataFrame({"id": [f"t{i}" for i in range(len(probs) * COPIES)], "split": "test",
-                          "prob": probs * COPIES})
-    train = pd.DataFrame({"id": ["r0"], "split": ["train_gt"], "prob": [0.0]})
+                          "probs": [[1 - p, p] for p in probs * COPIES]})
+    train = pd.DataFrame({"id": ["r0"], "split": ["train_gt"], "probs": [[1.0, 0.0]]})
     # Each file in its own order, so that predictions must be joined by id, not position.
     pd.concat([frame.sample(frac=1, random_state=shuffle_seed), train]).to_parquet(path, index=False)
     return str(path)

@@ -312,7 +312,7 @@ def student_data(tmp_path: Path) -> tuple[dict[str, str], str, str]:
         pd.read_parquet(path)[["id", "text"]].to_parquet(paths[split])
     weak = str(tmp_path / "weak_labels.parquet")
     soft = np.where(train_w2s["label"] == 1, 0.1, 0.9)
-    pd.DataFrame({"id": train_w2s["id"], "soft_label": soft, "hard_label": (soft > 0.5).astype(int),
+    pd.DataFrame({"id": train_w2s["id"], "soft_label": [[1 - p, p] for p in soft], "hard_label": (soft > 0.5).astype(int),
                   "train_w2s_sha256": rows_sha256(train_w2s)}).to_parquet(weak)
     return paths, weak, oracle
 
@@ -328,9 +328,10 @@ def test_selection_scores_the_holdout_against_the_weak_labels_unless_told_otherw
     paths, weak, oracle = student_data(tmp_path)
     frames = {split: pd.read_parquet(path) for split, path in paths.items()}
     _, holdout = split_holdout(_training_rows(frames, weak, oracle), 0.25, 0)
-    assert len(holdout) == 8 and (holdout["true_label"] != (holdout["soft_label"] > 0.5)).all()
+    weak_class = np.stack(holdout["soft_label"]).argmax(axis=1)
+    assert len(holdout) == 8 and (holdout["true_label"] != weak_class).all()
     runs = {}
-    for selection, scored_against in (("weak_holdout", "soft_label"), ("ground_truth_holdout", "true_label")):
+    for selection, scored_against in (("weak_holdout", weak_class), ("ground_truth_holdout", holdout["true_label"])):
         params = text_params(mode="full", model_selection=selection, holdout_frac=0.25, evals_per_epoch=2,
                              epochs=3, lr=3e-2)
         out = {"predictions": str(tmp_path / f"{selection}.parquet"),
@@ -339,8 +340,8 @@ def test_selection_scores_the_holdout_against_the_weak_labels_unless_told_otherw
         train_model({"path": str(tiny_models["tiny-bert"])}, params, 0, paths, out, weak_labels_path=weak,
                     oracle_labels_path=oracle if selection == "ground_truth_holdout" else None)
         predictions = pd.read_parquet(out["predictions"]).query("split == 'train_w2s'").reset_index(drop=True)
-        predicted = predictions["prob"].to_numpy()[holdout["row"].to_numpy()] > 0.5
-        by_hand = float((predicted == (holdout[scored_against].to_numpy() > 0.5)).mean())
+        predicted = np.stack(predictions["probs"])[holdout["row"].to_numpy()].argmax(axis=1)
+        by_hand = float((predicted == np.asarray(scored_against)).mean())
         runs[selection] = (pd.read_parquet(out["history"])["selection_score"].dropna().tolist(), by_hand)
 
     weak_scores, kept_by_weak = runs["weak_holdout"]

@@ -207,5 +207,6 @@ def test_the_source_record_names_the_commit_read(tmp_path: Path) -> None:
     assert record == {"dataset": "boolq", "datasets_version": datasets.__version__, "hub_id": "google/boolq",
                       "branch": "main", "revision": "35b264d03638db9f4ce671b711558bf7ff0f80d5",
                       "pinned_by": "registry", "hub_config": None, "parquet_export": False, "mirror": str(folder),
-                      "splits": {"train": "train", "test": "validation"}}
+                      "splits": {"train": "train", "test": "validation"},
+                      "task": {"kind": "text_classification", "n_classes": 2}}
     assert len(pd.read_parquet(outputs["test"])) == 10

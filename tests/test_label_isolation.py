@@ -51,7 +51,7 @@ def test_weak_labels_made_for_other_rows_are_refused(tmp_path: Path) -> None:
     ours = pd.DataFrame({"id": ["train:0", "train:1", "train:2"], "text": ["good", "bad", "fine"]})
     theirs = ours.assign(text=["great", "awful", "fine"])
     path = tmp_path / "weak_labels.parquet"
-    pd.DataFrame({"id": ["train:0", "train:1"], "soft_label": [0.9, 0.2], "hard_label": [1, 0],
+    pd.DataFrame({"id": ["train:0", "train:1"], "soft_label": [[0.1, 0.9], [0.8, 0.2]], "hard_label": [1, 0],
                   "train_w2s_sha256": rows_sha256(theirs)}).to_parquet(path, index=False)
     message = (f"{path}: the weak labels were made for train_w2s rows whose ids and texts hash to "
                f"['{rows_sha256(theirs)}'], but this job's train_w2s hashes to {rows_sha256(ours)}, so they label "
@@ -124,7 +124,7 @@ def test_predictions_and_weak_labels_carry_no_label_and_metrics_mark_the_oracle(
     workdir, _ = oracle_run
     seed_dir = workdir / SEED_DIR
     for run in ("gt/small", "gt/mid", "w2s/xent/small__mid", "w2s/xent/small__mid__big"):
-        assert pq.read_schema(seed_dir / run / "predictions.parquet").names == ["split", "id", "prob"], run
+        assert pq.read_schema(seed_dir / run / "predictions.parquet").names == ["split", "id", "probs"], run
     assert pq.read_schema(seed_dir / "gt/small/weak_labels.parquet").names == [
         "id", "soft_label", "hard_label", "train_w2s_sha256"]
     selected = {lineage: json.loads((seed_dir / f"w2s/xent/{lineage}/metrics.json").read_text())

@@ -162,7 +162,7 @@ def write_job_inputs(directory: Path, n: dict[str, int]) -> tuple[dict[str, str]
         features[split] = torch.tensor(rng.normal(size=(rows, 6)) + 2.0 * labels[split][:, None], dtype=torch.float32)
     io.write_safetensors(features, directory / "features.safetensors")
     true = labels["train_w2s"]
-    pd.DataFrame({"id": [f"train_w2s-{i}" for i in range(n["train_w2s"])], "soft_label": 0.9 - 0.8 * true,
+    pd.DataFrame({"id": [f"train_w2s-{i}" for i in range(n["train_w2s"])], "soft_label": list(classes(0.9 - 0.8 * true)),
                   "hard_label": 1 - true, "train_w2s_sha256": rows_sha256(pd.read_parquet(paths["train_w2s"]))}
                  ).to_parquet(directory / "weak.parquet", index=False)
     return paths, str(directory / "features.safetensors"), true
@@ -212,7 +212,7 @@ def test_a_probe_job_writes_one_history_row_and_the_test_predictions_per_strengt
     chosen_l2 = history.loc[history["chosen"], "l2"].item()
     assert sweep.loc[sweep["chosen"], "l2"].unique().tolist() == [chosen_l2]
     test = predictions[predictions["split"] == "test"]
-    np.testing.assert_array_equal(sweep.loc[sweep["chosen"], "prob"].to_numpy(), test["prob"].to_numpy())
+    np.testing.assert_array_equal(np.stack(sweep.loc[sweep["chosen"], "probs"]), np.stack(test["probs"]))
 
 
 def test_a_logconf_probe_job_runs_rounds_to_a_fixed_point(tmp_path: Path) -> None:
@@ -252,7 +252,7 @@ def write_sweep(path: Path, accuracies: dict[float, float], chosen: float) -> st
     for l2, accuracy in accuracies.items():
         right = round(10 * accuracy)
         frames.append(pd.DataFrame({"l2": l2, "chosen": l2 == chosen, "id": [f"t{i}" for i in range(10)],
-                                    "prob": [0.9] * right + [0.1] * (10 - right)}))
+                                    "probs": list(classes([0.9] * right + [0.1] * (10 - right)))}))
     pd.concat(frames).to_parquet(path, index=False)
     return str(path)
 

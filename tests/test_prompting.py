@@ -69,7 +69,7 @@ def test_prompt_baseline_writes_test_predictions(tiny_models: dict[str, Path], t
                     {s: str(tmp_path / f"{s}.parquet") for s in ("train_gt", "test")}, str(out))
     predictions = pd.read_parquet(out)
     # The same schema as a trained model's predictions: evaluation joins the labels by id.
-    assert list(predictions.columns) == ["split", "id", "prob"]
+    assert list(predictions.columns) == ["split", "id", "probs"]
     assert predictions["split"].eq("test").all() and predictions["id"].tolist() == [f"test:{i}" for i in range(4)]
     # Recompute one row by hand from the same demonstrations.
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -81,4 +81,4 @@ def test_prompt_baseline_writes_test_predictions(tiny_models: dict[str, Path], t
     encoded = tokenizer(prompt, return_tensors="pt", truncation=True, max_length=32)
     with torch.inference_mode():
         logits = model(**encoded).logits[0, -1, label_token_ids(tokenizer, ["bad", "good"])]
-    assert predictions["prob"][2] == pytest.approx(float(torch.softmax(logits, -1)[1]), abs=1e-5)
+    assert list(predictions["probs"][2]) == pytest.approx(torch.softmax(logits, -1).tolist(), abs=1e-5)

@@ -226,7 +226,8 @@ def test_summary_table_values(built: tuple[dict[str, Path], str]) -> None:
     _, page = built
     assert re.search(_table_row(XENT_ROW), page)
     assert re.search(_table_row(LOGCONF_ROW), page)
-    assert re.search(_table_row(("sciq", "mpnet", "trained", "–", "2", "0.810", "0.700")), page)
+    assert re.search(_table_row(("sciq", "text_classification, 2 classes", "mpnet", "trained", "–", "2", "0.810",
+                                         "0.700", "AUROC")), page)
 
 
 def test_without_chains_shows_note(tmp_path: Path) -> None:
@@ -319,8 +320,10 @@ def test_summarize_tables_are_rendered(built_with_tables: str) -> None:
 
 def test_prompted_models_join_the_ground_truth_table_only(built_with_tables: str) -> None:
     page = built_with_tables
-    assert re.search(_table_row(("sciq", "smollm2", "5-shot prompt", "0.135", "1", "0.550", "0.600")), page)
-    assert re.search(_table_row(("sciq", "mpnet", f"trained (full) {GT_MARK}", "–", "2", "0.810", "0.700")), page)
+    assert re.search(_table_row(("sciq", "text_classification, 2 classes", "smollm2", "5-shot prompt", "0.135", "1",
+                                         "0.550", "0.600", "AUROC")), page)
+    assert re.search(_table_row(("sciq", "text_classification, 2 classes", "mpnet", f"trained (full) {GT_MARK}", "–",
+                                 "2", "0.810", "0.700", "AUROC")), page)
     for name, spec in _specs(page).items():
         (rows,) = spec["datasets"].values()
         assert not [r for r in rows if "prompt" in json.dumps(r)], name

@@ -347,4 +347,4 @@ def test_a_job_killed_with_sigkill_resumes_and_matches_an_uninterrupted_run(
     assert metrics_bytes(tmp_path / "killed") == metrics_bytes(tmp_path / "uninterrupted")
     assert len(pd.read_parquet(tmp_path / "killed" / "history.parquet")) == 150
     assert not (tmp_path / "killed" / ".resume").exists()
-    assert np.isfinite(pd.read_parquet(tmp_path / "killed" / "predictions.parquet")["prob"]).all()
+    assert np.isfinite(np.stack(pd.read_parquet(tmp_path / "killed" / "predictions.parquet")["probs"])).all()

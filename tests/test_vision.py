@@ -8,18 +8,17 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-
-# w2s before torchvision and timm: it makes torchvision importable beside a CPU torch.
-from w2s.data.images import (
-    ImageDataError, check_labels, decode_image, read_hub_images, read_image_folder, read_imagenet, read_images,
-)
-from w2s.models.text import ModelLoadError
-from w2s.models.vision import embed_images, load_image_model, predict_with_head, preprocess_transform
-
 import torch
 import torchvision
 from PIL import Image
+
+# w2s before torchvision and timm: it makes torchvision importable beside a CPU torch.
+from w2s.data.images import ImageDataError, decode_image, read_image_folder, read_imagenet
+from w2s.data.sources import DatasetError, prepare
+from w2s.models.text import ModelLoadError
+from w2s.models.vision import embed_images, load_image_model, predict_with_head, preprocess_transform
 
 # Class folder names whose sorted order differs from the digit they hold: index = sorted position.
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -69,7 +68,6 @@ def test_image_folder_follows_torchvision_imagefolder(folder: Path) -> None:
     assert list(source.rows.label[:PER_CLASS]) == [0] * PER_CLASS
     reference = torchvision.datasets.ImageFolder(str(folder))
     assert [(str(folder / i), label) for i, label in zip(source.rows.id, source.rows.label)] == reference.samples
-    assert read_images({"image_folder": str(folder), "n_classes": 10}).rows.equals(source.rows)
 
 
 def test_image_folder_class_count_must_match(folder: Path) -> None:
@@ -110,7 +108,6 @@ def test_imagenet_root_reads_torchvision_layout(tmp_path: Path, folder: Path) ->
     as_folder = read_image_folder(root / "val")
     assert list(as_folder.rows.label) == list(source.rows.label)
     assert list("val/" + as_folder.rows.id) == list(source.rows.id)
-    assert read_images({"imagenet_root": str(root), "split": "val"}).rows.equals(source.rows)
 
 
 def test_imagenet_root_without_archives_says_what_it_needs(tmp_path: Path) -> None:
@@ -136,43 +133,52 @@ def _hub_parquet(path: Path, images: list[bytes], labels: list[int], image_colum
     return str(path)
 
 
-def test_hub_schema_parquet_skips_hidden_labels(tmp_path: Path, digits: tuple[list[bytes], np.ndarray]) -> None:
+def standard_entry(path: str, **extra: object) -> dict:
+    """A config entry for a standard image dataset read from local files in the hub schema."""
+    return {"kind": "image_classification", "n_classes": 10, "data_files": {"train": path},
+            "splits": {"train": "train", "test": None}, "n_train": 8, "n_test": 4, **extra}
+
+
+def test_hub_schema_parquet_is_prepared_as_image_bytes_skipping_hidden_labels(
+    tmp_path: Path, digits: tuple[list[bytes], np.ndarray]
+) -> None:
+    """The pipeline's one reader of hub image datasets (w2s.data.sources): load_dataset, the image column
+    cast to Image(decode=False), hidden labels (-1) left out, the encoded bytes kept as stored."""
     import pyarrow.parquet as pq
 
     images, targets = digits
     labels = [int(label) for label in targets[:20]]
     labels[3] = labels[11] = -1  # hidden, as on the hub's ImageNet test split
-    path = _hub_parquet(tmp_path / "test.parquet", images[:20], labels)
+    path = _hub_parquet(tmp_path / "train.parquet", images[:20], labels)
     assert pq.read_schema(path).field("image").type.names == ["bytes", "path"]
-    source = read_images({"data_files": path, "split": "test"})
-    assert source.classes == [str(i) for i in range(10)]
-    kept = [index for index in range(20) if index not in (3, 11)]
-    assert list(source.rows.id) == [f"test:{index}" for index in kept]
-    assert list(source.rows.label) == [labels[index] for index in kept]
-    assert list(source.rows.image) == [images[index] for index in kept]
+    entry = standard_entry(path)
+    splits = prepare("digits", 8, 4, 0, entry["data_files"], entry=entry)
+    rows = pd.concat(splits.values())
+    assert list(rows.columns) == ["id", "image", "label"] and len(rows) == 12
+    index = rows["id"].str.removeprefix("train:").astype(int)
+    assert not set(index) & {3, 11}
+    assert rows["image"].tolist() == [images[i] for i in index] and rows["label"].tolist() == [labels[i] for i in index]
 
 
 def test_hub_schema_image_column_is_configurable(tmp_path: Path, digits: tuple[list[bytes], np.ndarray]) -> None:
     images, targets = digits
-    path = _hub_parquet(tmp_path / "cifar.parquet", images[:4], [int(t) for t in targets[:4]], image_column="img")
-    assert list(read_hub_images(data_files=path, image_column="img").rows.label) == [0, 1, 2, 3]
-    with pytest.raises(ImageDataError, match=re.escape(
-            f"image data files {path} has no column 'image' (its columns: ['img', 'label']); set image_column")):
-        read_hub_images(data_files=path)
+    path = _hub_parquet(tmp_path / "cifar.parquet", images[:12], [int(t) for t in targets[:12]], image_column="img")
+    entry = standard_entry(path, input_column="img")
+    splits = prepare("cifar", 8, 4, 0, entry["data_files"], entry=entry)
+    assert sorted(pd.concat(splits.values())["label"]) == sorted(int(t) for t in targets[:12])
+    with pytest.raises(DatasetError, match=r"^row \d+ of the train split of 'cifar' does not fit the hub schema of "
+                                           r"local files \(KeyError: 'image'\); fix that row or the file's columns$"):
+        prepare("cifar", 8, 4, 0, entry["data_files"], entry=standard_entry(path))
 
 
 def test_label_outside_classes_is_an_error(tmp_path: Path, digits: tuple[list[bytes], np.ndarray]) -> None:
     images, _ = digits
-    path = _hub_parquet(tmp_path / "bad.parquet", images[:3], [4, 10, 2], class_label=False)
-    with pytest.raises(ImageDataError, match=re.escape(
-            f"image data files {path}: row train:1 has label 10, outside 0..9 for 10 classes (1 such rows); set "
-            "n_classes to the data's number of classes or fix the label column")):
-        read_hub_images(data_files=path, n_classes=10)
-    with pytest.raises(ImageDataError, match="is not a ClassLabel, so its number of classes is unknown; set n_classes"):
-        read_hub_images(data_files=path)
-    check_labels([0, 9, 3], 10, "ok")
-    with pytest.raises(ImageDataError, match=r"^digits: row 2 has label -3, outside 0\.\.9"):
-        check_labels([0, 9, -3], 10, "digits")
+    path = _hub_parquet(tmp_path / "bad.parquet", images[:12], [4, 10, 2] + [1] * 9, class_label=False)
+    entry = standard_entry(path)
+    with pytest.raises(DatasetError, match=re.escape(
+            "has label 10, outside 0..9 of its 10 classes; fix the label column of the data, or set "
+            "datasets.digits.n_classes to the data's number of classes")):
+        prepare("digits", 8, 4, 0, entry["data_files"], entry=entry)
 
 
 def test_alexnet_features_are_its_last_layers_input(digits: tuple[list[bytes], np.ndarray]) -> None:

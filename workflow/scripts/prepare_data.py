@@ -14,6 +14,7 @@ write_prepared(
     outputs=outputs,
     balance=snakemake.params.balance,
     source=DataSource.from_record(snakemake.params.source),
+    entry=snakemake.params.entry,
 )
 # Last, so that it records the final bytes and times of every other output.
 write_manifest(file_times, outputs.values())

@@ -1,8 +1,8 @@
 import pandas as pd
 
 from w2s import io
-from w2s.report.provenance import collect
 from w2s.pipeline.runlog import log_to
+from w2s.report.provenance import collect
 
 log_to(snakemake.log[0])
 record = collect(

@@ -5,9 +5,9 @@ from w2s.pipeline.gpus import claim_gpus
 
 claim_gpus(snakemake.resources.gpu)
 
-from w2s.training.jobs import train_model  # noqa: E402
 from w2s.models.text import job_model_entry  # noqa: E402
 from w2s.pipeline.runlog import log_to  # noqa: E402
+from w2s.training.jobs import train_model  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 train_model(
@@ -25,4 +25,5 @@ train_model(
     # Beside the outputs, not one of them: Snakemake deletes an incomplete job's outputs before a rerun.
     resume_dir=Path(snakemake.output.predictions).parent / ".resume",
     code_paths=list(snakemake.input.code),
+    task=snakemake.params.task,
 )

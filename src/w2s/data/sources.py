@@ -1,7 +1,10 @@
-"""Datasets: hub ids, split mapping, binary conversion, and the deterministic train/test splits.
+"""Datasets: hub ids, split mapping, conversion to (input, label) rows, and the deterministic splits.
 
-Every registered dataset is read with `datasets.load_dataset`, either from the hub or from
+Every catalogue dataset (DATASETS) is read with `datasets.load_dataset`, either from the hub or from
 local files in the hub schema, and converted to rows of (id, text, label) with label in {0, 1}.
+A dataset outside the catalogue is in a standard schema (one input column, one integer label
+column 0..K-1), text or image (w2s.tasks), read from the hub, from local files in that schema, or
+(images) from a local folder (w2s.data.images); its rows are (id, text or image, label).
 """
 
 from __future__ import annotations
@@ -21,17 +24,13 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from w2s import io
-
-from w2s.evaluation import metrics
-
+from w2s import io, tasks
+from w2s.data import labels as class_probs
 from w2s.pipeline import revisions
 
-Converter = Callable[[dict[str, Any], random.Random], "tuple[str, int] | None"]
+# A hub row -> (input, label), or None for a row the task leaves out; the input is a text or image bytes.
+Converter = Callable[[dict[str, Any], random.Random], "tuple[Any, int] | None"]
 PREPARED_SPLITS = ("train_gt", "train_w2s", "test")
-# The columns of a split's label-free view: what students and weak-label jobs read, so that no
-# input of theirs holds a true label.
-UNLABELLED_COLUMNS = ["id", "text"]
 log = logging.getLogger("w2s")
 
 
@@ -43,6 +42,11 @@ MAIN_BRANCH = revisions.MAIN_BRANCH
 # The hub's own parquet export of a repository: the only way to read repositories that still ship a
 # loading script, which datasets>=4 refuses to run.
 PARQUET_EXPORT_BRANCH = "refs/convert/parquet"
+
+
+def entry_column(spec: "DatasetSpec", column: str) -> str:
+    """The name a standard dataset's source gives our `column` (input_column, e.g. img for cifar10)."""
+    return spec.columns.get(column, column)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,11 @@ class DatasetSpec:
     # The commit of `branch` the data is read at, where public sources confirm one; otherwise the
     # first preflight resolves the branch's head and writes it to the lock file (w2s.pipeline.revisions).
     revision: str | None = None
+    task: tasks.Task = tasks.Task(tasks.DEFAULT_KIND, 2)
+    # A standard dataset's folder of images (w2s.data.images): image_folder or imagenet_root, and its path.
+    folder: tuple[str, str] | None = None
+    # A standard dataset's column names where they differ from ours: {"image": "img"}, {"label": "y"}.
+    columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def parquet_export(self) -> bool:
@@ -393,6 +402,43 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
 }
 
+def _standard_converter(input_column: str, label_column: str, task: tasks.Task) -> Converter:
+    """(input, label) of a row in a standard schema; hidden labels (-1) leave the row out. An image
+    column holds what datasets' Image(decode=False) gives: the encoded file's bytes (or its path)."""
+    def convert(row: dict[str, Any], rng: random.Random) -> tuple[Any, int] | None:
+        value = row[input_column]
+        if task.input_column == "image" and isinstance(value, dict):  # datasets' Image(decode=False): bytes, path
+            if value.get("bytes") is None:
+                raise ValueError(f"column '{input_column}' holds no image bytes (path {value.get('path')}); embed "
+                                 "the image files in the data")
+            value = value["bytes"]
+        label = row[label_column]
+        return None if label == HIDDEN_LABEL else (value, int(label))
+
+    return convert
+
+
+def dataset_spec(name: str, entry: dict[str, Any] | None = None) -> DatasetSpec:
+    """The catalogue's spec of `name`, or the spec a standard dataset's config entry describes."""
+    if name in DATASETS:
+        return DATASETS[name]
+    if entry is None:
+        raise DatasetError(f"dataset '{name}' is not in the catalogue ({', '.join(sorted(DATASETS))}) and no "
+                           "config entry describes it")
+    task = tasks.dataset_task(entry)
+    folder = next(((key, entry[key]) for key in ("image_folder", "imagenet_root") if key in entry), None)
+    splits = dict(entry.get("splits", {"train": "train", "test": None if folder else "test"}))
+    splits.setdefault("test", None)
+    input_column, label_column = entry.get("input_column", task.input_column), entry.get("label_column", "label")
+    # Folders are read as (id, image, label) records whatever the entry says of columns.
+    columns = {} if folder else {task.input_column: input_column, "label": label_column}
+    return DatasetSpec(
+        entry.get("hub_id", folder[1] if folder else "local files"),
+        _standard_converter(*((task.input_column, "label") if folder else (input_column, label_column)), task),
+        entry.get("hub_config"), splits, task=task, folder=folder, columns=columns,
+    )
+
+
 PACKAGED_DATASETS = {"vader_movies"}
 VADER_MEMBER = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
 VADER_SHA256 = "c8293b0d942e90e223ea2c0955d969040d1a1be514a978b9af0698940bd13350"
@@ -460,7 +506,7 @@ class DataSource:
 def data_source(name: str, entry: dict[str, Any] | None = None,
                 lock: dict[str, dict[str, str]] | None = None) -> DataSource:
     """Where `name` is read: the config entry's revision, else the registry's, else the lock file's."""
-    spec, entry = DATASETS[name], entry or {}
+    spec, entry = dataset_spec(name, entry), entry or {}
     locked = revisions.locked_revision(lock, "dataset", spec.hub_id, spec.branch) if lock else None
     revision, pinned_by = next(
         ((rev, by) for rev, by in ((entry.get("revision"), "config"), (spec.revision, "registry"), (locked, "lock"))
@@ -508,17 +554,30 @@ def _empty_split(name: str, split: str, data_files: dict[str, str] | None, sourc
                         f"rows; point data_files.{split} at a file with rows in the dataset's hub schema")
 
 
-def _load_rows(name: str, split: str, data_files: dict[str, str] | None, source: DataSource) -> Any:
-    rows = _read_rows(name, split, data_files, source)
+def _load_rows(name: str, split: str, data_files: dict[str, str] | None, source: DataSource,
+               spec: DatasetSpec | None = None) -> Any:
+    spec = spec or dataset_spec(name)
+    if spec.folder is not None:
+        from w2s.data import images
+
+        key, path = spec.folder
+        try:
+            read = (images.read_image_folder(path, spec.task.n_classes) if key == "image_folder"
+                    else images.read_imagenet(path))
+        except images.ImageDataError as err:
+            raise DatasetError(f"dataset '{name}': {err}") from err
+        # Records of (id, image, label), indexed by position like a hub split's rows.
+        return read.rows.to_dict("records")
+    rows = _read_rows(name, split, data_files, source, spec)
     if len(rows) == 0:
         raise _empty_split(name, split, data_files, source)
     return rows
 
 
-def _read_rows(name: str, split: str, data_files: dict[str, str] | None, source: DataSource) -> Any:
+def _read_rows(name: str, split: str, data_files: dict[str, str] | None, source: DataSource,
+               spec: DatasetSpec) -> Any:
     import datasets
 
-    spec = DATASETS[name]
     if data_files or source.mirror:
         # Local files need no hub; without this, datasets pings it to count downloads.
         datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
@@ -541,19 +600,25 @@ def _read_rows(name: str, split: str, data_files: dict[str, str] | None, source:
             # datasets fails on an empty file with a bare StopIteration, which says nothing.
             if Path(path).is_file() and Path(path).stat().st_size == 0:
                 raise _empty_split(name, split, data_files, source)
-            return datasets.load_dataset(builder, data_files=path, split="train")
-        hub_split = spec.splits[split]
-        assert hub_split is not None
-        path, kwargs = load_arguments(source, hub_split)
-        return datasets.load_dataset(path, **kwargs)
+            rows = datasets.load_dataset(builder, data_files=path, split="train")
+        else:
+            hub_split = spec.splits[split]
+            assert hub_split is not None
+            path, kwargs = load_arguments(source, hub_split)
+            rows = datasets.load_dataset(path, **kwargs)
+        image_column = "image" if spec.task.input_column == "image" else None
+        if image_column is not None and entry_column(spec, image_column) in rows.column_names:
+            # The encoded files as stored, not decoded pictures: the prepared splits keep the bytes.
+            rows = rows.cast_column(entry_column(spec, image_column), datasets.Image(decode=False))
+        return rows
     except DatasetError:
         raise
     except Exception as err:  # datasets raises many types for offline, missing and malformed data
-        raise _load_error(name, split, data_files, source, err) from err
+        raise _load_error(name, split, data_files, source, err, spec) from err
 
 
 def _load_error(name: str, split: str, data_files: dict[str, str] | None, source: DataSource,
-                err: Exception) -> DatasetError:
+                err: Exception, spec: DatasetSpec) -> DatasetError:
     where, message = _where(source, split, data_files), str(err)
     if NO_ROWS_MESSAGE in message:
         return _empty_split(name, split, data_files, source)
@@ -563,7 +628,7 @@ def _load_error(name: str, split: str, data_files: dict[str, str] | None, source
             f"installed datasets refuses to run; read the repository's parquet export instead: a commit of its "
             f"{PARQUET_EXPORT_BRANCH} branch in the registry (w2s.data.sources) or datasets.{name}.revision"
         )
-    hub_split = DATASETS[name].splits.get(split)
+    hub_split = spec.splits.get(split)
     if "Unknown split" in message or "Bad split" in message:
         return DatasetError(
             f"{where} has no split '{hub_split}', which dataset '{name}' reads as its {split} split ({message}); "
@@ -582,15 +647,16 @@ def _load_error(name: str, split: str, data_files: dict[str, str] | None, source
 
 
 def _convert(
-    name: str, rows: Any, indices: list[int], split: str, seed: int, sizes: list[int], balance: bool
+    name: str, rows: Any, indices: list[int], split: str, seed: int, sizes: list[int], balance: bool,
+    spec: DatasetSpec,
 ) -> list[pd.DataFrame]:
     """Convert rows in the given order into parts of the given sizes, each row going to the first
     part with room. With balance, a part has room for a class only while that class holds less than
-    half the part (rounded up), so its class counts differ by at most one."""
-    convert = DATASETS[name].convert
+    1/K of the part (rounded up), so its class counts differ by at most one when every class has rows."""
+    convert, n_classes, column = spec.convert, spec.task.n_classes, spec.task.input_column
     parts: list[list[dict[str, Any]]] = [[] for _ in sizes]
-    class_counts = [[0, 0] for _ in sizes]
-    usable = [0, 0]
+    class_counts = [[0] * n_classes for _ in sizes]
+    usable = [0] * n_classes
     for index in indices:
         if all(len(records) == size for records, size in zip(parts, sizes)):
             break
@@ -601,68 +667,75 @@ def _convert(
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise DatasetError(
                 f"row {index} of the {split} split of '{name}' does not fit the hub schema of "
-                f"{DATASETS[name].hub_id} ({type(err).__name__}: {err}); fix that row or the file's columns"
+                f"{spec.hub_id} ({type(err).__name__}: {err}); fix that row or the file's columns"
             ) from err
         if converted is None:
             continue
-        text, label = converted
-        if label not in (0, 1):
+        value, label = converted
+        if label not in range(n_classes):
             raise DatasetError(
-                f"row {index} of the {split} split of '{name}' has label {label}, which is neither 0 nor 1; "
-                "fix the label column of the data"
+                f"row {index} of the {split} split of '{name}' has label {label}, "
+                + ("which is neither 0 nor 1" if n_classes == 2 else f"outside 0..{n_classes - 1} of its {n_classes} classes")
+                + "; fix the label column of the data"
+                + ("" if name in DATASETS else f", or set datasets.{name}.n_classes to the data's number of classes")
             )
         usable[label] += 1
         for records, counts, size in zip(parts, class_counts, sizes):
-            if len(records) < size and (not balance or counts[label] < (size + 1) // 2):
+            if len(records) < size and (not balance or counts[label] < -(-size // n_classes)):
                 counts[label] += 1
-                records.append({"id": f"{split}:{index}", "text": text, "label": label})
+                records.append({"id": f"{split}:{index}", column: value, "label": label})
                 break
     if any(len(records) < size for records, size in zip(parts, sizes)):
         if sum(usable) == 0:
             raise DatasetError(
                 f"none of the {len(indices)} rows of the {split} split of '{name}' is usable (all are "
-                "unlabelled or left out of the binary task); point data_files at labelled rows"
+                f"unlabelled or left out of the {'binary ' if n_classes == 2 else ''}task); point data_files at "
+                "labelled rows"
             )
         if balance:
             raise DatasetError(
                 f"dataset '{name}' cannot fill {sum(sizes)} class-balanced rows from its {split} split, "
-                f"which has {sum(usable)} usable rows, {usable[1]} of them positive; lower n_train or "
+                f"which has {sum(usable)} usable rows, "
+                + (f"{usable[1]} of them positive" if n_classes == 2 else f"{usable} per class")
+                + "; lower n_train or "
                 "n_test, or switch balance off"
             )
         raise DatasetError(
             f"dataset '{name}' has only {sum(usable)} usable rows in its {split} split but the "
             f"config asks for {sum(sizes)}; lower n_train or n_test"
         )
-    return [pd.DataFrame.from_records(records, columns=["id", "text", "label"]) for records in parts]
+    return [pd.DataFrame.from_records(records, columns=["id", column, "label"]) for records in parts]
 
 
 def prepare(
     name: str, n_train: int, n_test: int, seed: int, data_files: dict[str, str] | None = None,
-    *, balance: bool = False, source: DataSource | None = None,
+    *, balance: bool = False, source: DataSource | None = None, entry: dict[str, Any] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """train_gt and train_w2s are the two halves of a random n_train sample; test is disjoint.
 
     With balance, each of the three splits has equal class counts (within one for odd sizes).
-    Hub rows are read from `source` (default: the registry's repository and revision).
+    Hub rows are read from `source` (default: the registry's repository and revision); `entry`, the
+    config's, describes a dataset outside the catalogue.
     """
-    source = source or data_source(name)
+    spec = dataset_spec(name, entry)
+    source = source or data_source(name, entry)
     rng = random.Random(seed)
-    train_rows = _load_rows(name, "train", data_files, source)
+    train_rows = _load_rows(name, "train", data_files, source, spec)
     train_order = list(range(len(train_rows)))
     rng.shuffle(train_order)
     half = n_train // 2
-    if DATASETS[name].splits["test"] is None:
+    if spec.splits["test"] is None:
         train_gt, train_w2s, test = _convert(
-            name, train_rows, train_order, "train", seed, [half, n_train - half, n_test], balance
+            name, train_rows, train_order, "train", seed, [half, n_train - half, n_test], balance, spec
         )
     else:
         train_gt, train_w2s = _convert(
-            name, train_rows, train_order, "train", seed, [half, n_train - half], balance
+            name, train_rows, train_order, "train", seed, [half, n_train - half], balance, spec
         )
-        test_rows = _load_rows(name, "test", data_files, source)
+        test_rows = _load_rows(name, "test", data_files, source, spec)
         test_order = list(range(len(test_rows)))
         rng.shuffle(test_order)
-        (test,) = _convert(name, test_rows, test_order, "test", seed, [n_test], balance)
+        (test,) = _convert(name, test_rows, test_order, "test", seed, [n_test], balance, spec)
     splits = {"train_gt": train_gt, "train_w2s": train_w2s, "test": test}
     for split, frame in splits.items():
         if frame["label"].nunique() < 2:
@@ -673,10 +746,17 @@ def prepare(
     return splits
 
 
-def label_balance(splits: dict[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
-    """Per split: its number of rows and the fraction labelled 1."""
-    return {split: {"n": len(frame), "positive_fraction": float(frame["label"].mean())}
-            for split, frame in splits.items()}
+def label_balance(splits: dict[str, pd.DataFrame], n_classes: int = 2) -> dict[str, dict[str, Any]]:
+    """Per split: its number of rows and the fraction of each class (class_fractions); for a binary task
+    also the fraction labelled 1 (positive_fraction)."""
+    balance: dict[str, dict[str, Any]] = {}
+    for split, frame in splits.items():
+        counts = np.bincount(frame["label"].to_numpy(), minlength=n_classes)
+        stats: dict[str, Any] = {"n": len(frame), "class_fractions": (counts / max(len(frame), 1)).tolist()}
+        if n_classes == 2:
+            stats["positive_fraction"] = float(frame["label"].mean())
+        balance[split] = stats
+    return balance
 
 
 def w2s_slice(rows: pd.DataFrame, slice_index: int, n_slices: int) -> pd.DataFrame:
@@ -687,14 +767,19 @@ def w2s_slice(rows: pd.DataFrame, slice_index: int, n_slices: int) -> pd.DataFra
     return rows.iloc[bounds[slice_index - 1] : bounds[slice_index]]
 
 
-def source_record(dataset: str, source: DataSource, data_files: dict[str, str] | None) -> dict[str, Any]:
+def source_record(dataset: str, source: DataSource, data_files: dict[str, str] | None,
+                  entry: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a preparation read, for the prepared data's metadata, provenance and the report: the hub
-    repository and commit, or each local file's sha256."""
+    repository and commit, each local file's sha256, or a folder of images (its path)."""
     import datasets
 
+    spec = dataset_spec(dataset, entry)
     record: dict[str, Any] = {"dataset": dataset, "datasets_version": datasets.__version__,
-                              "splits": {ours: hub for ours, hub in DATASETS[dataset].splits.items() if hub}}
-    if data_files:
+                              "splits": {ours: hub for ours, hub in spec.splits.items() if hub},
+                              "task": spec.task.params()}
+    if spec.folder is not None:
+        record[spec.folder[0]] = spec.folder[1]
+    elif data_files:
         record["data_files"] = {split: {"path": path, "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
                                 for split, path in sorted(data_files.items())}
     else:
@@ -708,43 +793,53 @@ def unlabelled_output(split: str) -> str:
 
 
 def rows_sha256(frame: pd.DataFrame) -> str:
-    """sha256 of a split's rows as ordered (id, text) pairs: what weak labels were made for, checked
+    """sha256 of a split's rows as ordered (id, input) pairs: what weak labels were made for, checked
     by the student that reads them. Each pair is one JSON line, so no two different lists of pairs
-    give the same bytes; labels do not enter, so label-free views and labelled splits agree."""
+    give the same bytes; an image enters as its bytes' sha256. Labels do not enter, so label-free
+    views and labelled splits agree."""
     digest = hashlib.sha256()
-    for row_id, text in zip(frame["id"], frame["text"]):
-        digest.update(json.dumps([str(row_id), str(text)], ensure_ascii=False).encode() + b"\n")
+    if "image" in frame:
+        inputs = (hashlib.sha256(data).hexdigest() for data in frame["image"])
+    else:
+        inputs = (str(text) for text in frame["text"])
+    for row_id, value in zip(frame["id"], inputs):
+        digest.update(json.dumps([str(row_id), value], ensure_ascii=False).encode() + b"\n")
     return digest.hexdigest()
 
 
 def write_prepared(
     dataset: str, n_train: int, n_test: int, seed: int, data_files: dict[str, str] | None,
     outputs: dict[str, str], *, balance: bool = False, source: DataSource | None = None,
+    entry: dict[str, Any] | None = None,
 ) -> None:
-    """Each split as (id, text, label) rows under its own outputs key, and as its label-free view
-    (id, text) under `<split>_unlabelled` when that key is given."""
-    source = source or data_source(dataset)
-    if not data_files:
+    """Each split as (id, input, label) rows under its own outputs key, and as its label-free view
+    (id, input) under `<split>_unlabelled` when that key is given; the input column is the task's
+    (text or image). `entry`, the config's, describes a dataset outside the catalogue."""
+    spec = dataset_spec(dataset, entry)
+    source = source or data_source(dataset, entry)
+    if not data_files and spec.folder is None:
         source = pin(source)
-    splits = prepare(dataset, n_train, n_test, seed, data_files, balance=balance, source=source)
-    balance_by_split = label_balance(splits)
+    splits = prepare(dataset, n_train, n_test, seed, data_files, balance=balance, source=source, entry=entry)
+    balance_by_split = label_balance(splits, spec.task.n_classes)
     for split, frame in splits.items():
         stats = balance_by_split[split]
-        log.info("%s %s: %d rows, %.3f positive", dataset, split, stats["n"], stats["positive_fraction"])
+        log.info("%s %s: %d rows, class fractions %s", dataset, split, stats["n"],
+                 [round(f, 3) for f in stats["class_fractions"][:10]])
         io.write_parquet(frame, outputs[split])
         if unlabelled_output(split) in outputs:
-            io.write_parquet(frame[UNLABELLED_COLUMNS], outputs[unlabelled_output(split)])
+            io.write_parquet(frame[["id", spec.task.input_column]], outputs[unlabelled_output(split)])
     if "label_balance" in outputs:
         io.write_json(balance_by_split, outputs["label_balance"])
     if "source" in outputs:
-        io.write_json(source_record(dataset, source, data_files), outputs["source"])
+        io.write_json(source_record(dataset, source, data_files, entry), outputs["source"])
 
 
 def write_weak_labels(predictions_path: str, train_w2s_path: str, slice_index: int, n_slices: int,
                       out_path: str) -> None:
-    """The supervisor's predictions on one slice of train_w2s: id, soft and hard label, and the
-    sha256 of train_w2s's (id, text) pairs (`train_w2s_sha256`), which the student checks against
-    its own rows. `train_w2s_path` is the split's label-free view: no true label is read or written."""
+    """The supervisor's predictions on one slice of train_w2s: id, soft label (its K class probabilities,
+    w2s.data.labels) and hard label (the most probable class), and the sha256 of train_w2s's (id, input)
+    pairs (`train_w2s_sha256`), which the student checks against its own rows. `train_w2s_path` is the
+    split's label-free view: no true label is read or written."""
     preds = pd.read_parquet(predictions_path)
     w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
     train_w2s = pd.read_parquet(train_w2s_path)
@@ -755,16 +850,18 @@ def write_weak_labels(predictions_path: str, train_w2s_path: str, slice_index: i
             "delete the predictions and let the supervisor's training rule make them again"
         )
     rows = w2s_slice(w2s, slice_index, n_slices)
-    metrics.check_probabilities(
-        rows["prob"], f"{predictions_path}, the supervisor's predictions on train_w2s",
+    probs = class_probs.read_column(rows, "probs", predictions_path)
+    class_probs.check_probabilities(
+        probs, f"{predictions_path}, the supervisor's predictions on train_w2s",
         "its training diverged, so it cannot supervise: lower its lr or use dtype float32, then rerun it",
     )
+    hard = class_probs.hard(probs)
     frame = pd.DataFrame({
         "id": rows["id"].to_numpy(),
-        "soft_label": rows["prob"].to_numpy(),
-        "hard_label": (rows["prob"] > 0.5).astype(int).to_numpy(),
+        "soft_label": class_probs.as_column(probs),
+        "hard_label": hard,
         "train_w2s_sha256": rows_sha256(train_w2s),
     })
-    log.info("slice %d/%d: %d weak labels, %.3f labelled 1", slice_index, n_slices, len(frame),
-             float(frame["hard_label"].mean()))
+    log.info("slice %d/%d: %d weak labels of %d classes, class fractions %s", slice_index, n_slices, len(frame),
+             probs.shape[1], [round(f, 3) for f in (np.bincount(hard, minlength=probs.shape[1]) / len(hard))[:10]])
     io.write_parquet(frame, out_path)

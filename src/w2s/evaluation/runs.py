@@ -10,10 +10,8 @@ import numpy as np
 import pandas as pd
 
 from w2s import io
-
-from w2s.evaluation import metrics
-
-from w2s.evaluation import reference
+from w2s.data import labels as class_probs
+from w2s.evaluation import metrics, reference
 
 log = logging.getLogger("w2s")
 
@@ -22,10 +20,11 @@ COMPARED_ROLES = ("supervisor", "weak", "ceiling")
 SUMMARY_OUTPUTS = ("parquet", "csv", "seeds_csv", "losses_csv", "reference_csv")
 # Leading columns of the per-run table, present even when no run has them, so readers can rely on them.
 IDENTITY_COLUMNS = (
-    "dataset", "seed", "run", "kind", "model", "model_rank", "params_b", "hub_id", "mode", "model_selection",
+    "dataset", "seed", "run", "kind", "task_kind", "n_classes", "model", "model_rank", "params_b", "hub_id", "mode",
+    "model_selection",
     "uses_ground_truth_selection", "shots", "loss", "lineage", "chain_length", "weak_model", "supervisor_run",
 )
-IDENTITY_NUMERIC_COLUMNS = ("seed", "model_rank", "params_b", "shots", "chain_length")
+IDENTITY_NUMERIC_COLUMNS = ("seed", "n_classes", "model_rank", "params_b", "shots", "chain_length")
 NUMERIC_COLUMNS = (
     "accuracy", "accuracy_ci_low", "accuracy_ci_high", "auroc", "auroc_ci_low", "auroc_ci_high",
     "weak_accuracy", "ceiling_accuracy", "weak_auroc", "ceiling_auroc",
@@ -33,7 +32,7 @@ NUMERIC_COLUMNS = (
     "agreement", "agreement_ci_low", "agreement_ci_high", "agreement_supervisor_right", "agreement_supervisor_wrong",
     "n_test", "test_positive_fraction",
 )
-TEXT_COLUMNS = ("pgr_undefined_reason", "pgr_auroc_undefined_reason")
+TEXT_COLUMNS = ("auroc_kind", "pgr_undefined_reason", "pgr_auroc_undefined_reason")
 # Averaged over seeds per dataset and run, each with a bootstrap interval over seeds.
 SEED_METRICS = ("accuracy", "auroc", "pgr", "pgr_auroc", "agreement")
 SEED_BOOTSTRAP_SAMPLES = 1000
@@ -53,21 +52,29 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     `predictions` maps "self" and, for a student, "supervisor", "weak" and "ceiling" to prediction
     files, which hold no labels: the true labels are joined by id from `test_path`, the labelled
     test split, here and in no training job. `context` carries the run's identity into the JSON;
-    its "kind" decides whether the run is a student. `label_balance` holds each prepared split's {"n", "positive_fraction"}; it is
-    stored whole and as one `<split>_positive_fraction` key per split. `truncation` (w2s.data.truncation)
-    gives the model's max_length and one `<split>_truncated` count of texts longer than it per split.
+    its "kind" decides whether the run is a student. Predictions hold K class probabilities per row
+    (w2s.data.labels); AUROC is the binary one for K = 2 and the macro one-vs-rest one above, named by
+    `auroc_kind`. `label_balance` holds each prepared split's {"n", "class_fractions"} (and, binary,
+    "positive_fraction"); it is stored whole and, for a binary task, as one `<split>_positive_fraction`
+    key per split. `truncation` (w2s.data.truncation) gives the model's max_length and one
+    `<split>_truncated` count of texts longer than it per split.
     """
-    own = _test_predictions(predictions["self"])
-    labels, probs = _test_labels(test_path, own.index, predictions["self"]), own["prob"].to_numpy()
+    own, probs = _test_predictions(predictions["self"])
+    labels = _test_labels(test_path, own.index, predictions["self"])
+    n_classes = probs.shape[1]
     result: dict[str, Any] = dict(context)
     result.update({
         "n_test": int(len(own)),
-        "test_positive_fraction": float(labels.mean()),
         "accuracy": metrics.accuracy(probs, labels),
         "auroc": metrics.auroc(probs, labels),
+        "auroc_kind": metrics.auroc_kind(n_classes),
     })
-    if label_balance is not None:
-        result.update(_label_balance_fields(label_balance, result["test_positive_fraction"]))
+    if n_classes == 2:
+        result["test_positive_fraction"] = float(labels.mean())
+        if label_balance is not None:
+            result.update(_label_balance_fields(label_balance, result["test_positive_fraction"]))
+    elif label_balance is not None:
+        result["label_balance"] = label_balance
     if truncation is not None:
         result["max_length"] = truncation["max_length"]
         result.update({f"{split}_truncated": count for split, count in truncation["truncated"].items()})
@@ -78,7 +85,7 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     if not is_student and compared:
         raise ValueError(f"{context.get('kind')} run {run} is compared with no other model, got {compared}")
     if is_student:
-        others = {role: _test_predictions(predictions[role]).loc[own.index, "prob"].to_numpy() for role in compared}
+        others = {role: _aligned(predictions[role], own.index, n_classes) for role in compared}
         result.update(_lineage_metrics(result["accuracy"], result["auroc"], others, labels))
         result.update(metrics.agreement(probs, others["supervisor"], labels))
         result.update(metrics.bootstrap_intervals(labels, probs, bootstrap_samples, seed, **others))
@@ -88,11 +95,26 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     io.write_json(result, out_path)
 
 
-def _test_predictions(path: str) -> pd.DataFrame:
+def _test_predictions(path: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """A prediction file's test rows (indexed by id) and their (n, K) class probabilities."""
     frame = pd.read_parquet(path)
     test = frame[frame["split"] == "test"].set_index("id")
-    metrics.check_probabilities(test["prob"], f"{path}, test predictions", "retrain the run that wrote them")
-    return test
+    probs = class_probs.read_column(test, "probs", path)
+    class_probs.check_probabilities(probs, f"{path}, test predictions", "retrain the run that wrote them")
+    return test, probs
+
+
+def _aligned(path: str, ids: pd.Index, n_classes: int) -> np.ndarray:
+    """Another model's test probabilities in the order of `ids`, for the same K classes."""
+    test, probs = _test_predictions(path)
+    if probs.shape[1] != n_classes:
+        raise ValueError(f"{path}: its test predictions have {probs.shape[1]} classes but the student's have "
+                         f"{n_classes}, so they were made for another task; retrain the run that wrote them")
+    positions = test.index.get_indexer(ids)
+    if (positions < 0).any():
+        raise ValueError(f"{path}: {int((positions < 0).sum())} of the student's test rows have no prediction here, "
+                         "so it was made from other data; retrain the run that wrote it")
+    return probs[positions]
 
 
 def _test_labels(test_path: str, ids: pd.Index, predictions_path: str, test: pd.Series | None = None) -> np.ndarray:
@@ -353,8 +375,8 @@ def regularisation_sweep(sweep_paths: list[str], test_paths: list[str], runs: li
         sweep, test = pd.read_parquet(path), _labels_by_id(test_path)
         for (l2, chosen), at in sweep.groupby(["l2", "chosen"], sort=True, dropna=False):
             labels = _test_labels(test_path, pd.Index(at["id"]), path, test)
-            rows.append({**run, "l2": float(l2), "chosen": bool(chosen),
-                         "accuracy": metrics.accuracy(at["prob"].to_numpy(), labels)})
+            probs = class_probs.read_column(at, "probs", path)
+            rows.append({**run, "l2": float(l2), "chosen": bool(chosen), "accuracy": metrics.accuracy(probs, labels)})
     columns = ["dataset", "seed", "run", "kind", "model", "loss", "lineage", "model_selection", "l2", "chosen",
                "accuracy", "weak_accuracy", "ceiling_accuracy", "pgr"]
     table = pd.DataFrame(rows).reindex(columns=columns)

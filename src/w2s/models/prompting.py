@@ -14,10 +14,9 @@ import torch
 from torch import nn
 
 from w2s import io
-
+from w2s.data import labels as class_probs
 from w2s.evaluation import metrics
-from w2s.models.text import (ModelLoadError, last_token_index, load_causal_lm, load_tokenizer, model_parallel_map,
-                        place)
+from w2s.models.text import ModelLoadError, last_token_index, load_causal_lm, load_tokenizer, model_parallel_map, place
 from w2s.training.loop import autocast, device, supported_dtype
 
 log = logging.getLogger("w2s")
@@ -72,19 +71,20 @@ def label_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torc
 @torch.inference_mode()
 def prompt_probabilities(model: nn.Module, tokenizer: Any, prompts: list[str], label_ids: list[int],
                          batch_size: int, max_length: int, on: torch.device, dtype: str) -> np.ndarray:
-    """P(label word 1) against label word 0 for every prompt, longest prompts batched together."""
+    """(P(label word 0), P(label word 1)) of every prompt, the two words' logits softmaxed against each other;
+    longest prompts batched together."""
     tokenizer.padding_side = "right"
     # Over-long prompts lose their earliest demonstrations, never the text being labelled.
     tokenizer.truncation_side = "left"
     order = np.argsort([len(p) for p in prompts], kind="stable")
-    probs = np.zeros(len(prompts))
+    probs = np.zeros((len(prompts), len(label_ids)))
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         encoded = tokenizer([prompts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
                             return_tensors="pt")
         with autocast(on, dtype):
             logits = label_logits(model, encoded["input_ids"].to(on), encoded["attention_mask"].to(on), label_ids)
-        probs[rows] = torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
+        probs[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return probs
 
 
@@ -105,5 +105,6 @@ def prompt_baseline(model_entry: dict[str, Any], params: dict[str, Any], shots: 
                                  params["max_length"], on, params["dtype"])
     labels = test["label"].to_numpy()
     log.info("%d-shot prompting: test accuracy %.4f, mean P(1) %.3f", shots, metrics.accuracy(probs, labels),
-             float(probs.mean()))
-    io.write_parquet(pd.DataFrame({"split": "test", "id": test["id"], "prob": probs}), out_path)
+             float(probs[:, 1].mean()))
+    io.write_parquet(pd.DataFrame({"split": "test", "id": test["id"], "probs": class_probs.as_column(probs)}),
+                     out_path)

@@ -311,13 +311,13 @@ def disable_dropout(model: nn.Module) -> None:
 
 
 class TextClassifier(nn.Module):
-    """A backbone whose pooled hidden state feeds a linear head with two logits."""
+    """A backbone whose pooled hidden state feeds a linear head with one logit per class."""
 
-    def __init__(self, backbone: nn.Module, pooling: str):
+    def __init__(self, backbone: nn.Module, pooling: str, n_classes: int = 2):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
-        self.head = nn.Linear(backbone.config.hidden_size, 2)
+        self.head = nn.Linear(backbone.config.hidden_size, n_classes)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -347,9 +347,9 @@ def place(model: nn.Module, on: torch.device) -> nn.Module:
 class ProbeClassifier(nn.Module):
     """A linear head on frozen features computed once per model and dataset."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, n_classes: int = 2):
         super().__init__()
-        self.head = nn.Linear(dim, 2)
+        self.head = nn.Linear(dim, n_classes)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 

@@ -66,7 +66,8 @@ def declare_missing_ops() -> None:
         return
     import torch
 
-    if _has_op("nms"):  # loaded, or declared by an earlier import of this module
+    # A CUDA torch pairs with PyPI's torchvision, which loads its own library when imported.
+    if torch.version.cuda is not None or _has_op("nms"):  # or declared by an earlier import of this module
         return
     folder = spec.submodule_search_locations[0]
     library = next((os.path.join(folder, n) for n in os.listdir(folder) if n.startswith("_C.") and n.endswith(".so")),

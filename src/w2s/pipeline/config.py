@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from w2s import tasks
 from w2s.data.sources import DATASETS
 from w2s.training.losses import LOSSES
 
@@ -55,7 +56,7 @@ COMMIT_PATTERN = r"[0-9a-f]{40}"
 
 
 # The schema of a source checkout (an editable install); other installs pass --schema.
-SHIPPED_SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+SHIPPED_SCHEMA = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -95,13 +96,14 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
         err = errors[0]
         where = "/".join(str(p) for p in err.absolute_path) or "the top level"
         if err.validator == "oneOf" and err.absolute_path and err.absolute_path[0] == "models":
-            raise ConfigError(f"config error at {where}: set exactly one of hub_id, path or package")
+            raise ConfigError(f"config error at {where}: set exactly one of hub_id, path or package (a transformers "
+                              "model), or family torchvision or timm with a name (an image model)")
         # A pattern says what is allowed in regex; the schema's description says it in words.
         hint = err.schema.get("description") if err.validator == "pattern" and isinstance(err.schema, dict) else None
         raise ConfigError(f"config error at {where}: {err.message}" + (f"; expected {hint}" if hint else ""))
 
-    for name in config["datasets"]:
-        _known("dataset", name, DATASETS.keys(), "datasets")
+    for name, entry in config["datasets"].items():
+        _check_dataset(name, entry)
     for name, params in config["losses"].items():
         _known("loss", name, LOSSES.keys(), "losses")
         _check_loss_params(name, params, f"losses.{name}")
@@ -145,6 +147,67 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
         )
     for name in config.get("prompting", {}).get("models", []):
         _known("model", name, models.keys(), "prompting.models")
+    _check_task_kinds(config)
+
+
+# The keys that describe a dataset outside the catalogue, where the catalogue's registry says nothing.
+STANDARD_SOURCE_KEYS = ("hub_id", "data_files", "image_folder", "imagenet_root")
+STANDARD_ONLY_KEYS = ("kind", "n_classes", "hub_id", "hub_config", "splits", "input_column", "label_column",
+                      "image_folder", "imagenet_root")
+
+
+def _check_dataset(name: str, entry: dict[str, Any]) -> None:
+    """A catalogue dataset (w2s.data.sources.DATASETS) is a binary text task read as the registry says; any
+    other name is a dataset in a standard (input, label) schema, which must say where it is and its K."""
+    if name in DATASETS:
+        extra = [key for key in STANDARD_ONLY_KEYS if key in entry]
+        _check(not extra, f"dataset '{name}' is in the catalogue, which fixes its source and its binary task; "
+                          f"remove {', '.join(extra)}, or give the dataset another name to read it as a standard one")
+        return
+    sources = [key for key in STANDARD_SOURCE_KEYS if key in entry]
+    _check(len(sources) == 1,
+           f"dataset '{name}' is not in the catalogue ({', '.join(sorted(DATASETS))}), so it must say where its "
+           f"rows are with exactly one of {', '.join(STANDARD_SOURCE_KEYS)}" + (f", not {', '.join(sources)}" if sources else ""))
+    _check("n_classes" in entry, f"dataset '{name}' is not in the catalogue, so it must give n_classes (K: its labels "
+                                 "are 0..K-1)")
+    kind = tasks.dataset_task(entry).spec
+    folder = next((key for key in ("image_folder", "imagenet_root") if key in entry), None)
+    if folder is not None:
+        _check(kind.input_column == "image",
+               f"dataset '{name}' reads {folder}, a folder of images, so its kind must be image_classification")
+        _check(entry.get("splits", {}).get("test") is None,
+               f"dataset '{name}' reads one folder of images ({folder}): its test rows are drawn from it, so "
+               "remove splits.test")
+
+
+def _check_task_kinds(config: dict[str, Any]) -> None:
+    """Every model reads every dataset's input (w2s.tasks: a kind's model families), trains in a mode the kind
+    supports, and a pretrained head (which learns nothing) is never a student."""
+    models = config["models"]
+    prompted = config.get("prompting", {}).get("models", [])
+    used = trained_models(config) + [m for m in prompted if m not in trained_models(config)]
+    for dataset, entry in config["datasets"].items():
+        task = tasks.dataset_task(entry)
+        kind = task.spec
+        for model in used:
+            family = tasks.model_family(models[model])
+            _check(family in kind.model_families,
+                   f"dataset '{dataset}' is a {kind.name} task, which {', '.join(kind.model_families)} models read, but "
+                   f"model '{model}' is a {family} model; run image and text tasks from separate configs")
+            mode = training_params(config, model)["mode"]
+            _check(mode in kind.modes,
+                   f"model '{model}' trains in mode {mode}, which a {kind.name} task does not support; use one of "
+                   f"{', '.join(kind.modes)}")
+        if config.get("prompting", {}).get("models"):
+            _check(task.is_binary and kind.input_column == "text",
+                   f"dataset '{dataset}' is a {task.n_classes}-class {kind.name} task, but prompting baselines ask "
+                   "binary text questions with two label words; remove the prompting block")
+    for chain in student_chains(config):
+        student = chain[-1]
+        _check(training_params(config, student)["mode"] != "pretrained_head",
+               f"model '{student}' uses its pretrained head with no training (mode pretrained_head), so it cannot "
+               f"learn from {chain[-2]}'s weak labels in lineage {' -> '.join(chain)}; put it first in the ladder "
+               "and chains, as a weak supervisor only")
 
 
 # The values each loss hyperparameter may take (w2s.training.losses), as (lowest, highest, the range in words);
@@ -189,6 +252,12 @@ def check_data_files(config: dict[str, Any], workdir: Path) -> None:
                 + ("" if Path(path).is_absolute() else f" (relative to {workdir})")
                 + "; fix the path",
             )
+        for key in ("image_folder", "imagenet_root"):
+            if key in entry:
+                _check((workdir / entry[key]).is_dir(),
+                       f"dataset '{name}': {key} is '{entry[key]}', which is no folder"
+                       + ("" if Path(entry[key]).is_absolute() else f" (relative to {workdir})")
+                       + "; point it at your local copy (ImageNet is licensed, so nothing downloads it)")
 
 
 def canonical(value: Any) -> Any:
@@ -219,7 +288,8 @@ def training_job_params(config: dict[str, Any], model: str) -> dict[str, Any]:
     head's without the minibatch optimiser's keys, so changing lr reruns no probe; finetuning's
     without the probe block, so changing the L2 grid reruns probes only."""
     params = training_params(config, model)
-    dropped = SGD_ONLY_KEYS if params["mode"] == "probe" else ("probe",)
+    # A pretrained head trains nothing: neither the optimiser's keys nor the probe's apply.
+    dropped = {"probe": SGD_ONLY_KEYS, "pretrained_head": (*SGD_ONLY_KEYS, "probe")}.get(params["mode"], ("probe",))
     return canonical({key: value for key, value in params.items() if key not in dropped})
 
 

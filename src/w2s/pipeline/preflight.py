@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from w2s.pipeline import config as w2s_config
 from w2s.data import sources
+from w2s.pipeline import config as w2s_config
 from w2s.pipeline import revisions
 
 OK, FAIL, WARN = "OK", "FAIL", "WARN"
@@ -44,8 +44,8 @@ class CheckFailed(Exception):
 
 def _run(item: str, check: str, body: Callable[[], str]) -> Check:
     """One check: OK with what `body` returns, or FAIL with the error it raised."""
-    from w2s.models.text import ModelLoadError
     from w2s.models.qwen1 import Qwen1ConversionError
+    from w2s.models.text import ModelLoadError
 
     # The package's own errors already say what to fix; anything else is named by its type.
     explained = (CheckFailed, sources.DatasetError, revisions.RevisionError, ModelLoadError, Qwen1ConversionError)
@@ -226,7 +226,6 @@ def _load(entry: dict[str, Any], params: dict[str, Any], out: dict[str, Any]) ->
     import torch
 
     from w2s.models import text
-
     from w2s.training import loop
 
     on = loop.device()
@@ -243,7 +242,6 @@ def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> 
     import torch
 
     from w2s.models import text
-
     from w2s.training import loop
 
     on = loop.device()

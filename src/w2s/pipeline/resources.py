@@ -100,13 +100,15 @@ def model_job_resources(
 
     `training` is the model's merged training block (w2s.pipeline.config.training_params), `defaults` the
     config's top-level resources block. A probe head trains on cached features: PROBE_HEAD, whatever
-    the config says. Otherwise the derived values, then `defaults`, then the model's own
+    the config says; a pretrained head only predicts, so it asks for what an embedding job does. Otherwise the derived values, then `defaults`, then the model's own
     `resources:`, key by key.
     """
     defaults = defaults or {}
     cpus_per_gpu = defaults.get("cpus_per_gpu", CPUS_PER_GPU)
     if kind == "train" and training["mode"] == "probe":
         return JobResources(**PROBE_HEAD, cpus_per_gpu=cpus_per_gpu).as_dict()
+    if kind == "train" and training["mode"] == "pretrained_head":
+        kind = "embed"  # its "training" job is one forward pass over the data, like an embedding job
     derived = derive(
         model_entry.get("params_b"), kind, mode=training["mode"], optimizer=training["optimizer"],
         dtype=training["dtype"], gpu_memory_gb=defaults.get("gpu_memory_gb", GPU_MEMORY_GB),

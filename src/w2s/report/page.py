@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import vl_convert as vlc
 
 from w2s import io
-from w2s.evaluation.runs import SEED_METRICS, uses_ground_truth_selection
 from w2s.evaluation.reference import SOURCE as REFERENCE_SOURCE
+from w2s.evaluation.runs import SEED_METRICS, uses_ground_truth_selection
 
 # The Vega-Lite release Altair writes specs for, as vl-convert names it ("6.4").
 VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
@@ -481,12 +482,24 @@ def _ground_truth_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Test accuracy per dataset and model of models trained on ground-truth labels, the ceilings every
     PGR is measured against, and of prompted models with their number of shots."""
     runs = summary[summary["kind"].isin(["ground_truth", "prompt"])]
-    runs = runs.assign(method=[_method(run) for _, run in runs.iterrows()])
-    table = _seed_mean(runs, ["dataset", "model", "model_rank", "params_b", "method"], ["accuracy", "auroc"])
+    runs = runs.assign(method=[_method(run) for _, run in runs.iterrows()], task=_task_names(runs),
+                       auroc_kind=runs.get("auroc_kind", pd.Series("AUROC", index=runs.index)).fillna("AUROC"))
+    table = _seed_mean(runs, ["dataset", "task", "model", "model_rank", "params_b", "method", "auroc_kind"],
+                       ["accuracy", "auroc"])
     table = table.sort_values(["dataset", "model_rank", "model", "method"]).drop(columns="model_rank")
-    table = table.rename(columns={"params_b": "params (B)", "accuracy": "test accuracy", "auroc": "AUROC"})
-    table = table[["dataset", "model", "method", "params (B)", "seeds", "test accuracy", "AUROC"]]
+    table = table.rename(columns={"params_b": "params (B)", "accuracy": "test accuracy", "auroc": "AUROC",
+                                  "auroc_kind": "AUROC kind"})
+    table = table[["dataset", "task", "model", "method", "params (B)", "seeds", "test accuracy", "AUROC", "AUROC kind"]]
     return _formatted(table, ["params (B)", "test accuracy", "AUROC"])
+
+
+def _task_names(runs: pd.DataFrame) -> list[str]:
+    """Each run's task in words: its kind and number of classes (w2s.tasks); summaries from before task kinds
+    existed are binary text tasks."""
+    kinds = runs.get("task_kind", pd.Series(np.nan, index=runs.index))
+    classes = runs.get("n_classes", pd.Series(np.nan, index=runs.index))
+    return [f"{kind if isinstance(kind, str) else 'text_classification'}, "
+            f"{int(k) if pd.notna(k) else 2} classes" for kind, k in zip(kinds, classes)]
 
 
 def _method(run: pd.Series) -> str:
@@ -496,7 +509,10 @@ def _method(run: pd.Series) -> str:
         label = f"{int(shots)}-shot prompt" if pd.notna(shots) else "prompt"
     else:
         mode = run.get("mode")
-        label = f"trained ({mode})" if isinstance(mode, str) else "trained"
+        if mode == "pretrained_head":
+            label = "pretrained head as is (no training)"
+        else:
+            label = f"trained ({mode})" if isinstance(mode, str) else "trained"
     return label + (GT_SELECTION if run["gt_selected"] else "")
 
 
@@ -578,8 +594,10 @@ def _summary_tables(summary: pd.DataFrame, seed_summary: pd.DataFrame | None, lo
         "<p>PGR per dataset and loss over every trained student (each run and seed counts once, chain steps "
         "included); median and mean are taken over students with a defined PGR.</p>",
         _table_html(_pgr_table(summary), "No students in the summary."),
-        "<p>Test accuracy and AUROC, mean over seeds, of every model trained on ground-truth labels (the ceilings) "
-        "and of every prompted model, with its number of in-context examples.</p>",
+        "<p>Test accuracy and AUROC, mean over seeds, of every model trained on ground-truth labels (the ceilings), "
+        "of every pretrained head used as it is, and of every prompted model, with its number of in-context "
+        "examples. Each task is scored with its own metrics: AUROC is the binary one for two classes and the "
+        "macro one-vs-rest one (the mean over classes of each class against the rest) for more.</p>",
         _table_html(_ground_truth_table(summary), "No ground-truth or prompted models in the summary."),
     ]
     if seed_summary is not None:

@@ -1,12 +1,19 @@
-"""The jobs that load a model: feature extraction and training; called by workflow/scripts/."""
+"""The jobs that load a model: feature extraction and training; called by workflow/scripts/.
+
+Both dispatch on the task (w2s.tasks: the input column and K) and on the training mode: texts are
+tokenised for transformers models and images decoded for torchvision and timm models
+(w2s.models.vision); a probe fits a linear head on either's frozen features; a pretrained head
+predicts with no training.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,16 +21,35 @@ import torch
 from safetensors.torch import load_file
 
 from w2s import io
-
-from w2s.evaluation import metrics
+from w2s.data import labels as class_probs
 from w2s.data.sources import rows_sha256
+from w2s.evaluation import metrics
+from w2s.models.text import (
+    ProbeClassifier,
+    TextClassifier,
+    add_lora,
+    disable_dropout,
+    load_backbone,
+    load_tokenizer,
+    model_parallel_map,
+    place,
+)
+from w2s.tasks import Task
+from w2s.training.loop import (
+    Batcher,
+    Schedule,
+    Selection,
+    describe_device,
+    device,
+    embed,
+    fit,
+    frozen_weights_dtype,
+    predict,
+    supported_dtype,
+)
 from w2s.training.losses import LOSSES, NEEDS_BATCH_PROBS
 from w2s.training.probe import ProbeSettings, choose_l2, final_sweep, grid_history
 from w2s.training.resume import ResumeCheckpoints, run_key
-from w2s.models.text import (ProbeClassifier, TextClassifier, add_lora, disable_dropout, load_backbone,
-                        load_tokenizer, model_parallel_map, place)
-from w2s.training.loop import (Batcher, Schedule, Selection, describe_device, device, embed, fit, frozen_weights_dtype,
-                       predict, supported_dtype)
 
 log = logging.getLogger("w2s")
 PREDICTED_SPLITS = ("test", "train_w2s")
@@ -60,15 +86,43 @@ def padded_tokens(lengths: np.ndarray, order: np.ndarray, batch_size: int) -> in
                for i in range(0, len(order), batch_size))
 
 
-def embed_features(model_entry: dict[str, Any], params: dict[str, Any],
-                   split_paths: dict[str, str], out_path: str) -> None:
-    """Frozen pooled features of every prepared split, computed once per model and dataset.
-
-    The splits are embedded together, in order of token count, so that every batch pads to nearly
-    its own length; ordered by characters within each split, the demo's batches were a third padding.
-    """
+def embed_features(model_entry: dict[str, Any], params: dict[str, Any], split_paths: dict[str, str], out_path: str,
+                   task: dict[str, Any] | None = None) -> None:
+    """Frozen features of every prepared split, computed once per model and dataset: pooled hidden
+    states of a text model, or the input of an image model's classifier layer (w2s.models.vision)."""
     on = device()
     compute_dtype = supported_dtype(on, params["dtype"])
+    if task is not None and Task.from_params(task).input_column == "image":
+        from w2s.models import vision  # torchvision and timm load only for image tasks
+
+        frames = {split: pd.read_parquet(path) for split, path in split_paths.items()}
+        model = vision.load_image_model(image_model_entry(model_entry))
+        started = time.perf_counter()
+        features = {split: vision.embed_images(model, frame["image"].tolist(), params["eval_batch_size"], on,
+                                               compute_dtype, names=frame["id"].tolist())
+                    for split, frame in frames.items()}
+        n_images = sum(len(frame) for frame in frames.values())
+        log.info("embedded %d images in %s in %.1f s", n_images, compute_dtype, time.perf_counter() - started)
+    else:
+        features = _embed_texts(model_entry, params, split_paths, on, compute_dtype)
+    for split, split_features in features.items():
+        log.info("embedded %s: %s", split, tuple(split_features.shape))
+    io.write_safetensors(features, out_path)
+
+
+def image_model_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """What w2s.models.vision loads an image model from: the entry's model keys, without the pipeline's
+    (training, resources, params_b, loss_params)."""
+    from w2s.models import vision
+
+    return {key: value for key, value in entry.items() if key in vision.ENTRY_KEYS.get(entry.get("family"), set())}
+
+
+def _embed_texts(model_entry: dict[str, Any], params: dict[str, Any], split_paths: dict[str, str], on: torch.device,
+                 compute_dtype: str) -> dict[str, torch.Tensor]:
+    """Pooled features of every split's texts. The splits are embedded together, in order of token count, so
+    that every batch pads to nearly its own length; ordered by characters within each split, the demo's
+    batches were a third padding."""
     tokenizer = load_tokenizer(model_entry)
     backbone = load_backbone(model_entry, frozen_weights_dtype(on, compute_dtype),
                              model_parallel_map(torch.cuda.device_count()))
@@ -84,16 +138,13 @@ def embed_features(model_entry: dict[str, Any], params: dict[str, Any],
     read = padded_tokens(lengths, order, params["eval_batch_size"])
     log.info("embedded %d texts (%d tokens, %.1f%% of the %d read were padding) in %s in %.1f s", len(token_ids),
              lengths.sum(), 100 * (1 - lengths.sum() / read), read, compute_dtype, time.perf_counter() - started)
-    features = dict(zip(texts, torch.split(pooled, [len(split_texts) for split_texts in texts.values()])))
-    for split, split_features in features.items():
-        log.info("embedded %s: %s", split, tuple(split_features.shape))
-    io.write_safetensors(features, out_path)
+    return dict(zip(texts, torch.split(pooled, [len(split_texts) for split_texts in texts.values()])))
 
 
 def _training_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None,
-                   oracle_labels_path: str | None = None) -> pd.DataFrame:
-    """Rows to train on, as positions in their split with a soft label, and a true label where the
-    job may see one.
+                   oracle_labels_path: str | None = None, n_classes: int = 2) -> pd.DataFrame:
+    """Rows to train on, as positions in their split with a soft label (the row's K class
+    probabilities), and a true label where the job may see one.
 
     Ground-truth runs train on train_gt's labels, which are also their true labels. Students train on
     weak labels of rows of train_w2s's label-free view and get no true label; only the opt-in oracle
@@ -101,16 +152,17 @@ def _training_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None
     """
     if weak_labels_path is None:
         gt = frames["train_gt"]
-        return pd.DataFrame({"row": np.arange(len(gt)), "soft_label": gt["label"].to_numpy(dtype=np.float64),
+        return pd.DataFrame({"row": np.arange(len(gt)),
+                             "soft_label": class_probs.as_column(class_probs.one_hot(gt["label"], n_classes)),
                              "true_label": gt["label"].to_numpy()})
     labels = pd.read_parquet(weak_labels_path)
     train_w2s = frames["train_w2s"]
     remake = "delete it and let the weak_labels rule make it again from this dataset and seed"
-    # Ids alone repeat across datasets ("train:17"); the hash of every (id, text) pair does not.
+    # Ids alone repeat across datasets ("train:17"); the hash of every (id, input) pair does not.
     made_for = labels["train_w2s_sha256"].unique().tolist() if "train_w2s_sha256" in labels else []
     ours = rows_sha256(train_w2s)
     if made_for != [ours]:
-        raise ValueError(f"{weak_labels_path}: the weak labels were made for train_w2s rows whose ids and texts hash "
+        raise ValueError(f"{weak_labels_path}: the weak labels were made for train_w2s rows whose ids and inputs hash "
                          f"to {made_for or 'nothing (no train_w2s_sha256 column)'}, but this job's train_w2s hashes to "
                          f"{ours}, so they label other data; {remake}")
     position = pd.Series(np.arange(len(train_w2s)), index=train_w2s["id"])
@@ -118,9 +170,13 @@ def _training_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None
     if missing or labels["id"].duplicated().any():
         raise ValueError(f"{weak_labels_path}: {len(missing)} weak-label ids are not in train_w2s, or ids repeat, "
                          f"so the file was not written by the weak_labels rule; {remake}")
-    metrics.check_probabilities(labels["soft_label"], f"{weak_labels_path}, the soft weak labels", remake)
-    rows = pd.DataFrame({"row": position.loc[labels["id"]].to_numpy(),
-                         "soft_label": labels["soft_label"].to_numpy(dtype=np.float64)})
+    soft = class_probs.read_column(labels, "soft_label", weak_labels_path)
+    if soft.shape[1] != n_classes:
+        raise ValueError(f"{weak_labels_path}: the weak labels have {soft.shape[1]} classes but this task has "
+                         f"{n_classes}, so their supervisor was made for another task; check the dataset's n_classes, "
+                         f"then {remake}")
+    class_probs.check_probabilities(soft, f"{weak_labels_path}, the soft weak labels", remake)
+    rows = pd.DataFrame({"row": position.loc[labels["id"]].to_numpy(), "soft_label": class_probs.as_column(soft)})
     if oracle_labels_path is not None:
         oracle = pd.read_parquet(oracle_labels_path)
         if rows_sha256(oracle) != ours:
@@ -140,8 +196,8 @@ def split_holdout(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.Da
     return rows.iloc[order[n_holdout:]], rows.iloc[order[:n_holdout]]
 
 
-def _build_model(model_entry: dict[str, Any], params: dict[str, Any],
-                 on: torch.device) -> tuple[torch.nn.Module, Any]:
+def _build_model(model_entry: dict[str, Any], params: dict[str, Any], on: torch.device,
+                 n_classes: int = 2) -> tuple[torch.nn.Module, Any]:
     """The classifier full finetuning or LoRA trains, and its tokenizer."""
     tokenizer = load_tokenizer(model_entry)
     # float32 master weights; autocast supplies params["dtype"].
@@ -153,11 +209,33 @@ def _build_model(model_entry: dict[str, Any], params: dict[str, Any],
         if params["mode"] == "lora":
             # Frozen embeddings produce no grad, so checkpointed blocks would see none either.
             backbone.enable_input_require_grads()
-    model = place(TextClassifier(backbone, params["pooling"]), on)
+    model = place(TextClassifier(backbone, params["pooling"], n_classes), on)
     disable_dropout(model)
     if params["compile"]:
         model.compile(dynamic=True)  # in place, so the checkpoint keeps the module's own names
     return model, tokenizer
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """What every trainer reads: the model, its settings, the task, the rows to train on (positions in
+    `train_split` with soft labels, without the held-out ones), the loss and where outputs go."""
+
+    model_entry: dict[str, Any]
+    params: dict[str, Any]
+    seed: int
+    task: Task
+    frames: dict[str, pd.DataFrame]
+    train_split: str
+    rows: pd.DataFrame
+    holdout: pd.DataFrame | None
+    loss: str
+    loss_params: dict[str, Any]
+    out: dict[str, str]
+    features_path: str | None
+    input_paths: list[str]
+    resume_dir: str | Path | None
+    code_paths: Sequence[str | Path]
 
 
 def train_model(
@@ -173,43 +251,57 @@ def train_model(
     oracle_labels_path: str | None = None,
     resume_dir: str | Path | None = None,
     code_paths: Sequence[str | Path] = (),
+    task: dict[str, Any] | None = None,
 ) -> None:
     """Train on train_gt's true labels, or on weak labels when given; predict test and train_w2s.
 
-    With `resume_dir`, training saves resume checkpoints there every `checkpoint_every` steps and
+    The trainer is chosen by the training mode among those the task's kind supports (TRAINERS):
+    finetuning (full or lora, text), a probe on the frozen features at `features_path`, or a
+    pretrained head that predicts with no training. `task` ({"kind", "n_classes"}, w2s.tasks) is a
+    binary text task when not given.
+
+    With `resume_dir`, finetuning saves resume checkpoints there every `checkpoint_every` steps and
     a rerun of the same job continues from the newest one, unless its settings, inputs or code
     (`code_paths`: the rule's code input, the script and the modules it imports) changed; the
     folder is removed once every output is written.
 
     With model_selection other than "final", a holdout of the training rows picks the best
     checkpoint: scored against the weak labels (weak_holdout) or, as an opt-in baseline that
-    uses ground truth, against their true labels (ground_truth_holdout). In probe mode the
-    features at `features_path` are fit to convergence instead (_train_probe), the holdout picks
-    the L2 strength, and `out["sweep"]` gets the test predictions of every strength; other modes
-    write their one model's test predictions there, with no strength.
+    uses ground truth, against their true labels (ground_truth_holdout). A probe is fit to
+    convergence instead (_train_probe), the holdout picks the L2 strength, and `out["sweep"]` gets
+    the test predictions of every strength; other modes write their one model's test predictions
+    there, with no strength.
 
     `split_paths` maps train_gt (labelled; ground-truth runs only), train_w2s and test (their
     label-free views) to files. A student sees true labels only through `oracle_labels_path`, the
     labelled train_w2s its rule gives it under ground_truth_holdout. Predictions and the sweep hold
-    ids and probabilities; evaluation joins the true labels by id.
+    ids and class probabilities; evaluation joins the true labels by id.
     """
     torch.manual_seed(seed)
-    on = device()
-    frames = {split: pd.read_parquet(path) for split, path in split_paths.items()}
-    train_split = "train_gt" if weak_labels_path is None else "train_w2s"
     if weak_labels_path is not None and params["model_selection"] == "ground_truth_holdout" \
             and oracle_labels_path is None:
         raise ValueError("model_selection ground_truth_holdout scores a student against true labels, but the job "
                          "was given no oracle labels; the train_student rule gives them as input oracle_labels")
-    rows = _training_rows(frames, weak_labels_path, oracle_labels_path)
+    the_task = Task.from_params(task) if task is not None else Task("text_classification", 2)
+    mode = params["mode"]
+    if mode not in the_task.spec.modes:
+        raise ValueError(f"training mode {mode} does not apply to a {the_task.kind} task; use one of "
+                         f"{', '.join(the_task.spec.modes)}")
+    frames = {split: pd.read_parquet(path) for split, path in split_paths.items()}
+    train_split = "train_gt" if weak_labels_path is None else "train_w2s"
+    rows = _training_rows(frames, weak_labels_path, oracle_labels_path, the_task.n_classes)
     holdout = None
-    if params["model_selection"] != "final":
+    if params["model_selection"] != "final" and mode != "pretrained_head":
         rows, holdout = split_holdout(rows, params["holdout_frac"], seed)
+    inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p)]
+    TRAINERS[mode](TrainingJob(model_entry, params, seed, the_task, frames, train_split, rows, holdout, loss,
+                               loss_params or {}, out, features_path, inputs, resume_dir, code_paths))
 
-    if params["mode"] == "probe":
-        _train_probe(frames, train_split, rows, holdout, load_file(features_path), params, loss, loss_params, out)
-        return
-    model, tokenizer = _build_model(model_entry, params, on)
+
+def _finetune(job: TrainingJob) -> None:
+    """Minibatch training of a text model's backbone (full or LoRA) and head (w2s.training.loop)."""
+    params, frames, rows, holdout, on = job.params, job.frames, job.rows, job.holdout, device()
+    model, tokenizer = _build_model(job.model_entry, params, on, job.task.n_classes)
     compute_dtype = params["dtype"]
 
     def batcher_for(split: str) -> Batcher:
@@ -218,12 +310,12 @@ def train_model(
     def order_of(split: str, positions: np.ndarray) -> np.ndarray:
         return _by_length(frames[split]["text"].iloc[positions].tolist())
 
-    train_batcher = batcher_for(train_split)
+    train_batcher = batcher_for(job.train_split)
     selection = None
     if holdout is not None:
         positions = holdout["row"].to_numpy()
         holdout_labels = _selection_labels(holdout, params["model_selection"])
-        holdout_order = order_of(train_split, positions)
+        holdout_order = order_of(job.train_split, positions)
 
         def holdout_accuracy() -> float:
             probs = predict(model, lambda r: train_batcher(positions[r]), holdout_order,
@@ -234,27 +326,25 @@ def train_model(
         selection = Selection(holdout_accuracy, max(1, round(steps_per_epoch / params["evals_per_epoch"])))
 
     resume = None
-    if resume_dir is not None:
-        inputs = [*split_paths.values(),
-                  *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p is not None)]
-        identity = {"model_entry": model_entry, "params": params, "seed": seed, "loss": loss,
-                    "loss_params": loss_params or {}}
-        resume = ResumeCheckpoints(resume_dir, run_key(identity, inputs, code_paths), params["checkpoint_every"])
+    if job.resume_dir is not None:
+        identity = {"model_entry": job.model_entry, "params": params, "seed": job.seed, "loss": job.loss,
+                    "loss_params": job.loss_params}
+        resume = ResumeCheckpoints(job.resume_dir, run_key(identity, job.input_paths, job.code_paths),
+                                   params["checkpoint_every"])
 
-    soft = rows["soft_label"].to_numpy()
-    targets = torch.tensor(np.stack([1 - soft, soft], axis=1), dtype=torch.float32)
+    targets = torch.tensor(np.stack(rows["soft_label"].to_numpy()), dtype=torch.float32)
     train_rows = rows["row"].to_numpy()
     history = fit(
         model,
         lambda batch: train_batcher(train_rows[batch]),
         targets,
-        lambda logits, t, step_frac, batch: LOSSES[loss](logits, t, step_frac, batch=batch, **(loss_params or {})),
-        Schedule.from_params(params, seed),
+        lambda logits, t, step_frac, batch: LOSSES[job.loss](logits, t, step_frac, batch=batch, **job.loss_params),
+        Schedule.from_params(params, job.seed),
         on,
         compute_dtype,
         selection,
-        lengths=_text_lengths(frames[train_split]["text"].iloc[train_rows]),
-        needs_batch_probs=loss in NEEDS_BATCH_PROBS,
+        lengths=_text_lengths(frames[job.train_split]["text"].iloc[train_rows]),
+        needs_batch_probs=job.loss in NEEDS_BATCH_PROBS,
         resume=resume,
     )
     log.info("trained %d steps, final loss %.4f", len(history), history[-1]["loss"])
@@ -264,44 +354,72 @@ def train_model(
         log.info("kept step %d: holdout accuracy %.4f (%s)", best["step"], best["selection_score"],
                  params["model_selection"])
 
-    predictions = []
-    for split in PREDICTED_SPLITS:
-        every_row = np.arange(len(frames[split]))
-        probs = predict(model, batcher_for(split), order_of(split, every_row), params["eval_batch_size"], on,
-                        compute_dtype)
-        metrics.check_probabilities(probs, f"{split} predictions", "training diverged: lower lr or use dtype float32")
-        predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"], "prob": probs}))
-    io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
-    io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), out["history"])
-    test = predictions[PREDICTED_SPLITS.index("test")]
-    io.write_parquet(final_sweep(frames["test"], test["prob"].to_numpy()), out["sweep"])
-    _save_checkpoint(model, tokenizer, out["checkpoint"])
+    probs = {split: predict(model, batcher_for(split), order_of(split, np.arange(len(frames[split]))),
+                            params["eval_batch_size"], on, compute_dtype)
+             for split in PREDICTED_SPLITS}
+    _write_predictions(frames, probs, job.out, "training diverged: lower lr or use dtype float32")
+    io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), job.out["history"])
+    io.write_parquet(final_sweep(frames["test"], probs["test"]), job.out["sweep"])
+    _save_checkpoint(model, tokenizer, job.out["checkpoint"])
     if resume is not None:
         resume.clear()
 
 
+def _write_predictions(frames: dict[str, pd.DataFrame], probs: dict[str, np.ndarray], out: dict[str, str],
+                       fix: str) -> None:
+    """Every predicted split's (split, id, probs) rows: the K class probabilities of each row."""
+    predictions = []
+    for split in PREDICTED_SPLITS:
+        class_probs.check_probabilities(probs[split], f"{split} predictions", fix)
+        predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"],
+                                         "probs": class_probs.as_column(probs[split])}))
+    io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
+
+
+def _predict_with_own_head(job: TrainingJob) -> None:
+    """A pretrained classifier used as it is (AlexNet's ImageNet head): no training, its softmax predicts.
+    Its history is one row that says so, and its checkpoint records the model entry it was loaded from."""
+    from w2s.models import vision
+
+    on, params = device(), job.params
+    model = vision.load_image_model(image_model_entry(job.model_entry))
+    probs = {split: vision.predict_with_head(model, job.frames[split]["image"].tolist(), params["eval_batch_size"],
+                                             on, supported_dtype(on, params["dtype"]), job.task.n_classes,
+                                             f"{split} of the pretrained head", names=job.frames[split]["id"].tolist())
+             for split in PREDICTED_SPLITS}
+    _write_predictions(job.frames, probs, job.out, "the pretrained head's outputs are not probabilities")
+    history = pd.DataFrame({"step": [0], "trained": [False], "device": [describe_device(on)]})
+    io.write_parquet(history, job.out["history"])
+    io.write_parquet(final_sweep(job.frames["test"], probs["test"]), job.out["sweep"])
+    with io.staged_directory(job.out["checkpoint"]) as staging:
+        io.write_json({"pretrained_head": True, "model_entry": job.model_entry}, staging / "model_entry.json")
+
+
 def _selection_labels(holdout: pd.DataFrame, model_selection: str) -> np.ndarray:
-    """The 0/1 labels held-out rows are scored against: their training labels (weak ones for a
-    student), or their true labels under the opt-in ground_truth_holdout."""
-    column = "true_label" if model_selection == "ground_truth_holdout" else "soft_label"
-    return (holdout[column].to_numpy() > 0.5).astype(int)
+    """The class labels held-out rows are scored against: their training labels' most probable class
+    (weak ones for a student), or their true labels under the opt-in ground_truth_holdout."""
+    if model_selection == "ground_truth_holdout":
+        return holdout["true_label"].to_numpy()
+    return class_probs.hard(np.stack(holdout["soft_label"].to_numpy()))
 
 
-def _train_probe(frames: dict[str, pd.DataFrame], train_split: str, rows: pd.DataFrame, holdout: pd.DataFrame | None,
-                 features: dict[str, torch.Tensor], params: dict[str, Any], loss: str,
-                 loss_params: dict[str, Any] | None, out: dict[str, str]) -> None:
+def _train_probe(job: TrainingJob) -> None:
     """A linear head fit to convergence at every L2 strength of training.probe.l2_grid (w2s.training.probe).
 
     The strength is chosen on the held-out rows, each strength refit on every training row, and the
     chosen refit predicts; the test predictions of every strength go to the sweep.
     """
+    params, rows, holdout, frames = job.params, job.rows, job.holdout, job.frames
+    assert job.features_path is not None, "a probe trains on the features its rule gives as input"
+    features = load_file(job.features_path)
     settings = ProbeSettings.from_params(params)
     every = rows if holdout is None else pd.concat([rows, holdout], ignore_index=True)
     held = None if holdout is None else np.arange(len(rows), len(every))
     held_labels = None if holdout is None else _selection_labels(holdout, params["model_selection"])
-    x = features[train_split][torch.tensor(every["row"].to_numpy())]
+    x = features[job.train_split][torch.tensor(every["row"].to_numpy())]
     started = time.perf_counter()
-    points, chosen = choose_l2(x, every["soft_label"].to_numpy(), held, held_labels, loss, loss_params, settings)
+    points, chosen = choose_l2(x, np.stack(every["soft_label"].to_numpy()), held, held_labels, job.loss,
+                               job.loss_params, settings)
     history = grid_history(points, chosen)
     for point in history.itertuples():
         log.info("l2 %g: holdout accuracy %.4f (%s), training loss %.4f, %d iterations in %d rounds, %s", point.l2,
@@ -310,21 +428,26 @@ def _train_probe(frames: dict[str, pd.DataFrame], train_split: str, rows: pd.Dat
     best = points[chosen]
     log.info("chose l2 %g; %d fits in %.1f s", best.l2, len(points) * (1 if holdout is None else 2),
              time.perf_counter() - started)
-    predictions = []
-    for split in PREDICTED_SPLITS:
-        probs = best.fit.probs(features[split])
-        metrics.check_probabilities(probs, f"{split} predictions", "the probe fit diverged; raise the smallest l2")
-        predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"], "prob": probs}))
+    probs = {split: best.fit.probs(features[split]) for split in PREDICTED_SPLITS}
+    _write_predictions(frames, probs, job.out, "the probe fit diverged; raise the smallest l2")
     test = frames["test"]
     sweep = pd.concat([pd.DataFrame({"l2": point.l2, "chosen": i == chosen, "id": test["id"],
-                                     "prob": point.fit.probs(features["test"])})
+                                     "probs": class_probs.as_column(point.fit.probs(features["test"]))})
                        for i, point in enumerate(points)], ignore_index=True)
-    io.write_parquet(pd.concat(predictions, ignore_index=True), out["predictions"])
-    io.write_parquet(history.assign(device=describe_device(torch.device("cpu"))), out["history"])
-    io.write_parquet(sweep, out["sweep"])
-    model = ProbeClassifier(x.shape[1])
+    io.write_parquet(history.assign(device=describe_device(torch.device("cpu"))), job.out["history"])
+    io.write_parquet(sweep, job.out["sweep"])
+    model = ProbeClassifier(x.shape[1], job.task.n_classes)
     model.head.load_state_dict(best.fit.head_state())
-    _save_checkpoint(model, None, out["checkpoint"])
+    _save_checkpoint(model, None, job.out["checkpoint"])
+
+
+# The trainer of each training mode; a task kind says which modes apply to it (w2s.tasks).
+TRAINERS: dict[str, Callable[[TrainingJob], None]] = {
+    "full": _finetune,
+    "lora": _finetune,
+    "probe": _train_probe,
+    "pretrained_head": _predict_with_own_head,
+}
 
 
 def _save_checkpoint(model: torch.nn.Module, tokenizer: Any, directory: str) -> None:

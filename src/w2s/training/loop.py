@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from w2s.training.losses import Batch, LossFn
 from w2s.models.text import DTYPES
+from w2s.training.losses import Batch, LossFn
 from w2s.training.resume import Progress, ResumeCheckpoints, Trainer
 
 Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
@@ -236,14 +236,17 @@ def fit(
 @torch.inference_mode()
 def predict(model: nn.Module, batcher: Batcher, order: np.ndarray, batch_size: int, on: torch.device,
             compute_dtype: str = "float32") -> np.ndarray:
-    """P(label = 1) for every row; `order` groups rows of similar length to cut padding."""
+    """Class probabilities (n, K) of every row; `order` groups rows of similar length to cut padding."""
     model.eval()
-    probs = np.zeros(len(order), dtype=np.float64)
+    probs: np.ndarray | None = None
     for i in range(0, len(order), batch_size):
         rows = order[i : i + batch_size]
         with autocast(on, compute_dtype):
             logits = model(**{k: v.to(on) for k, v in batcher(rows).items()})
-        probs[rows] = torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
+        if probs is None:
+            probs = np.zeros((len(order), logits.shape[-1]), dtype=np.float64)
+        probs[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    assert probs is not None, "predict needs at least one row"
     return probs
 
 
