@@ -330,3 +330,14 @@ def test_no_rule_runs_a_shell_command() -> None:
     shells = [str(p.relative_to(REPO)) for p in python_sources()
               if re.search(r"shell\s*=\s*True|os\.system\(|os\.popen\(", p.read_text())]
     assert shells == []
+
+
+def test_weak_labels_of_one_number_per_row_are_refused(tmp_path: Path) -> None:
+    """A file from before class probabilities were stored as lists: P(class 1) alone."""
+    path = tmp_path / "weak.parquet"
+    pd.DataFrame({"id": ["train:0", "train:1"], "soft_label": [0.1, 0.9], "hard_label": [0, 1],
+                  "train_w2s_sha256": rows_sha256(train_w2s())}).to_parquet(path, index=False)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: 'soft_label' holds one number per row, not each "
+                       "row's K class probabilities, so an older w2s wrote it; delete the file and let its rule make "
+                       "it again$"):
+        _training_rows({"train_w2s": train_w2s()}, str(path))
