@@ -314,12 +314,18 @@ def python_sources() -> list[Path]:
 
 def test_no_source_file_unpickles_or_torch_loads() -> None:
     """Checkpoints and features are safetensors: pickle (and torch.load, which unpickles) can run
-    code hidden in a file."""
-    unsafe = re.compile(r"\btorch\.load\b|\bimport pickle\b|\bpickle\.|\bdill\b|\bjoblib\b|\.to_pickle\(|read_pickle")
+    code hidden in a file. The one exception is a checkpoint published only as a .pth (the official
+    DINO ResNet50), read with torch.load's weights_only=True, PyTorch's restricted unpickler, which
+    builds tensors and plain containers and refuses anything else."""
+    unsafe = re.compile(r"\bimport pickle\b|\bpickle\.|\bdill\b|\bjoblib\b|\.to_pickle\(|read_pickle")
+    torch_load = re.compile(r"\btorch\.load\b|\bload_state_dict_from_url\b")
     found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
              for path in python_sources()
-             for number, line in enumerate(path.read_text().splitlines(), start=1) if unsafe.search(line)]
+             for number, line in enumerate(path.read_text().splitlines(), start=1)
+             if unsafe.search(line) or (torch_load.search(line) and "weights_only=True" not in line)]
     assert found == []
+    restricted = [str(path.relative_to(REPO)) for path in python_sources() if torch_load.search(path.read_text())]
+    assert restricted == ["src/w2s/models/vision.py"]
 
 
 def test_no_rule_runs_a_shell_command() -> None:

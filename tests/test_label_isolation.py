@@ -53,7 +53,7 @@ def test_weak_labels_made_for_other_rows_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "weak_labels.parquet"
     pd.DataFrame({"id": ["train:0", "train:1"], "soft_label": [[0.1, 0.9], [0.8, 0.2]], "hard_label": [1, 0],
                   "train_w2s_sha256": rows_sha256(theirs)}).to_parquet(path, index=False)
-    message = (f"{path}: the weak labels were made for train_w2s rows whose ids and texts hash to "
+    message = (f"{path}: the weak labels were made for train_w2s rows whose ids and inputs hash to "
                f"['{rows_sha256(theirs)}'], but this job's train_w2s hashes to {rows_sha256(ours)}, so they label "
                "other data; delete it and let the weak_labels rule make it again from this dataset and seed")
     with pytest.raises(ValueError) as refused:
