@@ -144,11 +144,13 @@ def is_probe(model):
     return training_params(model)["mode"] == "probe"
 
 
-def job_resources(model, kind):
-    """What a `kind` job (train, embed or prompt) on `model` asks the scheduler for: derived from
-    params_b and the training mode, then the config's resources blocks (w2s.pipeline.resources)."""
+def job_resources(model, kind, dataset):
+    """What a `kind` job (train, embed or prompt) on `model` and `dataset` asks the scheduler for:
+    derived from params_b, the training mode and the task's number of classes, then the config's
+    resources blocks (w2s.pipeline.resources)."""
     return w2s_resources.model_job_resources(
-        config["models"][model], training_params(model), kind, config.get("resources", {})
+        config["models"][model], training_params(model), kind, config.get("resources", {}),
+        n_classes=task_params(dataset)["n_classes"],
     )
 
 
@@ -157,7 +159,7 @@ def model_job_resources(model, kind):
     `model` maps the job's wildcards to its model."""
 
     def value(key):
-        return lambda wildcards: job_resources(model(wildcards), kind)[key]
+        return lambda wildcards: job_resources(model(wildcards), kind, wildcards.dataset)[key]
 
     return {key: value(key) for key in w2s_resources.RESOURCE_KEYS}
 

@@ -82,3 +82,18 @@ def test_probe_heads_get_no_gpu_whatever_the_config_says() -> None:
     # Its features are extracted by a job that does load the model, with the model's resources.
     embed = model_job_resources(entry, {"mode": "probe", "optimizer": "adamw", "dtype": "float32"}, "embed")
     assert (embed["gpu"], embed["mem_mb"]) == (2, 64000)
+
+
+def test_many_class_probe_heads_get_a_gpu_unless_the_model_says_otherwise() -> None:
+    training = {"mode": "probe", "optimizer": "adamw", "dtype": "float32"}
+    head = model_job_resources({"family": "timm", "name": "resnet50"}, training, "train", n_classes=1000)
+    assert head == {"gpu": 1, "mem_mb": 16000, "runtime": 120, "cpus_per_gpu": 4, "gpu_model": None}
+    cpu_only = model_job_resources({"family": "timm", "name": "vit", "resources": {"gpu": 0}}, training, "train",
+                                   {"gpu_model": "a100"}, n_classes=10)
+    assert cpu_only == {"gpu": 0, "mem_mb": 16000, "runtime": 120, "cpus_per_gpu": 4, "gpu_model": "a100"}
+
+
+def test_a_pretrained_head_asks_for_an_embedding_jobs_resources() -> None:
+    entry = {"family": "torchvision", "name": "alexnet", "params_b": 0.061}
+    pretrained = {"mode": "pretrained_head", "optimizer": "adamw", "dtype": "bfloat16"}
+    assert model_job_resources(entry, pretrained, "train") == model_job_resources(entry, pretrained, "embed")

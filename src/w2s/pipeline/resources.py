@@ -42,6 +42,9 @@ UNSIZED_RUNTIME = {"train": 120, "embed": 60, "prompt": 60}
 UNSIZED_MEM_MB = 16000
 # A linear head on cached features: no GPU and little memory, whatever the model's size.
 PROBE_HEAD = {"gpu": 0, "mem_mb": 2000, "runtime": 30}
+# A many-class probe head (ImageNet: 1000 classes on 2048-d features, 16,000 rows) costs about 10 s per
+# L-BFGS step on one CPU core and seconds per fit on a GPU, where w2s.training.probe fits it.
+MANY_CLASS_PROBE_HEAD = {"gpu": 1, "mem_mb": 16000, "runtime": 120}
 
 
 @dataclass(frozen=True)
@@ -94,18 +97,24 @@ def derive(
 
 
 def model_job_resources(
-    model_entry: dict[str, Any], training: dict[str, Any], kind: JobKind, defaults: dict[str, Any] | None = None
+    model_entry: dict[str, Any], training: dict[str, Any], kind: JobKind, defaults: dict[str, Any] | None = None,
+    n_classes: int = 2,
 ) -> dict[str, int | str | None]:
     """Snakemake resources of a `kind` job on one model.
 
     `training` is the model's merged training block (w2s.pipeline.config.training_params), `defaults` the
-    config's top-level resources block. A probe head trains on cached features: PROBE_HEAD, whatever
-    the config says; a pretrained head only predicts, so it asks for what an embedding job does. Otherwise the derived values, then `defaults`, then the model's own
-    `resources:`, key by key.
+    config's top-level resources block. A binary probe head trains on cached features: PROBE_HEAD,
+    whatever the config says; a probe head of a task with `n_classes` > 2 asks for one GPU
+    (MANY_CLASS_PROBE_HEAD), then the model's own `resources:`. A pretrained head only predicts, so it
+    asks for what an embedding job does. Otherwise the derived values, then `defaults`, then the
+    model's own `resources:`, key by key.
     """
     defaults = defaults or {}
     cpus_per_gpu = defaults.get("cpus_per_gpu", CPUS_PER_GPU)
     if kind == "train" and training["mode"] == "probe":
+        if n_classes > 2:
+            many = JobResources(**MANY_CLASS_PROBE_HEAD, cpus_per_gpu=cpus_per_gpu, gpu_model=defaults.get("gpu_model"))
+            return {**many.as_dict(), **model_entry.get("resources", {})}
         return JobResources(**PROBE_HEAD, cpus_per_gpu=cpus_per_gpu).as_dict()
     if kind == "train" and training["mode"] == "pretrained_head":
         kind = "embed"  # its "training" job is one forward pass over the data, like an embedding job

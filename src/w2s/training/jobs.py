@@ -418,8 +418,9 @@ def _train_probe(job: TrainingJob) -> None:
     held_labels = None if holdout is None else _selection_labels(holdout, params["model_selection"])
     x = features[job.train_split][torch.tensor(every["row"].to_numpy())]
     started = time.perf_counter()
+    on = device()
     points, chosen = choose_l2(x, np.stack(every["soft_label"].to_numpy()), held, held_labels, job.loss,
-                               job.loss_params, settings)
+                               job.loss_params, settings, on)
     history = grid_history(points, chosen)
     for point in history.itertuples():
         log.info("l2 %g: holdout accuracy %.4f (%s), training loss %.4f, %d iterations in %d rounds, %s", point.l2,
@@ -434,7 +435,7 @@ def _train_probe(job: TrainingJob) -> None:
     sweep = pd.concat([pd.DataFrame({"l2": point.l2, "chosen": i == chosen, "id": test["id"],
                                      "probs": class_probs.as_column(point.fit.probs(features["test"]))})
                        for i, point in enumerate(points)], ignore_index=True)
-    io.write_parquet(history.assign(device=describe_device(torch.device("cpu"))), job.out["history"])
+    io.write_parquet(history.assign(device=describe_device(on)), job.out["history"])
     io.write_parquet(sweep, job.out["sweep"])
     model = ProbeClassifier(x.shape[1], job.task.n_classes)
     model.head.load_state_dict(best.fit.head_state())
