@@ -19,6 +19,8 @@ try:
     w2s_config.check_data_files(config, Path.cwd())
 except w2s_config.ConfigError as err:
     sys.exit(f"Invalid config: {err}")
+# The schema's defaults, filled in once: rules read every top-level value without a fallback.
+config.update(w2s_config.apply_defaults(config, workflow.source_path("../config/schema.yaml")))
 
 
 # environment.yml installs the package from here when rules run under --sdm conda.
@@ -148,7 +150,7 @@ def job_resources(model, kind):
     """What a `kind` job (train, embed or prompt) on `model` asks the scheduler for: derived from
     params_b and the training mode, then the config's resources blocks (w2s.pipeline.resources)."""
     return w2s_resources.model_job_resources(
-        config["models"][model], training_params(model), kind, config.get("resources", {})
+        config["models"][model], training_params(model), kind, config["resources"]
     )
 
 

@@ -45,7 +45,7 @@ rule report:
                        caption="../workflow/report/figures.rst"),
     params:
         out_dir=lambda w, output: str(Path(output.html).parent),
-        title=config.get("report", {}).get("title", "Weak-to-strong generalization"),
+        title=config["report"]["title"],
         runs=curve_runs(),
     log:
         "results/logs/report.log",
