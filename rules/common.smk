@@ -13,6 +13,7 @@ from w2s.data import sources as w2s_data
 from w2s.report import provenance as w2s_provenance
 from w2s.pipeline import resources as w2s_resources
 from w2s.pipeline import revisions as w2s_revisions
+from w2s.training import settings as w2s_settings
 
 try:
     w2s_config.validate_config(config, workflow.source_path("../config/schema.yaml"))
@@ -253,7 +254,8 @@ def dataset_files(wildcards):
     return files
 
 
-EMBEDDING_KEYS = ("pooling", "max_length", "dtype", "eval_batch_size")
+# What embed_features reads, in the order its rule passes them.
+EMBEDDING_KEYS = w2s_settings.EmbeddingSettings.keys()
 
 
 def features_input(model):

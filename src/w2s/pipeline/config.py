@@ -17,10 +17,8 @@ import yaml
 from w2s import tasks
 from w2s.data.sources import DATASETS
 from w2s.training.losses import LOSSES
+from w2s.training.settings import TrainingSettings
 
-# What a probe head's fit does not read: the minibatch optimiser's settings and finetuning's switches.
-SGD_ONLY_KEYS = ("lr", "epochs", "batch_size", "minibatch_size", "weight_decay", "warmup_frac", "max_grad_norm",
-                 "optimizer", "evals_per_epoch", "checkpoint_every", "gradient_checkpointing", "compile", "lora")
 CHAIN_SEPARATOR = "__"
 COMMIT_PATTERN = r"[0-9a-f]{40}"
 
@@ -308,9 +306,7 @@ def training_job_params(config: dict[str, Any], model: str) -> dict[str, Any]:
     head's without the minibatch optimiser's keys, so changing lr reruns no probe; finetuning's
     without the probe block, so changing the L2 grid reruns probes only."""
     params = training_params(config, model)
-    # A pretrained head trains nothing: neither the optimiser's keys nor the probe's apply.
-    dropped = {"probe": SGD_ONLY_KEYS, "pretrained_head": (*SGD_ONLY_KEYS, "probe")}.get(params["mode"], ("probe",))
-    return canonical({key: value for key, value in params.items() if key not in dropped})
+    return canonical({key: params[key] for key in TrainingSettings.received_keys(params["mode"])})
 
 
 def student_loss_params(config: dict[str, Any], loss: str, model: str) -> dict[str, Any]:
