@@ -20,6 +20,8 @@ try:
     w2s_config.check_data_files(config, Path.cwd())
 except w2s_config.ConfigError as err:
     sys.exit(f"Invalid config: {err}")
+# The provenance record names the config as written, whose hash a reader can check against the file.
+CONFIG_SHA256 = w2s_provenance.config_sha256(config)
 # The schema's defaults, filled in once: rules read every top-level value without a fallback.
 config.update(w2s_config.apply_defaults(config, workflow.source_path("../config/schema.yaml")))
 

@@ -12,7 +12,7 @@ rule provenance:
         "results/report/provenance.json",
     params:
         # The config's hash, so that a config change rebuilds the record that names it.
-        config_sha256=w2s_provenance.config_sha256(config),
+        config_sha256=CONFIG_SHA256,
     log:
         "results/logs/provenance.log",
     resources:

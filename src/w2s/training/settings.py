@@ -92,15 +92,14 @@ class TrainingSettings:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "TrainingSettings":
-        if "mode" not in params:
-            raise SettingsError("training params: missing keys mode. The params were not made by this version's "
-                                "rules; rerun the job through the workflow")
+        if "mode" not in params:  # the mode says which keys the rest must be
+            check_keys("training params", {}, ("mode",))
         check_keys(f"training params of mode {params['mode']}", params, cls.received_keys(params["mode"]))
         values = {name: params.get(name) for name in _names(cls)}
         values["lora"] = lora_settings(params["lora"]) if "lora" in params else None
         if "probe" in params:
             check_keys("training params' probe block", params["probe"], _names(ProbeSettings))
-        values["probe"] = ProbeSettings.from_params(params["probe"]) if "probe" in params else None
+            values["probe"] = ProbeSettings.from_params(params["probe"])
         return cls(**values)
 
     def schedule(self, seed: int) -> Schedule:
