@@ -13,12 +13,17 @@ from w2s.data import sources as w2s_data
 from w2s.report import provenance as w2s_provenance
 from w2s.pipeline import resources as w2s_resources
 from w2s.pipeline import revisions as w2s_revisions
+from w2s.training import settings as w2s_settings
 
 try:
     w2s_config.validate_config(config, workflow.source_path("../config/schema.yaml"))
     w2s_config.check_data_files(config, Path.cwd())
 except w2s_config.ConfigError as err:
     sys.exit(f"Invalid config: {err}")
+# The provenance record names the config as written, whose hash a reader can check against the file.
+CONFIG_SHA256 = w2s_provenance.config_sha256(config)
+# The schema's defaults, filled in once: rules read every top-level value without a fallback.
+config.update(w2s_config.apply_defaults(config, workflow.source_path("../config/schema.yaml")))
 
 
 # environment.yml installs the package from here when rules run under --sdm conda.
@@ -149,7 +154,7 @@ def job_resources(model, kind, dataset):
     derived from params_b, the training mode and the task's number of classes, then the config's
     resources blocks (w2s.pipeline.resources)."""
     return w2s_resources.model_job_resources(
-        config["models"][model], training_params(model), kind, config.get("resources", {}),
+        config["models"][model], training_params(model), kind, config["resources"],
         n_classes=task_params(dataset)["n_classes"],
     )
 
@@ -253,7 +258,8 @@ def dataset_files(wildcards):
     return files
 
 
-EMBEDDING_KEYS = ("pooling", "max_length", "dtype", "eval_batch_size")
+# What embed_features reads, in the order its rule passes them.
+EMBEDDING_KEYS = w2s_settings.EmbeddingSettings.keys()
 
 
 def features_input(model):

@@ -40,10 +40,10 @@ rule prepare_data:
     params:
         n_train=lambda w: config["datasets"][w.dataset]["n_train"],
         n_test=lambda w: config["datasets"][w.dataset]["n_test"],
-        balance=lambda w: config["datasets"][w.dataset].get("balance", False),
+        balance=lambda w: config["datasets"][w.dataset]["balance"],
         source=lambda w: data_source(w.dataset).record(),
         # a dataset outside the catalogue: its kind, K, columns and where its rows are
-        entry=lambda w: w2s_config.canonical(config["datasets"][w.dataset]),
+        entry=lambda w: w2s_config.dataset_entry_params(config, w.dataset),
     log:
         "results/logs/{dataset}/seed{seed}/prepare_data.log",
     resources:

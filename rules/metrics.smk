@@ -10,7 +10,7 @@ rule evaluate:
     output:
         "results/{dataset}/seed{seed}/{run}/metrics.json",
     params:
-        bootstrap_samples=config.get("report", {}).get("bootstrap_samples", 1000),
+        bootstrap_samples=config["report"]["bootstrap_samples"],
         context=run_context,
     log:
         "results/logs/{dataset}/seed{seed}/evaluate/{run}.log",

@@ -12,7 +12,7 @@ rule provenance:
         "results/report/provenance.json",
     params:
         # The config's hash, so that a config change rebuilds the record that names it.
-        config_sha256=w2s_provenance.config_sha256(config),
+        config_sha256=CONFIG_SHA256,
     log:
         "results/logs/provenance.log",
     resources:
@@ -45,7 +45,7 @@ rule report:
                        caption="../workflow/report/figures.rst"),
     params:
         out_dir=lambda w, output: str(Path(output.html).parent),
-        title=config.get("report", {}).get("title", "Weak-to-strong generalization"),
+        title=config["report"]["title"],
         runs=curve_runs(),
     log:
         "results/logs/report.log",

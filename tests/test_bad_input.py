@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from job_settings import training_settings
 from w2s.pipeline.config import ConfigError, check_data_files, validate_config
 from w2s.data.sources import rows_sha256, write_weak_labels
 from w2s.evaluation.runs import evaluate
@@ -130,7 +131,8 @@ def test_a_student_selecting_on_ground_truth_needs_its_oracle_input(tmp_path: Pa
     with pytest.raises(ValueError, match="^model_selection ground_truth_holdout scores a student against true labels, "
                        "but the job was given no oracle labels; the train_student rule gives them as input "
                        "oracle_labels$"):
-        train_model({}, {"model_selection": "ground_truth_holdout"}, 0, splits, {}, weak_labels_path=path)
+        train_model({}, training_settings(model_selection="ground_truth_holdout"), 0, splits, {},
+                    weak_labels_path=path)
 
 
 def test_soft_weak_labels_out_of_range_are_refused(tmp_path: Path) -> None:

@@ -119,9 +119,10 @@ def test_every_rule_that_runs_a_script_declares_its_script_and_every_module_it_i
     assert [p.relative_to(PACKAGE).as_posix() for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
         "__init__.py", "data/__init__.py", "data/images.py", "data/labels.py", "data/sources.py",
         "evaluation/__init__.py", "evaluation/metrics.py", "io.py", "models/__init__.py", "models/text.py",
-        "models/torchvision_ops.py", "models/vision.py", "models/weights.py", "pipeline/__init__.py", "pipeline/gpus.py",
-        "pipeline/revisions.py", "pipeline/runlog.py", "tasks.py", "training/__init__.py", "training/jobs.py",
-        "training/loop.py", "training/losses.py", "training/probe.py", "training/resume.py",
+        "models/torchvision_ops.py", "models/vision.py", "models/weights.py", "params.py", "pipeline/__init__.py",
+        "pipeline/gpus.py", "pipeline/revisions.py", "pipeline/runlog.py", "tasks.py", "training/__init__.py",
+        "training/jobs.py", "training/loop.py", "training/losses.py", "training/probe.py", "training/resume.py",
+        "training/settings.py",
     ]
 
 

@@ -12,6 +12,7 @@ import yaml
 
 from w2s.data import sources
 from w2s.pipeline import config as cfg
+from w2s.pipeline import resources as w2s_resources
 from w2s.pipeline.config import (
     TRAINING_DEFAULTS,
     ConfigError,
@@ -384,6 +385,68 @@ def test_training_defaults_are_allowed_by_the_schema() -> None:
     config = minimal()
     config["training"] = dict(TRAINING_DEFAULTS)
     validate_config(config, SCHEMA)
+
+
+# The defaults as they stood in the code before the schema held them; each is written here once more
+# only to check that the schema's `default:` values are the ones the code uses.
+FORMER_TRAINING_DEFAULTS = {
+    "mode": "full", "pooling": "mean", "lr": 1e-5, "epochs": 2, "batch_size": 32, "minibatch_size": 32,
+    "eval_batch_size": 64, "max_length": 512, "weight_decay": 0.0, "warmup_frac": 0.0, "max_grad_norm": 1.0,
+    "dtype": "float32", "gradient_checkpointing": False, "compile": False, "optimizer": "adamw",
+    "model_selection": "final", "holdout_frac": 0.2, "evals_per_epoch": 4, "checkpoint_every": 50,
+    "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
+    "probe": {"l2_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0], "tolerance": 1e-6,
+              "max_iter": 1000, "max_rounds": 50},
+}
+
+
+def test_the_defaults_the_code_uses_are_the_schemas() -> None:
+    schema = yaml.safe_load(SCHEMA.read_text())
+    training = schema["$defs"]["training"]["properties"]
+    from_schema = {key: prop["default"] for key, prop in training.items() if "default" in prop}
+    for block in ("lora", "probe"):
+        from_schema[block] = {key: prop["default"] for key, prop in training[block]["properties"].items()}
+    assert training_params(minimal(), "c") == from_schema == FORMER_TRAINING_DEFAULTS
+    prompting = schema["properties"]["prompting"]["properties"]
+    assert cfg.PROMPTING_DEFAULTS == {key: prompting[key]["default"] for key in
+                                      ("question", "label_words", "max_length", "eval_batch_size")} == {
+        "question": "Is the statement above correct?", "label_words": [" No", " Yes"], "max_length": 1024,
+        "eval_batch_size": 8}
+    resources = schema["properties"]["resources"]["properties"]
+    assert (w2s_resources.GPU_MEMORY_GB, w2s_resources.CPUS_PER_GPU) == (
+        resources["gpu_memory_gb"]["default"], resources["cpus_per_gpu"]["default"]) == (80, 4)
+
+
+def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_block() -> None:
+    config = minimal()
+    config["datasets"]["boolq"] = {"n_train": 8, "n_test": 4, "balance": True}
+    config["models"]["a"]["training"] = {"lr": 1e-3}
+    config["resources"] = {"cpus_per_gpu": 8}
+    del config["chains"]
+    given = copy.deepcopy(config)
+    filled = cfg.apply_defaults(config, SCHEMA)
+    assert config == given  # a copy: the argument is not rewritten
+    assert filled == {
+        **given,
+        "chains": [],
+        "datasets": {"sst2": {"n_train": 8, "n_test": 4, "balance": False},
+                     "boolq": {"n_train": 8, "n_test": 4, "balance": True}},
+        "resources": {"gpu_memory_gb": 80, "cpus_per_gpu": 8},
+        "report": {"bootstrap_samples": 1000, "title": "Weak-to-strong generalization"},
+    }
+    # Training defaults stay out of both training blocks, so a model's block overrides only what it sets.
+    assert "training" not in filled and filled["models"]["a"] == {"path": "x", "training": {"lr": 1e-3}}
+    assert training_params(filled, "a") == training_params(config, "a")
+    validate_config(filled, SCHEMA)
+
+
+def test_a_datasets_prepare_params_are_the_same_with_a_default_spelled_out_or_left_out() -> None:
+    config = minimal()
+    left_out = cfg.dataset_entry_params(cfg.apply_defaults(config, SCHEMA), "sst2")
+    config["datasets"]["sst2"]["balance"] = False
+    assert cfg.dataset_entry_params(config, "sst2") == left_out == {"n_test": 4, "n_train": 8}
+    config["datasets"]["sst2"]["balance"] = True
+    assert cfg.dataset_entry_params(config, "sst2") == {"balance": True, "n_test": 4, "n_train": 8}
 
 
 def test_chain_names_round_trip() -> None:

@@ -13,7 +13,8 @@ from conftest import sst2_rows
 from safetensors.torch import load_file
 
 from w2s import io
-from w2s.pipeline.config import TRAINING_DEFAULTS
+from job_settings import training_settings
+from w2s.training.settings import EmbeddingSettings
 from w2s.training.jobs import _text_batcher, _token_ids, embed_features, padded_tokens, train_model
 from w2s.models.text import TextClassifier, load_backbone, load_tokenizer
 from w2s.training.loop import cpu_has_bf16, embed, frozen_weights_dtype
@@ -82,7 +83,7 @@ def test_features_of_all_splits_batched_by_length_are_each_text_s_own(
         paths[split] = str(tmp_path / f"{split}.parquet")
         pd.DataFrame({"text": texts}).to_parquet(paths[split])
     params = {"pooling": pooling, "max_length": 32, "dtype": "float32", "eval_batch_size": 2}
-    embed_features(entry, params, paths, str(tmp_path / "features.safetensors"))
+    embed_features(entry, EmbeddingSettings.from_params(params), paths, str(tmp_path / "features.safetensors"))
     features = load_file(tmp_path / "features.safetensors")
     assert list(features) == sorted(splits)  # safetensors stores names sorted
     for split, texts in splits.items():
@@ -138,11 +139,10 @@ def test_a_probe_head_fits_the_same_whatever_dtype_its_features_were_computed_in
     io.write_safetensors(features, tmp_path / "features.safetensors")
     predictions = {}
     for dtype in ("float32", "bfloat16"):
-        params = {**TRAINING_DEFAULTS, "mode": "probe", "dtype": dtype, "eval_batch_size": 16,
-                  "model_selection": "weak_holdout", "holdout_frac": 0.25,
-                  "probe": {**TRAINING_DEFAULTS["probe"], "l2_grid": [1e-2, 1.0]}}
+        settings = training_settings(mode="probe", dtype=dtype, eval_batch_size=16, model_selection="weak_holdout",
+                                     holdout_frac=0.25, probe={"l2_grid": [1e-2, 1.0]})
         out = {name: str(tmp_path / dtype / name) for name in ("predictions", "history", "sweep", "checkpoint")}
-        train_model({"path": "unused in probe mode"}, params, 0, splits, out,
+        train_model({"path": "unused in probe mode"}, settings, 0, splits, out,
                     features_path=str(tmp_path / "features.safetensors"))
         predictions[dtype] = pd.read_parquet(out["predictions"])
     pd.testing.assert_frame_equal(predictions["bfloat16"], predictions["float32"], check_exact=True)

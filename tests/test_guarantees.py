@@ -14,12 +14,13 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from conftest import sst2_rows
-from w2s.pipeline.config import TRAINING_DEFAULTS
+from job_settings import training_settings
 from w2s.data.sources import rows_sha256
 from w2s.training.jobs import _build_model, _text_batcher, _training_rows, split_holdout, train_model
 from w2s.training.losses import xent
 from w2s.models.text import ProbeClassifier
 from w2s.training.loop import Schedule, fit, make_optimizer
+from w2s.training.settings import TrainingSettings
 
 CPU = torch.device("cpu")
 CUDA_ONLY = pytest.mark.skipif(not torch.cuda.is_available(), reason="float16 and bf16 on a GPU need CUDA")
@@ -167,9 +168,9 @@ def test_adafactor_is_torchs_with_the_configured_lr_and_weight_decay() -> None:
 # --------------------------------------------------------------------------- checkpointing, compile, precision
 
 
-def text_params(**overrides: object) -> dict:
-    return {**TRAINING_DEFAULTS, "mode": "lora", "pooling": "mean", "max_length": 16, "batch_size": 8,
-            "minibatch_size": 4, "lr": 1e-2, "epochs": 1, **overrides}
+def text_settings(**overrides: object) -> TrainingSettings:
+    return training_settings(**{"mode": "lora", "pooling": "mean", "max_length": 16, "batch_size": 8,
+                                "minibatch_size": 4, "lr": 1e-2, "epochs": 1, **overrides})
 
 
 TEXTS = [row["sentence"] for row in sst2_rows(8, seed=3)]
@@ -179,15 +180,15 @@ SOFT = torch.tensor([[0.8, 0.2], [0.3, 0.7]] * 4)
 def build(tiny_models: dict[str, Path], **overrides: object) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
     """The job's classifier for tiny-bert, with the head and LoRA's B set to random values, the same
     whatever the settings: both start at 0, which would stop every gradient into the backbone."""
-    params = text_params(**overrides)
+    settings = text_settings(**overrides)
     torch.manual_seed(0)
-    model, tokenizer = _build_model({"path": str(tiny_models["tiny-bert"])}, params, CPU)
+    model, tokenizer = _build_model({"path": str(tiny_models["tiny-bert"])}, settings, CPU)
     generator = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for name, parameter in sorted(model.named_parameters()):
             if name.startswith("head.") or "lora_B" in name:
                 parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator))
-    return model, _text_batcher(tokenizer, TEXTS, params["max_length"])(np.arange(len(TEXTS)))
+    return model, _text_batcher(tokenizer, TEXTS, settings.max_length)(np.arange(len(TEXTS)))
 
 
 def trainable_gradients(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -332,12 +333,12 @@ def test_selection_scores_the_holdout_against_the_weak_labels_unless_told_otherw
     assert len(holdout) == 8 and (holdout["true_label"] != weak_class).all()
     runs = {}
     for selection, scored_against in (("weak_holdout", weak_class), ("ground_truth_holdout", holdout["true_label"])):
-        params = text_params(mode="full", model_selection=selection, holdout_frac=0.25, evals_per_epoch=2,
+        settings = text_settings(mode="full", model_selection=selection, holdout_frac=0.25, evals_per_epoch=2,
                              epochs=3, lr=3e-2)
         out = {"predictions": str(tmp_path / f"{selection}.parquet"),
                "history": str(tmp_path / f"{selection}_history.parquet"), "checkpoint": str(tmp_path / selection),
                "sweep": str(tmp_path / f"{selection}_sweep.parquet")}
-        train_model({"path": str(tiny_models["tiny-bert"])}, params, 0, paths, out, weak_labels_path=weak,
+        train_model({"path": str(tiny_models["tiny-bert"])}, settings, 0, paths, out, weak_labels_path=weak,
                     oracle_labels_path=oracle if selection == "ground_truth_holdout" else None)
         predictions = pd.read_parquet(out["predictions"]).query("split == 'train_w2s'").reset_index(drop=True)
         predicted = np.stack(predictions["probs"])[holdout["row"].to_numpy()].argmax(axis=1)

@@ -84,12 +84,12 @@ def test_disable_dropout_makes_training_mode_deterministic(tiny_models: dict[str
 
 
 def test_lora_trains_adapters_and_head_only(tiny_models: dict[str, Path]) -> None:
-    from w2s.models.text import add_lora
+    from w2s.models.text import LoraSettings, add_lora
 
     backbone = load_backbone({"path": str(tiny_models["tiny-bert"])})
     frozen_before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
-    classifier = TextClassifier(add_lora(backbone, {"r": 2, "alpha": 4, "dropout": 0.0,
-                                                    "target_modules": "all-linear"}), "mean")
+    classifier = TextClassifier(add_lora(backbone, LoraSettings(r=2, alpha=4, dropout=0.0,
+                                                                 target_modules="all-linear")), "mean")
     trainable = {n for n, p in classifier.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
     assert {"head.weight", "head.bias"} <= trainable
@@ -102,11 +102,11 @@ def test_lora_trains_adapters_and_head_only(tiny_models: dict[str, Path]) -> Non
 
 
 def test_lora_on_missing_modules_says_what_to_set(tiny_models: dict[str, Path]) -> None:
-    from w2s.models.text import add_lora
+    from w2s.models.text import LoraSettings, add_lora
 
     backbone = load_backbone({"path": str(tiny_models["tiny-bert"])})
     with pytest.raises(ModelLoadError, match="training.lora.target_modules"):
-        add_lora(backbone, {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["no_such_layer"]})
+        add_lora(backbone, LoraSettings(r=2, alpha=4, dropout=0.0, target_modules=("no_such_layer",)))
 
 
 def test_prompting_an_encoder_says_it_needs_a_causal_lm(tmp_path: Path) -> None:

@@ -14,10 +14,12 @@ from sklearn.linear_model import LogisticRegression
 
 from test_report import _summary
 from w2s import io
-from w2s.pipeline.config import ConfigError, SHIPPED_SCHEMA, TRAINING_DEFAULTS, training_job_params, validate_config
+from job_settings import job_params
+from w2s.pipeline.config import ConfigError, SHIPPED_SCHEMA, training_job_params, validate_config
 from w2s.evaluation.runs import regularisation_sweep
 from w2s.data.sources import rows_sha256
 from w2s.training.jobs import train_model
+from w2s.training.settings import TrainingSettings
 from w2s.training.losses import LOSSES
 from w2s.training.probe import FROZEN_TARGETS, ProbeSettings, check_loss, choose_l2, final_sweep, fit_probe, two_logits
 from w2s.report.page import build_report
@@ -169,16 +171,16 @@ def write_job_inputs(directory: Path, n: dict[str, int]) -> tuple[dict[str, str]
 
 
 def probe_params(**overrides: object) -> dict:
-    return {**TRAINING_DEFAULTS, "mode": "probe", "model_selection": "weak_holdout", "holdout_frac": 0.25,
-            "probe": {"l2_grid": [1e-3, 1e-1, 10.0], "tolerance": 1e-6, "max_iter": 1000, "max_rounds": 50},
-            **overrides}
+    return job_params(**{"mode": "probe", "model_selection": "weak_holdout", "holdout_frac": 0.25,
+                         "probe": {"l2_grid": [1e-3, 1e-1, 10.0], "tolerance": 1e-6, "max_iter": 1000,
+                                   "max_rounds": 50}, **overrides})
 
 
 def run_job(directory: Path, params: dict, splits: dict[str, str], features: str, loss: str = "xent",
             weak: bool = True) -> dict[str, pd.DataFrame]:
     out = {name: str(directory / f"{name}.parquet") for name in ("predictions", "history", "sweep")}
     out["checkpoint"] = str(directory / "checkpoint")
-    train_model({"path": "unused in probe mode"}, params, 0, splits, out, loss=loss, loss_params={},
+    train_model({"path": "unused in probe mode"}, TrainingSettings.from_params(params), 0, splits, out, loss=loss, loss_params={},
                 weak_labels_path=str(Path(features).parent / "weak.parquet") if weak else None, features_path=features,
                 oracle_labels_path=splits["train_w2s"] if params["model_selection"] == "ground_truth_holdout" else None)
     return {name: pd.read_parquet(out[name]) for name in ("predictions", "history", "sweep")}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from w2s.models.prompting import build_prompt, label_logits, label_token_ids, pick_demonstrations, prompt_baseline
+from w2s.models.prompting import PromptSettings, build_prompt, label_logits, label_token_ids, pick_demonstrations, prompt_baseline
 
 
 def test_prompt_puts_labelled_demonstrations_before_the_text() -> None:
@@ -65,7 +65,7 @@ def test_prompt_baseline_writes_test_predictions(tiny_models: dict[str, Path], t
     out = tmp_path / "predictions.parquet"
     params = {"question": "the film was", "label_words": ["bad", "good"], "max_length": 32, "eval_batch_size": 3,
               "dtype": "float32"}
-    prompt_baseline({"path": str(tiny_models["tiny-gpt2"])}, params, 2, 0,
+    prompt_baseline({"path": str(tiny_models["tiny-gpt2"])}, PromptSettings.from_params(params), 2, 0,
                     {s: str(tmp_path / f"{s}.parquet") for s in ("train_gt", "test")}, str(out))
     predictions = pd.read_parquet(out)
     # The same schema as a trained model's predictions: evaluation joins the labels by id.

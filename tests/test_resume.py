@@ -29,6 +29,8 @@ from w2s.training.losses import logconf, xent
 from w2s.models.text import ProbeClassifier
 from w2s.training.resume import CheckpointError, ResumeCheckpoints, Trainer, run_key
 from w2s.training.loop import Schedule, Selection, fit
+from w2s.training.settings import TrainingSettings
+from job_settings import job_params as settings_params
 
 CPU = torch.device("cpu")
 
@@ -228,9 +230,10 @@ def write_splits(directory: Path) -> dict[str, str]:
 
 
 def job_params(**overrides: object) -> dict:
-    return {**TRAINING_DEFAULTS, "lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 4,
-            "eval_batch_size": 16, "max_length": 16, "pooling": "last", "model_selection": "weak_holdout",
-            "holdout_frac": 0.25, "evals_per_epoch": 2, **overrides}
+    return settings_params(**{"lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 4,
+                              "eval_batch_size": 16, "max_length": 16, "pooling": "last",
+                              "model_selection": "weak_holdout", "holdout_frac": 0.25, "evals_per_epoch": 2,
+                              **overrides})
 
 
 def job_outputs(directory: Path) -> dict[str, str]:
@@ -251,7 +254,8 @@ def test_the_same_config_and_seed_give_identical_artifacts_and_metrics_json(
     splits = write_splits(tmp_path / "data")
     runs = [tmp_path / "first", tmp_path / "second"]
     for run in runs:
-        train_model({"path": str(tiny_models["tiny-gpt2"])}, job_params(mode="full"), 0, splits, job_outputs(run),
+        train_model({"path": str(tiny_models["tiny-gpt2"])}, TrainingSettings.from_params(job_params(mode="full")), 0,
+                    splits, job_outputs(run),
                     resume_dir=run / ".resume")
         assert not (run / ".resume").exists()  # removed once the outputs exist
     for name in ("predictions.parquet", "history.parquet", "checkpoint/head.safetensors",
@@ -285,6 +289,7 @@ CHILD = """
 import logging, sys, time
 import w2s.training.loop
 from w2s.training.jobs import train_model
+from w2s.training.settings import TrainingSettings
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 real_lr_factor = w2s.training.loop.lr_factor
 def counting_lr_factor(step, total, warmup_frac):
@@ -295,7 +300,7 @@ w2s.training.loop.lr_factor = counting_lr_factor
 model, splits, out_dir, params = sys.argv[1], eval(sys.argv[2]), sys.argv[3], eval(sys.argv[4])
 out = {"predictions": out_dir + "/predictions.parquet", "history": out_dir + "/history.parquet",
        "sweep": out_dir + "/sweep.parquet", "checkpoint": out_dir + "/checkpoint"}
-train_model({"path": model}, params, 0, splits, out, resume_dir=out_dir + "/.resume")
+train_model({"path": model}, TrainingSettings.from_params(params), 0, splits, out, resume_dir=out_dir + "/.resume")
 """
 
 

@@ -6,11 +6,12 @@ claim_gpus(snakemake.resources.gpu)
 from w2s.models.text import job_model_entry  # noqa: E402
 from w2s.pipeline.runlog import log_to  # noqa: E402
 from w2s.training.jobs import embed_features  # noqa: E402
+from w2s.training.settings import EmbeddingSettings  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 embed_features(
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
-    params=snakemake.params.training,
+    settings=EmbeddingSettings.from_params(snakemake.params.training),
     split_paths={k: v for k, v in snakemake.input.items() if k in ("train_gt", "train_w2s", "test")},
     out_path=snakemake.output[0],
     task=snakemake.params.task,

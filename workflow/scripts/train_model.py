@@ -8,11 +8,12 @@ claim_gpus(snakemake.resources.gpu)
 from w2s.models.text import job_model_entry  # noqa: E402
 from w2s.pipeline.runlog import log_to  # noqa: E402
 from w2s.training.jobs import train_model  # noqa: E402
+from w2s.training.settings import TrainingSettings  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 train_model(
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
-    params=snakemake.params.training,
+    settings=TrainingSettings.from_params(snakemake.params.training),
     seed=int(snakemake.wildcards.seed),
     # train_gt (labelled) for ground-truth runs only; train_w2s and test as label-free views.
     split_paths={k: snakemake.input[k] for k in ("train_gt", "train_w2s", "test") if k in snakemake.input.keys()},

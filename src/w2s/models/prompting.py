@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,27 @@ from w2s import io
 from w2s.data import labels as class_probs
 from w2s.evaluation import metrics
 from w2s.models.text import ModelLoadError, last_token_index, load_causal_lm, load_tokenizer, model_parallel_map, place
+from w2s.params import check_keys
 from w2s.training.loop import autocast, device, supported_dtype
 
 log = logging.getLogger("w2s")
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """What prompt_baseline reads: the question and label words (the prompting block over the dataset's own),
+    the prompt's token limit, the batch size and the compute dtype (the model's training.dtype)."""
+
+    question: str
+    label_words: tuple[str, str]
+    max_length: int
+    eval_batch_size: int
+    dtype: str
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "PromptSettings":
+        check_keys("prompting params", params, (field.name for field in fields(cls)))
+        return cls(**{**params, "label_words": tuple(params["label_words"])})
 
 
 def format_example(text: str, question: str) -> str:
@@ -88,21 +107,21 @@ def prompt_probabilities(model: nn.Module, tokenizer: Any, prompts: list[str], l
     return probs
 
 
-def prompt_baseline(model_entry: dict[str, Any], params: dict[str, Any], shots: int, seed: int,
+def prompt_baseline(model_entry: dict[str, Any], settings: PromptSettings, shots: int, seed: int,
                     split_paths: dict[str, str], out_path: str) -> None:
     """Predictions of a prompted model on test, in the same format as a trained model's."""
     on = device()
     train_gt, test = (pd.read_parquet(split_paths[s]) for s in ("train_gt", "test"))
     demonstrations = pick_demonstrations(train_gt, shots, seed)
-    prompts = [build_prompt(t, params["question"], demonstrations, params["label_words"]) for t in test["text"]]
+    prompts = [build_prompt(t, settings.question, demonstrations, list(settings.label_words)) for t in test["text"]]
     tokenizer = load_tokenizer(model_entry)
-    weights_dtype = supported_dtype(on, params["dtype"])
+    weights_dtype = supported_dtype(on, settings.dtype)
     model = place(load_causal_lm(model_entry, weights_dtype, model_parallel_map(torch.cuda.device_count())), on).eval()
     if model.get_output_embeddings() is None:
         raise ModelLoadError("the model has no output embeddings to score label words with; prompt a causal LM")
-    label_ids = label_token_ids(tokenizer, params["label_words"])
-    probs = prompt_probabilities(model, tokenizer, prompts, label_ids, params["eval_batch_size"],
-                                 params["max_length"], on, params["dtype"])
+    label_ids = label_token_ids(tokenizer, list(settings.label_words))
+    probs = prompt_probabilities(model, tokenizer, prompts, label_ids, settings.eval_batch_size,
+                                 settings.max_length, on, settings.dtype)
     labels = test["label"].to_numpy()
     log.info("%d-shot prompting: test accuracy %.4f, mean P(1) %.3f", shots, metrics.accuracy(probs, labels),
              float(probs[:, 1].mean()))

@@ -260,12 +260,23 @@ def load_causal_lm(entry: dict[str, Any], dtype: str = "float32", device_map: st
     return load_pretrained(entry, dtype, device_map, causal_lm=True)[0]
 
 
-def add_lora(backbone: nn.Module, settings: dict[str, Any]) -> nn.Module:
+@dataclass(frozen=True)
+class LoraSettings:
+    """training.lora: the adapters add_lora puts on the backbone (built by w2s.training.settings)."""
+
+    r: int
+    alpha: float
+    dropout: float
+    target_modules: str | tuple[str, ...]
+
+
+def add_lora(backbone: nn.Module, settings: LoraSettings) -> nn.Module:
     """Freeze the backbone and train low-rank adapters on its linear layers (Hu et al. 2021)."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=settings["r"], lora_alpha=settings["alpha"], lora_dropout=settings["dropout"],
-                        target_modules=settings["target_modules"])
+    modules = settings.target_modules
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=modules if isinstance(modules, str) else list(modules))
     try:
         return get_peft_model(backbone, config)
     except ValueError as err:

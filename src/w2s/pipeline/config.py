@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import inspect
 import math
 import re
@@ -16,47 +17,64 @@ import yaml
 from w2s import tasks
 from w2s.data.sources import DATASETS
 from w2s.training.losses import LOSSES
+from w2s.training.settings import TrainingSettings
 
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "mode": "full",
-    "pooling": "mean",
-    "lr": 1e-5,
-    "epochs": 2,
-    "batch_size": 32,
-    "minibatch_size": 32,
-    "eval_batch_size": 64,
-    "max_length": 512,
-    "weight_decay": 0.0,
-    "warmup_frac": 0.0,
-    "max_grad_norm": 1.0,
-    "dtype": "float32",
-    "gradient_checkpointing": False,
-    "compile": False,
-    "optimizer": "adamw",
-    "model_selection": "final",
-    "holdout_frac": 0.2,
-    "evals_per_epoch": 4,
-    "checkpoint_every": 50,
-    "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
-    # Probe heads only (w2s.training.probe): L2 strengths to choose from on the holdout, and when a fit has converged.
-    "probe": {"l2_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0], "tolerance": 1e-6,
-              "max_iter": 1000, "max_rounds": 50},
-}
-# What a probe head's fit does not read: the minibatch optimiser's settings and finetuning's switches.
-SGD_ONLY_KEYS = ("lr", "epochs", "batch_size", "minibatch_size", "weight_decay", "warmup_frac", "max_grad_norm",
-                 "optimizer", "evals_per_epoch", "checkpoint_every", "gradient_checkpointing", "compile", "lora")
-PROMPTING_DEFAULTS: dict[str, Any] = {
-    "question": "Is the statement above correct?",
-    "label_words": [" No", " Yes"],
-    "max_length": 1024,
-    "eval_batch_size": 8,
-}
 CHAIN_SEPARATOR = "__"
 COMMIT_PATTERN = r"[0-9a-f]{40}"
 
 
 # The schema of a source checkout (an editable install); other installs pass --schema.
 SHIPPED_SCHEMA = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"
+
+
+def schema_defaults(node: dict[str, Any]) -> dict[str, Any]:
+    """The `default:` of each property of an object schema node; a nested object with no default of
+    its own gets its properties' defaults (training.lora and training.probe)."""
+    defaults = {}
+    for key, prop in node.get("properties", {}).items():
+        if "default" in prop:
+            defaults[key] = copy.deepcopy(prop["default"])
+        elif "properties" in prop and (nested := schema_defaults(prop)):
+            defaults[key] = nested
+    return defaults
+
+
+def apply_defaults(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """A copy of a valid `config` with every schema `default:` filled in where the key is missing: chains,
+    the report and resources blocks, each dataset's balance. A `$ref` is not followed: a model's own
+    training block overrides the top-level one key by key, so training defaults are applied by
+    training_params, layer under layer, never written into either block."""
+    return _with_defaults(config, yaml.safe_load(Path(schema_path).read_text()))
+
+
+def _with_defaults(value: Any, node: dict[str, Any]) -> Any:
+    if not isinstance(value, dict):
+        return copy.deepcopy(value)
+    properties = node.get("properties", {})
+    filled = {key: copy.deepcopy(item) for key, item in value.items()}
+    for key, prop in properties.items():
+        if key not in filled and "default" in prop:
+            filled[key] = copy.deepcopy(prop["default"])
+        if key in filled:
+            filled[key] = _with_defaults(filled[key], prop)
+    others = node.get("additionalProperties")
+    if isinstance(others, dict):
+        for key in filled.keys() - properties.keys():
+            filled[key] = _with_defaults(filled[key], others)
+    return filled
+
+
+def without_defaults(entry: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """`entry` without the keys whose value is the schema's default, so that a config that leaves a key
+    to its default and one that spells it out give a rule the same params (and rerun nothing)."""
+    defaults = schema_defaults(node)
+    return {key: value for key, value in entry.items() if key not in defaults or value != defaults[key]}
+
+
+SCHEMA = yaml.safe_load(SHIPPED_SCHEMA.read_text())
+# Every default lives in the schema's `default:` values; these are read from there.
+TRAINING_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["$defs"]["training"])
+PROMPTING_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["properties"]["prompting"])
 
 
 class ConfigError(ValueError):
@@ -271,10 +289,10 @@ def canonical(value: Any) -> Any:
 
 
 def training_params(config: dict[str, Any], model: str) -> dict[str, Any]:
-    """Defaults, then the config's training block, then the model's own overrides; the lora and
+    """The schema's defaults, then the config's training block, then the model's own overrides; the lora and
     probe blocks merge key by key."""
-    params = dict(TRAINING_DEFAULTS)
-    blocks = {name: dict(TRAINING_DEFAULTS[name]) for name in ("lora", "probe")}
+    params = copy.deepcopy(TRAINING_DEFAULTS)
+    blocks = {name: params[name] for name in ("lora", "probe")}
     for layer in (config.get("training", {}), config["models"][model].get("training", {})):
         params.update(layer)
         for name, block in blocks.items():
@@ -288,9 +306,7 @@ def training_job_params(config: dict[str, Any], model: str) -> dict[str, Any]:
     head's without the minibatch optimiser's keys, so changing lr reruns no probe; finetuning's
     without the probe block, so changing the L2 grid reruns probes only."""
     params = training_params(config, model)
-    # A pretrained head trains nothing: neither the optimiser's keys nor the probe's apply.
-    dropped = {"probe": SGD_ONLY_KEYS, "pretrained_head": (*SGD_ONLY_KEYS, "probe")}.get(params["mode"], ("probe",))
-    return canonical({key: value for key, value in params.items() if key not in dropped})
+    return canonical({key: params[key] for key in TrainingSettings.received_keys(params["mode"])})
 
 
 def student_loss_params(config: dict[str, Any], loss: str, model: str) -> dict[str, Any]:
@@ -299,9 +315,16 @@ def student_loss_params(config: dict[str, Any], loss: str, model: str) -> dict[s
 
 
 def prompting_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """Prompting defaults, then the prompting block, then the dataset's own question and words."""
+    """The schema's prompting defaults, then the prompting block, then the dataset's own question and words."""
     block = {k: v for k, v in config.get("prompting", {}).items() if k not in ("models", "shots")}
     return canonical({**PROMPTING_DEFAULTS, **block, **config["datasets"][dataset].get("prompt", {})})
+
+
+def dataset_entry_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """A dataset's entry as its prepare_data job receives it: without the values apply_defaults filled in
+    (a default equals leaving the key out), with sorted keys."""
+    return canonical(without_defaults(config["datasets"][dataset],
+                                      SCHEMA["properties"]["datasets"]["additionalProperties"]))
 
 
 def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:

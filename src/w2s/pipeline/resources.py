@@ -14,13 +14,16 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from w2s.pipeline.config import SCHEMA, schema_defaults
+
 JobKind = Literal["train", "embed", "prompt"]
 
 RESOURCE_KEYS = ("gpu", "mem_mb", "runtime", "cpus_per_gpu", "gpu_model")
-# One A100 or H100 with 80 GB; the config's resources.gpu_memory_gb describes other GPUs.
-GPU_MEMORY_GB = 80.0
-# The threads every model rule declares, so a one-GPU job gets the CPUs its torch threads use.
-CPUS_PER_GPU = 4
+# The schema's resources defaults: one A100 or H100 with 80 GB (resources.gpu_memory_gb describes other
+# GPUs), and the 4 threads every model rule declares, so a one-GPU job gets the CPUs its torch threads use.
+RESOURCE_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["properties"]["resources"])
+GPU_MEMORY_GB: float = RESOURCE_DEFAULTS["gpu_memory_gb"]
+CPUS_PER_GPU: int = RESOURCE_DEFAULTS["cpus_per_gpu"]
 # GPU bytes per parameter. Full finetuning keeps float32 weights and gradients (4 + 4) and AdamW's
 # two float32 moments (8); Adafactor factorises its second moment, so its state is negligible.
 # LoRA trains small adapters on a frozen float32 backbone. Inference holds the weights in the
@@ -103,14 +106,14 @@ def model_job_resources(
     """Snakemake resources of a `kind` job on one model.
 
     `training` is the model's merged training block (w2s.pipeline.config.training_params), `defaults` the
-    config's top-level resources block. A binary probe head trains on cached features: PROBE_HEAD,
-    whatever the config says; a probe head of a task with `n_classes` > 2 asks for one GPU
-    (MANY_CLASS_PROBE_HEAD), then the model's own `resources:`. A pretrained head only predicts, so it
-    asks for what an embedding job does. Otherwise the derived values, then `defaults`, then the
-    model's own `resources:`, key by key.
+    config's top-level resources block (the schema's defaults where it has no value). A binary probe
+    head trains on cached features: PROBE_HEAD, whatever the config says; a probe head of a task with
+    `n_classes` > 2 asks for one GPU (MANY_CLASS_PROBE_HEAD), then the model's own `resources:`. A
+    pretrained head only predicts, so it asks for what an embedding job does. Otherwise the derived
+    values, then `defaults`, then the model's own `resources:`, key by key.
     """
-    defaults = defaults or {}
-    cpus_per_gpu = defaults.get("cpus_per_gpu", CPUS_PER_GPU)
+    defaults = {**RESOURCE_DEFAULTS, **(defaults or {})}
+    cpus_per_gpu = defaults["cpus_per_gpu"]
     if kind == "train" and training["mode"] == "probe":
         if n_classes > 2:
             many = JobResources(**MANY_CLASS_PROBE_HEAD, cpus_per_gpu=cpus_per_gpu, gpu_model=defaults.get("gpu_model"))
@@ -120,7 +123,7 @@ def model_job_resources(
         kind = "embed"  # its "training" job is one forward pass over the data, like an embedding job
     derived = derive(
         model_entry.get("params_b"), kind, mode=training["mode"], optimizer=training["optimizer"],
-        dtype=training["dtype"], gpu_memory_gb=defaults.get("gpu_memory_gb", GPU_MEMORY_GB),
+        dtype=training["dtype"], gpu_memory_gb=defaults["gpu_memory_gb"],
         cpus_per_gpu=cpus_per_gpu,
     )
     chosen = replace(derived, gpu_model=defaults.get("gpu_model")).as_dict()

@@ -37,7 +37,6 @@ from w2s.models.text import (
 from w2s.tasks import Task
 from w2s.training.loop import (
     Batcher,
-    Schedule,
     Selection,
     describe_device,
     device,
@@ -48,8 +47,9 @@ from w2s.training.loop import (
     supported_dtype,
 )
 from w2s.training.losses import LOSSES, NEEDS_BATCH_PROBS
-from w2s.training.probe import ProbeSettings, choose_l2, final_sweep, grid_history
+from w2s.training.probe import choose_l2, final_sweep, grid_history
 from w2s.training.resume import ResumeCheckpoints, run_key
+from w2s.training.settings import EmbeddingSettings, TrainingSettings
 
 log = logging.getLogger("w2s")
 PREDICTED_SPLITS = ("test", "train_w2s")
@@ -86,25 +86,25 @@ def padded_tokens(lengths: np.ndarray, order: np.ndarray, batch_size: int) -> in
                for i in range(0, len(order), batch_size))
 
 
-def embed_features(model_entry: dict[str, Any], params: dict[str, Any], split_paths: dict[str, str], out_path: str,
-                   task: dict[str, Any] | None = None) -> None:
+def embed_features(model_entry: dict[str, Any], settings: EmbeddingSettings, split_paths: dict[str, str],
+                   out_path: str, task: dict[str, Any] | None = None) -> None:
     """Frozen features of every prepared split, computed once per model and dataset: pooled hidden
     states of a text model, or the input of an image model's classifier layer (w2s.models.vision)."""
     on = device()
-    compute_dtype = supported_dtype(on, params["dtype"])
+    compute_dtype = supported_dtype(on, settings.dtype)
     if task is not None and Task.from_params(task).input_column == "image":
         from w2s.models import vision  # torchvision and timm load only for image tasks
 
         frames = {split: pd.read_parquet(path) for split, path in split_paths.items()}
         model = vision.load_image_model(image_model_entry(model_entry))
         started = time.perf_counter()
-        features = {split: vision.embed_images(model, frame["image"].tolist(), params["eval_batch_size"], on,
+        features = {split: vision.embed_images(model, frame["image"].tolist(), settings.eval_batch_size, on,
                                                compute_dtype, names=frame["id"].tolist())
                     for split, frame in frames.items()}
         n_images = sum(len(frame) for frame in frames.values())
         log.info("embedded %d images in %s in %.1f s", n_images, compute_dtype, time.perf_counter() - started)
     else:
-        features = _embed_texts(model_entry, params, split_paths, on, compute_dtype)
+        features = _embed_texts(model_entry, settings, split_paths, on, compute_dtype)
     for split, split_features in features.items():
         log.info("embedded %s: %s", split, tuple(split_features.shape))
     io.write_safetensors(features, out_path)
@@ -118,24 +118,24 @@ def image_model_entry(entry: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in entry.items() if key in vision.ENTRY_KEYS.get(entry.get("family"), set())}
 
 
-def _embed_texts(model_entry: dict[str, Any], params: dict[str, Any], split_paths: dict[str, str], on: torch.device,
-                 compute_dtype: str) -> dict[str, torch.Tensor]:
+def _embed_texts(model_entry: dict[str, Any], settings: EmbeddingSettings, split_paths: dict[str, str],
+                 on: torch.device, compute_dtype: str) -> dict[str, torch.Tensor]:
     """Pooled features of every split's texts. The splits are embedded together, in order of token count, so
     that every batch pads to nearly its own length; ordered by characters within each split, the demo's
     batches were a third padding."""
     tokenizer = load_tokenizer(model_entry)
     backbone = load_backbone(model_entry, frozen_weights_dtype(on, compute_dtype),
                              model_parallel_map(torch.cuda.device_count()))
-    classifier = place(TextClassifier(backbone, params["pooling"]), on)
+    classifier = place(TextClassifier(backbone, settings.pooling), on)
     texts = {split: pd.read_parquet(path)["text"].tolist() for split, path in split_paths.items()}
     token_ids = _token_ids(tokenizer, [text for split_texts in texts.values() for text in split_texts],
-                           params["max_length"])
+                           settings.max_length)
     lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
     order = np.argsort(lengths, kind="stable")
     started = time.perf_counter()
-    pooled = embed(classifier.features, _token_batcher(tokenizer, token_ids), order, params["eval_batch_size"], on,
+    pooled = embed(classifier.features, _token_batcher(tokenizer, token_ids), order, settings.eval_batch_size, on,
                    compute_dtype)
-    read = padded_tokens(lengths, order, params["eval_batch_size"])
+    read = padded_tokens(lengths, order, settings.eval_batch_size)
     log.info("embedded %d texts (%d tokens, %.1f%% of the %d read were padding) in %s in %.1f s", len(token_ids),
              lengths.sum(), 100 * (1 - lengths.sum() / read), read, compute_dtype, time.perf_counter() - started)
     return dict(zip(texts, torch.split(pooled, [len(split_texts) for split_texts in texts.values()])))
@@ -196,22 +196,22 @@ def split_holdout(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.Da
     return rows.iloc[order[n_holdout:]], rows.iloc[order[:n_holdout]]
 
 
-def _build_model(model_entry: dict[str, Any], params: dict[str, Any], on: torch.device,
+def _build_model(model_entry: dict[str, Any], settings: TrainingSettings, on: torch.device,
                  n_classes: int = 2) -> tuple[torch.nn.Module, Any]:
     """The classifier full finetuning or LoRA trains, and its tokenizer."""
     tokenizer = load_tokenizer(model_entry)
-    # float32 master weights; autocast supplies params["dtype"].
+    # float32 master weights; autocast supplies settings.dtype.
     backbone = load_backbone(model_entry, device_map=model_parallel_map(torch.cuda.device_count()))
-    if params["mode"] == "lora":
-        backbone = add_lora(backbone, params["lora"])
-    if params["gradient_checkpointing"]:
+    if settings.mode == "lora":
+        backbone = add_lora(backbone, settings.lora)
+    if settings.gradient_checkpointing:
         backbone.gradient_checkpointing_enable()
-        if params["mode"] == "lora":
+        if settings.mode == "lora":
             # Frozen embeddings produce no grad, so checkpointed blocks would see none either.
             backbone.enable_input_require_grads()
-    model = place(TextClassifier(backbone, params["pooling"], n_classes), on)
+    model = place(TextClassifier(backbone, settings.pooling, n_classes), on)
     disable_dropout(model)
-    if params["compile"]:
+    if settings.compile:
         model.compile(dynamic=True)  # in place, so the checkpoint keeps the module's own names
     return model, tokenizer
 
@@ -222,7 +222,7 @@ class TrainingJob:
     `train_split` with soft labels, without the held-out ones), the loss and where outputs go."""
 
     model_entry: dict[str, Any]
-    params: dict[str, Any]
+    settings: TrainingSettings
     seed: int
     task: Task
     frames: dict[str, pd.DataFrame]
@@ -240,7 +240,7 @@ class TrainingJob:
 
 def train_model(
     model_entry: dict[str, Any],
-    params: dict[str, Any],
+    settings: TrainingSettings,
     seed: int,
     split_paths: dict[str, str],
     out: dict[str, str],
@@ -278,12 +278,12 @@ def train_model(
     ids and class probabilities; evaluation joins the true labels by id.
     """
     torch.manual_seed(seed)
-    if weak_labels_path is not None and params["model_selection"] == "ground_truth_holdout" \
+    if weak_labels_path is not None and settings.model_selection == "ground_truth_holdout" \
             and oracle_labels_path is None:
         raise ValueError("model_selection ground_truth_holdout scores a student against true labels, but the job "
                          "was given no oracle labels; the train_student rule gives them as input oracle_labels")
     the_task = Task.from_params(task) if task is not None else Task("text_classification", 2)
-    mode = params["mode"]
+    mode = settings.mode
     if mode not in the_task.spec.modes:
         raise ValueError(f"training mode {mode} does not apply to a {the_task.kind} task; use one of "
                          f"{', '.join(the_task.spec.modes)}")
@@ -291,21 +291,21 @@ def train_model(
     train_split = "train_gt" if weak_labels_path is None else "train_w2s"
     rows = _training_rows(frames, weak_labels_path, oracle_labels_path, the_task.n_classes)
     holdout = None
-    if params["model_selection"] != "final" and mode != "pretrained_head":
-        rows, holdout = split_holdout(rows, params["holdout_frac"], seed)
+    if settings.model_selection != "final" and mode != "pretrained_head":
+        rows, holdout = split_holdout(rows, settings.holdout_frac, seed)
     inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p)]
-    TRAINERS[mode](TrainingJob(model_entry, params, seed, the_task, frames, train_split, rows, holdout, loss,
+    TRAINERS[mode](TrainingJob(model_entry, settings, seed, the_task, frames, train_split, rows, holdout, loss,
                                loss_params or {}, out, features_path, inputs, resume_dir, code_paths))
 
 
 def _finetune(job: TrainingJob) -> None:
     """Minibatch training of a text model's backbone (full or LoRA) and head (w2s.training.loop)."""
-    params, frames, rows, holdout, on = job.params, job.frames, job.rows, job.holdout, device()
-    model, tokenizer = _build_model(job.model_entry, params, on, job.task.n_classes)
-    compute_dtype = params["dtype"]
+    settings, frames, rows, holdout, on = job.settings, job.frames, job.rows, job.holdout, device()
+    model, tokenizer = _build_model(job.model_entry, settings, on, job.task.n_classes)
+    compute_dtype = settings.dtype
 
     def batcher_for(split: str) -> Batcher:
-        return _text_batcher(tokenizer, frames[split]["text"].tolist(), params["max_length"])
+        return _text_batcher(tokenizer, frames[split]["text"].tolist(), settings.max_length)
 
     def order_of(split: str, positions: np.ndarray) -> np.ndarray:
         return _by_length(frames[split]["text"].iloc[positions].tolist())
@@ -314,23 +314,23 @@ def _finetune(job: TrainingJob) -> None:
     selection = None
     if holdout is not None:
         positions = holdout["row"].to_numpy()
-        holdout_labels = _selection_labels(holdout, params["model_selection"])
+        holdout_labels = _selection_labels(holdout, settings.model_selection)
         holdout_order = order_of(job.train_split, positions)
 
         def holdout_accuracy() -> float:
             probs = predict(model, lambda r: train_batcher(positions[r]), holdout_order,
-                            params["eval_batch_size"], on, compute_dtype)
+                            settings.eval_batch_size, on, compute_dtype)
             return metrics.accuracy(probs, holdout_labels)
 
-        steps_per_epoch = max(1, math.ceil(len(rows) / params["batch_size"]))
-        selection = Selection(holdout_accuracy, max(1, round(steps_per_epoch / params["evals_per_epoch"])))
+        steps_per_epoch = max(1, math.ceil(len(rows) / settings.batch_size))
+        selection = Selection(holdout_accuracy, max(1, round(steps_per_epoch / settings.evals_per_epoch)))
 
     resume = None
     if job.resume_dir is not None:
-        identity = {"model_entry": job.model_entry, "params": params, "seed": job.seed, "loss": job.loss,
-                    "loss_params": job.loss_params}
+        identity = {"model_entry": job.model_entry, "params": settings.identity(), "seed": job.seed,
+                    "loss": job.loss, "loss_params": job.loss_params}
         resume = ResumeCheckpoints(job.resume_dir, run_key(identity, job.input_paths, job.code_paths),
-                                   params["checkpoint_every"])
+                                   settings.checkpoint_every)
 
     targets = torch.tensor(np.stack(rows["soft_label"].to_numpy()), dtype=torch.float32)
     train_rows = rows["row"].to_numpy()
@@ -339,7 +339,7 @@ def _finetune(job: TrainingJob) -> None:
         lambda batch: train_batcher(train_rows[batch]),
         targets,
         lambda logits, t, step_frac, batch: LOSSES[job.loss](logits, t, step_frac, batch=batch, **job.loss_params),
-        Schedule.from_params(params, job.seed),
+        settings.schedule(job.seed),
         on,
         compute_dtype,
         selection,
@@ -352,10 +352,10 @@ def _finetune(job: TrainingJob) -> None:
         scored = pd.DataFrame(history).dropna(subset=["selection_score"])
         best = scored.loc[scored["selection_score"].idxmax()]
         log.info("kept step %d: holdout accuracy %.4f (%s)", best["step"], best["selection_score"],
-                 params["model_selection"])
+                 settings.model_selection)
 
     probs = {split: predict(model, batcher_for(split), order_of(split, np.arange(len(frames[split]))),
-                            params["eval_batch_size"], on, compute_dtype)
+                            settings.eval_batch_size, on, compute_dtype)
              for split in PREDICTED_SPLITS}
     _write_predictions(frames, probs, job.out, "training diverged: lower lr or use dtype float32")
     io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), job.out["history"])
@@ -381,10 +381,10 @@ def _predict_with_own_head(job: TrainingJob) -> None:
     Its history is one row that says so, and its checkpoint records the model entry it was loaded from."""
     from w2s.models import vision
 
-    on, params = device(), job.params
+    on, settings = device(), job.settings
     model = vision.load_image_model(image_model_entry(job.model_entry))
-    probs = {split: vision.predict_with_head(model, job.frames[split]["image"].tolist(), params["eval_batch_size"],
-                                             on, supported_dtype(on, params["dtype"]), job.task.n_classes,
+    probs = {split: vision.predict_with_head(model, job.frames[split]["image"].tolist(), settings.eval_batch_size,
+                                             on, supported_dtype(on, settings.dtype), job.task.n_classes,
                                              f"{split} of the pretrained head", names=job.frames[split]["id"].tolist())
              for split in PREDICTED_SPLITS}
     _write_predictions(job.frames, probs, job.out, "the pretrained head's outputs are not probabilities")
@@ -409,22 +409,22 @@ def _train_probe(job: TrainingJob) -> None:
     The strength is chosen on the held-out rows, each strength refit on every training row, and the
     chosen refit predicts; the test predictions of every strength go to the sweep.
     """
-    params, rows, holdout, frames = job.params, job.rows, job.holdout, job.frames
+    settings, rows, holdout, frames = job.settings, job.rows, job.holdout, job.frames
     assert job.features_path is not None, "a probe trains on the features its rule gives as input"
+    assert settings.probe is not None, "a probe head's params carry the probe block"
     features = load_file(job.features_path)
-    settings = ProbeSettings.from_params(params)
     every = rows if holdout is None else pd.concat([rows, holdout], ignore_index=True)
     held = None if holdout is None else np.arange(len(rows), len(every))
-    held_labels = None if holdout is None else _selection_labels(holdout, params["model_selection"])
+    held_labels = None if holdout is None else _selection_labels(holdout, settings.model_selection)
     x = features[job.train_split][torch.tensor(every["row"].to_numpy())]
     started = time.perf_counter()
     on = device()
     points, chosen = choose_l2(x, np.stack(every["soft_label"].to_numpy()), held, held_labels, job.loss,
-                               job.loss_params, settings, on)
+                               job.loss_params, settings.probe, on)
     history = grid_history(points, chosen)
     for point in history.itertuples():
         log.info("l2 %g: holdout accuracy %.4f (%s), training loss %.4f, %d iterations in %d rounds, %s", point.l2,
-                 point.selection_score, params["model_selection"], point.loss, point.iterations, point.rounds,
+                 point.selection_score, settings.model_selection, point.loss, point.iterations, point.rounds,
                  "converged" if point.converged else "NOT converged")
     best = points[chosen]
     log.info("chose l2 %g; %d fits in %.1f s", best.l2, len(points) * (1 if holdout is None else 2),

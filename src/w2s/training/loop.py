@@ -7,7 +7,7 @@ import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,6 +22,8 @@ Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
 
 @dataclass(frozen=True)
 class Schedule:
+    """The minibatch schedule fit reads (w2s.training.settings.TrainingSettings.schedule)."""
+
     lr: float
     epochs: float
     batch_size: int
@@ -31,10 +33,6 @@ class Schedule:
     max_grad_norm: float
     seed: int
     optimizer: str = "adamw"
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any], seed: int) -> "Schedule":
-        return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k != "seed"}, seed=seed)
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,8 @@ class ProbeSettings:
     max_rounds: int
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "ProbeSettings":
-        probe = params["probe"]
+    def from_params(cls, probe: dict[str, Any]) -> "ProbeSettings":
+        """From the training params' probe block (w2s.training.settings.TrainingSettings checks its keys)."""
         return cls(tuple(float(v) for v in probe["l2_grid"]), float(probe["tolerance"]), int(probe["max_iter"]),
                    int(probe["max_rounds"]))
 

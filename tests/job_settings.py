@@ -1,0 +1,15 @@
+"""The settings a job receives for a model whose training block is given: the params its rule would pass
+(w2s.pipeline.config.training_job_params, the schema's defaults under the block), then the typed settings."""
+
+from __future__ import annotations
+
+from w2s.pipeline.config import training_job_params
+from w2s.training.settings import TrainingSettings
+
+
+def job_params(**training: object) -> dict:
+    return training_job_params({"models": {"m": {"path": "unused", "training": training}}}, "m")
+
+
+def training_settings(**training: object) -> TrainingSettings:
+    return TrainingSettings.from_params(job_params(**training))
