@@ -162,3 +162,33 @@ def test_a_converted_qwen1_is_checked_and_a_tokenizer_too_large_for_its_embeddin
     assert detail(results, "model qwen-7b", "forward and backward") == (
         "the tokenizer gives id 151643 but the model's embedding has 512 rows: the tokenizer does not belong to "
         "these weights")
+
+
+def test_an_image_task_is_checked_folder_and_models(tmp_path: Path) -> None:
+    """The vision task's rows: the image folder read and split, a torchvision model whose weights enum
+    resolves without a download, a timm model named by its hub repository, and a random model loaded and
+    run on one image; a model name torchvision lacks fails its own row."""
+    from test_vision_workflow import vision_config, write_digits_folder
+
+    config = vision_config(write_digits_folder(tmp_path / "digits"))
+    config["models"]["alexnet"]["weights"] = "AlexNet_Weights.IMAGENET1K_V1"
+    config["models"]["vit"]["pretrained"] = True
+    config["models"]["broken"] = {"family": "torchvision", "name": "alexnot", "weights": None}
+    config["ladder"] = ["alexnet", "mobilenet", "vit", "broken"]
+    checked = preflight.run(config, lock_path=None, parts={"datasets", "models"}, load_weights=False,
+                            out=io.StringIO())
+    assert rows_of(checked) == [
+        ("OK", "dataset digits", "image_folder"), ("OK", "dataset digits", "converts"),
+        ("OK", "model alexnet", "source"), ("OK", "model mobilenet", "source"), ("OK", "model vit", "source"),
+        ("FAIL", "model broken", "source")]
+    assert detail(checked, "dataset digits", "image_folder") == "1,797 images in 10 class folders"
+    assert detail(checked, "dataset digits", "converts") == ("n_train 600 and n_test 300 fit; 10 classes; classes "
+                                                             "present per split train_gt 10, train_w2s 10, test 10")
+    assert detail(checked, "model alexnet", "source") == ("torchvision alexnet with AlexNet_Weights.IMAGENET1K_V1: "
+                                                          "1000 classes")
+    assert detail(checked, "model vit", "source") == ("timm vit_base_patch8_224.dino from the hub repository "
+                                                      "timm/vit_base_patch8_224.dino")
+    assert detail(checked, "model broken", "source") == "torchvision has no model 'alexnot'"
+    loaded = preflight.run({**config, "ladder": ["mobilenet", "vit"]}, lock_path=None, parts={"models"},
+                           load_weights=True, only={"mobilenet"}, out=io.StringIO())
+    assert detail(loaded, "model mobilenet", "weights and forward") == "features (1, 1024), its own head: 10 classes"

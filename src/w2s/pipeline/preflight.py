@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from w2s import tasks
 from w2s.data import sources
 from w2s.pipeline import config as w2s_config
 from w2s.pipeline import revisions
@@ -62,6 +63,13 @@ def _run(item: str, check: str, body: Callable[[], str]) -> Check:
 def check_dataset(name: str, entry: dict[str, Any], seed: int, lock: dict[str, dict[str, str]],
                   lock_path: Path | None, fetch_dir: Path) -> Iterator[Check]:
     item = f"dataset {name}"
+    spec = sources.dataset_spec(name, entry)
+    if spec.folder is not None:
+        # A local folder of images: nothing to pin; reading it is the check.
+        yield _run(item, spec.folder[0], lambda: _count_rows(name, "train", None, sources.data_source(name, entry),
+                                                             spec))
+        yield _run(item, "converts", lambda: _converts(name, entry, seed, None, sources.data_source(name, entry)))
+        return
     source = sources.data_source(name, entry, lock)
     data_files = entry.get("data_files") or None
     if name == "vader_movies" and not data_files:
@@ -87,11 +95,10 @@ def check_dataset(name: str, entry: dict[str, Any], seed: int, lock: dict[str, d
     elif not data_files:
         where = f"local copy {source.mirror} of " if source.mirror else ""
         yield Check(OK, item, "revision", f"{where}{source.hub_id}@{source.revision} ({source.pinned_by})")
-    spec = sources.DATASETS[name]
     for split in ("train", "test"):
         if spec.splits[split] is None:
             continue
-        yield _run(item, f"{split} split", lambda split=split: _count_rows(name, split, data_files, source))
+        yield _run(item, f"{split} split", lambda split=split: _count_rows(name, split, data_files, source, spec))
     yield _run(item, "converts", lambda: _converts(name, entry, seed, data_files, source))
 
 
@@ -108,18 +115,26 @@ def _fetch_vader(target: Path) -> str:
     return f"{sources.VADER_MEMBER} from {sources.DATASETS['vader_movies'].hub_id}, sha256 checked"
 
 
-def _count_rows(name: str, split: str, data_files: dict[str, str] | None, source: sources.DataSource) -> str:
-    rows = sources._load_rows(name, split, data_files, source)
-    hub_split = sources.DATASETS[name].splits[split]
+def _count_rows(name: str, split: str, data_files: dict[str, str] | None, source: sources.DataSource,
+                spec: sources.DatasetSpec) -> str:
+    rows = sources._load_rows(name, split, data_files, source, spec)
+    if spec.folder is not None:  # records of (id, image, label)
+        return f"{len(rows):,} images in {len({row['label'] for row in rows})} class folders"
+    hub_split = spec.splits[split]
     return f"{len(rows):,} rows (hub split '{hub_split}'), columns {', '.join(rows.column_names)}"
 
 
 def _converts(name: str, entry: dict[str, Any], seed: int, data_files: dict[str, str] | None,
               source: sources.DataSource) -> str:
     splits = sources.prepare(name, entry["n_train"], entry["n_test"], seed, data_files,
-                          balance=entry.get("balance", False), source=source)
-    balance = sources.label_balance(splits)
-    return "n_train {:,} and n_test {:,} fit; positive fraction ".format(entry["n_train"], entry["n_test"]) + ", ".join(
+                             balance=entry.get("balance", False), source=source, entry=entry)
+    n_classes = sources.dataset_spec(name, entry).task.n_classes
+    balance = sources.label_balance(splits, n_classes)
+    fits = "n_train {:,} and n_test {:,} fit; ".format(entry["n_train"], entry["n_test"])
+    if n_classes > 2:
+        return fits + f"{n_classes} classes; classes present per split " + ", ".join(
+            f"{split} {sum(f > 0 for f in stats['class_fractions'])}" for split, stats in balance.items())
+    return fits + "positive fraction " + ", ".join(
         f"{split} {stats['positive_fraction']:.2f}" for split, stats in balance.items())
 
 
@@ -129,6 +144,9 @@ def _converts(name: str, entry: dict[str, Any], seed: int, data_files: dict[str,
 def check_model(name: str, entry: dict[str, Any], params: dict[str, Any], lock: dict[str, dict[str, str]],
                 lock_path: Path | None, *, load_weights: bool, causal_lm: bool) -> Iterator[Check]:
     item = f"model {name}"
+    if tasks.model_family(entry) != "transformers":
+        yield from check_image_model(name, entry, load_weights=load_weights)
+        return
     if "hub_id" in entry and "revision" not in entry and "converted" not in entry:
         locked = revisions.locked_revision(lock, "model", entry["hub_id"], revisions.MAIN_BRANCH)
         if locked is None:
@@ -169,6 +187,53 @@ def check_model(name: str, entry: dict[str, Any], params: dict[str, Any], lock: 
     del model["backbone"]
     if causal_lm:
         yield _run(item, "causal LM", lambda: _causal_lm(entry, params))
+
+
+def check_image_model(name: str, entry: dict[str, Any], *, load_weights: bool) -> Iterator[Check]:
+    """A torchvision or timm model: its weights resolve by name (no download), then, with weights, it
+    loads the usual way (downloading to torchvision's or the hub's cache) and embeds one image."""
+    item = f"model {name}"
+    row = _run(item, "source", lambda: _image_source(entry))
+    yield row
+    if row.status == FAIL or not load_weights:
+        return
+    yield _run(item, "weights and forward", lambda: _image_forward(entry))
+
+
+def _image_source(entry: dict[str, Any]) -> str:
+    if entry["family"] == "torchvision":
+        import torchvision
+
+        if entry["name"] not in torchvision.models.list_models():
+            raise CheckFailed(f"torchvision has no model '{entry['name']}'")
+        if entry.get("weights") is None:
+            return f"torchvision {entry['name']}, randomly initialised"
+        weights = torchvision.models.get_weight(entry["weights"])
+        return f"torchvision {entry['name']} with {entry['weights']}: {len(weights.meta['categories'])} classes"
+    import timm
+
+    if not timm.is_model(entry["name"]):
+        raise CheckFailed(f"timm has no model '{entry['name']}'")
+    if "checkpoint" in entry:
+        return f"timm {entry['name']} with the state dict {entry['checkpoint']}"
+    if entry.get("pretrained", True):
+        return f"timm {entry['name']} from the hub repository {timm.models.get_pretrained_cfg(entry['name']).hf_hub_id}"
+    return f"timm {entry['name']}, randomly initialised"
+
+
+def _image_forward(entry: dict[str, Any]) -> str:
+    import io as bytes_io
+
+    from PIL import Image
+
+    from w2s.models import vision
+    from w2s.training.jobs import image_model_entry
+
+    model = vision.load_image_model(image_model_entry(entry))
+    buffer = bytes_io.BytesIO()
+    Image.new("RGB", (256, 256), (128, 64, 32)).save(buffer, format="PNG")
+    features = vision.embed_images(model, [buffer.getvalue()], 1)
+    return f"features {tuple(features.shape)}, its own head: {model.head_classes or 'none'} classes"
 
 
 def _convert(entry: dict[str, Any]) -> str:
