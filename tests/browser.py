@@ -28,6 +28,14 @@ MARK_COUNTS_JS = """() => Object.fromEntries(Array.from(document.querySelectorAl
   return [spec.dataset.target.replace(/^fig-/, ""), marks];
 }))"""
 ALL_DRAWN_JS = f"() => Object.values(({MARK_COUNTS_JS})()).every(marks => marks > 0)"
+# Per figure name: every text its SVG draws (facet headers, axis labels, legends); a panel's dataset is among them.
+TEXTS_JS = """() => Object.fromEntries(Array.from(document.querySelectorAll("script.vega-spec"), spec => {
+  const target = document.getElementById(spec.dataset.target);
+  const labels = target === null ? [] : target.querySelectorAll("svg text");
+  return [spec.dataset.target.replace(/^fig-/, ""), Array.from(labels, label => label.textContent)];
+}))"""
+# Playwright's default viewport, the width of a common laptop screen.
+VIEWPORT = {"width": 1280, "height": 720}
 
 
 class BrowserMissing(RuntimeError):
@@ -39,6 +47,8 @@ class PageRender:
     """What a page did in the browser: marks drawn per figure, and every error, warning and blocked request."""
 
     marks: dict[str, int]
+    texts: dict[str, list[str]]
+    scroll_width: int
     console_errors: list[str]
     console_warnings: list[str]
     page_errors: list[str]
@@ -58,15 +68,16 @@ class PageRender:
         """Everything above in a few lines, for an assertion message."""
         return (f"marks per figure: {self.marks}\nconsole errors: {self.console_errors}\n"
                 f"console warnings: {self.console_warnings}\npage errors: {self.page_errors}\n"
-                f"blocked requests: {self.blocked_requests}")
+                f"blocked requests: {self.blocked_requests}\npage scroll width: {self.scroll_width} px")
 
 
 def render_page(html: Path, *, timeout_s: float = 30.0, screenshot: Path | None = None,
-                chromium: Path = CHROMIUM) -> PageRender:
+                chromium: Path = CHROMIUM, viewport: dict[str, int] = VIEWPORT) -> PageRender:
     """Open `html` offline, wait until every figure has drawn marks or `timeout_s` passes, and report.
 
     A timeout is not an error: the figures that did not draw show 0 marks. With `screenshot`, a
-    full-page PNG is written there after the wait. Raises BrowserMissing, naming `make install`,
+    full-page PNG is written there after the wait. The page is laid out in `viewport` (width and
+    height in CSS pixels); its scroll width says whether anything overflows sideways. Raises BrowserMissing, naming `make install`,
     when Chromium or Playwright is absent.
     """
     if not chromium.is_file():
@@ -101,7 +112,7 @@ def render_page(html: Path, *, timeout_s: float = 30.0, screenshot: Path | None 
         # Playwright launches with a fresh temporary profile, which it removes on close.
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(offline=True)
+            context = browser.new_context(offline=True, viewport=viewport)
             context.route("**/*", only_files)
             page = context.new_page()
             page.on("console", on_console)
@@ -110,9 +121,11 @@ def render_page(html: Path, *, timeout_s: float = 30.0, screenshot: Path | None 
             with suppress(PlaywrightTimeout):  # a figure that never drew is reported with 0 marks
                 page.wait_for_function(ALL_DRAWN_JS, timeout=timeout_s * 1000)
             marks: dict[str, int] = page.evaluate(MARK_COUNTS_JS)
+            texts: dict[str, list[str]] = page.evaluate(TEXTS_JS)
+            scroll_width: int = page.evaluate("() => document.documentElement.scrollWidth")
             if screenshot is not None:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=screenshot, full_page=True)
         finally:
             browser.close()
-    return PageRender(marks, console_errors, console_warnings, page_errors, blocked_requests)
+    return PageRender(marks, texts, scroll_width, console_errors, console_warnings, page_errors, blocked_requests)

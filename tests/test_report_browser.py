@@ -11,6 +11,7 @@ import re
 import struct
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from browser import BrowserMissing, render_page
 from test_report import PNG_MAGIC, _curves, _provenance, _selection_summary, _summarize_tables
@@ -21,6 +22,11 @@ CDN_SCRIPT = "https://cdn.jsdelivr.net/npm/vega@6"
 REMOTE_DATA = "https://example.com/rows.json"
 # Bounds the wait for a figure that never draws; the intact ones draw within about a second.
 FAILING_PAGE_TIMEOUT_S = 4.0
+# A sweep's worth of datasets, read on a 1280-pixel laptop screen.
+SWEEP_DATASETS = [f"dataset_{i:02d}" for i in range(20)]
+LAPTOP = {"width": 1280, "height": 900}
+# Figures with a panel, or a row of panels, per dataset.
+PER_DATASET_FIGURES = ("accuracy", "pgr", "agreement", "chains", "curves")
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +35,16 @@ def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     training curves and provenance."""
     files = build_report(_selection_summary(), tmp_path_factory.mktemp("browser"), "browser", **_summarize_tables(),
                          curves=_curves(), provenance=_provenance())
+    return files["html"]
+
+
+@pytest.fixture(scope="module")
+def sweep_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same runs and curves repeated over 20 datasets."""
+    summary, curves = _selection_summary(), _curves()
+    summary = pd.concat([summary.assign(dataset=name) for name in SWEEP_DATASETS], ignore_index=True)
+    curves = pd.concat([curves.assign(dataset=name) for name in SWEEP_DATASETS], ignore_index=True)
+    files = build_report(summary, tmp_path_factory.mktemp("sweep"), "sweep", curves=curves)
     return files["html"]
 
 
@@ -58,6 +74,17 @@ def test_every_chart_renders_offline_without_errors(report_page: Path, tmp_path:
     width, height = _png_size(screenshot)
     # Full page: the report is far taller than Playwright's 1280x720 viewport.
     assert width == 1280 and height > 720
+
+
+def test_twenty_dataset_report_fits_a_laptop_screen(sweep_page: Path, tmp_path: Path) -> None:
+    screenshot = tmp_path / "sweep.png"
+    render = render_page(sweep_page, screenshot=screenshot, viewport=LAPTOP)
+    assert render.rendered == render.figures, render.describe()
+    assert render.scroll_width <= LAPTOP["width"], render.describe()
+    for figure in PER_DATASET_FIGURES:
+        datasets = sorted(set(render.texts[figure]) & set(SWEEP_DATASETS))
+        assert datasets == SWEEP_DATASETS, (figure, render.texts[figure])
+    assert _png_size(screenshot)[0] == LAPTOP["width"]
 
 
 def test_corrupted_spec_is_reported(report_page: Path, tmp_path: Path) -> None:

@@ -53,6 +53,11 @@ PALETTE = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b
 MODEL_AXIS = alt.Axis(labelAngle=-30)
 # Training-loss points drawn over all runs, under Altair's 5,000-row limit for embedded data.
 CURVE_POINT_BUDGET = 4000
+# Width a figure's panels may take together on a 1280-pixel screen: the page less its margins, the y axis
+# and the legend that Vega places beside them.
+PANELS_WIDTH = 1040
+# Room between wrapped panels beside the panel itself: axis labels, title and Vega-Lite's spacing.
+PANEL_MARGIN = 70
 EMBED_OPTIONS = {"renderer": "svg", "actions": {"export": True, "source": False, "compiled": False, "editor": False}}
 
 
@@ -157,6 +162,19 @@ def _students(summary: pd.DataFrame, direct: bool | None = None) -> pd.DataFrame
 # ---------------------------------------------------------------- charts
 
 
+def _wrap_columns(panels: int, panel_width: int) -> int:
+    """Facet columns so that a row of panels `panel_width` wide fits the page: a 20-dataset sweep wraps
+    into rows instead of running off the screen sideways."""
+    return max(1, min(panels, PANELS_WIDTH // (panel_width + PANEL_MARGIN)))
+
+
+def _panel_width(columns: int, preferred: int, narrowest: int) -> int:
+    """Width of each of `columns` side-by-side panels: `preferred` where they fit the page, else shared out
+    down to `narrowest`."""
+    return max(narrowest, min(preferred, PANELS_WIDTH // max(1, columns) - PANEL_MARGIN))
+
+
+
 def _accuracy_figure(summary: pd.DataFrame) -> _Figure:
     """The paper's main figure: direct students per weak supervisor and loss against the ground-truth ceiling."""
     order = _model_order(summary)
@@ -183,7 +201,8 @@ def _accuracy_figure(summary: pd.DataFrame) -> _Figure:
                 tooltip=["dataset:N", "series:N", "loss:N", "model:N",
                          alt.Tooltip("accuracy:Q", format=".3f"), "seeds:Q"],
             ).properties(width=260, height=220)
-            .facet(facet=alt.Facet("dataset:N", title=None), columns=3)
+            .facet(facet=alt.Facet("dataset:N", title=None), columns=_wrap_columns(data["dataset"].nunique(), 260))
+            .resolve_axis(x="independent")  # wrapped rows otherwise show the model names under the last row only
         )
     return _Figure(
         "accuracy", "Test accuracy against strong model",
@@ -224,7 +243,7 @@ def _pgr_figure(summary: pd.DataFrame) -> _Figure:
         value = base.mark_text(baseline="bottom", dy=2, fontWeight="bold").encode(text="label:N")
         interval = base.mark_text(baseline="top", dy=4, fontSize=9).encode(text="interval:N")
         chart = (alt.layer(defined_cells, undefined_cells, value, interval, data=data)
-                 .properties(width=alt.Step(78), height=alt.Step(44))
+                 .properties(width=alt.Step(_pgr_cell_width(data)), height=alt.Step(44))
                  .facet(row=alt.Row("dataset:N", title=None), column=alt.Column("loss:N", title="loss")))
     students = _students(summary)
     undefined_runs = students[students["pgr"].isna()]
@@ -245,6 +264,13 @@ def _pgr_figure(summary: pd.DataFrame) -> _Figure:
         "with direct supervision further down.",
         chart, note="No direct weak → strong students in the summary.", after_html=listing,
     )
+
+
+def _pgr_cell_width(cells: pd.DataFrame) -> int:
+    """Heatmap cell width: 78 pixels, the width of its interval's text, unless the losses' panels of all
+    strong models would then run past the page."""
+    per_panel = cells["model"].nunique()
+    return max(40, min(78, _panel_width(cells["loss"].nunique(), 78 * per_panel, 40) // per_panel))
 
 
 def _agreement_figure(summary: pd.DataFrame) -> _Figure:
@@ -270,7 +296,7 @@ def _agreement_figure(summary: pd.DataFrame) -> _Figure:
                 color=alt.Color("weak_model:N", title="weak supervisor", sort=order),
                 tooltip=["dataset:N", "loss:N", "weak_model:N", "model:N", "supervisor:N",
                          alt.Tooltip("agreement:Q", format=".3f"), "seeds:Q"],
-            ).properties(width=220, height=200)
+            ).properties(width=_panel_width(data["loss"].nunique(), 220, 140), height=200)
             .facet(row=alt.Row("dataset:N", title=None), column=alt.Column("loss:N", title="loss"))
         )
     return _Figure(
@@ -362,11 +388,14 @@ def _curves_figure(curves: pd.DataFrame | None) -> _Figure:
         colour = alt.Color("series:N", title="run (click to highlight)", legend=alt.Legend(symbolLimit=0))
         opacity = alt.condition(highlight, alt.value(1.0), alt.value(0.15))
         x = alt.X("epoch:Q", title="epoch")
+        panels = alt.Facet("dataset:N", title=None)
+        columns = _wrap_columns(loss["dataset"].nunique(), 300)
         loss_chart = alt.Chart(loss).mark_line().encode(
             x=x, y=alt.Y("train_loss:Q", title="training loss (mean over seeds)"), color=colour, opacity=opacity,
             tooltip=["dataset:N", "series:N", alt.Tooltip("epoch:Q", format=".2f"),
                      alt.Tooltip("train_loss:Q", format=".4f")],
-        ).add_params(highlight).properties(width=300, height=180).facet(column=alt.Column("dataset:N", title=None))
+        ).add_params(highlight).properties(width=300, height=180).facet(facet=panels, columns=columns).resolve_axis(
+            x="independent")
         chart = loss_chart
         if not holdout.empty:
             accuracy_base = alt.Chart().encode(
@@ -380,7 +409,7 @@ def _curves_figure(curves: pd.DataFrame | None) -> _Figure:
             accuracy_chart = (alt.layer(accuracy_base.mark_line(), accuracy_base.mark_point(filled=True, size=30),
                                         data=holdout)
                               .properties(width=300, height=180)
-                              .facet(column=alt.Column("dataset:N", title=None)))
+                              .facet(facet=panels, columns=columns).resolve_axis(x="independent"))
             chart = alt.vconcat(loss_chart, accuracy_chart)
     return _Figure(
         "curves", "Training curves",
@@ -416,7 +445,7 @@ def _sweep_figure(sweep: pd.DataFrame | None) -> _Figure:
         references = alt.Chart(pd.DataFrame({"pgr": [0.0, 1.0]})).mark_rule(strokeDash=[4, 4], color="#888888").encode(
             y="pgr:Q")
         chart = (alt.layer(base.mark_line(), points, chosen, references, data=means)
-                 .properties(width=240, height=180)
+                 .properties(width=_panel_width(means["lineage"].nunique(), 240, 140), height=180)
                  .facet(row=alt.Row("dataset:N", title=None), column=alt.Column("lineage:N", title="weak → strong")))
     return _Figure(
         "regularisation", "Overfitting to weak supervision: PGR against L2 strength",
@@ -689,7 +718,9 @@ def _page(title: str, summary: pd.DataFrame, figures: list[_Figure], tables: str
 <meta charset="utf-8">
 <title>{_esc(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em 1em; color: #222; }}
+/* Figures take the page's full width; prose stays at a readable line length. */
+p, ul, summary {{ max-width: 75em; }}
 section {{ margin-bottom: 2.5em; }}
 p.note {{ color: #666; font-style: italic; }}
 table.summary {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
