@@ -370,3 +370,32 @@ def test_hub_answers_are_told_apart_from_the_network(code: str, status: int, exp
         message = str(load_failure(source, err, "AutoModel"))
     assert message.startswith(expected)
     assert OFFLINE_HINT not in message
+
+
+def test_a_pretraining_checkpoint_branch_is_the_revision_that_loads(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pythia publishes each pretraining checkpoint as a branch (step1000, ..., step143000 = main). Two
+    tiny GPT-NeoX checkpoints in a Hugging Face cache, main and step1000 at different commits: the entry's
+    revision picks step1000's weights, through the hub client's refs, as the pipeline loads it."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    repo = tmp_path / "hub" / "models--EleutherAI--pythia-tiny"
+    (repo / "refs").mkdir(parents=True)
+    commits = {"main": "1" * 40, "step1000": "2" * 40}
+    for seed, (branch, commit) in enumerate(commits.items()):
+        torch.manual_seed(seed)
+        GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                         intermediate_size=24, max_position_embeddings=32)).save_pretrained(
+            repo / "snapshots" / commit)
+        (repo / "refs" / branch).write_text(commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    entry = {"hub_id": "EleutherAI/pythia-tiny", "revision": "step1000"}
+    assert resolve_source(entry).kwargs == {"trust_remote_code": False, "revision": "step1000"}
+    model, report = load_pretrained(entry, causal_lm=True)
+    step1000 = repo / "snapshots" / commits["step1000"] / "model.safetensors"
+    assert report.checkpoint == (str(step1000),)
+    saved = load_file(step1000)
+    assert torch.equal(model.gpt_neox.embed_in.weight, saved["gpt_neox.embed_in.weight"])
+    main = load_file(repo / "snapshots" / commits["main"] / "model.safetensors")
+    assert not torch.equal(model.gpt_neox.embed_in.weight, main["gpt_neox.embed_in.weight"])
