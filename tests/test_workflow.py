@@ -304,6 +304,22 @@ def test_nlp_suite_config_plans_22_datasets_on_the_gpt2_ladder(tmp_path: Path) -
                       "report": 1}
 
 
+def test_pretraining_axis_config_plans_four_pythia_checkpoints_under_pythia_1_4b(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "pretraining_axis.yaml"), "-n")
+    jobs = planned_jobs(result.stdout)
+    counts = Counter(rule for rule, _ in jobs.elements())
+    # Per dataset (sciq, boolq): 5 ground-truth models, the ladder's 10 pairs x 2 losses, and the 4
+    # checkpoints labelling slice 1; 5 + 20 evaluations.
+    assert counts == {"prepare_data": 2, "count_truncated": 10, "train_ground_truth": 10, "train_student": 40,
+                      "weak_labels": 8, "evaluate": 50, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "report": 1}
+    into_strong = {output.split("/checkpoint")[0] for rule, output in jobs
+                   if rule == "train_student" and output.startswith("results/sciq/seed0/w2s/xent/")
+                   and "__pythia-1.4b/" in output}
+    assert into_strong == {f"results/sciq/seed0/w2s/xent/pythia-160m-step{step}__pythia-1.4b"
+                           for step in (1000, 8000, 32000, 143000)}
+
+
 def test_catalogue_config_plans_probes_lora_a_chain_seven_losses_and_prompts(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "catalogue.yaml"), "-n")
     jobs = planned_jobs(result.stdout)
