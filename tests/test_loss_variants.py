@@ -53,15 +53,6 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_each_variant_has_its_own_students_and_chain_labels(workdir: Path) -> None:
-    jobs = planned_jobs(snakemake(workdir, "-n"))
-    students = {output for rule, output in jobs if rule == "train_student"}
-    assert students == {f"{SEED_DIR}/w2s/{loss}/{lineage}/checkpoint" for loss in LOSS_NAMES for lineage in LINEAGES}
-    chain_labels = {output for rule, output in jobs if rule == "weak_labels"}
-    assert chain_labels == {f"{SEED_DIR}/gt/small/weak_labels.parquet"} | {
-        f"{SEED_DIR}/w2s/{loss}/small__mid/weak_labels.parquet" for loss in LOSS_NAMES}
-
-
 # The student job's params as Snakemake evaluates them for given wildcards, read with its own API.
 STUDENT_PARAMS = """
 import json, sys
@@ -95,9 +86,16 @@ def test_a_variants_student_job_gets_the_base_loss_and_the_variants_hyperparamet
     }
 
 
-def test_changing_one_variants_hyperparameter_reruns_exactly_its_students(workdir: Path) -> None:
+def test_each_variant_has_its_own_students_and_changing_its_hyperparameter_reruns_exactly_them(workdir: Path) -> None:
     # Every output in place and recorded as made by this config (--touch writes Snakemake's metadata, params too).
     plan = snakemake(workdir, "-n")
+    jobs = planned_jobs(plan)
+    students = {output for rule, output in jobs if rule == "train_student"}
+    assert students == {f"{SEED_DIR}/w2s/{loss}/{lineage}/checkpoint" for loss in LOSS_NAMES for lineage in LINEAGES}
+    chain_labels = {output for rule, output in jobs if rule == "weak_labels"}
+    assert chain_labels == {f"{SEED_DIR}/gt/small/weak_labels.parquet"} | {
+        f"{SEED_DIR}/w2s/{loss}/small__mid/weak_labels.parquet" for loss in LOSS_NAMES}
+
     for line in plan.splitlines():
         if line.startswith(("    output: ", "    benchmark: ", "    log: ")):
             for name in line.split(": ", 1)[1].split(", "):
