@@ -610,19 +610,19 @@ def test_a_named_variant_trains_with_its_base_loss_and_its_own_hyperparameters()
 
 @pytest.mark.parametrize(("name", "entry", "expected"), [
     ("logconf-0.25", {"loss": "hinge", "aux_coef": 0.25},
-     "unknown loss 'hinge' in losses.logconf-0.25.loss; valid losses are: "
-     "entropy, kl, logconf, product, window, xent, xent_hard"),
+     ("unknown loss 'hinge' in losses.logconf-0.25.loss; valid losses are: "
+      "entropy, kl, logconf, product, window, xent, xent_hard")),
     ("logconf__a", {"loss": "logconf"},
-     "losses.logconf__a: a variant's name is part of file paths, so it takes letters, digits, '.', '-' and "
-     "single '_' only (no '__', no '/'); rename it"),
+     ("losses.logconf__a: a variant's name is part of file paths, so it takes letters, digits, '.', '-' and "
+      "single '_' only (no '__', no '/'); rename it")),
     ("conf/a", {"loss": "logconf"}, "losses.conf/a: a variant's name is part of file paths"),
     ("logconf-1.5", {"loss": "logconf", "aux_coef": 1.5},
      "losses.logconf-1.5: loss 'logconf' needs aux_coef in [0, 1], not 1.5"),
     ("xent-smooth", {"loss": "xent", "aux_coef": 0.5},
      "losses.xent-smooth: loss 'xent' has no hyperparameter 'aux_coef'; it takes: none"),
     ("logconf-0.25", {"aux_coef": 0.25},
-     "unknown loss 'logconf-0.25' in losses; valid losses are: entropy, kl, logconf, product, window, xent, "
-     "xent_hard; a variant of one of them with a name of its own says which with `loss:`"),
+     ("unknown loss 'logconf-0.25' in losses; valid losses are: entropy, kl, logconf, product, window, xent, "
+      "xent_hard; a variant of one of them with a name of its own says which with `loss:`")),
     ("logconf", {"loss": "xent"},
      "losses.logconf: 'logconf' is itself a loss, so it cannot be a variant of 'xent'"),
 ])
