@@ -75,10 +75,10 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, config["datasets"])),
     seed=r"\d+",
     model="|".join(map(re.escape, config["models"])),
-    loss="|".join(config["losses"]),
+    loss="|".join(map(re.escape, config["losses"])),
     split="|".join(SPLITS),
     chain=r"[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+",
-    run=r"gt/[A-Za-z0-9.-]+|w2s/[A-Za-z0-9_]+/[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+|prompt/[A-Za-z0-9.-]+/\d+shot",
+    run=r"gt/[A-Za-z0-9.-]+|w2s/[A-Za-z0-9._-]+/[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+|prompt/[A-Za-z0-9.-]+/\d+shot",
     shots=r"\d+",
 
 

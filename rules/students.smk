@@ -18,7 +18,8 @@ rule train_student:
     params:
         model_entry=lambda w: model_entry(strong_model(w)),
         training=lambda w: w2s_config.training_job_params(config, strong_model(w)),
-        loss=lambda w: w.loss,
+        # The loss of LOSSES the job trains with; a named variant's own name lives in the paths only.
+        loss=lambda w: w2s_config.loss_base(config, w.loss),
         loss_params=lambda w: w2s_config.student_loss_params(config, w.loss, strong_model(w)),
         task=lambda w: task_params(w.dataset),
     log:

@@ -587,3 +587,54 @@ def test_a_missing_image_folder_is_refused(tmp_path: Path) -> None:
 def test_a_pretrained_heads_job_receives_no_training_settings() -> None:
     params = cfg.training_job_params(image_config(), "alexnet")
     assert "lr" not in params and "probe" not in params and params["mode"] == "pretrained_head"
+
+
+# --- named variants of a loss: several settings of one loss in one run --------------------------------------
+
+def with_variants() -> dict:
+    config = minimal()
+    config["losses"] = {"xent": {}, "logconf-0.25": {"loss": "logconf", "aux_coef": 0.25},
+                        "logconf-0.75": {"loss": "logconf", "aux_coef": 0.75, "warmup_frac": 0.2}}
+    return config
+
+
+def test_a_named_variant_trains_with_its_base_loss_and_its_own_hyperparameters() -> None:
+    config = with_variants()
+    config["models"]["c"]["loss_params"] = {"logconf-0.75": {"aux_coef": 0.5}}
+    validate_config(config, SCHEMA)
+    assert [cfg.loss_base(config, name) for name in config["losses"]] == ["xent", "logconf", "logconf"]
+    assert cfg.student_loss_params(config, "logconf-0.25", "b") == {"aux_coef": 0.25}
+    assert cfg.student_loss_params(config, "logconf-0.75", "b") == {"aux_coef": 0.75, "warmup_frac": 0.2}
+    assert cfg.student_loss_params(config, "logconf-0.75", "c") == {"aux_coef": 0.5, "warmup_frac": 0.2}
+
+
+@pytest.mark.parametrize(("name", "entry", "expected"), [
+    ("logconf-0.25", {"loss": "hinge", "aux_coef": 0.25},
+     ("unknown loss 'hinge' in losses.logconf-0.25.loss; valid losses are: "
+      "entropy, kl, logconf, product, window, xent, xent_hard")),
+    ("logconf__a", {"loss": "logconf"},
+     ("losses.logconf__a: a variant's name is part of file paths, so it takes letters, digits, '.', '-' and "
+      "single '_' only (no '__', no '/'); rename it")),
+    ("conf/a", {"loss": "logconf"}, "losses.conf/a: a variant's name is part of file paths"),
+    ("logconf-1.5", {"loss": "logconf", "aux_coef": 1.5},
+     "losses.logconf-1.5: loss 'logconf' needs aux_coef in [0, 1], not 1.5"),
+    ("xent-smooth", {"loss": "xent", "aux_coef": 0.5},
+     "losses.xent-smooth: loss 'xent' has no hyperparameter 'aux_coef'; it takes: none"),
+    ("logconf-0.25", {"aux_coef": 0.25},
+     ("unknown loss 'logconf-0.25' in losses; valid losses are: entropy, kl, logconf, product, window, xent, "
+      "xent_hard; a variant of one of them with a name of its own says which with `loss:`")),
+    ("logconf", {"loss": "xent"},
+     "losses.logconf: 'logconf' is itself a loss, so it cannot be a variant of 'xent'"),
+])
+def test_bad_loss_variants(name: str, entry: dict, expected: str) -> None:
+    config = minimal()
+    config["losses"][name] = entry
+    assert error_of(config).startswith(expected)
+
+
+def test_a_model_overrides_a_variant_within_its_base_loss_ranges() -> None:
+    config = with_variants()
+    config["models"]["c"]["loss_params"] = {"logconf-0.25": {"aux_coef": -0.1}}
+    assert error_of(config) == "models.c.loss_params.logconf-0.25: loss 'logconf' needs aux_coef in [0, 1], not -0.1"
+    config["models"]["c"]["loss_params"] = {"logconf": {"aux_coef": 0.5}}
+    assert error_of(config).startswith("models.c.loss_params sets 'logconf', which is not in losses")

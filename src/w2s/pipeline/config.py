@@ -123,15 +123,14 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
     for name, entry in config["datasets"].items():
         _check_dataset(name, entry)
     for name, params in config["losses"].items():
-        _known("loss", name, LOSSES.keys(), "losses")
-        _check_loss_params(name, params, f"losses.{name}")
+        _check_loss_entry(name, params)
     models = config["models"]
     for name, entry in models.items():
         _check(CHAIN_SEPARATOR not in name, f"model name '{name}' must not contain '{CHAIN_SEPARATOR}'")
         for loss, params in entry.get("loss_params", {}).items():
             _check(loss in config["losses"],
                    f"models.{name}.loss_params sets '{loss}', which is not in losses; add it there or remove it")
-            _check_loss_params(loss, params, f"models.{name}.loss_params.{loss}")
+            _check_loss_params(loss_base(config, loss), params, f"models.{name}.loss_params.{loss}")
         if entry.get("trust_remote_code") and "hub_id" in entry:
             _check(
                 re.fullmatch(COMMIT_PATTERN, entry.get("revision", "")) is not None,
@@ -238,6 +237,32 @@ LOSS_PARAM_RANGES: dict[str, tuple[float, float, str]] = {
 }
 
 
+# A variant's name is a path segment (results/.../w2s/<name>/...) and a label in tables and plots.
+VARIANT_NAME_PATTERN = r"[A-Za-z0-9.-]+(_[A-Za-z0-9.-]+)*"
+
+
+def _check_loss_entry(name: str, params: dict[str, Any]) -> None:
+    """A losses entry: a loss of LOSSES with its hyperparameters, or a named variant whose `loss:` says which."""
+    if name not in LOSSES:
+        _check("loss" in params,
+               f"unknown loss '{name}' in losses; valid losses are: {', '.join(sorted(LOSSES))}; a variant of one "
+               f"of them with a name of its own says which with `loss:`, e.g. {name}: {{loss: logconf}}")
+        _check(re.fullmatch(VARIANT_NAME_PATTERN, name) is not None,
+               f"losses.{name}: a variant's name is part of file paths, so it takes letters, digits, '.', '-' "
+               "and single '_' only (no '__', no '/'); rename it")
+    base = params.get("loss", name)
+    _known("loss", base, LOSSES.keys(), f"losses.{name}.loss")
+    _check(base == name or name not in LOSSES,
+           f"losses.{name}: '{name}' is itself a loss, so it cannot be a variant of '{base}'; give the variant "
+           "a name of its own")
+    _check_loss_params(base, {k: v for k, v in params.items() if k != "loss"}, f"losses.{name}")
+
+
+def loss_base(config: dict[str, Any], name: str) -> str:
+    """The loss of LOSSES that a losses entry trains with: its `loss:` for a named variant, else its name."""
+    return config["losses"][name].get("loss", name)
+
+
 def _check_loss_params(loss: str, params: dict[str, Any], where: str) -> None:
     accepted = set(inspect.signature(LOSSES[loss]).parameters) - {"logits", "targets", "step_frac", "batch"}
     for key, value in params.items():
@@ -310,8 +335,10 @@ def training_job_params(config: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def student_loss_params(config: dict[str, Any], loss: str, model: str) -> dict[str, Any]:
-    """The losses block's hyperparameters, overridden by the student model's own loss_params."""
-    return canonical({**config["losses"][loss], **config["models"][model].get("loss_params", {}).get(loss, {})})
+    """The hyperparameters of losses entry `loss` (a loss or a named variant, without its `loss:` key),
+    overridden by the student model's own loss_params for that entry."""
+    own = {key: value for key, value in config["losses"][loss].items() if key != "loss"}
+    return canonical({**own, **config["models"][model].get("loss_params", {}).get(loss, {})})
 
 
 def prompting_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
