@@ -156,6 +156,12 @@ def _load_timm(entry: dict[str, Any]) -> tuple[nn.Module, Transform, nn.Module, 
     return module, transform, module.get_classifier(), int(module.num_classes)
 
 
+def model_keys(entry: dict[str, Any]) -> dict[str, Any]:
+    """A config's model entry without the pipeline's keys (training, resources, params_b, loss_params):
+    what load_image_model reads."""
+    return {key: value for key, value in entry.items() if key in ENTRY_KEYS.get(entry.get("family"), set())}
+
+
 def load_image_model(entry: dict[str, Any]) -> ImageModel:
     """The backbone a model config entry names, in eval mode on the CPU."""
     family = entry.get("family")

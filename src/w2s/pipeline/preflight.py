@@ -227,9 +227,7 @@ def _image_forward(entry: dict[str, Any]) -> str:
     from PIL import Image
 
     from w2s.models import vision
-    from w2s.training.jobs import image_model_entry
-
-    model = vision.load_image_model(image_model_entry(entry))
+    model = vision.load_image_model(vision.model_keys(entry))
     buffer = bytes_io.BytesIO()
     Image.new("RGB", (256, 256), (128, 64, 32)).save(buffer, format="PNG")
     features = vision.embed_images(model, [buffer.getvalue()], 1)

@@ -34,7 +34,7 @@ from w2s.models.text import (
     model_parallel_map,
     place,
 )
-from w2s.tasks import Task
+from w2s.tasks import Task, dataset_task
 from w2s.training.loop import (
     Batcher,
     Selection,
@@ -96,7 +96,7 @@ def embed_features(model_entry: dict[str, Any], settings: EmbeddingSettings, spl
         from w2s.models import vision  # torchvision and timm load only for image tasks
 
         frames = {split: pd.read_parquet(path) for split, path in split_paths.items()}
-        model = vision.load_image_model(image_model_entry(model_entry))
+        model = vision.load_image_model(vision.model_keys(model_entry))
         started = time.perf_counter()
         features = {split: vision.embed_images(model, frame["image"].tolist(), settings.eval_batch_size, on,
                                                compute_dtype, names=frame["id"].tolist())
@@ -108,14 +108,6 @@ def embed_features(model_entry: dict[str, Any], settings: EmbeddingSettings, spl
     for split, split_features in features.items():
         log.info("embedded %s: %s", split, tuple(split_features.shape))
     io.write_safetensors(features, out_path)
-
-
-def image_model_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    """What w2s.models.vision loads an image model from: the entry's model keys, without the pipeline's
-    (training, resources, params_b, loss_params)."""
-    from w2s.models import vision
-
-    return {key: value for key, value in entry.items() if key in vision.ENTRY_KEYS.get(entry.get("family"), set())}
 
 
 def _embed_texts(model_entry: dict[str, Any], settings: EmbeddingSettings, split_paths: dict[str, str],
@@ -282,12 +274,12 @@ def train_model(
             and oracle_labels_path is None:
         raise ValueError("model_selection ground_truth_holdout scores a student against true labels, but the job "
                          "was given no oracle labels; the train_student rule gives them as input oracle_labels")
-    the_task = Task.from_params(task) if task is not None else Task("text_classification", 2)
+    the_task = Task.from_params(task) if task is not None else dataset_task({})
     mode = settings.mode
     if mode not in the_task.spec.modes:
         raise ValueError(f"training mode {mode} does not apply to a {the_task.kind} task; use one of "
                          f"{', '.join(the_task.spec.modes)}")
-    frames = {split: pd.read_parquet(path) for split, path in split_paths.items()}
+    frames = {split: _read_split(path, split, mode) for split, path in split_paths.items()}
     train_split = "train_gt" if weak_labels_path is None else "train_w2s"
     rows = _training_rows(frames, weak_labels_path, oracle_labels_path, the_task.n_classes)
     holdout = None
@@ -296,6 +288,20 @@ def train_model(
     inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p)]
     TRAINERS[mode](TrainingJob(model_entry, settings, seed, the_task, frames, train_split, rows, holdout, loss,
                                loss_params or {}, out, features_path, inputs, resume_dir, code_paths))
+
+
+# The splits whose inputs (texts or images) a mode reads; finetuning reads every split's. A probe trains on
+# features and needs train_w2s's inputs only to check the weak labels' hash; a pretrained head predicts
+# train_w2s and test. Elsewhere ids and labels suffice, which spares reading gigabytes of images.
+SPLITS_WITH_INPUTS = {"probe": {"train_w2s"}, "pretrained_head": set(PREDICTED_SPLITS)}
+
+
+def _read_split(path: str, split: str, mode: str) -> pd.DataFrame:
+    if mode not in SPLITS_WITH_INPUTS or split in SPLITS_WITH_INPUTS[mode]:
+        return pd.read_parquet(path)
+    import pyarrow.parquet as pq
+
+    return pd.read_parquet(path, columns=[c for c in ("id", "label") if c in pq.read_schema(path).names])
 
 
 def _finetune(job: TrainingJob) -> None:
@@ -382,7 +388,7 @@ def _predict_with_own_head(job: TrainingJob) -> None:
     from w2s.models import vision
 
     on, settings = device(), job.settings
-    model = vision.load_image_model(image_model_entry(job.model_entry))
+    model = vision.load_image_model(vision.model_keys(job.model_entry))
     probs = {split: vision.predict_with_head(model, job.frames[split]["image"].tolist(), settings.eval_batch_size,
                                              on, supported_dtype(on, settings.dtype), job.task.n_classes,
                                              f"{split} of the pretrained head", names=job.frames[split]["id"].tolist())
