@@ -1,5 +1,5 @@
 # Weak-to-strong generalization (Burns et al. 2023) as a DAG of artifacts:
-#   prepared data -> ground-truth models (weak supervisors and strong ceilings)
+#   prepared data -> ground-truth models (weak supervisors and strong ceilings), simulated and ensemble supervisors
 #   -> weak labels -> students (direct pairs and bootstrap chain steps)
 #   and prompting baselines -> metrics -> summary tables -> report.
 # The real reproduction reads config/config.yaml; pass --configfile for another experiment.
@@ -17,6 +17,7 @@ include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/features.smk"
 include: "rules/ground_truth.smk"
+include: "rules/supervisors.smk"
 include: "rules/weak_labels.smk"
 include: "rules/students.smk"
 include: "rules/prompting.smk"

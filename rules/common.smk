@@ -69,6 +69,14 @@ if unpinned_datasets():
 SPLITS = ["train_gt", "train_w2s", "test"]
 TRAINED_MODELS = w2s_config.trained_models(config)
 STUDENT_CHAINS = w2s_config.student_chains(config)
+# Supervisors that are no trained model (w2s.data.supervisors), by kind: their runs are sim/<name> and ens/<name>.
+SIMULATED = [s for s in config["supervisors"] if w2s_config.supervisor_kind(config, s) == "simulated"]
+ENSEMBLES = [s for s in config["supervisors"] if w2s_config.supervisor_kind(config, s) == "ensemble"]
+
+
+def names_pattern(names):
+    """A wildcard constraint matching exactly these names; one that matches nothing when there are none."""
+    return "|".join(map(re.escape, names)) or "(?!)"
 
 
 wildcard_constraints:
@@ -78,7 +86,7 @@ wildcard_constraints:
     loss="|".join(map(re.escape, config["losses"])),
     split="|".join(SPLITS),
     chain=r"[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+",
-    run=r"gt/[A-Za-z0-9.-]+|w2s/[A-Za-z0-9._-]+/[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+|prompt/[A-Za-z0-9.-]+/\d+shot",
+    run=r"gt/[A-Za-z0-9.-]+|sim/[A-Za-z0-9.-]+|ens/[A-Za-z0-9.-]+|w2s/[A-Za-z0-9._-]+/[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+|prompt/[A-Za-z0-9.-]+/\d+shot",
     shots=r"\d+",
 
 
@@ -173,21 +181,36 @@ def student_run(loss, chain):
     return f"w2s/{loss}/{w2s_config.join_chain(chain)}"
 
 
+# The run of a lineage's first member, by its kind (w2s.pipeline.config.supervisor_kind).
+ROOT_RUN_PREFIX = {"model": "gt", "simulated": "sim", "ensemble": "ens"}
+RUN_KINDS = {"gt": "ground_truth", "sim": "simulated", "ens": "ensemble", "prompt": "prompt"}
+
+
+def root_run(name):
+    """A lineage's first member's run: a model's ground-truth run, or a simulated or ensemble supervisor's."""
+    return f"{ROOT_RUN_PREFIX[w2s_config.supervisor_kind(config, name)]}/{name}"
+
+
 def supervisor_run(loss, chain):
-    """Who labels a step's data: M1's ground-truth model, then each step's student."""
+    """Who labels a step's data: M1's ground-truth model (or simulated or ensemble supervisor), then each step's
+    student."""
     if len(chain) == 2:
-        return f"gt/{chain[0]}"
+        return root_run(chain[0])
     return student_run(loss, chain[:-1])
 
 
 def parse_run(run):
-    """(kind, loss, chain) of a run id: gt/gpt2, w2s/xent/gpt2__gpt2-medium or prompt/gpt2/5shot."""
+    """(kind, loss, chain) of a run id: gt/gpt2, sim/gpt2-random, ens/small-ensemble, w2s/xent/gpt2__gpt2-medium
+    or prompt/gpt2/5shot."""
     parts = run.split("/")
-    if parts[0] == "gt":
-        return "ground_truth", None, [parts[1]]
-    if parts[0] == "prompt":
-        return "prompt", None, [parts[1]]
+    if parts[0] in RUN_KINDS:
+        return RUN_KINDS[parts[0]], None, [parts[1]]
     return "student", parts[1], w2s_config.split_chain(parts[2])
+
+
+def supervisor_runs():
+    """The runs of every simulated and ensemble supervisor, evaluated like a ground-truth model."""
+    return [root_run(s) for s in config["supervisors"]]
 
 
 def prompt_runs():
@@ -201,7 +224,7 @@ def trained_runs():
 
 
 def all_runs():
-    return trained_runs() + prompt_runs()
+    return trained_runs() + supervisor_runs() + prompt_runs()
 
 
 def each_trained_run():
@@ -306,18 +329,33 @@ def evaluation_inputs(wildcards):
         "test": data_paths(wildcards)["test"],
         "label_balance": f"results/data/{wildcards.dataset}/seed{wildcards.seed}/label_balance.json",
     }
-    # Images are never truncated; a text model's metrics report how many texts were.
-    if kind != "prompt" and reads_text(wildcards.dataset):
+    # Images are never truncated; a text model's metrics report how many texts were (a simulated or ensemble
+    # supervisor reads none).
+    if kind in ("ground_truth", "student") and reads_text(wildcards.dataset):
         inputs["truncation"] = f"results/{wildcards.dataset}/seed{wildcards.seed}/truncation/{chain[-1]}.json"
     if kind == "student":
         inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain))
-        inputs["weak"] = prediction_file(wildcards, f"gt/{chain[0]}")
+        inputs["weak"] = prediction_file(wildcards, root_run(chain[0]))
         inputs["ceiling"] = prediction_file(wildcards, f"gt/{chain[-1]}")
     return inputs
 
 
+def weak_context(name):
+    """What supervises a lineage from its root `name`: a model, a simulated or an ensemble supervisor, in words."""
+    entry = config["supervisors"].get(name, {})
+    return {
+        "weak_kind": w2s_config.supervisor_kind(config, name),
+        "weak_method": w2s_config.supervisor_method(config, name),
+        "weak_structure": entry.get("simulate"),
+        "weak_like": entry.get("like"),
+        "weak_members": ", ".join(entry["ensemble"]) if "ensemble" in entry else None,
+    }
+
+
 def run_context(wildcards):
     kind, loss, chain = parse_run(wildcards.run)
+    if kind in ("simulated", "ensemble"):
+        return supervisor_context(wildcards, kind, chain[0])
     model = chain[-1]
     training = training_params(model)
     selection = training["model_selection"] if kind != "prompt" else "final"
@@ -342,4 +380,17 @@ def run_context(wildcards):
         "model_selection": selection,
         # Selecting a student on true labels breaks the weak-supervision premise.
         "uses_ground_truth_selection": kind == "student" and selection == "ground_truth_holdout",
+        **weak_context(chain[0]),
+    }
+
+
+def supervisor_context(wildcards, kind, name):
+    """A simulated or ensemble supervisor's identity in its metrics: no model, mode or training of its own."""
+    return {
+        "dataset": wildcards.dataset, "seed": int(wildcards.seed), "run": wildcards.run, "kind": kind,
+        "model": name, "model_rank": None, "params_b": None, "loss": None, "lineage": name, "chain_length": 1,
+        "weak_model": name, "supervisor_run": None, "hub_id": None, "mode": kind,
+        "task_kind": task_params(wildcards.dataset)["kind"], "n_classes": task_params(wildcards.dataset)["n_classes"],
+        "shots": None, "model_selection": None, "uses_ground_truth_selection": False,
+        "supervisor": w2s_config.supervisor_entry(config, name), **weak_context(name),
     }

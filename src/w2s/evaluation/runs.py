@@ -23,6 +23,8 @@ IDENTITY_COLUMNS = (
     "dataset", "seed", "run", "kind", "task_kind", "n_classes", "model", "model_rank", "params_b", "hub_id", "mode",
     "model_selection",
     "uses_ground_truth_selection", "shots", "loss", "lineage", "chain_length", "weak_model", "supervisor_run",
+    # What supervises the lineage from its root: a model, or a simulated or ensemble supervisor (w2s.data.supervisors).
+    "weak_kind", "weak_method", "weak_structure", "weak_like", "weak_members",
 )
 IDENTITY_NUMERIC_COLUMNS = ("seed", "n_classes", "model_rank", "params_b", "shots", "chain_length")
 NUMERIC_COLUMNS = (

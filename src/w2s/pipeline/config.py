@@ -75,6 +75,7 @@ SCHEMA = yaml.safe_load(SHIPPED_SCHEMA.read_text())
 # Every default lives in the schema's `default:` values; these are read from there.
 TRAINING_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["$defs"]["training"])
 PROMPTING_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["properties"]["prompting"])
+ENSEMBLE_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["properties"]["supervisors"]["additionalProperties"]["oneOf"][1])
 
 
 class ConfigError(ValueError):
@@ -116,6 +117,11 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
         if err.validator == "oneOf" and err.absolute_path and err.absolute_path[0] == "models":
             raise ConfigError(f"config error at {where}: set exactly one of hub_id, path or package (a transformers "
                               "model), or family torchvision or timm with a name (an image model)")
+        if err.validator == "oneOf" and err.absolute_path and err.absolute_path[0] == "supervisors":
+            raise ConfigError(f"config error at {where}: a supervisor is either {{simulate: random, longest, "
+                              "least_confident or column, like: <model>, strong: <model> (least_confident only), "
+                              "column: <name> (column only)} or {ensemble: [<model>, ...], combine: mean or vote, "
+                              "weighting: none or confidence}, with no other key")
         # A pattern says what is allowed in regex; the schema's description says it in words.
         hint = err.schema.get("description") if err.validator == "pattern" and isinstance(err.schema, dict) else None
         raise ConfigError(f"config error at {where}: {err.message}" + (f"; expected {hint}" if hint else ""))
@@ -151,12 +157,18 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
                f"model '{name}' is a probe with model_selection final and {len(grid)} L2 "
                "strengths in training.probe.l2_grid: nothing is held out to choose among them; set model_selection "
                "to weak_holdout or give one strength")
+    supervisors = config.get("supervisors", {})
+    for name, entry in supervisors.items():
+        _check_supervisor(name, entry, config)
     for name in config["ladder"]:
-        _known("model", name, models.keys(), "ladder")
+        _known("model", name, {*models, *supervisors}, "ladder")
     for chain in config.get("chains", []):
         for name in chain:
-            _known("model", name, models.keys(), f"chain {' -> '.join(chain)}")
+            _known("model", name, {*models, *supervisors}, f"chain {' -> '.join(chain)}")
         _check(len(set(chain)) == len(chain), f"chain {' -> '.join(chain)} repeats a model")
+        later = [name for name in chain[1:] if name in supervisors]
+        _check(not later, f"chain {' -> '.join(chain)}: supervisor '{later[0] if later else ''}' is no model, so it "
+                          "cannot learn; a supervisor can only be a chain's first member")
         _check(
             len(chain) - 1 <= config["w2s_slices"],
             f"chain {' -> '.join(chain)} has {len(chain) - 1} steps but w2s_slices is "
@@ -165,6 +177,74 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
     for name in config.get("prompting", {}).get("models", []):
         _known("model", name, models.keys(), "prompting.models")
     _check_task_kinds(config)
+
+
+def _check_supervisor(name: str, entry: dict[str, Any], config: dict[str, Any]) -> None:
+    """A simulated or ensemble supervisor names models that train on ground truth, and what its structure reads."""
+    where = f"supervisors.{name}"
+    _check(name not in config["models"], f"{where}: '{name}' is also a model; give the supervisor another name")
+    if "simulate" in entry:
+        structure = entry["simulate"]
+        _known("model", entry["like"], config["models"].keys(), f"{where}.like")
+        _check((structure == "least_confident") == ("strong" in entry),
+               f"{where}: strong names the model whose doubt places the errors, which simulate least_confident needs "
+               "and no other structure reads" + ("; add strong: <model>" if structure == "least_confident"
+                                                 else "; remove strong"))
+        if "strong" in entry:
+            _known("model", entry["strong"], config["models"].keys(), f"{where}.strong")
+        _check((structure == "column") == ("column" in entry),
+               f"{where}: column names the prepared split's column whose highest values get the errors, which "
+               "simulate column needs and no other structure reads"
+               + ("; add column: <name>" if structure == "column" else "; remove column"))
+        if structure == "longest":
+            for dataset, dataset_entry in config["datasets"].items():
+                _check(tasks.dataset_task(dataset_entry).spec.input_column == "text",
+                       f"{where}: simulate longest places errors on the longest texts, but dataset '{dataset}' has "
+                       "images; use random, least_confident or column")
+        return
+    members = entry["ensemble"]
+    _check(len(members) >= 2, f"{where}: an ensemble combines several models but lists {len(members)}; name at "
+                              "least two, or put the one model in the ladder itself")
+    _check(len(set(members)) == len(members), f"{where}: the ensemble lists a model twice; list each once")
+    for member in members:
+        _known("model", member, config["models"].keys(), f"{where}.ensemble")
+
+
+def supervisor_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A supervisors entry with the schema's defaults (an ensemble's combine and weighting), sorted keys."""
+    entry = config["supervisors"][name]
+    return canonical(entry if "simulate" in entry else {**ENSEMBLE_DEFAULTS, **entry})
+
+
+def supervisor_kind(config: dict[str, Any], name: str) -> str:
+    """What supervises as `name`: a model trained on ground truth, a simulated supervisor or an ensemble."""
+    entry = config.get("supervisors", {}).get(name)
+    if entry is None:
+        return "model"
+    return "simulated" if "simulate" in entry else "ensemble"
+
+
+def supervisor_method(config: dict[str, Any], name: str) -> str:
+    """How supervisor `name` makes its labels, in words for tables and legends."""
+    kind = supervisor_kind(config, name)
+    if kind == "model":
+        return "trained on ground truth"
+    entry = supervisor_entry(config, name)
+    if kind == "simulated":
+        place = {"random": "at random", "longest": "on the longest inputs",
+                 "least_confident": f"where {entry.get('strong')} is least confident",
+                 "column": f"on the highest {entry.get('column')}"}[entry["simulate"]]
+        return f"simulated: {entry['like']}'s error count, errors {place}"
+    weighted = "confidence-weighted " if entry["weighting"] == "confidence" else ""
+    return f"ensemble: {weighted}{entry['combine']} of {', '.join(entry['ensemble'])}"
+
+
+def supervisor_dependencies(config: dict[str, Any], name: str) -> list[str]:
+    """The models whose ground-truth runs a supervisor reads: like and strong, or an ensemble's members."""
+    entry = config["supervisors"][name]
+    if "simulate" in entry:
+        return [entry["like"], *([entry["strong"]] if "strong" in entry else [])]
+    return list(entry["ensemble"])
 
 
 # The keys that describe a dataset outside the catalogue, where the catalogue's registry says nothing.
@@ -355,8 +435,9 @@ def dataset_entry_params(config: dict[str, Any], dataset: str) -> dict[str, Any]
 
 
 def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
-    ladder = config["ladder"]
-    return [(weak, strong) for i, weak in enumerate(ladder) for strong in ladder[i + 1 :]]
+    """Every earlier ladder member supervising every later one that is a model: a supervisor never learns."""
+    ladder, supervisors = config["ladder"], config.get("supervisors", {})
+    return [(weak, strong) for i, weak in enumerate(ladder) for strong in ladder[i + 1 :] if strong not in supervisors]
 
 
 def student_chains(config: dict[str, Any]) -> list[list[str]]:
@@ -372,10 +453,14 @@ def student_chains(config: dict[str, Any]) -> list[list[str]]:
 
 
 def trained_models(config: dict[str, Any]) -> list[str]:
-    """Models that need a ground-truth run: the ladder and every chain member."""
-    names = list(config["ladder"])
-    for chain in config.get("chains", []):
-        names.extend(m for m in chain if m not in names)
+    """Models that need a ground-truth run: the ladder's and every chain's models, then those the supervisors
+    read (w2s.data.supervisors)."""
+    supervisors = config.get("supervisors", {})
+    names: list[str] = []
+    for name in [*config["ladder"], *(m for chain in config.get("chains", []) for m in chain),
+                 *(m for s in supervisors for m in supervisor_dependencies(config, s))]:
+        if name not in names and name not in supervisors:
+            names.append(name)
     return names
 
 

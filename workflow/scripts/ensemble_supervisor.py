@@ -1,0 +1,10 @@
+from w2s.data.supervisors import write_ensemble
+from w2s.pipeline.runlog import log_to
+
+log_to(snakemake.log[0])
+write_ensemble(
+    member_paths=list(snakemake.input.members),
+    combine=snakemake.params.combine,
+    weighting=snakemake.params.weighting,
+    out_path=snakemake.output[0],
+)
