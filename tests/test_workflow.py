@@ -324,18 +324,21 @@ def test_pretraining_axis_config_plans_four_pythia_checkpoints_under_pythia_1_4b
                            for step in (1000, 8000, 32000, 143000)}
 
 
-def test_catalogue_config_plans_probes_lora_a_chain_seven_losses_and_prompts(tmp_path: Path) -> None:
+def test_catalogue_config_plans_probes_lora_chains_losses_variants_supervisors_and_prompts(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "catalogue.yaml"), "-n")
     jobs = planned_jobs(result.stdout)
     counts = Counter(rule for rule, _ in jobs.elements())
-    # 4 ground-truth models (3 probes, 1 LoRA); 3 lineages (minilm→mpnet-lora, minilm→smollm2 and
-    # its chain step into mpnet) times 7 losses; slice labels from gt/minilm and 7 chain steps.
+    # 4 ground-truth models (3 probes, 1 LoRA); 4 simulated and 2 ensemble supervisors; 10 lineages (minilm and
+    # the 6 supervisors into mpnet, minilm→smollm2 and its chain steps into mpnet and mpnet-lora) times 9 losses
+    # (7 and two named logconf variants); slice labels from gt/minilm, the 6 supervisors and 9 chain steps.
     assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "count_truncated": 4, "embed_features": 3,
-                      "train_ground_truth": 4, "train_student": 21, "weak_labels": 8,
-                      "prompt_baseline": 2, "evaluate": 27, "summarize": 1, "training_curves": 1, "provenance": 1,
-                      "report": 1}
+                      "train_ground_truth": 4, "simulate_supervisor": 4, "ensemble_supervisor": 2,
+                      "train_student": 90, "weak_labels": 16, "prompt_baseline": 2, "evaluate": 102, "summarize": 1,
+                      "training_curves": 1, "provenance": 1, "report": 1}
     lora_students = {output for rule, output in jobs if rule == "train_student" and "mpnet-lora" in output}
-    assert len(lora_students) == 7
+    assert len(lora_students) == 9
+    variants = {output.split("/")[4] for rule, output in jobs if rule == "train_student"}
+    assert {"logconf", "logconf-0.25", "logconf-0.75"} <= variants
 
 
 def test_lint_is_clean(tmp_path: Path) -> None:

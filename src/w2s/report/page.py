@@ -27,6 +27,8 @@ from w2s.evaluation.runs import SEED_METRICS, uses_ground_truth_selection
 VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
 
 CEILING = "ground truth (ceiling)"
+# Kinds of weak supervisor that are no trained model (w2s.data.supervisors), named beside them everywhere.
+SUPERVISOR_KINDS = ("simulated", "ensemble")
 # Appended to every label of a run that picked its checkpoint with ground-truth labels: such a run
 # is not plain weak supervision and must never be read as one.
 GT_SELECTION = " (GT early stopping)"
@@ -96,7 +98,8 @@ def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str, *,
     summary = _with_selection_marked(summary)
     out = Path(out_dir)
     figures = [_accuracy_figure(summary), _pgr_figure(summary), _sweep_figure(sweep), _agreement_figure(summary),
-               _chain_figure(summary), _curves_figure(curves)]
+               _error_structure_figure(summary), _ensemble_figure(summary), _chain_figure(summary),
+               _curves_figure(curves)]
     written: dict[str, Path] = {}
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for figure in figures:
@@ -128,9 +131,16 @@ def _seed_mean(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.Da
 
 def _with_selection_marked(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary with a boolean `gt_selected` column, and the loss of every such student marked,
-    so that each figure and table naming a student's loss names its ground-truth selection too."""
+    so that each figure and table naming a student's loss names its ground-truth selection too; and
+    every weak supervisor that is no trained model named with its kind, "(simulated)" or "(ensemble)",
+    in every figure's legend and axis (`weak_name` keeps the bare name)."""
     marked = summary.assign(gt_selected=uses_ground_truth_selection(summary))
     marked["loss"] = _marked(marked["loss"], marked["gt_selected"] & (marked["kind"] == "student"))
+    marked["weak_name"] = marked["weak_model"]
+    kinds = marked.get("weak_kind", pd.Series(np.nan, index=marked.index))
+    labelled = kinds.isin(SUPERVISOR_KINDS)
+    marked.loc[labelled, "weak_model"] = (marked.loc[labelled, "weak_model"].astype(str) + " ("
+                                          + kinds[labelled].astype(str) + ")")
     return marked
 
 
@@ -304,6 +314,100 @@ def _agreement_figure(summary: pd.DataFrame) -> _Figure:
         "How often a direct student predicts its weak supervisor's label, on test examples the supervisor gets right "
         "versus wrong; high agreement where the supervisor is wrong means the student imitates its errors.",
         chart, note="No direct students with agreement values in the summary.",
+    )
+
+
+def _error_structure_figure(summary: pd.DataFrame) -> _Figure:
+    """Students of simulated supervisors beside those of the real weak model whose error count they copy: PGR
+    and agreement on the supervisor's errors per error structure."""
+    direct = _students(summary, direct=True)
+    simulated = direct[direct.get("weak_kind", pd.Series(np.nan, index=direct.index)).eq("simulated")]
+    chart = None
+    if not simulated.empty:
+        real = direct.merge(simulated[["dataset", "model", "loss", "weak_like"]].drop_duplicates(),
+                            left_on=["dataset", "model", "loss", "weak_name"],
+                            right_on=["dataset", "model", "loss", "weak_like"], suffixes=("", "_of"))
+        real = real.drop(columns="weak_like_of", errors="ignore").assign(weak_method="the real model's own errors")
+        rows = pd.concat([real, simulated], ignore_index=True)
+        keys = ["dataset", "model", "loss", "weak_model", "weak_method"]
+        means = _seed_mean(rows, keys, ["pgr", "pgr_ci_low", "pgr_ci_high", "agreement_supervisor_wrong"])
+        data = means.melt(id_vars=[*keys, "seeds", "pgr_ci_low", "pgr_ci_high"],
+                          value_vars=["pgr", "agreement_supervisor_wrong"], var_name="metric", value_name="value")
+        data["metric"] = data["metric"].map({"pgr": "PGR", "agreement_supervisor_wrong": "agreement on its errors"})
+        on_pgr = data["metric"] == "PGR"
+        data[["pgr_ci_low", "pgr_ci_high"]] = data[["pgr_ci_low", "pgr_ci_high"]].where(on_pgr)
+        data = data.dropna(subset=["value"])
+        order = list(dict.fromkeys(rows["weak_model"]))
+        base = alt.Chart().encode(
+            x=alt.X("weak_model:N", sort=order, title="weak supervisor (error structure)", axis=MODEL_AXIS),
+            color=alt.Color("model:N", title="strong model"),
+        )
+        tooltip = ["dataset:N", "weak_model:N", "weak_method:N", "model:N", "loss:N", "metric:N",
+                   alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("pgr_ci_low:Q", format=".3f"),
+                   alt.Tooltip("pgr_ci_high:Q", format=".3f"), "seeds:Q"]
+        points = base.mark_point(filled=True, size=60).encode(
+            y=alt.Y("value:Q", title="mean over seeds"), shape=alt.Shape("loss:N", title="loss"), tooltip=tooltip)
+        intervals = base.mark_rule().encode(y="pgr_ci_low:Q", y2="pgr_ci_high:Q").transform_filter(
+            "isValid(datum.pgr_ci_low)")
+        chart = (alt.layer(intervals, points, data=data)
+                 .properties(width=_panel_width(2, 320, 200), height=200)
+                 .facet(row=alt.Row("dataset:N", title=None), column=alt.Column("metric:N", title=None))
+                 .resolve_scale(y="independent"))
+    return _Figure(
+        "error_structure", "Simulated weak supervisors: which errors students imitate",
+        "Each simulated supervisor makes exactly as many errors as a real weak model on every split it labels, "
+        "placed by one structure (at random, on the longest inputs, where a strong model is least confident, or "
+        "on a column's highest values); the first column of each panel is the real model itself. Left: the "
+        "students' PGR with the mean of the seeds' 95% intervals (an interval that spans 0 recovers nothing "
+        "measurable). Right: how often the student predicts its supervisor's label on test examples where the "
+        "supervisor is wrong.",
+        chart, note="No students of simulated supervisors in the summary.",
+    )
+
+
+def _ensemble_figure(summary: pd.DataFrame) -> _Figure:
+    """Each ensemble supervisor beside each of its members: their own test accuracy, and the accuracy and PGR of
+    their direct students into the same strong model with the same loss."""
+    kinds = summary.get("weak_kind", pd.Series(np.nan, index=summary.index))
+    chart = None
+    frames: list[pd.DataFrame] = []
+    ensembles = pd.DataFrame()
+    if "weak_members" in summary:
+        ensembles = summary[summary["kind"] == "ensemble"][["dataset", "weak_name", "weak_members"]].drop_duplicates()
+    for ensemble in ensembles.itertuples():
+        names = [ensemble.weak_name, *str(ensemble.weak_members).split(", ")]
+        here = summary[summary["dataset"] == ensemble.dataset]
+        own = here[here["kind"].isin(["ground_truth", "ensemble"]) & here["model"].isin(names)
+                   & (here["kind"].eq("ensemble") == here["model"].eq(ensemble.weak_name))]
+        own = own.assign(metric="supervisor's accuracy", value=own["accuracy"], series="the supervisor itself",
+                         supervisor=own["weak_model"])
+        students = _students(here, direct=True)
+        students = students[students["weak_name"].isin(names) & (kinds.loc[students.index].eq("ensemble")
+                                                                 == students["weak_name"].eq(ensemble.weak_name))]
+        series = students["model"].astype(str) + ", " + students["loss"].astype(str)
+        for metric, column in (("student's accuracy", "accuracy"), ("student's PGR", "pgr")):
+            frames.append(students.assign(metric=metric, value=students[column], series=series,
+                                          supervisor=students["weak_model"]))
+        frames.append(own)
+        frames[-3:] = [f.assign(panel=f"{ensemble.dataset}: {ensemble.weak_name}") for f in frames[-3:]]
+    if frames:
+        rows = pd.concat(frames, ignore_index=True).dropna(subset=["value"])
+        data = _seed_mean(rows, ["panel", "metric", "supervisor", "series"], ["value"])
+        chart = (alt.Chart(data).mark_point(filled=True, size=60).encode(
+            x=alt.X("supervisor:N", title="supervisor", axis=MODEL_AXIS),
+            y=alt.Y("value:Q", title="mean over seeds", scale=alt.Scale(zero=False)),
+            color=alt.Color("series:N", title="strong model, loss"),
+            tooltip=["panel:N", "metric:N", "supervisor:N", "series:N", alt.Tooltip("value:Q", format=".3f"),
+                     "seeds:Q"],
+        ).properties(width=_panel_width(3, 220, 160), height=180)
+            .facet(row=alt.Row("panel:N", title=None), column=alt.Column("metric:N", title=None))
+            .resolve_scale(y="independent"))
+    return _Figure(
+        "ensembles", "Ensembles of weak supervisors against their members",
+        "Per dataset and ensemble: the test accuracy of the ensemble and of each member (their ground-truth runs), "
+        "and the test accuracy and PGR of their direct students into the same strong model with the same loss. "
+        "Each student's PGR is measured against its own supervisor.",
+        chart, note="No ensemble supervisors in the summary.",
     )
 
 
@@ -510,7 +614,7 @@ def _pgr_table(summary: pd.DataFrame) -> pd.DataFrame:
 def _ground_truth_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Test accuracy per dataset and model of models trained on ground-truth labels, the ceilings every
     PGR is measured against, and of prompted models with their number of shots."""
-    runs = summary[summary["kind"].isin(["ground_truth", "prompt"])]
+    runs = summary[summary["kind"].isin(["ground_truth", "prompt", *SUPERVISOR_KINDS])]
     runs = runs.assign(method=[_method(run) for _, run in runs.iterrows()], task=_task_names(runs),
                        auroc_kind=runs.get("auroc_kind", pd.Series("AUROC", index=runs.index)).fillna("AUROC"))
     table = _seed_mean(runs, ["dataset", "task", "model", "model_rank", "params_b", "method", "auroc_kind"],
@@ -532,7 +636,10 @@ def _task_names(runs: pd.DataFrame) -> list[str]:
 
 
 def _method(run: pd.Series) -> str:
-    """How a ground-truth or prompted model came by its predictions: training mode, or shots."""
+    """How a ground-truth or prompted model came by its predictions: training mode, or shots; a simulated or
+    ensemble supervisor, how it makes its labels."""
+    if run["kind"] in SUPERVISOR_KINDS:
+        return str(run["weak_method"])
     if run["kind"] == "prompt":
         shots = run.get("shots")
         label = f"{int(shots)}-shot prompt" if pd.notna(shots) else "prompt"
@@ -624,8 +731,9 @@ def _summary_tables(summary: pd.DataFrame, seed_summary: pd.DataFrame | None, lo
         "included); median and mean are taken over students with a defined PGR.</p>",
         _table_html(_pgr_table(summary), "No students in the summary."),
         "<p>Test accuracy and AUROC, mean over seeds, of every model trained on ground-truth labels (the ceilings), "
-        "of every pretrained head used as it is, and of every prompted model, with its number of in-context "
-        "examples. Each task is scored with its own metrics: AUROC is the binary one for two classes and the "
+        "of every pretrained head used as it is, of every simulated or ensemble supervisor (a simulated one has "
+        "its real model's accuracy by construction; its probabilities are its labels, so its AUROC is that of hard "
+        "labels), and of every prompted model, with its number of in-context examples. Each task is scored with its own metrics: AUROC is the binary one for two classes and the "
         "macro one-vs-rest one (the mean over classes of each class against the rest) for more.</p>",
         _table_html(_ground_truth_table(summary), "No ground-truth or prompted models in the summary."),
     ]
