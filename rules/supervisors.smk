@@ -3,21 +3,6 @@
 # file on train_w2s and test like a ground-truth run, which weak_labels and evaluate read as any supervisor's.
 
 
-def simulated_entry(wildcards):
-    return w2s_config.supervisor_entry(config, wildcards.supervisor)
-
-
-def simulation_inputs(wildcards):
-    """The labelled splits it places errors on, the real weak model whose error count it copies and, for
-    least_confident, the strong ground-truth model whose doubt places them."""
-    entry = simulated_entry(wildcards)
-    inputs = {s: data_paths(wildcards)[s] for s in ("train_w2s", "test")}
-    inputs["like"] = prediction_file(wildcards, f"gt/{entry['like']}")
-    if "strong" in entry:
-        inputs["strong"] = prediction_file(wildcards, f"gt/{entry['strong']}")
-    return inputs
-
-
 rule simulate_supervisor:
     input:
         unpack(simulation_inputs),

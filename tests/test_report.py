@@ -352,3 +352,47 @@ def test_ground_truth_selection_is_labelled_in_every_figure(built_with_tables: s
     assert f"ground truth (ceiling) {GT_MARK}" in {r["supervision"] for r in chains}
     assert re.search(_table_row(("sciq", f"xent {GT_MARK}", "2", "2", "0.750", "0.750")), built_with_tables)
     assert "chose their checkpoint with ground-truth labels" in built_with_tables
+
+
+def _supervised_summary() -> pd.DataFrame:
+    """_summary() with a simulated supervisor copying minilm's errors and an ensemble of minilm and smollm2,
+    each with a direct xent student into mpnet; minilm → mpnet (xent) has PGR 0.4 and 0.3 in _summary()."""
+    rows = [_row(seed, "minilm", **fields) for seed in (0, 1) for fields in (
+        {"run": "sim/minilm-random", "kind": "simulated", "weak_model": "minilm-random", "accuracy": CEILING[
+            ("minilm", seed)], "weak_kind": "simulated", "weak_like": "minilm", "weak_structure": "random",
+         "weak_method": "simulated: minilm's error count, errors at random"},
+        {"run": "ens/small-mean", "kind": "ensemble", "weak_model": "small-mean", "accuracy": 0.65 + 0.01 * seed,
+         "weak_kind": "ensemble", "weak_members": "minilm, smollm2", "weak_method": "ensemble: mean of minilm, smollm2"},
+    )]
+    for frame in rows:
+        frame.update(model=frame["weak_model"], model_rank=None, loss=None, lineage=frame["weak_model"],
+                     chain_length=1)
+    students = [_row(seed, "mpnet", run=f"w2s/xent/{root}__mpnet", kind="student", loss="xent",
+                     lineage=f"{root} → mpnet", chain_length=2, weak_model=root, weak_kind=kind, weak_like=like,
+                     weak_members=members, accuracy=0.7, pgr=pgr, pgr_ci_low=pgr - 0.1, pgr_ci_high=pgr + 0.1,
+                     agreement_supervisor_wrong=wrong)
+                for root, kind, like, members, pgrs, wrong in (
+                    ("minilm-random", "simulated", "minilm", None, (0.8, 0.6), 0.2),
+                    ("small-mean", "ensemble", None, "minilm, smollm2", (0.5, 0.5), 0.3))
+                for seed, pgr in enumerate(pgrs)]
+    summary = pd.concat([_summary(), pd.DataFrame(rows + students)], ignore_index=True)
+    return summary.assign(weak_kind=summary["weak_kind"].fillna("model"))
+
+
+def test_simulated_and_ensemble_supervisors_get_their_views_and_labels(tmp_path: Path) -> None:
+    files = build_report(_supervised_summary(), tmp_path, "supervisors")
+    assert {"error_structure", "ensembles"} <= set(files)
+    specs = _specs(files["html"].read_text(encoding="utf-8"))
+    (structure,) = specs["error_structure"]["datasets"].values()
+    pgr = {r["weak_model"]: r["value"] for r in structure if r["metric"] == "PGR" and r["loss"] == "xent"}
+    assert pgr == pytest.approx({"minilm": 0.35, "minilm-random (simulated)": 0.7})
+    wrong = {r["weak_model"]: r["value"] for r in structure if r["metric"] == "agreement on its errors"}
+    assert wrong == pytest.approx({"minilm": 0.6, "minilm-random (simulated)": 0.2})
+    (ensembles,) = specs["ensembles"]["datasets"].values()
+    own = {r["supervisor"]: r["value"] for r in ensembles if r["metric"] == "supervisor's accuracy"}
+    assert own == pytest.approx({"small-mean (ensemble)": 0.655, "minilm": 0.61, "smollm2": 0.71})
+    student_pgr = {r["supervisor"]: r["value"] for r in ensembles
+                   if r["metric"] == "student's PGR" and r["series"] == "mpnet, xent"}
+    assert student_pgr == pytest.approx({"small-mean (ensemble)": 0.5, "minilm": 0.35, "smollm2": 0.8})
+    (accuracy,) = specs["accuracy"]["datasets"].values()
+    assert {"weak: minilm-random (simulated)", "weak: small-mean (ensemble)"} <= {r["series"] for r in accuracy}

@@ -42,7 +42,8 @@ def wrong_labels(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return (np.asarray(labels, dtype=np.int64) + 1) % n_classes
 
 
-def error_rows(n_errors: int, structure: str, seed: int | list[int], scores: np.ndarray | None = None, n_rows: int = 0) -> np.ndarray:
+def error_rows(n_errors: int, structure: str, seed: int | list[int], scores: np.ndarray | None = None,
+               n_rows: int = 0) -> np.ndarray:
     """Positions (sorted) of the `n_errors` rows that get a wrong label: seeded at random among `n_rows`, or the
     rows with the highest `scores`, the earlier row first among equal scores."""
     if structure == "random":
@@ -163,7 +164,8 @@ def write_ensemble(member_paths: list[str], combine: str, weighting: str, out_pa
             raise ValueError(f"members {member_paths} predict different numbers of classes, so they were trained "
                              "on different tasks; retrain them on this dataset")
         probs = combined_probs(np.stack(members), combine, weighting)
-        frames.append(pd.DataFrame({"split": split, "id": rows["id"].to_numpy(), "probs": class_probs.as_column(probs)}))
+        frames.append(pd.DataFrame({"split": split, "id": rows["id"].to_numpy(),
+                                    "probs": class_probs.as_column(probs)}))
         log.info("%s: %s of %d members (%s weighting) on %d rows", split, combine, len(member_paths), weighting,
                  len(rows))
     io.write_parquet(pd.concat(frames, ignore_index=True), out_path)

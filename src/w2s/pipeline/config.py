@@ -75,7 +75,8 @@ SCHEMA = yaml.safe_load(SHIPPED_SCHEMA.read_text())
 # Every default lives in the schema's `default:` values; these are read from there.
 TRAINING_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["$defs"]["training"])
 PROMPTING_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["properties"]["prompting"])
-ENSEMBLE_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["properties"]["supervisors"]["additionalProperties"]["oneOf"][1])
+ENSEMBLE_DEFAULTS: dict[str, Any] = schema_defaults(
+    SCHEMA["properties"]["supervisors"]["additionalProperties"]["oneOf"][1])
 
 
 class ConfigError(ValueError):
