@@ -433,6 +433,7 @@ def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_bloc
                      "boolq": {"n_train": 8, "n_test": 4, "balance": True}},
         "resources": {"gpu_memory_gb": 80, "cpus_per_gpu": 8},
         "report": {"bootstrap_samples": 1000, "title": "Weak-to-strong generalization"},
+        "supervisors": {},
     }
     # Training defaults stay out of both training blocks, so a model's block overrides only what it sets.
     assert "training" not in filled and filled["models"]["a"] == {"path": "x", "training": {"lr": 1e-3}}

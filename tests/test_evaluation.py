@@ -159,6 +159,8 @@ RECORDS = [
     # Checkpoint picked on ground truth: PGR 0.4, never pooled with the others.
     student("sciq", 0, "xent", ["gpt2", "gpt2-large"], 0.64, 0.60, 0.70, uses_ground_truth_selection=True,
             model_selection="ground_truth_holdout"),
+    # A simulated supervisor's student: PGR 0.7, in a row of its own.
+    student("sciq", 0, "xent", ["gpt2-random", "gpt2-medium"], 0.67, 0.60, 0.70, weak_kind="simulated"),
     record("sciq", 0, "gt/gpt2", "ground_truth", "gpt2", accuracy=0.60, accuracy_ci=[0.55, 0.65],
            pgr_ci_valid_fraction=1.0, train_gt_positive_fraction=0.45,
            label_balance={"test": {"n": 1000, "positive_fraction": 0.5}}),
@@ -216,8 +218,12 @@ def test_seed_summary(summarized: dict[str, pd.DataFrame]) -> None:
 
 def test_loss_summary_counts_only_pairs_whose_ceiling_beats_weak(summarized: dict[str, pd.DataFrame]) -> None:
     losses = summarized["losses_csv"]
-    row = {(r.loss, r.chain_length, r.uses_ground_truth_selection): r for r in losses.itertuples()}
+    row = {(r.loss, r.chain_length, r.uses_ground_truth_selection): r for r in losses.itertuples()
+           if r.weak_kind == "model"}
     assert set(row) == {("xent", 2, False), ("logconf", 2, False), ("xent", 3, False), ("xent", 2, True)}
+    simulated = losses[losses["weak_kind"] == "simulated"]
+    assert (simulated["lineage"].tolist(), simulated["pgr_median"].tolist()) == (
+        ["direct, from simulated supervisors"], pytest.approx([0.7]))
     direct = row[("xent", 2, False)]
     assert (direct.pairs, direct.datasets, direct.lineage) == (4, 4, "direct")
     # Counted: 1/15 (sciq, from seed means), 0.2, 0.9; amazon_polarity excluded.

@@ -145,6 +145,8 @@ def test_vote_ties_go_to_the_highest_mean_probability_then_the_lowest_class() ->
     # Votes for classes 0 and 1 tie; their mean probabilities are 0.3 and 0.275 (class 2's 0.425 has no vote).
     three_classes = np.array([[[0.5, 0.1, 0.4]], [[0.1, 0.45, 0.45]]])
     assert supervisors.combined_probs(three_classes, "vote", "none").tolist() == [[1, 0, 0]]
+    surer = np.array([[[0.6, 0.4]], [[0.1, 0.9]]])  # tied votes; class 1's mean probability 0.65 beats 0.35
+    assert supervisors.combined_probs(surer, "vote", "none").tolist() == [[0, 1]]
     mirrored = np.array([[[0.4, 0.6]], [[0.6, 0.4]]])  # tied votes and tied means: the lowest class
     assert supervisors.combined_probs(mirrored, "vote", "none").tolist() == [[1, 0]]
     # Weighted: on row 0 member 1 (0.4) outvotes member 2 (0.2). Of three members, the confident one (0.45)

@@ -248,8 +248,10 @@ def pair_means(runs: pd.DataFrame) -> pd.DataFrame:
     """Every student's scores averaged over seeds, one row per dataset and run, with PGR and PGR on
     AUROC recomputed from those means: NaN where the mean ceiling is not above the mean weak score."""
     students = runs[runs["kind"] == "student"].assign(
-        uses_ground_truth_selection=lambda f: uses_ground_truth_selection(f))
-    keys = ["dataset", "run", "loss", "chain_length", "weak_model", "model", "hub_id", "mode",
+        uses_ground_truth_selection=lambda f: uses_ground_truth_selection(f),
+        # Metrics from before simulated and ensemble supervisors were all supervised by a model.
+        weak_kind=lambda f: f["weak_kind"].fillna("model") if "weak_kind" in f else "model")
+    keys = ["dataset", "run", "loss", "chain_length", "weak_model", "weak_kind", "model", "hub_id", "mode",
             "uses_ground_truth_selection"]
     scores = ["accuracy", "weak_accuracy", "ceiling_accuracy", "auroc", "weak_auroc", "ceiling_auroc"]
     means = students.groupby(keys, dropna=False, sort=True)[scores].mean().reset_index()
@@ -275,10 +277,12 @@ def _pgr_statistics(pairs: pd.DataFrame) -> dict[str, Any]:
 
 def loss_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per loss and lineage length (2: direct weak→strong pairs, more: bootstrap chains), PGR across
-    datasets from seed means; runs selected with ground truth are kept apart from the others."""
-    keys = ["loss", "chain_length", "uses_ground_truth_selection"]
+    datasets from seed means; runs selected with ground truth, and lineages rooted in a simulated or an
+    ensemble supervisor (weak_kind), are kept apart from the others."""
+    keys = ["loss", "chain_length", "weak_kind", "uses_ground_truth_selection"]
     rows = [
-        {**dict(zip(keys, key)), "lineage": "direct" if key[1] == 2 else f"chain of {key[1]} models",
+        {**dict(zip(keys, key)), "lineage": ("direct" if key[1] == 2 else f"chain of {key[1]} models")
+         + ("" if key[2] == "model" else f", from {key[2]} supervisors"),
          "datasets": group["dataset"].nunique(), "pairs": len(group), **_pgr_statistics(group)}
         for key, group in pairs.groupby(keys, sort=True)
     ]
