@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
-
 from conftest import sst2_rows, write_jsonl
+from safetensors.torch import load_file
 from test_config import SCHEMA, error_of, minimal
 from test_workflow import snakemake
+
 from w2s.models.text import (
     ModelLoadError,
     job_model_entry,
@@ -260,3 +260,28 @@ def test_a_probe_twin_embeds_with_the_stage_checkpoint(tiny_models: dict[str, Pa
     by_hand = pool(hidden, encoded["attention_mask"], "last")
     torch.testing.assert_close(twin["test"], by_hand, rtol=1e-5, atol=1e-5)
     assert (twin["test"] - base["test"]).abs().max() > 1e-2
+
+
+def test_the_report_sets_each_twin_run_beside_the_same_run_without_the_stage() -> None:
+    from w2s.report.page import _generative_table
+
+    def run(seed: int, run: str, kind: str, loss: str | None, lineage: str, accuracy: float, pgr: float | None,
+            twin_of: str | None) -> dict:
+        return {"dataset": "sst2", "seed": seed, "run": run, "kind": kind, "loss": loss, "lineage": lineage,
+                "accuracy": accuracy, "pgr": pgr, "generative_finetuning": twin_of is not None,
+                "run_without_generative_finetuning": twin_of}
+
+    rows = []
+    for seed, shift in ((0, 0.0), (1, 0.1)):
+        rows += [run(seed, "gt/b", "ground_truth", None, "b", 0.7 + shift, None, None),
+                 run(seed, "gt/b-genft", "ground_truth", None, "b-genft", 0.8 + shift, None, "gt/b"),
+                 run(seed, "w2s/xent/a__b", "student", "xent", "a → b", 0.6 + shift, 0.2 + shift, None),
+                 run(seed, "w2s/xent/a__b-genft", "student", "xent", "a → b-genft", 0.65, 0.5, "w2s/xent/a__b")]
+    table = _generative_table(pd.DataFrame(rows))
+    assert table.to_dict("records") == [
+        {"dataset": "sst2", "ceiling or loss": "ground truth (ceiling)", "lineage": "b", "seeds": 2,
+         "accuracy without": "0.750", "accuracy with": "0.850", "PGR without": "–", "PGR with": "–"},
+        {"dataset": "sst2", "ceiling or loss": "xent", "lineage": "a → b", "seeds": 2,
+         "accuracy without": "0.650", "accuracy with": "0.650", "PGR without": "0.250", "PGR with": "0.500"},
+    ]
+    assert _generative_table(pd.DataFrame(rows).drop(columns="generative_finetuning")).empty
