@@ -230,8 +230,8 @@ def test_one_stage_per_dataset_seed_and_model_starts_every_twin_job(tiny_models:
 
 
 def test_a_probe_twin_embeds_with_the_stage_checkpoint(tiny_models: dict[str, Path], tmp_path: Path) -> None:
-    """A real run of the stage and both feature jobs: the twin's features are the finetuned backbone's, computed
-    here by hand, and differ from the hub weights' features."""
+    """A real run of the stage and the twin's feature job: its features are the finetuned backbone's, computed
+    here by hand, and differ from the original weights' features."""
     train = write_jsonl(sst2_rows(24, 1), tmp_path / "train.jsonl")
     test = write_jsonl(sst2_rows(8, 2), tmp_path / "test.jsonl")
     gpt2 = str(tiny_models["tiny-gpt2"])
@@ -248,18 +248,19 @@ def test_a_probe_twin_embeds_with_the_stage_checkpoint(tiny_models: dict[str, Pa
         "resources": {"gpu_memory_gb": 80},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    features = ["results/sst2/seed0/features/probed.safetensors", "results/sst2/seed0/features/probed-genft.safetensors"]
-    snakemake(tmp_path, *features, "--configfile", "config.yaml")
-    base, twin = (load_file(tmp_path / path) for path in features)
+    snakemake(tmp_path, "results/sst2/seed0/features/probed-genft.safetensors", "--configfile", "config.yaml")
+    twin = load_file(tmp_path / "results/sst2/seed0/features/probed-genft.safetensors")
     checkpoint = tmp_path / "results/sst2/seed0/genft/probed/checkpoint"
     texts = pd.read_parquet(tmp_path / "results/data/sst2/seed0/unlabelled/test.parquet")["text"].tolist()
-    tokenizer = load_tokenizer({"generative_checkpoint": str(checkpoint)})
-    encoded = tokenizer(texts, padding=True, truncation=True, max_length=16, return_tensors="pt")
-    with torch.no_grad():
-        hidden = load_backbone({"generative_checkpoint": str(checkpoint)}).eval()(**encoded).last_hidden_state
-    by_hand = pool(hidden, encoded["attention_mask"], "last")
-    torch.testing.assert_close(twin["test"], by_hand, rtol=1e-5, atol=1e-5)
-    assert (twin["test"] - base["test"]).abs().max() > 1e-2
+
+    def by_hand(entry: dict) -> torch.Tensor:
+        encoded = load_tokenizer(entry)(texts, padding=True, truncation=True, max_length=16, return_tensors="pt")
+        with torch.no_grad():
+            hidden = load_backbone(entry).eval()(**encoded).last_hidden_state
+        return pool(hidden, encoded["attention_mask"], "last")
+
+    torch.testing.assert_close(twin["test"], by_hand({"generative_checkpoint": str(checkpoint)}), rtol=1e-5, atol=1e-5)
+    assert (twin["test"] - by_hand({"path": gpt2})).abs().max() > 1e-2
 
 
 def test_the_report_sets_each_twin_run_beside_the_same_run_without_the_stage() -> None:
