@@ -24,6 +24,9 @@ except w2s_config.ConfigError as err:
 CONFIG_SHA256 = w2s_provenance.config_sha256(config)
 # The schema's defaults, filled in once: rules read every top-level value without a fallback.
 config.update(w2s_config.apply_defaults(config, workflow.source_path("../config/schema.yaml")))
+# A generative_finetuning twin ('<model>-genft') is a model entry like its model's, started from the stage.
+config.update(w2s_config.with_generative_variants(config))
+GENERATIVE_VARIANTS = w2s_config.generative_variants(config)
 
 
 # environment.yml installs the package from here when rules run under --sdm conda.
@@ -67,8 +70,8 @@ if unpinned_datasets():
     )
 
 SPLITS = ["train_gt", "train_w2s", "test"]
-TRAINED_MODELS = w2s_config.trained_models(config)
-STUDENT_CHAINS = w2s_config.student_chains(config)
+TRAINED_MODELS = w2s_config.trained_models(config, variants=True)
+STUDENT_CHAINS = w2s_config.student_chains(config, variants=True)
 # Supervisors that are no trained model (w2s.data.supervisors), by kind: their runs are sim/<name> and ens/<name>.
 SIMULATED = [s for s in config["supervisors"] if w2s_config.supervisor_kind(config, s) == "simulated"]
 ENSEMBLES = [s for s in config["supervisors"] if w2s_config.supervisor_kind(config, s) == "ensemble"]
@@ -135,7 +138,11 @@ def training_params(model):
 def model_entry(model):
     """A model's config entry with sorted keys, so reordering it in the YAML reruns nothing, and the
     lock file's revision where the config pins none. A model with `convert` also names its converted
-    folder, which the loaders read instead of the hub."""
+    folder, which the loaders read instead of the hub. A generative_finetuning twin's is its model's with
+    the stage's settings, which its jobs load from the stage's checkpoint (generative_checkpoint)."""
+    if model in GENERATIVE_VARIANTS:
+        base = model_entry(GENERATIVE_VARIANTS[model])
+        return w2s_config.canonical({**base, "generative_finetuning": w2s_config.generative_params(config)})
     entry = w2s_revisions.pin_model_entry(dict(config["models"][model]), HUB_LOCK)
     if "convert" in entry:
         entry["converted"] = f"results/models/{model}"
@@ -148,9 +155,42 @@ def converted_model(model):
 
     def inputs(wildcards):
         name = model(wildcards)
+        if name in GENERATIVE_VARIANTS:  # starts from its generative_checkpoint instead
+            return {}
         return {"converted_model": f"results/models/{name}"} if "convert" in config["models"][name] else {}
 
     return inputs
+
+
+def generative_checkpoint(model, job):
+    """The generative finetuning checkpoint a `job` ("train" or "embed") on a twin (`model`, a function of the
+    wildcards) loads, made for the job's dataset and seed: a probe's weights load where its features are
+    embedded, other modes' where they train. Nothing for other models and jobs."""
+
+    def inputs(wildcards):
+        name = model(wildcards)
+        if name not in GENERATIVE_VARIANTS or is_probe(name) != (job == "embed"):
+            return {}
+        stage = f"results/{wildcards.dataset}/seed{wildcards.seed}/genft/{GENERATIVE_VARIANTS[name]}"
+        return {"generative_checkpoint": f"{stage}/checkpoint"}
+
+    return inputs
+
+
+def generative_job_resources():
+    """A generative_finetuning job's resources, one callable per key: full finetuning of the model with the
+    stage's optimizer and dtype, whatever the model's own training mode, then the config's resources blocks."""
+
+    def value(key):
+        def of(wildcards):
+            stage = config["generative_finetuning"]
+            training = {"mode": "full", "optimizer": stage["optimizer"], "dtype": stage["dtype"]}
+            return w2s_resources.model_job_resources(config["models"][wildcards.model], training, "train",
+                                                     config["resources"])[key]
+
+        return of
+
+    return {key: value(key) for key in w2s_resources.RESOURCE_KEYS}
 
 
 def is_probe(model):
@@ -259,6 +299,8 @@ def benchmark_files():
     runs += [(d, s, r) for d in config["datasets"] for s in config["seeds"] for r in prompt_runs()]
     runs += [(d, s, f"embed_features/{m}") for d in config["datasets"] for s in config["seeds"]
              for m in TRAINED_MODELS if is_probe(m)]
+    runs += [(d, s, f"genft/{m}") for d in config["datasets"] for s in config["seeds"]
+             for m in GENERATIVE_VARIANTS.values()]
     return [f"results/benchmarks/{d}/seed{s}/{r}.tsv" for d, s, r in runs]
 
 
@@ -332,7 +374,9 @@ def evaluation_inputs(wildcards):
     # Images are never truncated; a text model's metrics report how many texts were (a simulated or ensemble
     # supervisor reads none).
     if kind in ("ground_truth", "student") and reads_text(wildcards.dataset):
-        inputs["truncation"] = f"results/{wildcards.dataset}/seed{wildcards.seed}/truncation/{chain[-1]}.json"
+        # A twin reads its model's tokenizer and max_length, so its model's counts are its own.
+        counted = w2s_config.generative_base(config, chain[-1])
+        inputs["truncation"] = f"results/{wildcards.dataset}/seed{wildcards.seed}/truncation/{counted}.json"
     if kind == "student":
         inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain))
         inputs["weak"] = prediction_file(wildcards, root_run(chain[0]))
@@ -359,7 +403,7 @@ def run_context(wildcards):
     model = chain[-1]
     training = training_params(model)
     selection = training["model_selection"] if kind != "prompt" else "final"
-    return {
+    context = {
         "dataset": wildcards.dataset,
         "seed": int(wildcards.seed),
         "run": wildcards.run,
@@ -382,6 +426,14 @@ def run_context(wildcards):
         "uses_ground_truth_selection": kind == "student" and selection == "ground_truth_holdout",
         **weak_context(chain[0]),
     }
+    if GENERATIVE_VARIANTS:
+        # Whether the model started from generative finetuning, and the same run without it, for the report.
+        context["generative_finetuning"] = model in GENERATIVE_VARIANTS
+        base_chain = [w2s_config.generative_base(config, m) for m in chain]
+        context["run_without_generative_finetuning"] = (
+            None if model not in GENERATIVE_VARIANTS
+            else f"gt/{base_chain[-1]}" if kind == "ground_truth" else student_run(loss, base_chain))
+    return context
 
 
 def supervisor_context(wildcards, kind, name):

@@ -5,6 +5,7 @@ rule embed_features:
     input:
         unpack(unlabelled_paths),
         unpack(converted_model(lambda w: w.model)),
+        unpack(generative_checkpoint(lambda w: w.model, "embed")),
         code=script_code("embed_features.py"),
     output:
         "results/{dataset}/seed{seed}/features/{model}.safetensors",

@@ -6,6 +6,7 @@ rule train_ground_truth:
         unpack(ground_truth_data),
         unpack(features_input(lambda w: w.model)),
         unpack(converted_model(lambda w: w.model)),
+        unpack(generative_checkpoint(lambda w: w.model, "train")),
         code=script_code("train_model.py"),
     output:
         checkpoint=directory("results/{dataset}/seed{seed}/gt/{model}/checkpoint"),

@@ -8,6 +8,7 @@ rule train_student:
         unpack(student_inputs),
         unpack(features_input(strong_model)),
         unpack(converted_model(strong_model)),
+        unpack(generative_checkpoint(strong_model, "train")),
         code=script_code("train_model.py"),
     output:
         checkpoint=directory("results/{dataset}/seed{seed}/w2s/{loss}/{chain}/checkpoint"),

@@ -117,7 +117,8 @@ def test_prompting_an_encoder_says_it_needs_a_causal_lm(tmp_path: Path) -> None:
 
     MPNetModel(MPNetConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                            intermediate_size=16)).save_pretrained(tmp_path)
-    with pytest.raises(ModelLoadError, match="not a causal language model, so it cannot be prompted"):
+    with pytest.raises(ModelLoadError,
+                       match="not a causal language model, so it can be neither prompted nor generatively finetuned"):
         load_causal_lm({"path": str(tmp_path)})
 
 

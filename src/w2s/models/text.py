@@ -93,13 +93,37 @@ def _package_dir(module: str) -> Path:
 def job_model_entry(entry: dict[str, Any], inputs: Any) -> dict[str, Any]:
     """The entry a Snakemake job loads: a converted model from the folder the job received as its
     `converted_model` input, which a storage provider (Kubernetes) stages elsewhere than the
-    results/ path the entry names."""
-    converted = dict(inputs.items()).get("converted_model")
-    return {**entry, "converted": str(converted)} if converted else entry
+    results/ path the entry names; a generatively finetuned twin from its `generative_checkpoint` input."""
+    given = dict(inputs.items())
+    entry = {**entry, "converted": str(given["converted_model"])} if "converted_model" in given else entry
+    if "generative_checkpoint" in given:
+        entry = {**entry, "generative_checkpoint": str(given["generative_checkpoint"])}
+    return entry
+
+
+def generative_checkpoint_files(entry: dict[str, Any]) -> list[str]:
+    """The weight files of the generative finetuning checkpoint an entry starts from (none for other entries), so
+    that a resume key changes when the stage is trained again."""
+    if "generative_checkpoint" not in entry:
+        return []
+    return sorted(str(path) for path in Path(entry["generative_checkpoint"]).glob("*.safetensors"))
 
 
 def resolve_source(entry: dict[str, Any]) -> ModelSource:
     """Map a model's config entry to from_pretrained arguments."""
+    if "generative_checkpoint" in entry:
+        # The model after the generative finetuning stage (w2s.training.lm_finetune), a save_pretrained folder.
+        folder = entry["generative_checkpoint"]
+        description = f"the generative finetuning checkpoint '{folder}'"
+        if not Path(folder).is_dir():
+            raise ModelLoadError(f"{description} does not exist; run `snakemake {folder}` first")
+        return ModelSource(folder, {}, description)
+    return _base_source(entry)
+
+
+def _base_source(entry: dict[str, Any]) -> ModelSource:
+
+
     trust = bool(entry.get("trust_remote_code", False))
     if "converted" in entry:
         # A checkpoint converted to native transformers code (w2s.models.qwen1), loaded without remote code.
@@ -194,8 +218,9 @@ def load_failure(source: ModelSource, err: BaseException, auto_class: str) -> Mo
     if auto_class != "AutoTokenizer" and "Unrecognized configuration class" in str(err):
         if auto_class == "AutoModelForCausalLM":
             return ModelLoadError(
-                f"the model from {source.description} is not a causal language model, so it cannot be "
-                "prompted; list only decoder models under prompting.models")
+                f"the model from {source.description} is not a causal language model, so it can be neither "
+                "prompted nor generatively finetuned; list only decoder models under prompting.models and "
+                "generative_finetuning.models")
         model_type = _model_type(source)
         message = (f"the model from {source.description} has no class for {auto_class}: its config "
                    f"(model_type '{model_type}') is neither a transformers architecture nor maps {auto_class} "

@@ -77,6 +77,10 @@ TRAINING_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["$defs"]["training"])
 PROMPTING_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["properties"]["prompting"])
 ENSEMBLE_DEFAULTS: dict[str, Any] = schema_defaults(
     SCHEMA["properties"]["supervisors"]["additionalProperties"]["oneOf"][1])
+GENERATIVE_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["properties"]["generative_finetuning"])
+# A generatively finetuned twin is named after its model: gpt2-xl -> gpt2-xl-genft. Inside the model-name
+# alphabet, so paths, wildcards and object-store keys (where '+' may read as a space) take it as they are.
+GENERATIVE_SUFFIX = "-genft"
 
 
 class ConfigError(ValueError):
@@ -151,6 +155,7 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
                    f"{entry['revision']}): its conversion is made once, from one commit's weights")
             _check(not entry.get("trust_remote_code"),
                    f"model '{name}' sets convert, which loads it without remote code; remove trust_remote_code")
+    _check_generative_finetuning(config)
     for name in models:
         params = training_params(config, name)
         grid = params["probe"]["l2_grid"]
@@ -246,6 +251,62 @@ def supervisor_dependencies(config: dict[str, Any], name: str) -> list[str]:
     if "simulate" in entry:
         return [entry["like"], *([entry["strong"]] if "strong" in entry else [])]
     return list(entry["ensemble"])
+def _check_generative_finetuning(config: dict[str, Any]) -> None:
+    """The models of generative_finetuning are trained transformers models of text tasks, and their twins'
+    names are free and named nowhere: twins are made, never written."""
+    twins = generative_variants(config)
+    if not twins:
+        return
+    models = config["models"]
+    for twin, name in twins.items():
+        _known("model", name, models.keys(), "generative_finetuning.models")
+        _check(name in trained_models(config),
+               f"generative_finetuning.models names '{name}', which is in neither the ladder nor a chain, so its "
+               "twin would train nothing; add it to the ladder or remove it from generative_finetuning.models")
+        family = tasks.model_family(models[name])
+        _check(family == "transformers",
+               f"generative_finetuning.models names '{name}', a {family} model; the stage trains a causal language "
+               "model's next-token loss, so name transformers causal language models only")
+        _check(twin not in models,
+               f"model name '{twin}' is taken: generative_finetuning makes that twin of '{name}'; rename the model")
+    for dataset, entry in config["datasets"].items():
+        kind = tasks.dataset_task(entry).spec
+        _check(kind.input_column == "text",
+               f"dataset '{dataset}' is a {kind.name} task, but generative finetuning learns from texts; run it "
+               "from a config of text tasks")
+    written = [("ladder", config["ladder"]), *((f"chain {' -> '.join(c)}", c) for c in config.get("chains", [])),
+               ("prompting.models", config.get("prompting", {}).get("models", []))]
+    for where, names in written:
+        for name in names:
+            _check(name not in twins,
+                   f"{where} names '{name}', the twin generative_finetuning makes of '{twins.get(name)}', which gets "
+                   f"a twin of every lineage that ends in '{twins.get(name)}'; write '{twins.get(name)}' instead")
+
+
+def generative_variants(config: dict[str, Any]) -> dict[str, str]:
+    """Each generatively finetuned twin's name and the model it is the twin of, in generative_finetuning's order."""
+    block = config.get("generative_finetuning")
+    return {f"{name}{GENERATIVE_SUFFIX}": name for name in block["models"]} if block else {}
+
+
+def generative_base(config: dict[str, Any], model: str) -> str:
+    """The model a twin was made from; any other model is its own."""
+    return generative_variants(config).get(model, model)
+
+
+def generative_params(config: dict[str, Any]) -> dict[str, Any]:
+    """What a generative_finetuning job trains with: the schema's defaults under the block, without the models
+    and splits that choose its jobs and inputs."""
+    block = {**GENERATIVE_DEFAULTS, **config["generative_finetuning"]}
+    return canonical({key: value for key, value in block.items() if key not in ("models", "splits")})
+
+
+def with_generative_variants(config: dict[str, Any]) -> dict[str, Any]:
+    """`config`'s models with an entry for every twin: a copy of its model's entry (source, size, training mode,
+    loss_params, resources), so the twin trains as its model does from another starting point."""
+    models = dict(config["models"])
+    models.update({twin: copy.deepcopy(models[name]) for twin, name in generative_variants(config).items()})
+    return {**config, "models": models}
 
 
 # The keys that describe a dataset outside the catalogue, where the catalogue's registry says nothing.
@@ -441,8 +502,10 @@ def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
     return [(weak, strong) for i, weak in enumerate(ladder) for strong in ladder[i + 1 :] if strong not in supervisors]
 
 
-def student_chains(config: dict[str, Any]) -> list[list[str]]:
-    """Every student's lineage: direct pairs and every prefix of length >= 2 of every chain."""
+def student_chains(config: dict[str, Any], variants: bool = False) -> list[list[str]]:
+    """Every student's lineage: direct pairs and every prefix of length >= 2 of every chain; with `variants`,
+    each lineage that ends in a model of generative_finetuning is followed by its twin's: the same supervisors,
+    the twin as the student."""
     lineages = [list(p) for p in pairs(config)]
     for chain in config.get("chains", []):
         lineages.extend(chain[:k] for k in range(2, len(chain) + 1))
@@ -450,19 +513,26 @@ def student_chains(config: dict[str, Any]) -> list[list[str]]:
     for lineage in lineages:
         if lineage not in unique:
             unique.append(lineage)
-    return unique
+    if not variants:
+        return unique
+    twin_of = {name: twin for twin, name in generative_variants(config).items()}
+    return [variant for lineage in unique
+            for variant in ([lineage, [*lineage[:-1], twin_of[lineage[-1]]]] if lineage[-1] in twin_of else [lineage])]
 
 
-def trained_models(config: dict[str, Any]) -> list[str]:
+def trained_models(config: dict[str, Any], variants: bool = False) -> list[str]:
     """Models that need a ground-truth run: the ladder's and every chain's models, then those the supervisors
-    read (w2s.data.supervisors)."""
+    read (w2s.data.supervisors); with `variants`, each generative_finetuning twin right after its model."""
     supervisors = config.get("supervisors", {})
     names: list[str] = []
     for name in [*config["ladder"], *(m for chain in config.get("chains", []) for m in chain),
                  *(m for s in supervisors for m in supervisor_dependencies(config, s))]:
         if name not in names and name not in supervisors:
             names.append(name)
-    return names
+    if not variants:
+        return names
+    twin_of = {name: twin for twin, name in generative_variants(config).items()}
+    return [variant for name in names for variant in ([name, twin_of[name]] if name in twin_of else [name])]
 
 
 def join_chain(chain: list[str]) -> str:

@@ -626,6 +626,26 @@ def _ground_truth_table(summary: pd.DataFrame) -> pd.DataFrame:
     return _formatted(table, ["params (B)", "test accuracy", "AUROC"])
 
 
+def _generative_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Every run of a generative_finetuning twin beside the same run of its model without the stage (the
+    ceiling, or the student with the same supervisors and loss): test accuracy and PGR, means over the seeds
+    both have. Empty when no run started from generative finetuning."""
+    if "generative_finetuning" not in summary or not summary["generative_finetuning"].eq(True).any():
+        return pd.DataFrame()
+    twins = summary[summary["generative_finetuning"].eq(True)]
+    pairs = twins.merge(summary, left_on=["dataset", "seed", "run_without_generative_finetuning"],
+                        right_on=["dataset", "seed", "run"], suffixes=("", "_without"))
+    pairs = pairs.assign(run=[CEILING if kind == "ground_truth" else loss
+                              for kind, loss in zip(pairs["kind"], pairs["loss"])],
+                         lineage=pairs["lineage_without"])
+    table = _seed_mean(pairs, ["dataset", "run", "lineage"], ["accuracy_without", "accuracy", "pgr_without", "pgr"])
+    table = table.rename(columns={"run": "ceiling or loss", "accuracy_without": "accuracy without",
+                                  "accuracy": "accuracy with", "pgr_without": "PGR without", "pgr": "PGR with"})
+    table = table[["dataset", "ceiling or loss", "lineage", "seeds", "accuracy without", "accuracy with",
+                   "PGR without", "PGR with"]]
+    return _formatted(table, ["accuracy without", "accuracy with", "PGR without", "PGR with"])
+
+
 def _task_names(runs: pd.DataFrame) -> list[str]:
     """Each run's task in words: its kind and number of classes (w2s.tasks); summaries from before task kinds
     existed are binary text tasks."""
@@ -737,6 +757,14 @@ def _summary_tables(summary: pd.DataFrame, seed_summary: pd.DataFrame | None, lo
         "macro one-vs-rest one (the mean over classes of each class against the rest) for more.</p>",
         _table_html(_ground_truth_table(summary), "No ground-truth or prompted models in the summary."),
     ]
+    generative = _generative_table(summary)
+    if not generative.empty:
+        parts += ["<p>Generative finetuning (the paper's Section 5.2): each model of generative_finetuning "
+                  "trained with its next-token loss on the task's texts without labels, then as its twin "
+                  "(<code>&lt;model&gt;-genft</code>) a ceiling and a student of the same supervisors, beside "
+                  "the same run from the hub's weights. Each twin's PGR is measured against its own ceiling; "
+                  "the lineage names the model without the stage.</p>",
+                  _table_html(generative, "")]
     if seed_summary is not None:
         parts += ["<p>Per run, each metric's mean over seeds with a 95% bootstrap interval over seeds "
                   "(seeds resampled with replacement; no interval with a single seed).</p>",

@@ -29,6 +29,7 @@ from w2s.models.text import (
     TextClassifier,
     add_lora,
     disable_dropout,
+    generative_checkpoint_files,
     load_backbone,
     load_tokenizer,
     model_parallel_map,
@@ -285,7 +286,9 @@ def train_model(
     holdout = None
     if settings.model_selection != "final" and mode != "pretrained_head":
         rows, holdout = split_holdout(rows, settings.holdout_frac, seed)
-    inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p)]
+    # A twin's starting weights count too: a retrained generative finetuning stage resumes nothing of before.
+    inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p),
+              *generative_checkpoint_files(model_entry)]
     TRAINERS[mode](TrainingJob(model_entry, settings, seed, the_task, frames, train_split, rows, holdout, loss,
                                loss_params or {}, out, features_path, inputs, resume_dir, code_paths))
 
