@@ -18,12 +18,12 @@ def successor(letter: str) -> str:
 
 
 def toy_rows(n: int, seed: int) -> list[dict]:
-    """Prompts of three letters and the word `next`; the target is the letter after the first one."""
+    """Prompts of three letters; the target is the letter after the last one (h is followed by a)."""
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
         letters = [rng.choice(LETTERS) for _ in range(3)]
-        rows.append({"question": " ".join([*letters, "next"]), "answer": successor(letters[0])})
+        rows.append({"question": " ".join(letters), "answer": successor(letters[-1])})
     return rows
 
 
