@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import REPO
 from generative_fixtures import make_tiny_causal_lm, toy_rows
 
 from w2s.data import generations
@@ -21,8 +22,6 @@ from w2s.training import generative
 from w2s.training.jobs import train_model
 from w2s.training.losses import IGNORE_INDEX, token_xent
 from w2s.training.settings import TrainingSettings
-
-from conftest import REPO
 
 
 @pytest.fixture(scope="module")
