@@ -54,8 +54,9 @@ def dataset_files_configured(dataset):
 
 
 def task_params(dataset):
-    """A dataset's task (w2s.tasks) as jobs receive it: its kind and number of classes."""
-    return w2s_tasks.dataset_task(config["datasets"][dataset]).params()
+    """A dataset's task (w2s.tasks) as jobs receive it: its kind and number of classes (generative: and
+    generation.max_new_tokens)."""
+    return w2s_tasks.dataset_task(config["datasets"][dataset], config["generation"]["max_new_tokens"]).params()
 
 
 def reads_text(dataset):

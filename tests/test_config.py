@@ -432,6 +432,7 @@ def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_bloc
         "datasets": {"sst2": {"n_train": 8, "n_test": 4, "balance": False},
                      "boolq": {"n_train": 8, "n_test": 4, "balance": True}},
         "resources": {"gpu_memory_gb": 80, "cpus_per_gpu": 8},
+        "generation": {"max_new_tokens": 16},
         "report": {"bootstrap_samples": 1000, "title": "Weak-to-strong generalization"},
         "supervisors": {},
     }

@@ -413,6 +413,8 @@ def _standard_converter(input_column: str, label_column: str, task: tasks.Task) 
                                  "the image files in the data")
             value = value["bytes"]
         label = row[label_column]
+        if task.is_generative:
+            return str(value), str(label)
         return None if label == HIDDEN_LABEL else (value, int(label))
 
     return convert
@@ -429,9 +431,10 @@ def dataset_spec(name: str, entry: dict[str, Any] | None = None) -> DatasetSpec:
     folder = next(((key, entry[key]) for key in ("image_folder", "imagenet_root") if key in entry), None)
     splits = dict(entry.get("splits", {"train": "train", "test": None if folder else "test"}))
     splits.setdefault("test", None)
-    input_column, label_column = entry.get("input_column", task.input_column), entry.get("label_column", "label")
+    input_column = entry.get("input_column", task.input_column)
+    label_column = entry.get("label_column", task.label_column)
     # Folders are read as (id, image, label) records whatever the entry says of columns.
-    columns = {} if folder else {task.input_column: input_column, "label": label_column}
+    columns = {} if folder else {task.input_column: input_column, task.label_column: label_column}
     return DatasetSpec(
         entry.get("hub_id", folder[1] if folder else "local files"),
         _standard_converter(*((task.input_column, "label") if folder else (input_column, label_column)), task),
@@ -653,7 +656,9 @@ def _convert(
     """Convert rows in the given order into parts of the given sizes, each row going to the first
     part with room. With balance, a part has room for a class only while that class holds less than
     1/K of the part (rounded up), so its class counts differ by at most one when every class has rows."""
-    convert, n_classes, column = spec.convert, spec.task.n_classes, spec.task.input_column
+    if spec.task.is_generative:
+        return _convert_generative(name, rows, indices, split, seed, sizes, spec)
+    n_classes, column = spec.task.n_classes, spec.task.input_column
     parts: list[list[dict[str, Any]]] = [[] for _ in sizes]
     class_counts = [[0] * n_classes for _ in sizes]
     usable = [0] * n_classes
@@ -662,13 +667,7 @@ def _convert(
             break
         # One generator per row keeps a row's random choice independent of sampling order.
         rng = random.Random(f"{name}:{split}:{index}:{seed}")
-        try:
-            converted = convert(rows[index], rng)
-        except (KeyError, IndexError, TypeError, ValueError) as err:
-            raise DatasetError(
-                f"row {index} of the {split} split of '{name}' does not fit the hub schema of "
-                f"{spec.hub_id} ({type(err).__name__}: {err}); fix that row or the file's columns"
-            ) from err
+        converted = _converted(name, rows, index, split, spec, rng)
         if converted is None:
             continue
         value, label = converted
@@ -707,6 +706,39 @@ def _convert(
     return [pd.DataFrame.from_records(records, columns=["id", column, "label"]) for records in parts]
 
 
+def _converted(name: str, rows: Any, index: int, split: str, spec: DatasetSpec, rng: random.Random) -> Any:
+    try:
+        return spec.convert(rows[index], rng)
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        raise DatasetError(
+            f"row {index} of the {split} split of '{name}' does not fit the hub schema of "
+            f"{spec.hub_id} ({type(err).__name__}: {err}); fix that row or the file's columns"
+        ) from err
+
+
+def _convert_generative(name: str, rows: Any, indices: list[int], split: str, seed: int, sizes: list[int],
+                        spec: DatasetSpec) -> list[pd.DataFrame]:
+    """A generative task's rows in the given order as (id, prompt, target) parts of the given sizes. A row
+    whose target is empty (whitespace only) is refused: it has no answer to train on or to match."""
+    records: list[dict[str, Any]] = []
+    for index in indices[: sum(sizes)]:
+        # One generator per row keeps a row's random choice independent of sampling order.
+        converted = _converted(name, rows, index, split, spec, random.Random(f"{name}:{split}:{index}:{seed}"))
+        if converted is None:
+            continue
+        prompt, target = converted
+        if not str(target).strip():
+            raise DatasetError(f"row {index} of the {split} split of '{name}' has an empty target, so it has no "
+                               "answer to train on or to score; fix the target column of the data")
+        records.append({"id": f"{split}:{index}", "prompt": prompt, "target": target})
+    if len(records) < sum(sizes):
+        raise DatasetError(f"dataset '{name}' has only {len(records)} usable rows in its {split} split but the "
+                           f"config asks for {sum(sizes)}; lower n_train or n_test")
+    bounds = np.cumsum([0, *sizes])
+    return [pd.DataFrame.from_records(records[a:b], columns=["id", "prompt", "target"])
+            for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def prepare(
     name: str, n_train: int, n_test: int, seed: int, data_files: dict[str, str] | None = None,
     *, balance: bool = False, source: DataSource | None = None, entry: dict[str, Any] | None = None,
@@ -738,7 +770,7 @@ def prepare(
         (test,) = _convert(name, test_rows, test_order, "test", seed, [n_test], balance, spec)
     splits = {"train_gt": train_gt, "train_w2s": train_w2s, "test": test}
     for split, frame in splits.items():
-        if frame["label"].nunique() < 2:
+        if not spec.task.is_generative and frame["label"].nunique() < 2:
             raise DatasetError(
                 f"the {split} split of '{name}' has a single class: all {len(frame)} rows are labelled "
                 f"{frame['label'].iloc[0]}; raise n_train or n_test, set balance: true, or check the data's labels"
@@ -748,9 +780,12 @@ def prepare(
 
 def label_balance(splits: dict[str, pd.DataFrame], n_classes: int = 2) -> dict[str, dict[str, Any]]:
     """Per split: its number of rows and the fraction of each class (class_fractions); for a binary task
-    also the fraction labelled 1 (positive_fraction)."""
+    also the fraction labelled 1 (positive_fraction); for a generative task the number of distinct targets."""
     balance: dict[str, dict[str, Any]] = {}
     for split, frame in splits.items():
+        if "target" in frame:  # a generative task: targets, not classes
+            balance[split] = {"n": len(frame), "distinct_targets": int(frame["target"].nunique())}
+            continue
         counts = np.bincount(frame["label"].to_numpy(), minlength=n_classes)
         stats: dict[str, Any] = {"n": len(frame), "class_fractions": (counts / max(len(frame), 1)).tolist()}
         if n_classes == 2:
@@ -801,10 +836,32 @@ def rows_sha256(frame: pd.DataFrame) -> str:
     if "image" in frame:
         inputs = (hashlib.sha256(data).hexdigest() for data in frame["image"])
     else:
-        inputs = (str(text) for text in frame["text"])
+        inputs = (str(text) for text in frame["prompt" if "prompt" in frame else "text"])
     for row_id, value in zip(frame["id"], inputs):
         digest.update(json.dumps([str(row_id), value], ensure_ascii=False).encode() + b"\n")
     return digest.hexdigest()
+
+
+REMAKE_WEAK_LABELS = "delete it and let the weak_labels rule make it again from this dataset and seed"
+
+
+def weak_label_positions(labels: pd.DataFrame, train_w2s: pd.DataFrame, path: str) -> np.ndarray:
+    """The position in train_w2s of each weak label's row, once the labels are shown to be made for these
+    rows: their `train_w2s_sha256` is the hash of train_w2s's (id, input) pairs, and each id is one of its
+    rows, once."""
+    # Ids alone repeat across datasets ("train:17"); the hash of every (id, input) pair does not.
+    made_for = labels["train_w2s_sha256"].unique().tolist() if "train_w2s_sha256" in labels else []
+    ours = rows_sha256(train_w2s)
+    if made_for != [ours]:
+        raise ValueError(f"{path}: the weak labels were made for train_w2s rows whose ids and inputs hash "
+                         f"to {made_for or 'nothing (no train_w2s_sha256 column)'}, but this job's train_w2s hashes to "
+                         f"{ours}, so they label other data; {REMAKE_WEAK_LABELS}")
+    position = pd.Series(np.arange(len(train_w2s)), index=train_w2s["id"])
+    missing = set(labels["id"]) - set(position.index)
+    if missing or labels["id"].duplicated().any():
+        raise ValueError(f"{path}: {len(missing)} weak-label ids are not in train_w2s, or ids repeat, "
+                         f"so the file was not written by the weak_labels rule; {REMAKE_WEAK_LABELS}")
+    return position.loc[labels["id"]].to_numpy()
 
 
 def write_prepared(
@@ -823,8 +880,9 @@ def write_prepared(
     balance_by_split = label_balance(splits, spec.task.n_classes)
     for split, frame in splits.items():
         stats = balance_by_split[split]
-        log.info("%s %s: %d rows, class fractions %s", dataset, split, stats["n"],
-                 [round(f, 3) for f in stats["class_fractions"][:10]])
+        log.info("%s %s: %d rows, %s", dataset, split, stats["n"],
+                 f"{stats['distinct_targets']} distinct targets" if "distinct_targets" in stats else
+                 f"class fractions {[round(f, 3) for f in stats['class_fractions'][:10]]}")
         io.write_parquet(frame, outputs[split])
         if unlabelled_output(split) in outputs:
             io.write_parquet(frame[["id", spec.task.input_column]], outputs[unlabelled_output(split)])
@@ -849,6 +907,11 @@ def write_weak_labels(predictions_path: str, train_w2s_path: str, slice_index: i
             f"in their order ({len(w2s)} predictions, {len(train_w2s)} rows), so they were made from other data; "
             "delete the predictions and let the supervisor's training rule make them again"
         )
+    if "generation" in w2s:  # a generative task's predictions: texts, not class probabilities
+        from w2s.data.generations import write_generated_weak_labels
+
+        write_generated_weak_labels(w2s, train_w2s, slice_index, n_slices, predictions_path, out_path)
+        return
     rows = w2s_slice(w2s, slice_index, n_slices)
     probs = class_probs.read_column(rows, "probs", predictions_path)
     class_probs.check_probabilities(

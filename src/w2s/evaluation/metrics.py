@@ -118,8 +118,13 @@ def agreement(student_probs: np.ndarray, supervisor_probs: np.ndarray, labels: n
 
 def _agreement_rates(student_probs: np.ndarray, supervisor_probs: np.ndarray, labels: np.ndarray,
                      weights: np.ndarray) -> dict[str, np.ndarray]:
-    student = predicted_classes(student_probs)
-    supervisor = predicted_classes(supervisor_probs)
+    return _answer_agreement_rates(predicted_classes(student_probs), predicted_classes(supervisor_probs), labels,
+                                   weights)
+
+
+def _answer_agreement_rates(student: np.ndarray, supervisor: np.ndarray, labels: np.ndarray,
+                            weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The agreement rates of predicted classes or of normalised generated answers."""
     same = student == supervisor
     right = supervisor == np.asarray(labels)
     return {
@@ -165,29 +170,95 @@ def bootstrap_intervals(labels: np.ndarray, student: np.ndarray, samples: int, s
     weights = bootstrap_weights(len(labels), samples, seed)
     with_auroc = _class_probs(student).shape[1] <= MAX_AUROC_INTERVAL_CLASSES
 
-    def resampled_accuracy(probs: np.ndarray) -> np.ndarray:
-        return _rate(weights, predicted_classes(probs) == labels)
-
     def resampled_auroc(probs: np.ndarray) -> np.ndarray:
         return weighted_macro_auroc(probs, labels, weights)
 
+    def answers(probs: np.ndarray | None) -> np.ndarray | None:
+        return None if probs is None else predicted_classes(probs)
+
+    return _intervals(labels, weights, predicted_classes(student), answers(weak), answers(ceiling),
+                      answers(supervisor), (resampled_auroc, student, weak, ceiling) if with_auroc else None)
+
+
+def _intervals(labels: np.ndarray, weights: np.ndarray, student: np.ndarray, weak: np.ndarray | None,
+               ceiling: np.ndarray | None, supervisor: np.ndarray | None,
+               auroc: tuple[Any, ...] | None) -> dict[str, Any]:
+    """bootstrap_intervals from each model's answers (predicted classes or normalised generations) under
+    the resample `weights`; `auroc` is (the resampled AUROC of probabilities, the student's, weak's and
+    ceiling's probabilities), or None where no AUROC interval is computed."""
+    def resampled_accuracy(answers: np.ndarray) -> np.ndarray:
+        return _rate(weights, answers == labels)
+
     student_accuracy = resampled_accuracy(student)
-    student_auroc = resampled_auroc(student) if with_auroc else None
-    result: dict[str, Any] = {"accuracy_ci": _interval(student_accuracy),
-                              "auroc_ci": None if student_auroc is None else _interval(student_auroc)}
+    result: dict[str, Any] = {"accuracy_ci": _interval(student_accuracy), "auroc_ci": None}
+    student_auroc = None
+    if auroc is not None:
+        resampled_auroc, student_probs, weak_probs, ceiling_probs = auroc
+        student_auroc = resampled_auroc(student_probs)
+        result["auroc_ci"] = _interval(student_auroc)
     if weak is not None and ceiling is not None:
-        for name, score, own in (("pgr", resampled_accuracy, student_accuracy),
-                                 ("pgr_auroc", resampled_auroc, student_auroc)):
-            if own is None:
-                result[f"{name}_ci"] = result[f"{name}_ci_valid_fraction"] = None
-                continue
-            recovered = gap_recovered(own, score(weak), score(ceiling))
-            result[f"{name}_ci"] = _interval(recovered)
-            result[f"{name}_ci_valid_fraction"] = float(np.mean(~np.isnan(recovered)))
+        result.update(_pgr_interval("pgr", student_accuracy, resampled_accuracy(weak), resampled_accuracy(ceiling)))
+        result.update(_pgr_interval("pgr_auroc", student_auroc, None, None) if auroc is None else
+                      _pgr_interval("pgr_auroc", student_auroc, resampled_auroc(weak_probs),
+                                    resampled_auroc(ceiling_probs)))
     if supervisor is not None:
-        for name, rates in _agreement_rates(student, supervisor, labels, weights).items():
+        for name, rates in _answer_agreement_rates(student, supervisor, labels, weights).items():
             result[f"{name}_ci"] = _interval(rates)
     return result
+
+
+def _pgr_interval(name: str, student: np.ndarray | None, weak: np.ndarray | None,
+                  ceiling: np.ndarray | None) -> dict[str, Any]:
+    if student is None or weak is None or ceiling is None:
+        return {f"{name}_ci": None, f"{name}_ci_valid_fraction": None}
+    recovered = gap_recovered(student, weak, ceiling)
+    return {f"{name}_ci": _interval(recovered), f"{name}_ci_valid_fraction": float(np.mean(~np.isnan(recovered)))}
+
+
+# ---------------------------------------------------------------- generative tasks
+
+
+def normalise_answer(text: str) -> str:
+    """The answer a generated or target text gives: its first whitespace-separated word, or "" for a text of
+    whitespace only. Exact match compares these, so a generation that goes on after its answer (a chess
+    move followed by the game's next moves, or no end-of-text token before max_new_tokens) still scores
+    on its answer, and leading or trailing spaces never decide a match. Case and punctuation are kept:
+    in SAN "Nf3+" and "nf3" are other strings, and the task's target says which is right."""
+    words = str(text).split()
+    return words[0] if words else ""
+
+
+def normalised_answers(texts: Any) -> np.ndarray:
+    """normalise_answer of every text, as an array that compares elementwise."""
+    return np.array([normalise_answer(text) for text in texts], dtype=object)
+
+
+def exact_match(generations: Any, targets: Any) -> float:
+    """The share of rows whose generation's answer is the target's (normalise_answer)."""
+    return float(np.mean(normalised_answers(generations) == normalised_answers(targets)))
+
+
+def answer_agreement(student: Any, supervisor: Any, targets: Any) -> dict[str, float | None]:
+    """`agreement` for generations: how often the student's answer is its supervisor's, split by whether the
+    supervisor's answer is the target's."""
+    answers = [normalised_answers(texts) for texts in (student, supervisor, targets)]
+    rates = _answer_agreement_rates(*answers, np.ones((1, len(answers[2]))))
+    return {name: _scalar(values[0]) for name, values in rates.items()}
+
+
+def answer_intervals(targets: Any, student: Any, samples: int, seed: int, weak: Any = None, ceiling: Any = None,
+                     supervisor: Any = None) -> dict[str, Any]:
+    """bootstrap_intervals for generations (texts, normalised here): accuracy_ci is exact match's, pgr_ci and the
+    agreement intervals follow from it; auroc_ci and pgr_auroc_ci are None, since a generation has no class
+    scores. The same resamples as bootstrap_intervals for the same seed and test size."""
+    labels = normalised_answers(targets)
+    weights = bootstrap_weights(len(labels), samples, seed)
+
+    def answers(texts: Any) -> np.ndarray | None:
+        return None if texts is None else normalised_answers(texts)
+
+    return _intervals(labels, weights, normalised_answers(student), answers(weak), answers(ceiling),
+                      answers(supervisor), None)
 
 
 def bootstrap_mean_interval(values: np.ndarray, samples: int, seed: int) -> list[float] | None:

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from w2s import io
+from w2s.data import generations
 from w2s.data import labels as class_probs
 from w2s.evaluation import metrics, reference
+from w2s.tasks import GENERATIVE
 
 log = logging.getLogger("w2s")
 
@@ -34,7 +36,7 @@ NUMERIC_COLUMNS = (
     "agreement", "agreement_ci_low", "agreement_ci_high", "agreement_supervisor_right", "agreement_supervisor_wrong",
     "n_test", "test_positive_fraction",
 )
-TEXT_COLUMNS = ("auroc_kind", "pgr_undefined_reason", "pgr_auroc_undefined_reason")
+TEXT_COLUMNS = ("auroc_kind", "auroc_undefined_reason", "pgr_undefined_reason", "pgr_auroc_undefined_reason")
 # Averaged over seeds per dataset and run, each with a bootstrap interval over seeds.
 SEED_METRICS = ("accuracy", "auroc", "pgr", "pgr_auroc", "agreement")
 SEED_BOOTSTRAP_SAMPLES = 1000
@@ -59,8 +61,12 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     `auroc_kind`. `label_balance` holds each prepared split's {"n", "class_fractions"} (and, binary,
     "positive_fraction"); it is stored whole and, for a binary task, as one `<split>_positive_fraction`
     key per split. `truncation` (w2s.data.truncation) gives the model's max_length and one
-    `<split>_truncated` count of texts longer than it per split.
+    `<split>_truncated` count of texts longer than it per split. A generative task's runs
+    (context's task_kind) are scored by exact match of their generations (_evaluate_generations).
     """
+    if context.get("task_kind") == GENERATIVE:
+        _evaluate_generations(run, predictions, test_path, bootstrap_samples, seed, out_path, context, label_balance)
+        return
     own, probs = _test_predictions(predictions["self"])
     labels = _test_labels(test_path, own.index, predictions["self"])
     n_classes = probs.shape[1]
@@ -94,6 +100,47 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     else:
         result.update(metrics.bootstrap_intervals(labels, probs, bootstrap_samples, seed))
     log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "auroc", "pgr", "pgr_auroc") if k in result})
+    io.write_json(result, out_path)
+
+
+# Why a generative run has no AUROC: the null the metrics JSON holds is labelled with it.
+NO_AUROC_GENERATIVE = "AUROC does not apply to a generative task: a generation has no class scores"
+
+
+def _evaluate_generations(run: str, predictions: dict[str, str], test_path: str, bootstrap_samples: int, seed: int,
+                          out_path: str, context: dict[str, Any],
+                          label_balance: dict[str, dict[str, Any]] | None) -> None:
+    """Metrics of a generative run: accuracy is exact match of the normalised answers (metrics.normalise_answer)
+    of its test generations and the test targets; PGR, agreement (the student's answer is its supervisor's)
+    and their paired bootstrap intervals follow from each row's match. AUROC is null, with the reason."""
+    own = generations.test_generations(predictions["self"])
+    targets = pd.read_parquet(test_path, columns=["id", "target"]).set_index("id")["target"]
+    if set(own.index) != set(targets.index) or own.index.has_duplicates:
+        raise ValueError(f"{predictions['self']}: its test generations are not one per row of {test_path} "
+                         f"({len(own)} generations, {len(targets)} rows), so they were made from other data; "
+                         "retrain the run that wrote them")
+    targets = targets.loc[own.index].to_numpy()
+    student = own.to_numpy()
+    result: dict[str, Any] = dict(context)
+    result.update({"n_test": int(len(own)), "accuracy": metrics.exact_match(student, targets), "auroc": None,
+                   "auroc_kind": None, "auroc_undefined_reason": NO_AUROC_GENERATIVE,
+                   "test_empty_generations": int(sum(not metrics.normalise_answer(t) for t in student))})
+    if label_balance is not None:
+        result["label_balance"] = label_balance
+    is_student = context.get("kind") == "student"
+    if is_student:
+        others = {role: generations.aligned_generations(predictions[role], own.index) for role in COMPARED_ROLES}
+        weak_accuracy = metrics.exact_match(others["weak"], targets)
+        ceiling_accuracy = metrics.exact_match(others["ceiling"], targets)
+        pgr, pgr_reason = metrics.pgr(result["accuracy"], weak_accuracy, ceiling_accuracy)
+        result.update({"weak_accuracy": weak_accuracy, "ceiling_accuracy": ceiling_accuracy, "weak_auroc": None,
+                       "ceiling_auroc": None, "pgr": pgr, "pgr_undefined_reason": pgr_reason, "pgr_auroc": None,
+                       "pgr_auroc_undefined_reason": NO_AUROC_GENERATIVE})
+        result.update(metrics.answer_agreement(student, others["supervisor"], targets))
+        result.update(metrics.answer_intervals(targets, student, bootstrap_samples, seed, **others))
+    else:
+        result.update(metrics.answer_intervals(targets, student, bootstrap_samples, seed))
+    log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "pgr", "agreement") if k in result})
     io.write_json(result, out_path)
 
 
@@ -378,7 +425,10 @@ def regularisation_sweep(sweep_paths: list[str], test_paths: list[str], runs: li
         raise ValueError(f"{len(sweep_paths)} sweeps, {len(test_paths)} test splits and {len(runs)} runs")
     rows = []
     for path, test_path, run in zip(sweep_paths, test_paths, runs):
-        sweep, test = pd.read_parquet(path), _labels_by_id(test_path)
+        sweep = pd.read_parquet(path)
+        if generations.GENERATION_COLUMN in sweep:  # a generative run: one model, no L2 strengths to sweep
+            continue
+        test = _labels_by_id(test_path)
         for (l2, chosen), at in sweep.groupby(["l2", "chosen"], sort=True, dropna=False):
             labels = _test_labels(test_path, pd.Index(at["id"]), path, test)
             probs = class_probs.read_column(at, "probs", path)

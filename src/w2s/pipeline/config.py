@@ -16,7 +16,7 @@ import yaml
 
 from w2s import tasks
 from w2s.data.sources import DATASETS
-from w2s.training.losses import LOSSES
+from w2s.training.losses import GENERATIVE_LOSSES, LOSSES
 from w2s.training.settings import TrainingSettings
 
 CHAIN_SEPARATOR = "__"
@@ -327,9 +327,17 @@ def _check_dataset(name: str, entry: dict[str, Any]) -> None:
     _check(len(sources) == 1,
            f"dataset '{name}' is not in the catalogue ({', '.join(sorted(DATASETS))}), so it must say where its "
            f"rows are with exactly one of {', '.join(STANDARD_SOURCE_KEYS)}" + (f", not {', '.join(sources)}" if sources else ""))
+    kind = tasks.dataset_task(entry).spec
+    if kind.name == tasks.GENERATIVE:
+        _check("n_classes" not in entry,
+               f"dataset '{name}' is a generative task, whose rows are a prompt and a target text, not one of K "
+               "classes: n_classes does not apply to it; remove n_classes")
+        _check(not entry.get("balance"),
+               f"dataset '{name}' is a generative task: balance evens out class counts, and its rows have target "
+               "texts, not classes; remove balance")
+        return
     _check("n_classes" in entry, f"dataset '{name}' is not in the catalogue, so it must give n_classes (K: its labels "
                                  "are 0..K-1)")
-    kind = tasks.dataset_task(entry).spec
     folder = next((key for key in ("image_folder", "imagenet_root") if key in entry), None)
     if folder is not None:
         _check(kind.input_column == "image",
@@ -359,8 +367,17 @@ def _check_task_kinds(config: dict[str, Any]) -> None:
                    f"{', '.join(kind.modes)}")
         if config.get("prompting", {}).get("models"):
             _check(task.is_binary and kind.input_column == "text",
-                   f"dataset '{dataset}' is a {task.n_classes}-class {kind.name} task, but prompting baselines ask "
-                   "binary text questions with two label words; remove the prompting block")
+                   f"dataset '{dataset}' is a " + ("generative" if task.is_generative else
+                                                   f"{task.n_classes}-class {kind.name}")
+                   + " task, but prompting baselines ask binary text questions with two label words; remove the "
+                   "prompting block")
+        if task.is_generative:
+            for loss in config["losses"]:
+                _check(loss_base(config, loss) in GENERATIVE_LOSSES,
+                       f"dataset '{dataset}' is a generative task, which trains students with next-token "
+                       f"cross-entropy on the weak model's generated tokens ({', '.join(sorted(GENERATIVE_LOSSES))}); "
+                       f"loss '{loss}' is defined on class probabilities and has no generative form here, so "
+                       "remove it from losses or run the generative task from its own config")
     for chain in student_chains(config):
         student = chain[-1]
         _check(training_params(config, student)["mode"] != "pretrained_head",

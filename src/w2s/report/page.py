@@ -615,8 +615,10 @@ def _ground_truth_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Test accuracy per dataset and model of models trained on ground-truth labels, the ceilings every
     PGR is measured against, and of prompted models with their number of shots."""
     runs = summary[summary["kind"].isin(["ground_truth", "prompt", *SUPERVISOR_KINDS])]
+    generative = runs.get("task_kind", pd.Series(np.nan, index=runs.index)).eq("generative")
+    auroc_kind = runs.get("auroc_kind", pd.Series("AUROC", index=runs.index)).fillna("AUROC")
     runs = runs.assign(method=[_method(run) for _, run in runs.iterrows()], task=_task_names(runs),
-                       auroc_kind=runs.get("auroc_kind", pd.Series("AUROC", index=runs.index)).fillna("AUROC"))
+                       auroc_kind=auroc_kind.where(~generative, "none (generative: exact match)"))
     table = _seed_mean(runs, ["dataset", "task", "model", "model_rank", "params_b", "method", "auroc_kind"],
                        ["accuracy", "auroc"])
     table = table.sort_values(["dataset", "model_rank", "model", "method"]).drop(columns="model_rank")
@@ -651,8 +653,9 @@ def _task_names(runs: pd.DataFrame) -> list[str]:
     existed are binary text tasks."""
     kinds = runs.get("task_kind", pd.Series(np.nan, index=runs.index))
     classes = runs.get("n_classes", pd.Series(np.nan, index=runs.index))
-    return [f"{kind if isinstance(kind, str) else 'text_classification'}, "
-            f"{int(k) if pd.notna(k) else 2} classes" for kind, k in zip(kinds, classes)]
+    return ["generative, exact match" if kind == "generative" else
+            f"{kind if isinstance(kind, str) else 'text_classification'}, {int(k) if pd.notna(k) else 2} classes"
+            for kind, k in zip(kinds, classes)]
 
 
 def _method(run: pd.Series) -> str:

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from w2s import io
 from w2s.data import labels as class_probs
-from w2s.data.sources import rows_sha256
+from w2s.data.sources import REMAKE_WEAK_LABELS, rows_sha256, weak_label_positions
 from w2s.evaluation import metrics
 from w2s.models.text import (
     ProbeClassifier,
@@ -36,6 +36,7 @@ from w2s.models.text import (
     place,
 )
 from w2s.tasks import Task, dataset_task
+from w2s.training import generative
 from w2s.training.loop import (
     Batcher,
     Selection,
@@ -47,7 +48,7 @@ from w2s.training.loop import (
     predict,
     supported_dtype,
 )
-from w2s.training.losses import LOSSES, NEEDS_BATCH_PROBS
+from w2s.training.losses import GENERATIVE_LOSSES, LOSSES, NEEDS_BATCH_PROBS
 from w2s.training.probe import choose_l2, final_sweep, grid_history
 from w2s.training.resume import ResumeCheckpoints, run_key
 from w2s.training.settings import EmbeddingSettings, TrainingSettings
@@ -150,29 +151,18 @@ def _training_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None
                              "true_label": gt["label"].to_numpy()})
     labels = pd.read_parquet(weak_labels_path)
     train_w2s = frames["train_w2s"]
-    remake = "delete it and let the weak_labels rule make it again from this dataset and seed"
-    # Ids alone repeat across datasets ("train:17"); the hash of every (id, input) pair does not.
-    made_for = labels["train_w2s_sha256"].unique().tolist() if "train_w2s_sha256" in labels else []
-    ours = rows_sha256(train_w2s)
-    if made_for != [ours]:
-        raise ValueError(f"{weak_labels_path}: the weak labels were made for train_w2s rows whose ids and inputs hash "
-                         f"to {made_for or 'nothing (no train_w2s_sha256 column)'}, but this job's train_w2s hashes to "
-                         f"{ours}, so they label other data; {remake}")
-    position = pd.Series(np.arange(len(train_w2s)), index=train_w2s["id"])
-    missing = set(labels["id"]) - set(position.index)
-    if missing or labels["id"].duplicated().any():
-        raise ValueError(f"{weak_labels_path}: {len(missing)} weak-label ids are not in train_w2s, or ids repeat, "
-                         f"so the file was not written by the weak_labels rule; {remake}")
+    positions = weak_label_positions(labels, train_w2s, weak_labels_path)
+    remake = REMAKE_WEAK_LABELS
     soft = class_probs.read_column(labels, "soft_label", weak_labels_path)
     if soft.shape[1] != n_classes:
         raise ValueError(f"{weak_labels_path}: the weak labels have {soft.shape[1]} classes but this task has "
                          f"{n_classes}, so their supervisor was made for another task; check the dataset's n_classes, "
                          f"then {remake}")
     class_probs.check_probabilities(soft, f"{weak_labels_path}, the soft weak labels", remake)
-    rows = pd.DataFrame({"row": position.loc[labels["id"]].to_numpy(), "soft_label": class_probs.as_column(soft)})
+    rows = pd.DataFrame({"row": positions, "soft_label": class_probs.as_column(soft)})
     if oracle_labels_path is not None:
         oracle = pd.read_parquet(oracle_labels_path)
-        if rows_sha256(oracle) != ours:
+        if rows_sha256(oracle) != rows_sha256(train_w2s):
             raise ValueError(f"{oracle_labels_path}: the ground-truth oracle's rows are not this job's train_w2s "
                              "rows; rerun prepare_data for this dataset and seed")
         rows["true_label"] = oracle.set_index("id").loc[labels["id"], "label"].to_numpy()
@@ -282,15 +272,19 @@ def train_model(
                          f"{', '.join(the_task.spec.modes)}")
     frames = {split: _read_split(path, split, mode) for split, path in split_paths.items()}
     train_split = "train_gt" if weak_labels_path is None else "train_w2s"
-    rows = _training_rows(frames, weak_labels_path, oracle_labels_path, the_task.n_classes)
+    if the_task.is_generative:
+        rows = generative.training_rows(frames, weak_labels_path, oracle_labels_path)
+    else:
+        rows = _training_rows(frames, weak_labels_path, oracle_labels_path, the_task.n_classes)
     holdout = None
     if settings.model_selection != "final" and mode != "pretrained_head":
         rows, holdout = split_holdout(rows, settings.holdout_frac, seed)
     # A twin's starting weights count too: a retrained generative finetuning stage resumes nothing of before.
     inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p),
               *generative_checkpoint_files(model_entry)]
-    TRAINERS[mode](TrainingJob(model_entry, settings, seed, the_task, frames, train_split, rows, holdout, loss,
-                               loss_params or {}, out, features_path, inputs, resume_dir, code_paths))
+    trainer = KIND_TRAINERS.get(the_task.kind, TRAINERS)[mode]
+    trainer(TrainingJob(model_entry, settings, seed, the_task, frames, train_split, rows, holdout, loss,
+                        loss_params or {}, out, features_path, inputs, resume_dir, code_paths))
 
 
 # The splits whose inputs (texts or images) a mode reads; finetuning reads every split's. A probe trains on
@@ -334,13 +328,7 @@ def _finetune(job: TrainingJob) -> None:
         steps_per_epoch = max(1, math.ceil(len(rows) / settings.batch_size))
         selection = Selection(holdout_accuracy, max(1, round(steps_per_epoch / settings.evals_per_epoch)))
 
-    resume = None
-    if job.resume_dir is not None:
-        identity = {"model_entry": job.model_entry, "params": settings.identity(), "seed": job.seed,
-                    "loss": job.loss, "loss_params": job.loss_params}
-        resume = ResumeCheckpoints(job.resume_dir, run_key(identity, job.input_paths, job.code_paths),
-                                   settings.checkpoint_every)
-
+    resume = _resume_checkpoints(job)
     targets = torch.tensor(np.stack(rows["soft_label"].to_numpy()), dtype=torch.float32)
     train_rows = rows["row"].to_numpy()
     history = fit(
@@ -372,6 +360,26 @@ def _finetune(job: TrainingJob) -> None:
     _save_checkpoint(model, tokenizer, job.out["checkpoint"])
     if resume is not None:
         resume.clear()
+
+
+def _resume_checkpoints(job: TrainingJob) -> ResumeCheckpoints | None:
+    """Where finetuning saves and finds its resume checkpoints, keyed by everything the run depends on."""
+    if job.resume_dir is None:
+        return None
+    identity = {"model_entry": job.model_entry, "params": job.settings.identity(), "seed": job.seed,
+                "loss": job.loss, "loss_params": job.loss_params}
+    if job.task.is_generative:  # the generation length changes the predictions and the selection
+        identity["task"] = job.task.params()
+    return ResumeCheckpoints(job.resume_dir, run_key(identity, job.input_paths, job.code_paths),
+                             job.settings.checkpoint_every)
+
+
+def _finetune_generative(job: TrainingJob) -> None:
+    """A causal LM finetuned (full or lora) on a generative task's targets (w2s.training.generative)."""
+    if job.loss not in GENERATIVE_LOSSES:
+        raise ValueError(f"loss {job.loss} is defined on class probabilities; a generative task trains with "
+                         f"{', '.join(sorted(GENERATIVE_LOSSES))} on its targets' tokens")
+    generative.finetune(job, _resume_checkpoints(job))
 
 
 def _write_predictions(frames: dict[str, pd.DataFrame], probs: dict[str, np.ndarray], out: dict[str, str],
@@ -457,6 +465,10 @@ TRAINERS: dict[str, Callable[[TrainingJob], None]] = {
     "lora": _finetune,
     "probe": _train_probe,
     "pretrained_head": _predict_with_own_head,
+}
+# Kinds whose modes train otherwise than TRAINERS' classifiers: a generative task's causal LM.
+KIND_TRAINERS: dict[str, dict[str, Callable[[TrainingJob], None]]] = {
+    "generative": {"full": _finetune_generative, "lora": _finetune_generative},
 }
 
 

@@ -124,6 +124,11 @@ def lr_factor(step: int, total: int, warmup_frac: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def class_agreement(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """How many rows' most probable class is their soft target's most probable class."""
+    return (logits.argmax(-1) == targets.argmax(-1)).sum()
+
+
 def fit(
     model: nn.Module,
     batcher: Batcher,
@@ -137,6 +142,7 @@ def fit(
     lengths: np.ndarray | None = None,
     needs_batch_probs: bool = False,
     resume: ResumeCheckpoints | None = None,
+    agreement: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = class_agreement,
 ) -> list[dict[str, float]]:
     """Train on soft targets (n, 2); returns one record per optimiser step.
 
@@ -148,6 +154,9 @@ def fit(
     batch loss does not depend on the order of its rows. With `resume`, training continues from
     its newest valid checkpoint and saves one every `resume.every` steps; the batch order is a
     function of the seed alone, so a resumed run takes the same steps as an uninterrupted one.
+    `targets` may be any tensor with one row per example that `loss_fn` reads (a generative task's target
+    token ids); `agreement(logits, targets)` counts a minibatch's rows whose prediction is their target, for
+    the history's batch_target_accuracy.
     """
     n = targets.shape[0]
     total_steps = max(1, math.ceil(schedule.epochs * n / schedule.batch_size))
@@ -193,7 +202,7 @@ def fit(
             loss = loss_fn(logits, minibatch_targets, step_frac, batch=whole)
             scaler.scale(loss).backward()
             batch_loss += loss.detach()
-            agreeing += (logits.detach().argmax(-1) == minibatch_targets.argmax(-1)).sum()
+            agreeing += agreement(logits.detach(), minibatch_targets)
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(trainable, schedule.max_grad_norm)
         # The rate this step uses: scheduler.step() below sets the next step's.

@@ -213,3 +213,26 @@ LOSSES: dict[str, LossFn] = {
     "entropy": entropy,
     "window": window,
 }
+
+
+# The label of a position that no loss reads: a prompt token, padding or a target slot a row does not fill
+# (the value transformers' own causal-LM loss ignores).
+IGNORE_INDEX = -100
+# The losses a generative task trains with (w2s.training.generative): cross-entropy on the target's tokens.
+GENERATIVE_LOSSES = frozenset({"xent"})
+
+
+def token_xent(logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0, *,
+               batch: Batch | None = None) -> torch.Tensor:
+    """Next-token cross-entropy of a generative task's target tokens: per row the mean of -log p(token) over its
+    target tokens, then the rows' mean (under accumulation: their sum over the batch size, a minibatch's share).
+
+    `logits` (n, T, V) are the logits that predict each of a row's target slots, `labels` (n, T) the target's
+    token ids, IGNORE_INDEX where a row has fewer than T target tokens. Each row weighs the same whatever its
+    target's length, as each row does in classification; for one row, or rows of equal target length, this is
+    transformers' own causal-LM loss with the prompt and the padding labelled IGNORE_INDEX.
+    """
+    logits = _wide(logits)
+    per_token = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
+    counted = (labels != IGNORE_INDEX).sum(dim=1).clamp(min=1)
+    return _share(per_token.sum(dim=1) / counted, batch)

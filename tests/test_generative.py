@@ -1,0 +1,270 @@
+"""The generative task kind on tiny random causal LMs: the target-only loss, left-padded batched generation,
+exact-match normalisation, metrics from generations, weak-label files and the bad inputs of generative tasks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import REPO
+from generative_fixtures import make_tiny_causal_lm, toy_rows
+
+from w2s.data import generations
+from w2s.data.sources import DatasetError, prepare, rows_sha256, write_weak_labels
+from w2s.evaluation import metrics
+from w2s.pipeline.config import ConfigError, training_job_params, validate_config
+from w2s.tasks import Task, dataset_task, generative_task
+from w2s.training import generative
+from w2s.training.jobs import train_model
+from w2s.training.losses import IGNORE_INDEX, token_xent
+from w2s.training.settings import TrainingSettings
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("gen") / "tiny-lm", seed=3)
+
+
+@pytest.fixture(scope="module")
+def lm_and_tokenizer(lm_dir: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(lm_dir).eval(), AutoTokenizer.from_pretrained(lm_dir)
+
+
+def test_the_generative_kind_reads_prompts_and_targets_and_has_no_classes() -> None:
+    task = dataset_task({"kind": "generative"}, max_new_tokens=5)
+    assert (task.input_column, task.label_column, task.n_classes, task.is_generative) == ("prompt", "target", 0, True)
+    assert task.params() == {"kind": "generative", "n_classes": 0, "max_new_tokens": 5}
+    assert Task.from_params(task.params()) == generative_task(5)
+    # Classification tasks' params stay as they were, so their jobs do not rerun.
+    assert dataset_task({}).params() == {"kind": "text_classification", "n_classes": 2}
+
+
+def test_target_tokens_end_with_eos_and_prompts_get_none(lm_and_tokenizer) -> None:
+    _, tokenizer = lm_and_tokenizer
+    eos = tokenizer.eos_token_id
+    assert generative.prompt_ids(tokenizer, ["a b next"]) == [[3, 4, 11]]
+    assert generative.target_ids(tokenizer, ["c", "d e"]) == [[5, eos], [6, 7, eos]]
+
+
+def test_the_loss_reads_target_tokens_only_and_equals_the_models_own_loss(lm_and_tokenizer) -> None:
+    lm, tokenizer = lm_and_tokenizer
+    train = generative.Encoded(generative.prompt_ids(tokenizer, ["a b c next", "h next"]),
+                               generative.target_ids(tokenizer, ["d", "b c"]))
+    labels = generative.target_labels(train.targets)
+    assert labels.tolist() == [[6, 2, IGNORE_INDEX], [4, 5, 2]]
+    batch = generative.training_batch(train, np.array([0, 1]), labels.shape[1], tokenizer.pad_token_id)
+    # Row 1 (prompt of 2 tokens) is right-padded to row 0's 6 tokens; its target is predicted at positions 1..3.
+    assert batch["target_positions"].tolist() == [[3, 4, 0], [1, 2, 3]]
+    assert batch["attention_mask"].tolist() == [[1] * 6, [1] * 5 + [0]]
+    with torch.no_grad():
+        loss = token_xent(generative.TargetLogits(lm)(**batch), labels)
+        # By hand: each row's mean -log p(target token | everything before it), then the mean over rows.
+        by_hand = []
+        for prompt, target in zip(train.prompts, train.targets):
+            log_probs = torch.log_softmax(lm(torch.tensor([prompt + target])).logits[0], dim=-1)
+            by_hand.append(-np.mean([log_probs[len(prompt) - 1 + j, t].item() for j, t in enumerate(target)]))
+            # transformers' own loss with the prompt labelled IGNORE_INDEX is that row's mean.
+            own = lm(torch.tensor([prompt + target]),
+                     labels=torch.tensor([[IGNORE_INDEX] * len(prompt) + target])).loss
+            assert own.item() == pytest.approx(by_hand[-1], abs=1e-5)
+    assert loss.item() == pytest.approx(np.mean(by_hand), abs=1e-5)
+    assert np.mean(by_hand) > 1.0  # a random model: far from 0, so a wrong mask would show
+
+
+def test_left_padded_batched_generation_equals_generating_each_prompt_alone(lm_and_tokenizer) -> None:
+    lm, tokenizer = lm_and_tokenizer
+    prompts = generative.prompt_ids(tokenizer, ["a next", "b c d e f next", "g h next", "c"])
+    cpu = torch.device("cpu")
+    together = generative.generate(lm, tokenizer, prompts, 4, 4, cpu)
+    alone = [generative.generate(lm, tokenizer, [p], 4, 1, cpu)[0] for p in prompts]
+    assert together == alone
+    assert len(set(together)) > 1 and all(together)  # distinct, non-empty texts: the comparison means something
+
+
+def test_generation_stops_at_the_end_of_text_token_and_drops_it(lm_and_tokenizer) -> None:
+    lm, tokenizer = lm_and_tokenizer
+    prompt = generative.prompt_ids(tokenizer, ["b c d e f next"])
+    raw = lm.generate(torch.tensor(prompt), attention_mask=torch.ones(1, len(prompt[0]), dtype=torch.long),
+                      do_sample=False, max_new_tokens=4, eos_token_id=None, pad_token_id=0)[0, len(prompt[0]):].tolist()
+    assert raw[1] != raw[0]
+    # A tokenizer whose end-of-text token is the second token the model generates: generation stops there.
+    stopping = copy.deepcopy(tokenizer)
+    stopping.eos_token = tokenizer.convert_ids_to_tokens(raw[1])
+    assert generative.generate(lm, stopping, prompt, 4, 1, torch.device("cpu")) == [tokenizer.decode(raw[:1])]
+    assert generative.generate(lm, tokenizer, prompt, 4, 1, torch.device("cpu")) == [tokenizer.decode(raw)]
+
+
+def test_exact_match_compares_the_first_word_of_each_text() -> None:
+    assert [metrics.normalise_answer(t) for t in ["  Nf3  ", "Nf3 Nc6 3. Bb5", "", " \n", "nf3"]] == [
+        "Nf3", "Nf3", "", "", "nf3"]
+    assert metrics.exact_match(["Nf3 e5", " d4", "", "Qh5#"], ["Nf3", "d4 ", "e4", "Qh5"]) == 0.5
+    rates = metrics.answer_agreement(["a", "b x", "c", "d"], ["a", "c", "c", "e"], ["a", "b", "z", "z"])
+    # Same answer on rows 0 and 2; the supervisor is right on row 0 only.
+    assert rates == {"agreement": 0.5, "agreement_supervisor_right": 1.0, "agreement_supervisor_wrong": 1 / 3}
+
+
+def test_answer_intervals_resample_the_rows_as_the_class_bootstrap_does() -> None:
+    targets = ["a", "b", "c", "d", "e", "f", "g", "h"]
+    student = ["a", "b", "c", "d", "x", "x", "x", "x"]
+    weak = ["a", "b", "x", "x", "x", "x", "x", "x"]
+    ceiling = list(targets)
+    got = metrics.answer_intervals(targets, student, 200, 0, weak=weak, ceiling=ceiling, supervisor=weak)
+    # The same rows as correct classes: class 1 is a right answer.
+    right = lambda answers: np.array([[0.0, 1.0] if a == t else [1.0, 0.0] for a, t in zip(answers, targets)])  # noqa: E731
+    ones = np.tile([0.0, 1.0], (8, 1))
+    expected = metrics.bootstrap_intervals(np.ones(8, dtype=int), right(student), 200, 0, weak=right(weak),
+                                           ceiling=ones)
+    assert got["accuracy_ci"] == expected["accuracy_ci"] and got["pgr_ci"] == expected["pgr_ci"]
+    assert got["auroc_ci"] is None and got["pgr_auroc_ci"] is None and got["agreement_ci"] is not None
+
+
+def _splits(tmp_path: Path, n_gt: int = 12, n_w2s: int = 8, n_test: int = 6) -> dict[str, str]:
+    rows = toy_rows(n_gt + n_w2s + n_test, 5)
+
+    def frame(part: list[dict], start: int) -> pd.DataFrame:
+        return pd.DataFrame({"id": [f"train:{start + i}" for i in range(len(part))],
+                             "prompt": [r["question"] for r in part], "target": [r["answer"] for r in part]})
+
+    gt, w2s, test = frame(rows[:n_gt], 0), frame(rows[n_gt:n_gt + n_w2s], n_gt), frame(rows[n_gt + n_w2s:], 100)
+    paths = {}
+    for name, data in (("train_gt", gt), ("train_w2s", w2s[["id", "prompt"]]), ("test", test[["id", "prompt"]])):
+        paths[name] = str(tmp_path / f"{name}.parquet")
+        data.to_parquet(paths[name])
+    return paths
+
+
+def _settings(**overrides) -> TrainingSettings:
+    config = {"training": {"lr": 1e-2, "epochs": 1, "batch_size": 4, "minibatch_size": 2, "eval_batch_size": 4,
+                           "max_length": 16, "model_selection": "final", **overrides},
+              "models": {"lm": {}}}
+    return TrainingSettings.from_params(training_job_params(config, "lm"))
+
+
+def _outputs(directory: Path) -> dict[str, str]:
+    return {key: str(directory / key) for key in ("predictions", "history", "sweep", "checkpoint")}
+
+
+def test_training_writes_generations_and_weak_labels_carry_prompts(lm_dir: Path, tmp_path: Path) -> None:
+    paths = _splits(tmp_path)
+    out = _outputs(tmp_path / "gt")
+    task = generative_task(3)
+    train_model({"path": str(lm_dir)}, _settings(), 0, paths, out, task=task.params())
+    predictions = pd.read_parquet(out["predictions"])
+    assert list(predictions.columns) == ["split", "id", "generation"]
+    assert predictions.groupby("split").size().to_dict() == {"test": 6, "train_w2s": 8}
+    assert (tmp_path / "gt" / "checkpoint" / "model" / "model.safetensors").is_file()
+    history = pd.read_parquet(out["history"])
+    assert len(history) == 3  # one epoch of 12 rows in batches of 4
+    # Weak labels: slice 1 of 2 of train_w2s, each generation beside its prompt and id.
+    weak = tmp_path / "weak.parquet"
+    train_w2s = pd.read_parquet(paths["train_w2s"])
+    if not all(predictions["generation"].str.strip()):
+        pytest.skip("the random model generated an empty text; see the empty-generation test")
+    write_weak_labels(out["predictions"], paths["train_w2s"], 1, 2, str(weak))
+    labels = pd.read_parquet(weak)
+    w2s_predictions = predictions[predictions["split"] == "train_w2s"].iloc[:4]
+    assert labels["id"].tolist() == train_w2s["id"].iloc[:4].tolist()
+    assert labels["prompt"].tolist() == train_w2s["prompt"].iloc[:4].tolist()
+    assert labels["generation"].tolist() == w2s_predictions["generation"].tolist()
+    assert set(labels["train_w2s_sha256"]) == {rows_sha256(train_w2s)}
+    # A student trains on them: its rows' targets are the weak generations.
+    rows = generations.training_targets(str(weak), train_w2s)
+    assert rows["row"].tolist() == [0, 1, 2, 3] and rows["target"].tolist() == labels["generation"].tolist()
+
+
+def test_a_weak_label_file_whose_prompts_differ_from_the_split_is_refused(tmp_path: Path) -> None:
+    train_w2s = pd.DataFrame({"id": ["train:1", "train:2"], "prompt": ["a b next", "c d next"]})
+    weak = pd.DataFrame({"id": ["train:1", "train:2"], "prompt": ["a b next", "h h next"], "generation": ["b", "d"],
+                         "train_w2s_sha256": rows_sha256(train_w2s)})
+    path = tmp_path / "weak.parquet"
+    weak.to_parquet(path)
+    with pytest.raises(ValueError) as err:
+        generations.training_targets(str(path), train_w2s)
+    assert str(err.value) == (
+        f"{path}: the prompts of 1 weak labels are not the prompts train_w2s has under their ids (id train:2: the "
+        "weak label answers 'h h next', train_w2s asks 'c d next'), so the generations answer other questions; "
+        "delete it and let the weak_labels rule make it again from this dataset and seed")
+
+
+def test_an_empty_generation_is_refused_as_a_weak_label_and_the_predictions_stay(tmp_path: Path) -> None:
+    train_w2s = pd.DataFrame({"id": [f"train:{i}" for i in range(4)], "prompt": ["a next"] * 4})
+    predictions = pd.DataFrame({"split": "train_w2s", "id": train_w2s["id"], "generation": ["b", " ", "b", ""]})
+    paths = {name: str(tmp_path / f"{name}.parquet") for name in ("predictions", "train_w2s")}
+    predictions.to_parquet(paths["predictions"])
+    train_w2s.to_parquet(paths["train_w2s"])
+    out = tmp_path / "weak.parquet"
+    with pytest.raises(generations.EmptyGenerationError) as err:
+        write_weak_labels(paths["predictions"], paths["train_w2s"], 1, 1, str(out))
+    assert str(err.value) == (
+        f"{paths['predictions']}: the supervisor generated no text for 2 of the 4 prompts of train_w2s slice 1/1 "
+        "(ids train:1, train:3), so a student would have no target to learn there; its predictions and checkpoint "
+        "are kept. Train the supervisor longer or with another lr so that it answers every prompt, then rerun it")
+    assert not out.exists() and Path(paths["predictions"]).exists()
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_training(lm_dir: Path, tmp_path: Path) -> None:
+    paths = _splits(tmp_path)
+    test = pd.read_parquet(paths["test"])
+    test.loc[2, "prompt"] = " ".join(["a"] * 12) + " next"  # 13 tokens + 4 to generate > 16
+    test.to_parquet(paths["test"])
+    out = _outputs(tmp_path / "gt")
+    with pytest.raises(generative.ContextError) as err:
+        train_model({"path": str(lm_dir)}, _settings(), 0, paths, out, task=generative_task(4).params())
+    assert str(err.value) == (
+        "1 of 6 rows of test are longer than the context of 16 tokens: prompt + generation.max_new_tokens (4) comes "
+        "to up to 17 tokens (ids train:102); raise training.max_length (up to the model's position limit), lower "
+        "generation.max_new_tokens, or drop the long prompts from the data")
+    assert not any(Path(p).exists() for p in out.values())
+
+
+def test_preparing_a_generative_dataset_keeps_prompts_and_targets(tmp_path: Path) -> None:
+    from generative_fixtures import write_toy_parquet
+
+    entry = {"kind": "generative", "data_files": {"train": str(write_toy_parquet(tmp_path / "t.parquet", 30, 0))},
+             "input_column": "question", "label_column": "answer", "splits": {"train": "train", "test": None}}
+    splits = prepare("toy", 20, 6, 0, entry["data_files"], entry=entry)
+    assert {name: list(frame.columns) for name, frame in splits.items()} == {
+        name: ["id", "prompt", "target"] for name in ("train_gt", "train_w2s", "test")}
+    assert [len(frame) for frame in splits.values()] == [10, 10, 6]
+    source = pd.read_parquet(tmp_path / "t.parquet")
+    first = splits["test"].iloc[0]
+    index = int(first["id"].split(":")[1])
+    assert (first["prompt"], first["target"]) == (source["question"][index], source["answer"][index])
+    empty = source.assign(answer=[" "] + source["answer"].tolist()[1:])
+    empty.to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(DatasetError, match="row 0 of the train split of 'toy' has an empty target"):
+        prepare("toy", 28, 2, 0, entry["data_files"], entry=entry)
+
+
+def _config(**dataset) -> dict:
+    model = {"path": "models/lm", "resources": {"gpu": 0}}
+    return {"seeds": [0], "w2s_slices": 2, "ladder": ["weak", "strong"], "losses": {"xent": {}},
+            "datasets": {"toy": {"kind": "generative", "data_files": {"train": "t.parquet"}, "n_train": 20,
+                                 "n_test": 6, **dataset}},
+            "models": {"weak": dict(model), "strong": dict(model)}}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"dataset": {"n_classes": 2}}, "dataset 'toy' is a generative task, whose rows are a prompt and a target text, "
+     "not one of K classes: n_classes does not apply to it; remove n_classes"),
+    ({"losses": {"xent": {}, "logconf": {}}}, "dataset 'toy' is a generative task, which trains students with "
+     "next-token cross-entropy on the weak model's generated tokens (xent); loss 'logconf' is defined on class "
+     "probabilities and has no generative form here, so remove it from losses or run the generative task from "
+     "its own config"),
+    ({"prompting": {"models": ["weak"], "shots": [0]}}, "dataset 'toy' is a generative task, but prompting "
+     "baselines ask binary text questions with two label words; remove the prompting block"),
+    ({"training": {"mode": "probe", "model_selection": "weak_holdout"}}, "model 'weak' trains in mode probe, which a generative task does not "
+     "support; use one of full, lora"),
+])
+def test_the_validator_says_what_does_not_apply_to_a_generative_task(change: dict, message: str) -> None:
+    config = _config(**change.pop("dataset", {}))
+    config.update(change)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, REPO / "config" / "schema.yaml")
+    assert str(err.value) == message
