@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from w2s import tasks
 from w2s.data import sources
 from w2s.pipeline import config as cfg
 from w2s.pipeline import resources as w2s_resources
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
 ALL_DATASETS = ", ".join(sorted(sources.DATASETS))
 COMMIT = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
-assert len(sources.DATASETS) == 26
+assert len(sources.DATASETS) == 27
 
 
 def minimal() -> dict:
@@ -264,7 +265,15 @@ def test_load_config(tmp_path: Path) -> None:
         load_config(path, SCHEMA)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml"))
+def shipped_config(name: str) -> object:
+    # config/chess.yaml reads a generative task, a kind that lands from the generative branch.
+    waiting = name == "chess.yaml" and "generative" not in tasks.KINDS
+    return pytest.param(name, marks=pytest.mark.skipif(waiting, reason="chess.yaml needs the generative task kind "
+                                                                       "in w2s.tasks.KINDS (branch generative)"))
+
+
+@pytest.mark.parametrize("name", [shipped_config(p.name) for p in sorted((REPO / "config").glob("*.yaml"))
+                                  if p.name != "schema.yaml"])
 def test_shipped_configs_are_valid(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "imagenet" / "val").mkdir(parents=True)  # vision.yaml's ImageNet, which you provide
