@@ -194,9 +194,6 @@ dataset_info:
     dtype: string
   - name: target
     dtype: string
-  splits:
-  - name: train
-    num_examples: {n_rows}
 configs:
 - config_name: default
   data_files:
@@ -219,7 +216,7 @@ def write_hub_copy(folder: str | Path, rows: Sequence[Mapping[str, str]]) -> Pat
         part = rows[bounds[shard]:bounds[shard + 1]]
         table = pa.Table.from_pylist([{column: row[column] for column in HUB_COLUMNS} for row in part], schema=schema)
         pq.write_table(table, folder / "data" / f"train-{shard:05d}-of-{HUB_SHARDS:05d}.parquet")
-    (folder / "README.md").write_text(HUB_README.format(n_rows=len(rows), hub_id=HUB_ID))
+    (folder / "README.md").write_text(HUB_README.format(hub_id=HUB_ID))
     return folder
 
 

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from w2s import io, tasks
-from w2s.data import chess as chess_puzzles
 from w2s.data import labels as class_probs
 from w2s.pipeline import revisions
 
@@ -297,7 +296,9 @@ def _anthropic_hh_pairwise(row: dict[str, Any], rng: random.Random) -> tuple[str
 
 
 def _chess_puzzle(row: dict[str, Any], rng: random.Random) -> tuple[str, str]:
-    return chess_puzzles.puzzle_example(row)
+    from w2s.data import chess  # python-chess takes a quarter second to import; only chess jobs need it
+
+    return chess.puzzle_example(row)
 
 
 # The task kind whose rows are (prompt, target) texts, read by causal LMs (w2s.tasks).
@@ -405,7 +406,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "wic": DatasetSpec("aps/super_glue", _wic, "wic", splits=TRAIN_VALIDATION, revision=SUPER_GLUE_REVISION,
                        description=UNLABELED_TEST),
     "chess_puzzles": DatasetSpec(
-        chess_puzzles.HUB_ID, _chess_puzzle, splits={"train": "train", "test": None},
+        "EleutherAI/lichess-puzzles", _chess_puzzle, splits={"train": "train", "test": None},
         revision="787a704697824359fceb7aca8be2ea23dce2f463", task=tasks.dataset_task({"kind": GENERATIVE_KIND}),
         description="the paper's chess puzzles (appendix A.2): the game's moves up to the puzzle position, every "
         "half-move numbered, to the solution's first move in SAN (w2s.data.chess); the hub has only a train split "
