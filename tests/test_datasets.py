@@ -891,7 +891,7 @@ def test_a_split_without_a_usable_row_is_an_error(tmp_path: Path) -> None:
 
 
 def test_registry() -> None:
-    assert set(sources.DATASETS) == set(HUB_DATASETS) | {"vader_movies"}
+    assert set(sources.DATASETS) == set(HUB_DATASETS) | {"vader_movies", "chess_puzzles"}
     assert sources.DATASETS["sst2"].splits["test"] == "validation"
     assert sources.DATASETS["vader_movies"].splits["test"] is None
     assert sources.DATASETS["anli_r2"].splits == {"train": "train_r2", "test": "test_r2"}

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from browser import render_page
 from conftest import REPO, sst2_rows, write_jsonl
+
 from w2s.data.sources import rows_sha256
 from w2s.report.provenance import config_sha256
 
@@ -322,6 +322,23 @@ def test_pretraining_axis_config_plans_four_pythia_checkpoints_under_pythia_1_4b
                    and "__pythia-1.4b/" in output}
     assert into_strong == {f"results/sciq/seed0/w2s/xent/pythia-160m-step{step}__pythia-1.4b"
                            for step in (1000, 8000, 32000, 143000)}
+
+
+def test_chess_config_plans_the_ladder_and_two_three_step_chains(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "chess.yaml"), "-n")
+    jobs = planned_jobs(result.stdout)
+    counts = Counter(rule for rule, _ in jobs.elements())
+    # 8 ground-truth models; 28 ladder pairs + 2 new steps of each chain (its first step is a pair), with
+    # xent; 7 supervisors labelling slice 1 and the 4 inner chain students labelling slices 2 and 3; the 4
+    # Qwen-1 checkpoints converted once. No count_truncated: a generative job refuses a prompt longer than
+    # its context instead of truncating it.
+    assert counts == {"convert_qwen1": 4, "prepare_data": 1, "train_ground_truth": 8,
+                      "train_student": 32, "weak_labels": 11, "evaluate": 40, "summarize": 1, "training_curves": 1,
+                      "provenance": 1, "report": 1}
+    chain_steps = {output.split("/checkpoint")[0] for rule, output in jobs
+                   if rule == "train_student" and output.count("__") == 3}
+    assert chain_steps == {"results/chess_puzzles/seed0/w2s/xent/gpt2__gpt2-medium__gpt2-large__gpt2-xl",
+                           "results/chess_puzzles/seed0/w2s/xent/gpt2__gpt2-xl__qwen-7b__qwen-72b"}
 
 
 def test_catalogue_config_plans_probes_lora_chains_losses_variants_supervisors_and_prompts(tmp_path: Path) -> None:

@@ -295,6 +295,15 @@ def _anthropic_hh_pairwise(row: dict[str, Any], rng: random.Random) -> tuple[str
     return f"{chosen[0]}\n\nResponse A: {first}\n\nResponse B: {second}", label
 
 
+def _chess_puzzle(row: dict[str, Any], rng: random.Random) -> tuple[str, str]:
+    from w2s.data import chess  # python-chess takes a quarter second to import; only chess jobs need it
+
+    return chess.puzzle_example(row)
+
+
+# The task kind whose rows are (prompt, target) texts, read by causal LMs (w2s.tasks).
+GENERATIVE_KIND = "generative"
+
 TRAIN_VALIDATION = {"train": "train", "test": "validation"}
 UNLABELED_TEST = "the hub's test split has no labels, so validation serves as test"
 ETHICS_SPLITS = (
@@ -396,6 +405,13 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "wic": DatasetSpec("aps/super_glue", _wic, "wic", splits=TRAIN_VALIDATION, revision=SUPER_GLUE_REVISION,
                        description=UNLABELED_TEST),
+    "chess_puzzles": DatasetSpec(
+        "EleutherAI/lichess-puzzles", _chess_puzzle, splits={"train": "train", "test": None},
+        revision="787a704697824359fceb7aca8be2ea23dce2f463", task=tasks.dataset_task({"kind": GENERATIVE_KIND}),
+        description="the paper's chess puzzles (appendix A.2): the game's moves up to the puzzle position, every "
+        "half-move numbered, to the solution's first move in SAN (w2s.data.chess); the hub has only a train split "
+        "(1,479,018 puzzles), so test rows are drawn from it",
+    ),
     "twitter_sentiment": DatasetSpec(
         "cardiffnlp/tweet_eval", _twitter_sentiment, "sentiment", revision="b3a375baf0f409c77e6bc7aa35102b7b3534f8be",
         description="neutral tweets are dropped",

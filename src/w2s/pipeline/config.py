@@ -316,11 +316,18 @@ STANDARD_ONLY_KEYS = ("kind", "n_classes", "hub_id", "hub_config", "splits", "in
 
 
 def _check_dataset(name: str, entry: dict[str, Any]) -> None:
-    """A catalogue dataset (w2s.data.sources.DATASETS) is a binary text task read as the registry says; any
-    other name is a dataset in a standard (input, label) schema, which must say where it is and its K."""
+    """A catalogue dataset (w2s.data.sources.DATASETS) is read as the registry says, a binary text task but for
+    those of another kind (chess_puzzles, generative), whose entry states it; any other name is a dataset in a
+    standard (input, label) schema, which must say where it is and its K."""
     if name in DATASETS:
-        extra = [key for key in STANDARD_ONLY_KEYS if key in entry]
-        _check(not extra, f"dataset '{name}' is in the catalogue, which fixes its source and its binary task; "
+        kind = DATASETS[name].task.kind
+        if kind != tasks.DEFAULT_KIND:
+            # Jobs read a dataset's kind from its config entry, so one the catalogue fixes must be written there.
+            _check(entry.get("kind") == kind, f"dataset '{name}' is a {kind} task in the catalogue; set kind: {kind} "
+                                              "in its entry")
+        extra = [key for key in STANDARD_ONLY_KEYS if key in entry and not (key == "kind" and kind != tasks.DEFAULT_KIND)]
+        task = "binary" if kind == tasks.DEFAULT_KIND else kind
+        _check(not extra, f"dataset '{name}' is in the catalogue, which fixes its source and its {task} task; "
                           f"remove {', '.join(extra)}, or give the dataset another name to read it as a standard one")
         return
     sources = [key for key in STANDARD_SOURCE_KEYS if key in entry]
