@@ -119,6 +119,16 @@ def test_the_stage_reads_label_free_views_only(tmp_path: Path) -> None:
         read_texts([str(labelled)])
 
 
+def test_the_stage_reads_a_generative_tasks_prompts_never_its_targets(tmp_path: Path) -> None:
+    view = tmp_path / "unlabelled_train_gt.parquet"
+    pd.DataFrame({"id": ["train:0", "train:1"], "prompt": ["1. e4 e5 2.", "1. d4 d5 2."]}).to_parquet(view)
+    assert read_texts([str(view)]) == ["1. e4 e5 2.", "1. d4 d5 2."]
+    labelled = tmp_path / "train_gt.parquet"
+    pd.read_parquet(view).assign(target=[" Nf3", " c4"]).to_parquet(labelled)
+    with pytest.raises(ValueError, match="has a target column; generative finetuning reads the label-free views"):
+        read_texts([str(labelled)])
+
+
 def test_a_twin_job_loads_the_stage_checkpoint_it_was_given(tmp_path: Path) -> None:
     entry = job_model_entry({"hub_id": "gpt2"}, {"generative_checkpoint": tmp_path / "genft"})
     with pytest.raises(ModelLoadError, match=re.escape(f"the generative finetuning checkpoint '{tmp_path / 'genft'}' "

@@ -206,6 +206,9 @@ def test_supervisors_chain_like_models_but_never_learn(tmp_path: Path) -> None:
      "supervisors.mid: 'mid' is also a model; give the supervisor another name"),
     (lambda c: c.update(chains=[["small", "pair-vote", "big"]]),
      "chain small -> pair-vote -> big: supervisor 'pair-vote' is no model, so it cannot learn"),
+    (lambda c: c["datasets"].update(chess_puzzles={"kind": "generative", "n_train": 40, "n_test": 20}),
+     "supervisors.small-unsure: simulated and ensemble supervisors label classes, but dataset 'chess_puzzles' is a "
+     "generative task whose weak labels are generated texts"),
     (lambda c: c["supervisors"]["pair-vote"].update(combine="median"),
      "config error at supervisors/pair-vote: a supervisor is either {simulate:"),
 ])

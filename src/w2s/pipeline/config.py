@@ -189,6 +189,10 @@ def _check_supervisor(name: str, entry: dict[str, Any], config: dict[str, Any]) 
     """A simulated or ensemble supervisor names models that train on ground truth, and what its structure reads."""
     where = f"supervisors.{name}"
     _check(name not in config["models"], f"{where}: '{name}' is also a model; give the supervisor another name")
+    for dataset, dataset_entry in config["datasets"].items():
+        _check(not tasks.dataset_task(dataset_entry).is_generative,
+               f"{where}: simulated and ensemble supervisors label classes, but dataset '{dataset}' is a generative "
+               "task whose weak labels are generated texts; run supervisors from a config of classification tasks")
     if "simulate" in entry:
         structure = entry["simulate"]
         _known("model", entry["like"], config["models"].keys(), f"{where}.like")
@@ -271,9 +275,9 @@ def _check_generative_finetuning(config: dict[str, Any]) -> None:
                f"model name '{twin}' is taken: generative_finetuning makes that twin of '{name}'; rename the model")
     for dataset, entry in config["datasets"].items():
         kind = tasks.dataset_task(entry).spec
-        _check(kind.input_column == "text",
+        _check(kind.input_column in ("text", "prompt"),
                f"dataset '{dataset}' is a {kind.name} task, but generative finetuning learns from texts; run it "
-               "from a config of text tasks")
+               "from a config of text or generative tasks")
     written = [("ladder", config["ladder"]), *((f"chain {' -> '.join(c)}", c) for c in config.get("chains", [])),
                ("prompting.models", config.get("prompting", {}).get("models", []))]
     for where, names in written:

@@ -97,16 +97,22 @@ def lm_batcher(tokenizer: Any, token_ids: list[list[int]]) -> Batcher:
     return batch
 
 
+# What a labelled split holds and a label-free view never does: a class, or a generative task's answer.
+LABEL_COLUMNS = ("label", "target")
+
+
 def read_texts(paths: Sequence[str]) -> list[str]:
     """The texts of label-free split views, in the order given; a labelled split is refused, since the stage
     must not see a label."""
     texts: list[str] = []
     for path in paths:
         frame = pd.read_parquet(path)
-        if "label" in frame:
-            raise ValueError(f"{path} has a label column; generative finetuning reads the label-free views "
+        labels = [column for column in LABEL_COLUMNS if column in frame]
+        if labels:
+            raise ValueError(f"{path} has a {labels[0]} column; generative finetuning reads the label-free views "
                              "(results/data/<dataset>/seed<seed>/unlabelled/<split>.parquet)")
-        texts.extend(frame["text"].tolist())
+        # A classification view holds texts; a generative one holds prompts (chess: the game so far), never targets.
+        texts.extend(frame["text" if "text" in frame else "prompt"].tolist())
     return texts
 
 
