@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
 from test_workflow import planned_jobs, snakemake, tiny_config
+
 from w2s.data import supervisors
 from w2s.data.labels import as_column
 from w2s.pipeline.config import ConfigError, pairs, student_chains, trained_models, validate_config
