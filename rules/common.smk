@@ -4,7 +4,7 @@ import functools
 import os
 import re
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from w2s import tasks as w2s_tasks
 from w2s.pipeline import codedeps as w2s_codedeps
@@ -81,6 +81,8 @@ ENSEMBLES = [s for s in config["supervisors"] if w2s_config.supervisor_kind(conf
 def names_pattern(names):
     """A wildcard constraint matching exactly these names; one that matches nothing when there are none."""
     return "|".join(map(re.escape, names)) or "(?!)"
+# (axis, n) of every data-axis value (config axes): runs of the direct pairs on n rows (w2s.pipeline.config).
+DATA_AXIS_VALUES = w2s_config.data_axis_values(config)
 
 
 wildcard_constraints:
@@ -90,8 +92,12 @@ wildcard_constraints:
     loss="|".join(map(re.escape, config["losses"])),
     split="|".join(SPLITS),
     chain=r"[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+",
-    run=r"gt/[A-Za-z0-9.-]+|sim/[A-Za-z0-9.-]+|ens/[A-Za-z0-9.-]+|w2s/[A-Za-z0-9._-]+/[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+|prompt/[A-Za-z0-9.-]+/\d+shot",
+    run=r"gt/[A-Za-z0-9.-]+(/n_gt_rows\d+)?|sim/[A-Za-z0-9.-]+|ens/[A-Za-z0-9.-]+"
+    r"|(w2s|ftlp)/[A-Za-z0-9._-]+/[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+(/(n_gt_rows|n_weak_labels)\d+)?"
+    r"|prompt/[A-Za-z0-9.-]+/\d+shot",
     shots=r"\d+",
+    n_gt_rows=r"\d+",
+    n_weak_labels=r"\d+",
 
 
 @functools.cache
@@ -134,6 +140,10 @@ def ground_truth_data(wildcards):
 
 def training_params(model):
     return w2s_config.training_params(config, model)
+
+
+def ft_weak_lp_gt_params(model):
+    return w2s_config.ft_weak_lp_gt_params(config, model)
 
 
 def model_entry(model):
@@ -218,35 +228,66 @@ def model_job_resources(model, kind):
     return {key: value(key) for key in w2s_resources.RESOURCE_KEYS}
 
 
-def student_run(loss, chain):
-    return f"w2s/{loss}/{w2s_config.join_chain(chain)}"
+def axis_segments(axis):
+    """The run id's last segment for a data-axis value (axis, n), e.g. n_weak_labels500; none for every row."""
+    return [] if axis is None else [f"{axis[0]}{axis[1]}"]
+
+
+def student_run(loss, chain, axis=None):
+    return str(PurePosixPath("w2s", loss, w2s_config.join_chain(chain), *axis_segments(axis)))
+
+
+def ground_truth_run(model, axis=None):
+    """A model's ground-truth run: on every train_gt row, or on n of them for the axis n_gt_rows."""
+    return str(PurePosixPath("gt", model, *axis_segments(axis if axis and axis[0] == "n_gt_rows" else None)))
 
 
 # The run of a lineage's first member, by its kind (w2s.pipeline.config.supervisor_kind).
-ROOT_RUN_PREFIX = {"model": "gt", "simulated": "sim", "ensemble": "ens"}
-RUN_KINDS = {"gt": "ground_truth", "sim": "simulated", "ens": "ensemble", "prompt": "prompt"}
+ROOT_RUN_PREFIX = {"simulated": "sim", "ensemble": "ens"}
 
 
-def root_run(name):
-    """A lineage's first member's run: a model's ground-truth run, or a simulated or ensemble supervisor's."""
-    return f"{ROOT_RUN_PREFIX[w2s_config.supervisor_kind(config, name)]}/{name}"
+def root_run(name, axis=None):
+    """A lineage's first member's run: a model's ground-truth run (on n rows for n_gt_rows), or a simulated or
+    ensemble supervisor's."""
+    kind = w2s_config.supervisor_kind(config, name)
+    return ground_truth_run(name, axis) if kind == "model" else f"{ROOT_RUN_PREFIX[kind]}/{name}"
 
 
-def supervisor_run(loss, chain):
-    """Who labels a step's data: M1's ground-truth model (or simulated or ensemble supervisor), then each step's
-    student."""
+def supervisor_run(loss, chain, axis=None):
+    """Who labels a step's data: M1's ground-truth model (on n rows for n_gt_rows; or a simulated or ensemble
+    supervisor), then each step's student."""
     if len(chain) == 2:
-        return root_run(chain[0])
+        return root_run(chain[0], axis)
     return student_run(loss, chain[:-1])
 
 
+def ft_weak_lp_gt_run(loss, chain):
+    """The ground-truth probe on the features of student w2s/<loss>/<chain> (config analyses.ft_weak_lp_gt)."""
+    return f"ftlp/{loss}/{w2s_config.join_chain(chain)}"
+
+
+RUN_KINDS = {"gt": "ground_truth", "sim": "simulated", "ens": "ensemble", "prompt": "prompt", "w2s": "student",
+             "ftlp": "ft_weak_lp_gt"}
+
+
 def parse_run(run):
-    """(kind, loss, chain) of a run id: gt/gpt2, sim/gpt2-random, ens/small-ensemble, w2s/xent/gpt2__gpt2-medium
-    or prompt/gpt2/5shot."""
+    """(kind, loss, chain) of a run id: gt/gpt2, sim/gpt2-random, ens/small-ensemble, w2s/xent/gpt2__gpt2-medium,
+    ftlp/xent/gpt2__gpt2-medium or prompt/gpt2/5shot, with or without a data axis's last segment (run_axis)."""
     parts = run.split("/")
-    if parts[0] in RUN_KINDS:
+    if parts[0] in ("gt", "sim", "ens", "prompt"):
         return RUN_KINDS[parts[0]], None, [parts[1]]
-    return "student", parts[1], w2s_config.split_chain(parts[2])
+    return RUN_KINDS[parts[0]], parts[1], w2s_config.split_chain(parts[2])
+
+
+def run_axis(run):
+    """(axis, n) of a data-axis run (gt/small/n_gt_rows500, w2s/xent/small__big/n_weak_labels1000), else None."""
+    found = re.search(f"(?:^|[/])({'|'.join(w2s_config.DATA_AXES)})(\\d+)$", run)
+    return None if found is None else (found.group(1), int(found.group(2)))
+
+
+def wildcards_axis(wildcards):
+    """(axis, n) of a training job's data-axis wildcard, or None."""
+    return next(((axis, int(wildcards[axis])) for axis in w2s_config.DATA_AXES if axis in wildcards.keys()), None)
 
 
 def supervisor_runs():
@@ -261,11 +302,31 @@ def prompt_runs():
 
 def trained_runs():
     runs = [f"gt/{m}" for m in TRAINED_MODELS]
-    return runs + [student_run(loss, chain) for loss in config["losses"] for chain in STUDENT_CHAINS]
+    runs += [student_run(loss, chain) for loss in config["losses"] for chain in STUDENT_CHAINS]
+    return runs + data_axis_runs()
+
+
+def data_axis_runs():
+    """Every data-axis value's runs: the weak models of the direct pairs on n train_gt rows (n_gt_rows), and
+    each loss's direct students on the weak labels of those (n_gt_rows) or on n of their slice (n_weak_labels)."""
+    pairs = w2s_config.pairs(config)
+    # A simulated or ensemble supervisor trains on no ground truth, so n_gt_rows varies nothing of it.
+    trained = [pair for pair in pairs if w2s_config.supervisor_kind(config, pair[0]) == "model"]
+    weak_models = list(dict.fromkeys(weak for weak, _ in trained))
+    runs = [ground_truth_run(m, axis) for axis in DATA_AXIS_VALUES if axis[0] == "n_gt_rows" for m in weak_models]
+    return runs + [student_run(loss, list(pair), axis) for axis in DATA_AXIS_VALUES for loss in config["losses"]
+                   for pair in (trained if axis[0] == "n_gt_rows" else pairs)]
+
+
+def ft_weak_lp_gt_runs():
+    """ft(weak) + lp(gt) of every student (every loss and lineage), when config analyses.ft_weak_lp_gt is on."""
+    if not config["analyses"]["ft_weak_lp_gt"]:
+        return []
+    return [ft_weak_lp_gt_run(loss, chain) for loss in config["losses"] for chain in STUDENT_CHAINS]
 
 
 def all_runs():
-    return trained_runs() + supervisor_runs() + prompt_runs()
+    return trained_runs() + supervisor_runs() + ft_weak_lp_gt_runs() + prompt_runs()
 
 
 def each_trained_run():
@@ -297,7 +358,9 @@ def all_metrics():
 def benchmark_files():
     """The benchmark file of every job that loads a model: training, feature extraction, prompting."""
     runs = list(each_trained_run())
-    runs += [(d, s, r) for d in config["datasets"] for s in config["seeds"] for r in prompt_runs()]
+    runs += [(d, s, r) for d in config["datasets"] for s in config["seeds"] for r in ft_weak_lp_gt_runs() + prompt_runs()]
+    runs += [(d, s, f"embed_features/{r}") for d in config["datasets"] for s in config["seeds"]
+             for r in ft_weak_lp_gt_runs() if not is_probe(parse_run(r)[2][-1])]
     runs += [(d, s, f"embed_features/{m}") for d in config["datasets"] for s in config["seeds"]
              for m in TRAINED_MODELS if is_probe(m)]
     runs += [(d, s, f"genft/{m}") for d in config["datasets"] for s in config["seeds"]
@@ -345,7 +408,7 @@ def student_inputs(wildcards):
     No true label reaches it, except the labelled train_w2s as `oracle_labels` when its model opts in
     to ground_truth_holdout (and its metrics then say uses_ground_truth_selection)."""
     chain = w2s_config.split_chain(wildcards.chain)
-    supervisor = supervisor_run(wildcards.loss, chain)
+    supervisor = supervisor_run(wildcards.loss, chain, wildcards_axis(wildcards))
     inputs = {
         "train_w2s": unlabelled_path(wildcards, "train_w2s"),
         "test": unlabelled_path(wildcards, "test"),
@@ -364,8 +427,19 @@ def prediction_file(wildcards, run):
     return f"results/{wildcards.dataset}/seed{wildcards.seed}/{run}/predictions.parquet"
 
 
+def ft_weak_lp_gt_features(wildcards):
+    """The features ft(weak) + lp(gt) fits on: the finetuned student's, embedded from its checkpoint, or for a
+    probe-mode student the strong model's cached frozen features, which are the student's own."""
+    seed_dir = f"results/{wildcards.dataset}/seed{wildcards.seed}"
+    model = strong_model(wildcards)
+    if is_probe(model):
+        return {"features": f"{seed_dir}/features/{model}.safetensors"}
+    return {"features": f"{seed_dir}/ftlp/{wildcards.loss}/{wildcards.chain}/features.safetensors"}
+
+
 def evaluation_inputs(wildcards):
     kind, loss, chain = parse_run(wildcards.run)
+    axis = run_axis(wildcards.run)
     inputs = {
         "self": prediction_file(wildcards, wildcards.run),
         # Predictions hold no labels; the true labels come from the labelled test split, read here only.
@@ -374,13 +448,17 @@ def evaluation_inputs(wildcards):
     }
     # Images are never truncated; a text model's metrics report how many texts were (a simulated or ensemble
     # supervisor reads none).
-    if kind in ("ground_truth", "student") and reads_text(wildcards.dataset):
+    if kind in ("ground_truth", "student", "ft_weak_lp_gt") and reads_text(wildcards.dataset):
         # A twin reads its model's tokenizer and max_length, so its model's counts are its own.
         counted = w2s_config.generative_base(config, chain[-1])
         inputs["truncation"] = f"results/{wildcards.dataset}/seed{wildcards.seed}/truncation/{counted}.json"
     if kind == "student":
-        inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain))
-        inputs["weak"] = prediction_file(wildcards, root_run(chain[0]))
+        inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain, axis))
+    if kind == "ft_weak_lp_gt":
+        inputs["student"] = prediction_file(wildcards, student_run(loss, chain))
+    if kind in ("student", "ft_weak_lp_gt"):
+        # PGR against the weak model that labelled the lineage's data, and the ceiling on every train_gt row.
+        inputs["weak"] = prediction_file(wildcards, root_run(chain[0], axis))
         inputs["ceiling"] = prediction_file(wildcards, f"gt/{chain[-1]}")
     return inputs
 
@@ -397,13 +475,29 @@ def weak_context(name):
     }
 
 
+def trained_rows(kind, chain, axis, dataset):
+    """(n_gt_rows, n_weak_labels) of a run: the train_gt rows its lineage's weak model (or a ground-truth run
+    itself) trained on, and the weak labels a student trained on (its step's slice, or the axis's n)."""
+    if kind not in ("ground_truth", "student"):
+        return None, None
+    n_train = config["datasets"][dataset]["n_train"]
+    n_gt_rows = axis[1] if axis and axis[0] == "n_gt_rows" else n_train // 2
+    if kind == "ground_truth":
+        return n_gt_rows, None
+    if axis and axis[0] == "n_weak_labels":
+        return n_gt_rows, axis[1]
+    return n_gt_rows, w2s_config.slice_rows(n_train, config["w2s_slices"], len(chain) - 1)
+
+
 def run_context(wildcards):
     kind, loss, chain = parse_run(wildcards.run)
     if kind in ("simulated", "ensemble"):
         return supervisor_context(wildcards, kind, chain[0])
+    axis = run_axis(wildcards.run)
     model = chain[-1]
-    training = training_params(model)
+    training = ft_weak_lp_gt_params(model) if kind == "ft_weak_lp_gt" else training_params(model)
     selection = training["model_selection"] if kind != "prompt" else "final"
+    n_gt_rows, n_weak_labels = trained_rows(kind, chain, axis, wildcards.dataset)
     context = {
         "dataset": wildcards.dataset,
         "seed": int(wildcards.seed),
@@ -416,7 +510,11 @@ def run_context(wildcards):
         "lineage": " → ".join(chain),
         "chain_length": len(chain),
         "weak_model": chain[0],
-        "supervisor_run": supervisor_run(loss, chain) if kind == "student" else None,
+        "supervisor_run": supervisor_run(loss, chain, axis) if kind == "student" else None,
+        "student_run": student_run(loss, chain) if kind == "ft_weak_lp_gt" else None,
+        "data_axis": axis[0] if axis else None,
+        "n_gt_rows": n_gt_rows,
+        "n_weak_labels": n_weak_labels,
         "hub_id": config["models"][model].get("hub_id"),
         "mode": "prompt" if kind == "prompt" else training["mode"],
         "task_kind": task_params(wildcards.dataset)["kind"],
@@ -442,7 +540,8 @@ def supervisor_context(wildcards, kind, name):
     return {
         "dataset": wildcards.dataset, "seed": int(wildcards.seed), "run": wildcards.run, "kind": kind,
         "model": name, "model_rank": None, "params_b": None, "loss": None, "lineage": name, "chain_length": 1,
-        "weak_model": name, "supervisor_run": None, "hub_id": None, "mode": kind,
+        "weak_model": name, "supervisor_run": None, "student_run": None, "data_axis": None, "n_gt_rows": None,
+        "n_weak_labels": None, "hub_id": None, "mode": kind,
         "task_kind": task_params(wildcards.dataset)["kind"], "n_classes": task_params(wildcards.dataset)["n_classes"],
         "shots": None, "model_selection": None, "uses_ground_truth_selection": False,
         "supervisor": w2s_config.supervisor_entry(config, name), **weak_context(name),

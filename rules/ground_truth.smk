@@ -31,3 +31,24 @@ rule train_ground_truth:
         "../environment.yml"
     script:
         "../workflow/scripts/train_model.py"
+
+
+# The data axis n_gt_rows (config axes): a direct pair's weak model on a seeded, nested subset of n train_gt
+# rows, which labels the slice for that axis value's students.
+use rule train_ground_truth as train_ground_truth_n_gt_rows with:
+    output:
+        checkpoint=directory("results/{dataset}/seed{seed}/gt/{model}/n_gt_rows{n_gt_rows}/checkpoint"),
+        predictions="results/{dataset}/seed{seed}/gt/{model}/n_gt_rows{n_gt_rows}/predictions.parquet",
+        history="results/{dataset}/seed{seed}/gt/{model}/n_gt_rows{n_gt_rows}/history.parquet",
+        sweep="results/{dataset}/seed{seed}/gt/{model}/n_gt_rows{n_gt_rows}/sweep.parquet",
+    params:
+        model_entry=lambda w: model_entry(w.model),
+        training=lambda w: w2s_config.training_job_params(config, w.model),
+        loss="xent",
+        loss_params={},
+        task=lambda w: task_params(w.dataset),
+        n_rows=lambda w: int(w.n_gt_rows),
+    log:
+        "results/logs/{dataset}/seed{seed}/gt/{model}/n_gt_rows{n_gt_rows}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/seed{seed}/gt/{model}/n_gt_rows{n_gt_rows}.tsv"

@@ -33,9 +33,10 @@ rule report:
         reference="results/reference_comparison.csv",
         curves="results/training_curves.parquet",
         # Probe heads' test predictions at every L2 strength, for the regularisation sweep.
-        sweeps=[f"results/{d}/seed{s}/{r}/sweep.parquet" for d, s, r in each_trained_run()],
+        # Data-axis runs vary the data, not the fit, and have a view of their own.
+        sweeps=[f"results/{d}/seed{s}/{r}/sweep.parquet" for d, s, r in each_trained_run() if not run_axis(r)],
         # The labelled test split of each sweep, in the same order: sweeps hold no labels.
-        sweep_tests=[f"results/data/{d}/seed{s}/test.parquet" for d, s, r in each_trained_run()],
+        sweep_tests=[f"results/data/{d}/seed{s}/test.parquet" for d, s, r in each_trained_run() if not run_axis(r)],
         provenance="results/report/provenance.json",
         code=script_code("report.py"),
     output:
@@ -46,7 +47,7 @@ rule report:
     params:
         out_dir=lambda w, output: str(Path(output.html).parent),
         title=config["report"]["title"],
-        runs=curve_runs(),
+        runs=[run for run in curve_runs() if not run_axis(run["run"])],
     log:
         "results/logs/report.log",
     resources:

@@ -34,3 +34,36 @@ rule train_student:
         "../environment.yml"
     script:
         "../workflow/scripts/train_model.py"
+
+
+# The data axes (config axes), direct pairs only: a student on n of its slice's weak labels (n_weak_labels), or
+# on the weak labels of its weak model trained on n train_gt rows (n_gt_rows; student_inputs picks them).
+use rule train_student as train_student_n_weak_labels with:
+    output:
+        checkpoint=directory("results/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_weak_labels{n_weak_labels}/checkpoint"),
+        predictions="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_weak_labels{n_weak_labels}/predictions.parquet",
+        history="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_weak_labels{n_weak_labels}/history.parquet",
+        sweep="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_weak_labels{n_weak_labels}/sweep.parquet",
+    params:
+        model_entry=lambda w: model_entry(strong_model(w)),
+        training=lambda w: w2s_config.training_job_params(config, strong_model(w)),
+        loss=lambda w: w2s_config.loss_base(config, w.loss),
+        loss_params=lambda w: w2s_config.student_loss_params(config, w.loss, strong_model(w)),
+        task=lambda w: task_params(w.dataset),
+        n_rows=lambda w: int(w.n_weak_labels),
+    log:
+        "results/logs/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_weak_labels{n_weak_labels}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_weak_labels{n_weak_labels}.tsv"
+
+
+use rule train_student as train_student_n_gt_rows with:
+    output:
+        checkpoint=directory("results/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_gt_rows{n_gt_rows}/checkpoint"),
+        predictions="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_gt_rows{n_gt_rows}/predictions.parquet",
+        history="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_gt_rows{n_gt_rows}/history.parquet",
+        sweep="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_gt_rows{n_gt_rows}/sweep.parquet",
+    log:
+        "results/logs/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_gt_rows{n_gt_rows}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_gt_rows{n_gt_rows}.tsv"

@@ -106,6 +106,8 @@ def test_every_rule_that_runs_a_script_declares_its_script_and_every_module_it_i
         "weak_labels": "weak_labels.py", "train_student": "train_model.py", "prompt_baseline": "prompt_baseline.py",
         "evaluate": "evaluate.py", "summarize": "summarize.py", "training_curves": "training_curves.py",
         "provenance": "provenance.py", "report": "report.py",
+        "simulate_supervisor": "simulate_supervisor.py", "ensemble_supervisor": "ensemble_supervisor.py",
+        "generative_finetuning": "generative_finetuning.py", "embed_student_features": "embed_features.py",
     }
     # Only `all` runs no script, and no rule runs shell or Python code of its own that could import w2s.
     assert [(name, rule["shell"], rule["run"]) for name, rule in rules.items() if not rule["script"]] == \
@@ -149,7 +151,7 @@ def test_the_closure_covers_every_module_python_loads_for_each_script() -> None:
     result = subprocess.run([sys.executable, "-c", LOADED_BY_IMPORTS, str(SCRIPTS)], capture_output=True,
                             text=True, check=True)
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(loaded) == 13
+    assert len(loaded) == 16
     for script, modules in loaded.items():
         closure = {p.relative_to(PACKAGE.parent).with_suffix("").as_posix().replace("/", ".")
                    for p in import_closure(SCRIPTS / script, PACKAGE)}

@@ -436,6 +436,8 @@ def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_bloc
         "generation": {"max_new_tokens": 16},
         "report": {"bootstrap_samples": 1000, "title": "Weak-to-strong generalization"},
         "supervisors": {},
+        "analyses": {"ft_weak_lp_gt": False},
+        "axes": {"n_weak_labels": [], "n_gt_rows": []},
     }
     # Training defaults stay out of both training blocks, so a model's block overrides only what it sets.
     assert "training" not in filled and filled["models"]["a"] == {"path": "x", "training": {"lr": 1e-3}}

@@ -174,7 +174,7 @@ def test_twins_follow_their_model_in_the_ladder_and_every_lineage_that_ends_in_i
     (lambda c: c["datasets"].update(digits={"n_train": 8, "n_test": 4, "n_classes": 10, "image_folder": "x",
                                             "kind": "image_classification"}),
      "dataset 'digits' is a image_classification task, but generative finetuning learns from texts; run it from a "
-     "config of text tasks"),
+     "config of text or generative tasks"),
     (lambda c: c["generative_finetuning"].update(splits=["train_gt", "labels"]),
      "config error at generative_finetuning/splits/1: 'labels' is not one of ['train_gt', 'train_w2s', 'test']"),
 ])

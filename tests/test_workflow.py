@@ -81,12 +81,17 @@ def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) 
     }
 
 
+def run_workflow(workdir: Path, config: dict) -> Path:
+    """The whole workflow of `config`, written to workdir/config.yaml, run to the end in workdir."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(workdir, "--configfile", "config.yaml")
+    return workdir
+
+
 @pytest.fixture(scope="module")
 def finished_run(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("pipeline")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(tiny_models, workdir)))
-    snakemake(workdir, "--configfile", "config.yaml")
-    return workdir
+    return run_workflow(workdir, tiny_config(tiny_models, workdir))
 
 
 def test_full_run_builds_every_artifact(finished_run: Path) -> None:

@@ -15,4 +15,6 @@ embed_features(
     split_paths={k: v for k, v in snakemake.input.items() if k in ("train_gt", "train_w2s", "test")},
     out_path=snakemake.output[0],
     task=snakemake.params.task,
+    # a finetuned student's checkpoint, for ft(weak) + lp(gt)'s features (rule embed_student_features)
+    checkpoint=snakemake.input.get("checkpoint"),
 )

@@ -27,4 +27,6 @@ train_model(
     resume_dir=Path(snakemake.output.predictions).parent / ".resume",
     code_paths=list(snakemake.input.code),
     task=snakemake.params.task,
+    # a data axis: train on a seeded nested subset of this many rows (rules with no axis give none)
+    n_rows=snakemake.params.get("n_rows"),
 )

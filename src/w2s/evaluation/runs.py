@@ -17,8 +17,13 @@ from w2s.tasks import GENERATIVE
 
 log = logging.getLogger("w2s")
 
-# Prediction files a student is compared with; other runs (ground truth, prompting) have only "self".
+# Prediction files a student is compared with, and ft(weak) + lp(gt), the ground-truth probe on a student's
+# features, is compared with (the student itself beside the same weak model and ceiling); other runs (ground
+# truth, prompting) have only "self".
 COMPARED_ROLES = ("supervisor", "weak", "ceiling")
+FT_WEAK_LP_GT_ROLES = ("student", "weak", "ceiling")
+ROLES_BY_KIND = {"student": COMPARED_ROLES, "ft_weak_lp_gt": FT_WEAK_LP_GT_ROLES}
+ALL_ROLES = ("supervisor", "student", "weak", "ceiling")
 SUMMARY_OUTPUTS = ("parquet", "csv", "seeds_csv", "losses_csv", "reference_csv")
 # Leading columns of the per-run table, present even when no run has them, so readers can rely on them.
 IDENTITY_COLUMNS = (
@@ -27,6 +32,7 @@ IDENTITY_COLUMNS = (
     "uses_ground_truth_selection", "shots", "loss", "lineage", "chain_length", "weak_model", "supervisor_run",
     # What supervises the lineage from its root: a model, or a simulated or ensemble supervisor (w2s.data.supervisors).
     "weak_kind", "weak_method", "weak_structure", "weak_like", "weak_members",
+    "student_run", "data_axis",
 )
 IDENTITY_NUMERIC_COLUMNS = ("seed", "n_classes", "model_rank", "params_b", "shots", "chain_length")
 NUMERIC_COLUMNS = (
@@ -34,7 +40,7 @@ NUMERIC_COLUMNS = (
     "weak_accuracy", "ceiling_accuracy", "weak_auroc", "ceiling_auroc",
     "pgr", "pgr_ci_low", "pgr_ci_high", "pgr_auroc", "pgr_auroc_ci_low", "pgr_auroc_ci_high",
     "agreement", "agreement_ci_low", "agreement_ci_high", "agreement_supervisor_right", "agreement_supervisor_wrong",
-    "n_test", "test_positive_fraction",
+    "n_test", "test_positive_fraction", "student_accuracy", "student_pgr", "n_gt_rows", "n_weak_labels",
 )
 TEXT_COLUMNS = ("auroc_kind", "auroc_undefined_reason", "pgr_undefined_reason", "pgr_auroc_undefined_reason")
 # Averaged over seeds per dataset and run, each with a bootstrap interval over seeds.
@@ -86,17 +92,25 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     if truncation is not None:
         result["max_length"] = truncation["max_length"]
         result.update({f"{split}_truncated": count for split, count in truncation["truncated"].items()})
-    is_student = context.get("kind") == "student"
-    compared = [role for role in COMPARED_ROLES if role in predictions]
-    if is_student and len(compared) < len(COMPARED_ROLES):
-        raise ValueError(f"student {run} needs {list(COMPARED_ROLES)} predictions, got {compared}")
-    if not is_student and compared:
-        raise ValueError(f"{context.get('kind')} run {run} is compared with no other model, got {compared}")
-    if is_student:
+    kind = context.get("kind")
+    roles = ROLES_BY_KIND.get(kind, ())
+    compared = [role for role in ALL_ROLES if role in predictions]
+    if kind in ROLES_BY_KIND and set(compared) != set(roles):
+        raise ValueError(f"{kind} run {run} needs {list(roles)} predictions, got {compared}")
+    if kind not in ROLES_BY_KIND and compared:
+        raise ValueError(f"{kind} run {run} is compared with no other model, got {compared}")
+    if kind in ROLES_BY_KIND:
         others = {role: _aligned(predictions[role], own.index, n_classes) for role in compared}
         result.update(_lineage_metrics(result["accuracy"], result["auroc"], others, labels))
-        result.update(metrics.agreement(probs, others["supervisor"], labels))
-        result.update(metrics.bootstrap_intervals(labels, probs, bootstrap_samples, seed, **others))
+        if kind == "student":
+            result.update(metrics.agreement(probs, others["supervisor"], labels))
+        else:
+            # The finetuned student beside its own ground-truth probe, on the same weak model and ceiling.
+            result["student_accuracy"] = metrics.accuracy(others["student"], labels)
+            result["student_pgr"] = metrics.pgr(result["student_accuracy"], result["weak_accuracy"],
+                                                result["ceiling_accuracy"])[0]
+        result.update(metrics.bootstrap_intervals(labels, probs, bootstrap_samples, seed,
+                                                  **{role: others[role] for role in compared if role != "student"}))
     else:
         result.update(metrics.bootstrap_intervals(labels, probs, bootstrap_samples, seed))
     log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "auroc", "pgr", "pgr_auroc") if k in result})
@@ -294,7 +308,8 @@ def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
 def pair_means(runs: pd.DataFrame) -> pd.DataFrame:
     """Every student's scores averaged over seeds, one row per dataset and run, with PGR and PGR on
     AUROC recomputed from those means: NaN where the mean ceiling is not above the mean weak score."""
-    students = runs[runs["kind"] == "student"].assign(
+    # The data axes' runs vary the data, not the method: they are compared in their own view.
+    students = runs[(runs["kind"] == "student") & runs["data_axis"].isna()].assign(
         uses_ground_truth_selection=lambda f: uses_ground_truth_selection(f),
         # Metrics from before simulated and ensemble supervisors were all supervised by a model.
         weak_kind=lambda f: f["weak_kind"].fillna("model") if "weak_kind" in f else "model")

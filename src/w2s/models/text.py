@@ -280,6 +280,22 @@ def load_backbone(entry: dict[str, Any], dtype: str = "float32", device_map: str
     return load_pretrained(entry, dtype, device_map)[0]
 
 
+def load_student_backbone(entry: dict[str, Any], checkpoint: str | Path, dtype: str = "float32",
+                          device_map: str | None = None) -> nn.Module:
+    """A finetuned student's backbone from its checkpoint folder (w2s.training.jobs._save_checkpoint): the
+    whole model saved there (full finetuning), or the model of `entry` with the LoRA adapters saved there
+    merged in."""
+    saved = Path(checkpoint) / "backbone"
+    if not saved.is_dir():
+        raise ModelLoadError(f"'{checkpoint}' holds no backbone folder, so it is not a finetuned student's "
+                             "checkpoint; a probe head's features are its model's frozen features")
+    if not (saved / "adapter_config.json").is_file():
+        return load_backbone({"path": str(saved)}, dtype, device_map)
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(load_backbone(entry, dtype, device_map), str(saved)).merge_and_unload()
+
+
 def load_causal_lm(entry: dict[str, Any], dtype: str = "float32", device_map: str | None = None) -> nn.Module:
     """The model with its language-modelling head, for prompting baselines."""
     return load_pretrained(entry, dtype, device_map, causal_lm=True)[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import yaml
 
 from w2s import tasks
@@ -183,6 +184,7 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
     for name in config.get("prompting", {}).get("models", []):
         _known("model", name, models.keys(), "prompting.models")
     _check_task_kinds(config)
+    _check_axes(config)
 
 
 def _check_supervisor(name: str, entry: dict[str, Any], config: dict[str, Any]) -> None:
@@ -504,6 +506,17 @@ def training_job_params(config: dict[str, Any], model: str) -> dict[str, Any]:
     return canonical({key: params[key] for key in TrainingSettings.received_keys(params["mode"])})
 
 
+def ft_weak_lp_gt_params(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """The training params of ft(weak) + lp(gt) on student model `model`'s features: the model's own in probe
+    mode, its probe block's L2 grid chosen on a held-out holdout_frac of train_gt (true labels, as in every
+    ground-truth run) when the grid has more than one strength. A probe-mode model's are its own, unchanged."""
+    params = training_params(config, model)
+    if params["mode"] != "probe":
+        params["mode"] = "probe"
+        params["model_selection"] = "weak_holdout" if len(params["probe"]["l2_grid"]) > 1 else "final"
+    return canonical({key: params[key] for key in TrainingSettings.received_keys("probe")})
+
+
 def student_loss_params(config: dict[str, Any], loss: str, model: str) -> dict[str, Any]:
     """The hyperparameters of losses entry `loss` (a loss or a named variant, without its `loss:` key),
     overridden by the student model's own loss_params for that entry."""
@@ -522,6 +535,36 @@ def dataset_entry_params(config: dict[str, Any], dataset: str) -> dict[str, Any]
     (a default equals leaving the key out), with sorted keys."""
     return canonical(without_defaults(config["datasets"][dataset],
                                       SCHEMA["properties"]["datasets"]["additionalProperties"]))
+
+
+# The data axes (config `axes`): how many train_gt rows a direct pair's weak model trains on, and how many weak
+# labels its student trains on. Each value is a run of its own, the other axis at every row.
+DATA_AXES = ("n_gt_rows", "n_weak_labels")
+
+
+def data_axis_values(config: dict[str, Any]) -> list[tuple[str, int]]:
+    """(axis, n) of every configured data-axis run, in the config's order."""
+    axes = config.get("axes", {})
+    return [(axis, int(n)) for axis in DATA_AXES for n in axes.get(axis, [])]
+
+
+def slice_rows(n_train: int, n_slices: int, index: int) -> int:
+    """Rows of train_w2s's slice `index` (1-based), as prepare and w2s_slice cut them (w2s.data.sources); train_gt
+    has n_train // 2."""
+    bounds = np.linspace(0, n_train - n_train // 2, n_slices + 1).astype(int)
+    return int(bounds[index] - bounds[index - 1])
+
+
+def _check_axes(config: dict[str, Any]) -> None:
+    """Every axis value subsamples: it is below the rows its axis draws from in every dataset."""
+    for dataset, entry in config["datasets"].items():
+        n_gt, n_slice = entry["n_train"] // 2, slice_rows(entry["n_train"], config["w2s_slices"], 1)
+        available = {"n_gt_rows": (n_gt, "train_gt"), "n_weak_labels": (n_slice, "the first slice of train_w2s")}
+        for axis, n in data_axis_values(config):
+            rows, where = available[axis]
+            _check(n < rows, f"axes.{axis} has {n}, but dataset '{dataset}' has {rows} rows in {where} (n_train "
+                             f"{entry['n_train']}, w2s_slices {config['w2s_slices']}); the run with every row is "
+                             f"planned anyway, so give values below {rows} or raise n_train")
 
 
 def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:

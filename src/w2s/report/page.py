@@ -96,10 +96,15 @@ def build_report(summary: pd.DataFrame, out_dir: str | Path, title: str, *,
         if missing:
             raise ValueError(f"{name} lacks columns {missing}")
     summary = _with_selection_marked(summary)
+    # The data axes' runs vary the data, not the method: only their own view shows them.
+    with_axes, summary = summary, summary[_axis_of(summary).isna()]
     out = Path(out_dir)
     figures = [_accuracy_figure(summary), _pgr_figure(summary), _sweep_figure(sweep), _agreement_figure(summary),
                _error_structure_figure(summary), _ensemble_figure(summary), _chain_figure(summary),
                _curves_figure(curves)]
+    # Views of the opt-in analyses and axes appear where the config asked for them.
+    figures += [figure for figure in (_ft_weak_lp_gt_figure(summary), _data_axes_figure(with_axes))
+                if figure.chart is not None]
     written: dict[str, Path] = {}
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for figure in figures:
@@ -273,6 +278,113 @@ def _pgr_figure(summary: pd.DataFrame) -> _Figure:
         "intervals. Colours saturate at −1 and 1; grey cells have no defined PGR. Bootstrap chains are compared "
         "with direct supervision further down.",
         chart, note="No direct weak → strong students in the summary.", after_html=listing,
+    )
+
+
+def _axis_of(summary: pd.DataFrame) -> pd.Series:
+    """Each run's data axis (n_gt_rows, n_weak_labels), NaN for a run on every row or a summary from before axes."""
+    return summary["data_axis"] if "data_axis" in summary else pd.Series(np.nan, index=summary.index, dtype=object)
+
+
+FT_WEAK_LP_GT = "ft(weak) + lp(gt)"
+# A probe-mode student's features are its model's frozen features, so its ground-truth probe is the ceiling.
+FT_WEAK_LP_GT_PROBE = " (probe student: = ceiling)"
+
+
+def _ft_weak_lp_gt_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """Seed means of every ft(weak) + lp(gt) run with its student's, weak model's and ceiling's accuracy and
+    both PGRs, labelled by lineage and loss; a probe-mode student's label says its probe is the ceiling."""
+    runs = summary[summary["kind"] == "ft_weak_lp_gt"]
+    if runs.empty:
+        return pd.DataFrame()
+    student_mode = summary.set_index(["dataset", "seed", "run"])["mode"]
+    probe_student = [student_mode.get((d, s, r)) == "probe"
+                     for d, s, r in zip(runs["dataset"], runs["seed"], runs["student_run"])]
+    runs = runs.assign(student=runs["lineage"].astype(str) + " [" + runs["loss"].astype(str) + "]"
+                       + np.where(probe_student, FT_WEAK_LP_GT_PROBE, ""))
+    return _seed_mean(runs, ["dataset", "student"], ["weak_accuracy", "student_accuracy", "accuracy",
+                                                     "ceiling_accuracy", "student_pgr", "pgr"])
+
+
+def _ft_weak_lp_gt_figure(summary: pd.DataFrame) -> _Figure:
+    """ft(weak) + lp(gt) beside its student, the weak model and the ceiling: how much of the ceiling the student's
+    features hold after weak supervision (the paper's saliency argument)."""
+    means = _ft_weak_lp_gt_rows(summary)
+    chart, table = None, ""
+    if not means.empty:
+        labels = {"weak_accuracy": "weak model", "student_accuracy": "student (ft(weak))",
+                  "accuracy": FT_WEAK_LP_GT}
+        data = means.melt(id_vars=["dataset", "student", "seeds"], value_vars=[*labels, "ceiling_accuracy"],
+                          var_name="model", value_name="test accuracy").dropna(subset=["test accuracy"])
+        data["model"] = data["model"].map({**labels, "ceiling_accuracy": CEILING})
+        scale = _supervision_scale(list(labels.values()), [CEILING])
+        chart = (
+            alt.Chart(data).mark_point(filled=True, size=80).encode(
+                x=alt.X("test accuracy:Q", title="test accuracy (mean over seeds)",
+                        scale=alt.Scale(zero=False, padding=12)),
+                y=alt.Y("student:N", title=None, axis=alt.Axis(labelLimit=420)),
+                color=alt.Color("model:N", title=None, scale=scale),
+                shape=alt.Shape("model:N", title=None, scale=alt.Scale(domain=scale.domain)),
+                tooltip=["dataset:N", "student:N", "model:N", alt.Tooltip("test accuracy:Q", format=".3f"),
+                         "seeds:Q"],
+            ).properties(width=_panel_width(1, 560, 320))
+            .facet(row=alt.Row("dataset:N", title=None))
+        )
+        columns = {"student": "student [loss]", "seeds": "seeds", "weak_accuracy": "weak", "student_accuracy":
+                   "student", "student_pgr": "student PGR", "accuracy": FT_WEAK_LP_GT, "pgr": f"{FT_WEAK_LP_GT} PGR",
+                   "ceiling_accuracy": "ceiling"}
+        shown = means[["dataset", *columns]].rename(columns=columns)
+        table = _table_html(_formatted(shown, [c for k, c in columns.items() if k not in ("student", "seeds")]), "")
+    return _Figure(
+        "ft_weak_lp_gt", "ft(weak) + lp(gt): what the student's features hold",
+        "For each student, a linear probe fit with ground-truth labels on train_gt over the student's own frozen "
+        "features (ft(weak) + lp(gt)), beside the student, its weak model and the ceiling; the table gives test "
+        "accuracy and PGR against the same weak model and ceiling. A probe-mode student's features are the strong "
+        "model's frozen features, so its ground-truth probe is the ceiling itself (marked “= ceiling”).",
+        chart, note="No ft(weak) + lp(gt) runs (config analyses.ft_weak_lp_gt).", after_html=table,
+    )
+
+
+AXIS_TITLES = {"n_weak_labels": "weak labels the student trained on",
+               "n_gt_rows": "ground-truth rows the weak model trained on"}
+
+
+def _data_axes_figure(summary: pd.DataFrame) -> _Figure:
+    """PGR of the direct pairs against each data axis, the run on every row included at its full count."""
+    direct = _students(summary, direct=True)
+    axis = _axis_of(direct)
+    panels = []
+    for name in AXIS_TITLES:
+        varied = direct[axis == name]
+        if varied.empty:
+            continue
+        keys = varied[["dataset", "lineage", "loss"]].drop_duplicates()
+        every_row = direct[axis.isna()].merge(keys, on=["dataset", "lineage", "loss"])
+        rows = pd.concat([varied, every_row], ignore_index=True).assign(axis=AXIS_TITLES[name], n=lambda f: f[name])
+        panels.append(_seed_mean(rows.dropna(subset=["pgr", "n"]), ["dataset", "axis", "lineage", "loss", "n"],
+                                 ["pgr"]))
+    chart = None
+    if panels:
+        data = pd.concat(panels, ignore_index=True)
+        chart = (
+            _lines_with_points(
+                data,
+                dash=alt.StrokeDash("loss:N", title="loss"),
+                x=alt.X("n:Q", title="rows", scale=alt.Scale(type="log")),
+                y=alt.Y("pgr:Q", title="PGR (mean over seeds)"),
+                color=alt.Color("lineage:N", title="weak → strong"),
+                tooltip=["dataset:N", "axis:N", "lineage:N", "loss:N", "n:Q", alt.Tooltip("pgr:Q", format=".3f"),
+                         "seeds:Q"],
+            ).properties(width=_panel_width(data["axis"].nunique(), 300, 220), height=200)
+            .facet(row=alt.Row("dataset:N", title=None), column=alt.Column("axis:N", title=None))
+            .resolve_scale(x="independent")
+        )
+    return _Figure(
+        "data_axes", "PGR against the amount of data",
+        "PGR of each direct weak → strong pair against the number of weak labels its student trained on, and "
+        "against the number of ground-truth rows its weak model trained on (PGR then against that weak model); "
+        "the other axis at every row, the largest point the run on every row. Subsets are nested per seed.",
+        chart, note="No data-axis runs (config axes).",
     )
 
 
@@ -616,7 +728,7 @@ def _ground_truth_table(summary: pd.DataFrame) -> pd.DataFrame:
     PGR is measured against, and of prompted models with their number of shots."""
     runs = summary[summary["kind"].isin(["ground_truth", "prompt", *SUPERVISOR_KINDS])]
     generative = runs.get("task_kind", pd.Series(np.nan, index=runs.index)).eq("generative")
-    auroc_kind = runs.get("auroc_kind", pd.Series("AUROC", index=runs.index)).fillna("AUROC")
+    auroc_kind = runs.get("auroc_kind", pd.Series("AUROC", index=runs.index)).astype(object).fillna("AUROC")
     runs = runs.assign(method=[_method(run) for _, run in runs.iterrows()], task=_task_names(runs),
                        auroc_kind=auroc_kind.where(~generative, "none (generative: exact match)"))
     table = _seed_mean(runs, ["dataset", "task", "model", "model_rank", "params_b", "method", "auroc_kind"],

@@ -31,6 +31,7 @@ from w2s.models.text import (
     disable_dropout,
     generative_checkpoint_files,
     load_backbone,
+    load_student_backbone,
     load_tokenizer,
     model_parallel_map,
     place,
@@ -89,9 +90,11 @@ def padded_tokens(lengths: np.ndarray, order: np.ndarray, batch_size: int) -> in
 
 
 def embed_features(model_entry: dict[str, Any], settings: EmbeddingSettings, split_paths: dict[str, str],
-                   out_path: str, task: dict[str, Any] | None = None) -> None:
+                   out_path: str, task: dict[str, Any] | None = None, checkpoint: str | None = None) -> None:
     """Frozen features of every prepared split, computed once per model and dataset: pooled hidden
-    states of a text model, or the input of an image model's classifier layer (w2s.models.vision)."""
+    states of a text model, or the input of an image model's classifier layer (w2s.models.vision).
+    With `checkpoint`, a finetuned student's checkpoint folder, the text model is that student's
+    backbone (load_student_backbone), whose pooled states its head read: ft(weak) + lp(gt)'s features."""
     on = device()
     compute_dtype = supported_dtype(on, settings.dtype)
     if task is not None and Task.from_params(task).input_column == "image":
@@ -106,20 +109,21 @@ def embed_features(model_entry: dict[str, Any], settings: EmbeddingSettings, spl
         n_images = sum(len(frame) for frame in frames.values())
         log.info("embedded %d images in %s in %.1f s", n_images, compute_dtype, time.perf_counter() - started)
     else:
-        features = _embed_texts(model_entry, settings, split_paths, on, compute_dtype)
+        features = _embed_texts(model_entry, settings, split_paths, on, compute_dtype, checkpoint)
     for split, split_features in features.items():
         log.info("embedded %s: %s", split, tuple(split_features.shape))
     io.write_safetensors(features, out_path)
 
 
 def _embed_texts(model_entry: dict[str, Any], settings: EmbeddingSettings, split_paths: dict[str, str],
-                 on: torch.device, compute_dtype: str) -> dict[str, torch.Tensor]:
+                 on: torch.device, compute_dtype: str, checkpoint: str | None = None) -> dict[str, torch.Tensor]:
     """Pooled features of every split's texts. The splits are embedded together, in order of token count, so
     that every batch pads to nearly its own length; ordered by characters within each split, the demo's
     batches were a third padding."""
     tokenizer = load_tokenizer(model_entry)
-    backbone = load_backbone(model_entry, frozen_weights_dtype(on, compute_dtype),
-                             model_parallel_map(torch.cuda.device_count()))
+    weights_dtype, device_map = frozen_weights_dtype(on, compute_dtype), model_parallel_map(torch.cuda.device_count())
+    backbone = (load_backbone(model_entry, weights_dtype, device_map) if checkpoint is None
+                else load_student_backbone(model_entry, checkpoint, weights_dtype, device_map))
     classifier = place(TextClassifier(backbone, settings.pooling), on)
     texts = {split: pd.read_parquet(path)["text"].tolist() for split, path in split_paths.items()}
     token_ids = _token_ids(tokenizer, [text for split_texts in texts.values() for text in split_texts],
@@ -179,6 +183,20 @@ def split_holdout(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.Da
     return rows.iloc[order[n_holdout:]], rows.iloc[order[:n_holdout]]
 
 
+# The subsample of a data axis draws from its own stream, apart from the holdout's (seeded by `seed` alone).
+SUBSAMPLE_STREAM = 1
+
+
+def nested_subset(rows: pd.DataFrame, n_rows: int, seed: int) -> pd.DataFrame:
+    """The first `n_rows` of a seeded permutation of the training rows, in their own order: for one seed and
+    one set of rows, a smaller subset is part of every larger one (the data axes, config `axes`)."""
+    if not 1 <= n_rows < len(rows):
+        raise ValueError(f"a data axis asks for {n_rows} of {len(rows)} training rows; give fewer than "
+                         f"{len(rows)} in the config's axes")
+    order = np.random.default_rng((seed, SUBSAMPLE_STREAM)).permutation(len(rows))
+    return rows.iloc[np.sort(order[:n_rows])]
+
+
 def _build_model(model_entry: dict[str, Any], settings: TrainingSettings, on: torch.device,
                  n_classes: int = 2) -> tuple[torch.nn.Module, Any]:
     """The classifier full finetuning or LoRA trains, and its tokenizer."""
@@ -235,8 +253,12 @@ def train_model(
     resume_dir: str | Path | None = None,
     code_paths: Sequence[str | Path] = (),
     task: dict[str, Any] | None = None,
+    n_rows: int | None = None,
 ) -> None:
     """Train on train_gt's true labels, or on weak labels when given; predict test and train_w2s.
+
+    With `n_rows` (a data axis), only a seeded nested subset of that many training rows is trained on
+    and held out from (nested_subset).
 
     The trainer is chosen by the training mode among those the task's kind supports (TRAINERS):
     finetuning (full or lora, text), a probe on the frozen features at `features_path`, or a
@@ -276,6 +298,9 @@ def train_model(
         rows = generative.training_rows(frames, weak_labels_path, oracle_labels_path)
     else:
         rows = _training_rows(frames, weak_labels_path, oracle_labels_path, the_task.n_classes)
+    if n_rows is not None:
+        rows = nested_subset(rows, n_rows, seed)
+        log.info("data axis: trains on %d of its %s rows", n_rows, train_split)
     holdout = None
     if settings.model_selection != "final" and mode != "pretrained_head":
         rows, holdout = split_holdout(rows, settings.holdout_frac, seed)
