@@ -189,7 +189,7 @@ def test_data_axes_train_on_nested_rows_and_reach_the_summary_and_report(axes_ru
     axis_rows = summary.loc[["gt/small", "gt/small/n_gt_rows12", "w2s/xent/small__mid",
                              "w2s/xent/small__mid/n_gt_rows12", "w2s/xent/small__mid/n_weak_labels6"],
                             ["data_axis", "n_gt_rows", "n_weak_labels"]]
-    assert axis_rows.fillna("-").values.tolist() == [["-", 24, "-"], ["n_gt_rows", 12, "-"], ["-", 24, 12],
+    assert axis_rows.astype(object).fillna("-").values.tolist() == [["-", 24, "-"], ["n_gt_rows", 12, "-"], ["-", 24, 12],
                                                      ["n_gt_rows", 12, 12], ["n_weak_labels", 24, 6]]
     # PGR against the weak model that labelled the data: small on 12 rows, for the n_gt_rows student.
     student = summary.loc["w2s/xent/small__mid/n_gt_rows12"]

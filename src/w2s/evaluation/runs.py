@@ -312,7 +312,7 @@ def pair_means(runs: pd.DataFrame) -> pd.DataFrame:
     students = runs[(runs["kind"] == "student") & runs["data_axis"].isna()].assign(
         uses_ground_truth_selection=lambda f: uses_ground_truth_selection(f),
         # Metrics from before simulated and ensemble supervisors were all supervised by a model.
-        weak_kind=lambda f: f["weak_kind"].fillna("model") if "weak_kind" in f else "model")
+        weak_kind=lambda f: f["weak_kind"].astype(object).fillna("model") if "weak_kind" in f else "model")
     keys = ["dataset", "run", "loss", "chain_length", "weak_model", "weak_kind", "model", "hub_id", "mode",
             "uses_ground_truth_selection"]
     scores = ["accuracy", "weak_accuracy", "ceiling_accuracy", "auroc", "weak_auroc", "ceiling_auroc"]
