@@ -169,6 +169,23 @@ def shard(model: nn.Module, blocks: list[nn.Module], compute_dtype: torch.dtype 
     return model
 
 
+def shard_from_first(model: nn.Module, blocks: list[nn.Module], compute_dtype: torch.dtype | None, ranks: Ranks,
+                     on: torch.device) -> nn.Module:
+    """shard `model`, loaded with its weights on rank 0 and built on the meta device on every other rank, and
+    send every process its shard of rank 0's weights: the host holds the float32 model once, not once a process.
+    Buffers (rotary frequencies, position ids: not all of them in the state dict) come from rank 0 too."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    loaded = model.state_dict() if ranks.writes_outputs else {}
+    shard(model, blocks, compute_dtype)
+    if not ranks.writes_outputs:
+        model.to_empty(device=on)
+    set_model_state_dict(model, loaded, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+    return model
+
+
 def layer_blocks(backbone: nn.Module) -> list[nn.Module]:
     """The backbone's repeated layers, each sharded on its own: the longest nn.ModuleList in it."""
     lists = [m for m in backbone.modules() if isinstance(m, nn.ModuleList)]

@@ -30,6 +30,7 @@ from w2s.models.text import (
     TextClassifier,
     add_lora,
     disable_dropout,
+    empty_backbone,
     generative_checkpoint_files,
     load_backbone,
     load_student_backbone,
@@ -39,7 +40,14 @@ from w2s.models.text import (
 )
 from w2s.tasks import Task, dataset_task
 from w2s.training import generative
-from w2s.training.distributed import SINGLE, Ranks, ShardedCheckpoints, full_state_dict, layer_blocks, shard
+from w2s.training.distributed import (
+    SINGLE,
+    Ranks,
+    ShardedCheckpoints,
+    full_state_dict,
+    layer_blocks,
+    shard_from_first,
+)
 from w2s.training.loop import (
     Batcher,
     Selection,
@@ -205,9 +213,11 @@ def _build_model(model_entry: dict[str, Any], settings: TrainingSettings, on: to
     the classifier is sharded over them (w2s.training.distributed.shard), each transformer layer on its own."""
     tokenizer = load_tokenizer(model_entry)
     # float32 master weights; autocast (and, sharded on GPUs, FSDP's mixed precision) supplies settings.dtype.
-    # Sharded, every process loads the whole model on the CPU and keeps its shard.
-    device_map = None if ranks.sharded else model_parallel_map(torch.cuda.device_count())
-    backbone = load_backbone(model_entry, device_map=device_map)
+    # Sharded, rank 0 loads the model on the CPU and the others build it empty; shard_from_first sends the shards.
+    if ranks.sharded:
+        backbone = load_backbone(model_entry) if ranks.writes_outputs else empty_backbone(model_entry)
+    else:
+        backbone = load_backbone(model_entry, device_map=model_parallel_map(torch.cuda.device_count()))
     if settings.mode == "lora":
         backbone = add_lora(backbone, settings.lora)
     if settings.gradient_checkpointing:
@@ -220,8 +230,8 @@ def _build_model(model_entry: dict[str, Any], settings: TrainingSettings, on: to
     model = TextClassifier(backbone, settings.pooling, n_classes)
     if ranks.sharded:
         compute_dtype = supported_dtype(on, settings.dtype)
-        shard(model, layer_blocks(backbone),
-              DTYPES[compute_dtype] if on.type == "cuda" and compute_dtype != "float32" else None)
+        shard_from_first(model, layer_blocks(backbone),
+                         DTYPES[compute_dtype] if on.type == "cuda" and compute_dtype != "float32" else None, ranks, on)
     else:
         model = place(model, on)
     disable_dropout(model)
