@@ -64,7 +64,8 @@ def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) 
         "models": {
             "small": {"path": str(models["tiny-bert"]), "params_b": 0.1,
                       "training": {"mode": "lora", "pooling": "mean", "lora": {"r": 2}, "max_length": 8},
-                      "resources": {"gpu": 0}},
+                      # Its one training job (gt/small) shards the model over two CPU processes (FSDP on gloo).
+                      "resources": {"gpu": 0, "processes": 2}},
             "mid": {"path": str(models["tiny-gpt2"]), "params_b": 0.2,
                     "training": {"mode": "full", "pooling": "last", "model_selection": "weak_holdout",
                                  "holdout_frac": 0.25, "evals_per_epoch": 1},
@@ -144,6 +145,9 @@ def test_modes_and_model_selection_reach_the_artifacts(finished_run: Path) -> No
     # LoRA saves the adapter, not a copy of the backbone.
     adapter = seed_dir / "gt" / "small" / "checkpoint" / "backbone"
     assert (adapter / "adapter_config.json").exists() and not (adapter / "model.safetensors").exists()
+    # gt/small trained sharded in two processes (resources.processes), each of which logged its steps.
+    log = (finished_run / "results" / "logs" / "sst2" / "seed0" / "gt" / "small.log").read_text()
+    assert all(f"rank {rank}/2 INFO w2s: trained 3 steps" in log for rank in (0, 1))
     # 24 train_gt rows, a quarter held out: 18 train in batches of 8 for 2 epochs, so
     # ceil(36 / 8) = 5 steps; 3 steps an epoch, so the holdout is scored after step 2 and the last.
     history = pd.read_parquet(seed_dir / "gt" / "mid" / "history.parquet")
