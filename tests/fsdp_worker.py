@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from conftest import sst2_rows
 from job_settings import training_settings
-
 from w2s.evaluation import metrics
 from w2s.training.distributed import SINGLE, Ranks, ShardedCheckpoints, full_state_dict, run_in_process_group
 from w2s.training.jobs import _build_model, _text_batcher

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 
-from w2s.training.distributed import Ranks
+from conftest import REPO
+from job_settings import training_settings
+from w2s.training.distributed import Ranks, train
+from w2s.training.jobs import train_model
 
 # float32 on both sides; only the order of the sums differs.
 TOLERANCE = 1e-5
@@ -65,3 +67,16 @@ def test_every_process_gets_its_rows_and_as_many_chunks() -> None:
     # One process: consecutive slices, as training always cut its batches.
     assert [c.tolist() for c in Ranks(0, 1).chunks(rows, 3)] == [[0, 1, 2], [3, 4, 5], [6]]
     assert Ranks(0, 1).gather(torch.ones(2, 3)).shape == (2, 3)
+
+
+def test_jobs_that_do_not_shard_refuse_several_processes_and_say_what_to_set(tmp_path: Path) -> None:
+    two = Ranks(0, 2)
+    with pytest.raises(ValueError, match="training mode probe train in one process, but this job has 2; set the "
+                                         "model's resources.processes to 1"):
+        train_model({"path": "unused"}, training_settings(mode="probe"), 0, {}, {}, ranks=two)
+    with pytest.raises(ValueError, match="generative tasks train in one process, but this job has 2"):
+        train_model({"path": "unused"}, training_settings(mode="full"), 0, {}, {},
+                    task={"kind": "generative", "n_classes": 0, "max_new_tokens": 4}, ranks=two)
+    with pytest.raises(ValueError, match="a training job runs in 1 or more processes, got 0; fix the model's "
+                                         "resources.processes"):
+        train(0, {}, str(tmp_path / "log"), 2)

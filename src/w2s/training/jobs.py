@@ -323,6 +323,11 @@ def train_model(
     if mode not in the_task.spec.modes:
         raise ValueError(f"training mode {mode} does not apply to a {the_task.kind} task; use one of "
                          f"{', '.join(the_task.spec.modes)}")
+    trainer = KIND_TRAINERS.get(the_task.kind, TRAINERS)[mode]
+    if ranks.sharded and trainer is not _finetune:
+        what = f"{the_task.kind} tasks" if the_task.kind in KIND_TRAINERS else f"training mode {mode}"
+        raise ValueError(f"{what} train in one process, but this job has {ranks.world}; set the model's "
+                         "resources.processes to 1 (several GPUs then hold the model's layers, spread by device_map)")
     frames = {split: _read_split(path, split, mode) for split, path in split_paths.items()}
     train_split = "train_gt" if weak_labels_path is None else "train_w2s"
     if the_task.is_generative:
@@ -338,11 +343,6 @@ def train_model(
     # A twin's starting weights count too: a retrained generative finetuning stage resumes nothing of before.
     inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p),
               *generative_checkpoint_files(model_entry)]
-    trainer = KIND_TRAINERS.get(the_task.kind, TRAINERS)[mode]
-    if ranks.sharded and trainer is not _finetune:
-        what = f"{the_task.kind} tasks" if the_task.kind in KIND_TRAINERS else f"training mode {mode}"
-        raise ValueError(f"{what} train in one process, but this job has {ranks.world}; set the model's "
-                         "resources.processes to 1 (several GPUs then hold the model's layers, spread by device_map)")
     trainer(TrainingJob(model_entry, settings, seed, the_task, frames, train_split, rows, holdout, loss,
                         loss_params or {}, out, features_path, inputs, resume_dir, code_paths, ranks,
                         on if on is not None else device()))
