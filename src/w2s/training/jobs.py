@@ -421,7 +421,8 @@ def _finetune(job: TrainingJob) -> None:
     if not ranks.writes_outputs:
         return
     _write_predictions(frames, probs, job.out, "training diverged: lower lr or use dtype float32")
-    io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), job.out["history"])
+    processes = f", {ranks.world} processes" if ranks.sharded else ""
+    io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on) + processes), job.out["history"])
     io.write_parquet(final_sweep(frames["test"], probs["test"]), job.out["sweep"])
     _save_checkpoint(model, tokenizer, job.out["checkpoint"], state)
     if resume is not None:
