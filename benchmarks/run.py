@@ -12,6 +12,8 @@ BENCHMARKS.md says how each figure is obtained and holds the measured table.
 2. quality: test accuracy of both loops finetuning a pretrained model on SST-2, over seeds.
 3. sweep: training jobs of the demo and of a grid, against the reference's count.
 4. rerun: jobs rerun after changing one loss hyperparameter, as a fraction of the full run.
+5. fsdp: the engine's examples/s and per-process peak memory with the model sharded over 2 processes (FSDP2,
+   gloo on a CPU, NCCL on GPUs) against 1 process, same model, rows and schedule.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import yaml
 
 from w2s.training.losses import xent
 from w2s.models.text import TextClassifier, disable_dropout
+from w2s.training.distributed import SINGLE, Ranks, run_in_process_group, shard
 from w2s.training.loop import Schedule, describe_device, device, fit, lr_factor, supported_dtype
 
 REPO = Path(__file__).resolve().parents[1]
@@ -308,6 +311,69 @@ def rerun(finished_demo: Path) -> dict[str, Any]:
     return result
 
 
+# ---------------------------------------------------------------- 5. fsdp
+
+
+def fsdp_once(shape: str, batch_size: int, minibatch_size: int, steps: int, max_length: int, ranks: Ranks = SINGLE,
+              on: torch.device | None = None) -> dict[str, Any]:
+    """The engine on one shape in this process, sharded over `ranks` when they are several: `steps` timed optimiser
+    steps after one warm-up step; every process trains its rows of each batch of `batch_size`."""
+    on = on or device()
+    rows = synthetic_rows(batch_size * (steps + 1), seed=0, max_length=max_length)
+    targets = torch.nn.functional.one_hot(torch.tensor([len(r) % 2 for r in rows]), 2).float()
+    model = gpt2_shaped(shape, seed=0)
+    if ranks.sharded:
+        shard(model, list(model.backbone.h), None)
+    else:
+        model.to(on)
+    schedule = Schedule(lr=1e-5, epochs=1.0, batch_size=batch_size, minibatch_size=minibatch_size, weight_decay=0.0,
+                        warmup_frac=0.0, max_grad_norm=1.0, seed=0)
+
+    def run(part: list[list[int]], part_targets: torch.Tensor) -> None:
+        fit(model, lambda batch: padded([part[i] for i in batch], on), part_targets, xent, schedule, on, "bfloat16",
+            lengths=np.array([len(r) for r in part]), ranks=ranks)
+
+    run(rows[:batch_size], targets[:batch_size])
+    start = time.perf_counter()
+    run(rows[batch_size:], targets[batch_size:])
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if on.type == "cpu" \
+        else torch.cuda.max_memory_allocated() / 2**20
+    peaks = ranks.gather(torch.tensor([[peak_mb]], device=on)).flatten().tolist()
+    return {"shape": shape, "processes": ranks.world, "threads_per_process": torch.get_num_threads(),
+            "params": sum(p.numel() for p in model.parameters()), "batch_size": batch_size,
+            "minibatch_size": minibatch_size, "steps": steps, "dtype": supported_dtype(on, "bfloat16"),
+            "seconds": seconds, "examples_per_s": batch_size * steps / seconds,
+            "peak_memory_mb_per_process": peaks,
+            "peak_memory_kind": "process max RSS" if on.type == "cpu" else "CUDA allocated"}
+
+
+def fsdp(shape: str, batch_size: int, minibatch_size: int, steps: int, max_length: int) -> list[dict]:
+    """1 process, then 2 under torchrun, each launch fresh; the machine's threads are split among the processes."""
+    spec = json.dumps({"shape": shape, "batch_size": batch_size, "minibatch_size": minibatch_size, "steps": steps,
+                       "max_length": max_length})
+    threads = torch.get_num_threads()
+    results = []
+    for processes in (1, 2):
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+                   __file__, "--fsdp-worker", spec]
+        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes))}
+        out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+        print(f"  {shape} {processes} processes: {results[-1]['examples_per_s']:.2f} examples/s", file=sys.stderr)
+    results[1]["speedup_examples_per_s"] = results[1]["examples_per_s"] / results[0]["examples_per_s"]
+    return results
+
+
+def _fsdp_worker(spec: str) -> None:
+    def job(ranks: Ranks, on: torch.device) -> None:
+        result = fsdp_once(**json.loads(spec), ranks=ranks, on=on)
+        if ranks.writes_outputs:
+            print(json.dumps(result), flush=True)
+
+    run_in_process_group(job)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -318,7 +384,7 @@ def machine() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["throughput", "quality", "sweep", "rerun"], action="append")
+    parser.add_argument("--only", choices=["throughput", "quality", "sweep", "rerun", "fsdp"], action="append")
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES),
                         help="default: gpt2-4x256 on CPU, every other shape on a GPU")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -333,9 +399,13 @@ def main() -> None:
     parser.add_argument("--finished-demo", type=Path, default=REPO,
                         help="a checkout where `make demo` has run, for the rerun benchmark")
     parser.add_argument("--single", help=argparse.SUPPRESS)
+    parser.add_argument("--fsdp-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
         print(json.dumps(throughput_once(**json.loads(args.single))))
+        return
+    if args.fsdp_worker:
+        _fsdp_worker(args.fsdp_worker)
         return
     on_gpu = device().type == "cuda"
     shapes = args.shapes or ([s for s in SHAPES if s != "gpt2-4x256"] if on_gpu else ["gpt2-4x256"])
@@ -346,6 +416,7 @@ def main() -> None:
         "quality": lambda: quality(args.seeds, n_train=args.quality_rows, n_test=872, epochs=1.0),
         "sweep": sweep,
         "rerun": lambda: rerun(args.finished_demo),
+        "fsdp": lambda: fsdp(shapes[0], args.batch_size, args.minibatch_size, steps, args.max_length),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     where = "gpu" if on_gpu else "cpu"

@@ -190,14 +190,15 @@ def generative_checkpoint(model, job):
 
 def generative_job_resources():
     """A generative_finetuning job's resources, one callable per key: full finetuning of the model with the
-    stage's optimizer and dtype, whatever the model's own training mode, then the config's resources blocks."""
+    stage's optimizer and dtype, whatever the model's own training mode, then the config's resources blocks;
+    in one process, the layers spread over the GPUs (generative finetuning does not shard)."""
 
     def value(key):
         def of(wildcards):
             stage = config["generative_finetuning"]
             training = {"mode": "full", "optimizer": stage["optimizer"], "dtype": stage["dtype"]}
             return w2s_resources.model_job_resources(config["models"][wildcards.model], training, "train",
-                                                     config["resources"])[key]
+                                                     config["resources"], sharded=False)[key]
 
         return of
 
@@ -211,10 +212,11 @@ def is_probe(model):
 def job_resources(model, kind, dataset):
     """What a `kind` job (train, embed or prompt) on `model` and `dataset` asks the scheduler for:
     derived from params_b, the training mode and the task's number of classes, then the config's
-    resources blocks (w2s.pipeline.resources)."""
+    resources blocks (w2s.pipeline.resources). A generative task's training does not shard: one process."""
+    task = task_params(dataset)
     return w2s_resources.model_job_resources(
         config["models"][model], training_params(model), kind, config["resources"],
-        n_classes=task_params(dataset)["n_classes"],
+        n_classes=task["n_classes"], sharded=task["kind"] != "generative",
     )
 
 

@@ -108,8 +108,8 @@ def test_every_rule_that_runs_a_script_declares_its_script_and_every_module_it_i
         "provenance": "provenance.py", "report": "report.py",
         "simulate_supervisor": "simulate_supervisor.py", "ensemble_supervisor": "ensemble_supervisor.py",
         "generative_finetuning": "generative_finetuning.py", "embed_student_features": "embed_features.py",
-        "train_ft_weak_lp_gt": "train_model.py", "train_ground_truth_n_gt_rows": "train_model.py",
-        "train_student_n_gt_rows": "train_model.py", "train_student_n_weak_labels": "train_model.py",
+        "train_ground_truth_n_gt_rows": "train_model.py", "train_student_n_weak_labels": "train_model.py",
+        "train_student_n_gt_rows": "train_model.py", "train_ft_weak_lp_gt": "train_model.py",
     }
     # Only `all` runs no script, and no rule runs shell or Python code of its own that could import w2s.
     assert [(name, rule["shell"], rule["run"]) for name, rule in rules.items() if not rule["script"]] == \
@@ -121,12 +121,13 @@ def test_every_rule_that_runs_a_script_declares_its_script_and_every_module_it_i
             assert sorted(rule["code"]) == expected, name
     # The closure names the modules a training job runs, the lazily imported weights included.
     assert [p.relative_to(PACKAGE).as_posix() for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
-        "__init__.py", "data/__init__.py", "data/chess.py", "data/generations.py", "data/images.py",
-        "data/labels.py", "data/sources.py", "evaluation/__init__.py", "evaluation/metrics.py", "io.py",
-        "models/__init__.py", "models/text.py", "models/torchvision_ops.py", "models/vision.py", "models/weights.py",
-        "params.py", "pipeline/__init__.py", "pipeline/gpus.py", "pipeline/revisions.py", "pipeline/runlog.py",
-        "tasks.py", "training/__init__.py", "training/generative.py", "training/jobs.py", "training/loop.py",
-        "training/losses.py", "training/probe.py", "training/resume.py", "training/settings.py",
+        "__init__.py", "data/__init__.py", "data/chess.py", "data/generations.py", "data/images.py", "data/labels.py",
+        "data/sources.py", "evaluation/__init__.py", "evaluation/metrics.py", "io.py", "models/__init__.py",
+        "models/text.py", "models/torchvision_ops.py", "models/vision.py", "models/weights.py", "params.py",
+        "pipeline/__init__.py", "pipeline/gpus.py", "pipeline/revisions.py", "pipeline/runlog.py", "tasks.py",
+        "training/__init__.py", "training/distributed.py", "training/generative.py", "training/jobs.py",
+        "training/loop.py", "training/losses.py", "training/probe.py", "training/resume.py",
+        "training/settings.py",
     ]
 
 

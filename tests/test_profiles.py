@@ -67,16 +67,18 @@ def test_slurm_profile_asks_for_the_gpus_a_model_needs_on_one_node(tmp_path: Pat
         "prompt_baseline": 20, "evaluate": 350, "summarize": 1, "training_curves": 1, "provenance": 1,
         "report": 1, "all": 1}
     student = resources_of(jobs, f"sciq/seed0/{STUDENT_72B}")
-    assert {k: student[k] for k in ("gpu", "nodes", "cpus_per_gpu", "mem_mb", "runtime")} == {
-        "gpu": "8", "nodes": "1", "cpus_per_gpu": "4", "mem_mb": "598000", "runtime": "5880"}
-    # What the plugin submits for it: 8 GPUs and 32 CPUs on one node, 598 GB, 98 hours.
+    assert {k: student[k] for k in ("gpu", "processes", "nodes", "cpus_per_gpu", "mem_mb", "runtime")} == {
+        "gpu": "8", "processes": "8", "nodes": "1", "cpus_per_gpu": "4", "mem_mb": "598000", "runtime": "840"}
+    # What the plugin submits for it: 8 GPUs and 32 CPUs on one node, 598 GB, 14 hours; one task, in which
+    # torchrun starts the 8 sharded training processes (no --ntasks-per-gpu).
     job = SimpleNamespace(resources=JobResources({k: int(v) if v.isdigit() else v for k, v in student.items()}),
                           threads=4)
     params = {"run_uuid": "run", "slurm_logfile": "log", "comment_str": "c", "account": "", "partition": "",
               "workdir": str(tmp_path)}
     sbatch = get_submit_command(job, params) + set_gres_string(job)
-    assert {"-t 5880", "--mem 598000", "--nodes=1", "--cpus-per-gpu=4", "--gpus=8"} <= set(
+    assert {"-t 840", "--mem 598000", "--nodes=1", "--cpus-per-gpu=4", "--gpus=8"} <= set(
         re.findall(r"-t \d+|--mem \d+|--[a-z-]+=\S+", sbatch))
+    assert "--ntasks" not in sbatch
     # Jobs that load no model ask for no GPU.
     assert all(r["gpu"] == "0" for rule, _, r in jobs if rule in ("evaluate", "weak_labels", "summarize"))
 

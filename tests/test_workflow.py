@@ -64,7 +64,8 @@ def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) 
         "models": {
             "small": {"path": str(models["tiny-bert"]), "params_b": 0.1,
                       "training": {"mode": "lora", "pooling": "mean", "lora": {"r": 2}, "max_length": 8},
-                      "resources": {"gpu": 0}},
+                      # Its one training job (gt/small) shards the model over two CPU processes (FSDP on gloo).
+                      "resources": {"gpu": 0, "processes": 2}},
             "mid": {"path": str(models["tiny-gpt2"]), "params_b": 0.2,
                     "training": {"mode": "full", "pooling": "last", "model_selection": "weak_holdout",
                                  "holdout_frac": 0.25, "evals_per_epoch": 1},
@@ -144,6 +145,12 @@ def test_modes_and_model_selection_reach_the_artifacts(finished_run: Path) -> No
     # LoRA saves the adapter, not a copy of the backbone.
     adapter = seed_dir / "gt" / "small" / "checkpoint" / "backbone"
     assert (adapter / "adapter_config.json").exists() and not (adapter / "model.safetensors").exists()
+    # gt/small trained sharded in two processes (resources.processes), each of which logged its 6 steps: 24
+    # train_gt rows in batches of 8 for 2 epochs, no holdout.
+    log = (finished_run / "results" / "logs" / "sst2" / "seed0" / "gt" / "small.log").read_text()
+    assert all(f"rank {rank}/2 INFO w2s: trained 6 steps" in log for rank in (0, 1))
+    small = pd.read_parquet(seed_dir / "gt" / "small" / "history.parquet")
+    assert len(small) == 6 and small["device"].iloc[0].endswith(", 2 processes")
     # 24 train_gt rows, a quarter held out: 18 train in batches of 8 for 2 epochs, so
     # ceil(36 / 8) = 5 steps; 3 steps an epoch, so the holdout is scored after step 2 and the last.
     history = pd.read_parquet(seed_dir / "gt" / "mid" / "history.parquet")
@@ -195,7 +202,10 @@ def test_training_curves_hold_every_step_of_every_trained_run(finished_run: Path
     assert mid["holdout_accuracy"].notna().tolist() == [False, False, True, False, True]
     assert curves.loc[curves["run"] == "w2s/logconf/small__mid__big", "lineage"].unique().tolist() == [
         "small → mid → big"]
-    assert set(curves["device"]) == {curves["device"].iloc[0]} and curves["device"].iloc[0].startswith("CPU: ")
+    # One CPU for every run; the sharded gt/small's processes had a thread each, the others the job's two.
+    assert curves["device"].str.split(",").str[0].nunique() == 1 and curves["device"].iloc[0].startswith("CPU: ")
+    assert set(curves.loc[curves["run"] == "gt/small", "device"].str.split(", ", n=1).str[1]) == {
+        "1 threads, 2 processes"}
 
 
 def test_provenance_records_code_config_data_and_every_model_job(finished_run: Path) -> None:

@@ -7,13 +7,14 @@ claim_gpus(snakemake.resources.gpu)
 
 from w2s.models.text import job_model_entry  # noqa: E402
 from w2s.pipeline.runlog import log_to  # noqa: E402
-from w2s.training.jobs import train_model  # noqa: E402
-from w2s.training.settings import TrainingSettings  # noqa: E402
+from w2s.training.distributed import train  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
-train_model(
+# With several processes (one per GPU, or CPU processes where the job has no GPU) the model is sharded
+# over them (FSDP), each started by torchrun with these same plain values.
+train(snakemake.resources.processes, dict(
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
-    settings=TrainingSettings.from_params(snakemake.params.training),
+    settings=snakemake.params.training,
     seed=int(snakemake.wildcards.seed),
     # train_gt (labelled) for ground-truth runs only; train_w2s and test as label-free views.
     split_paths={k: snakemake.input[k] for k in ("train_gt", "train_w2s", "test") if k in snakemake.input.keys()},
@@ -24,9 +25,9 @@ train_model(
     features_path=snakemake.input.get("features"),
     oracle_labels_path=snakemake.input.get("oracle_labels"),
     # Beside the outputs, not one of them: Snakemake deletes an incomplete job's outputs before a rerun.
-    resume_dir=Path(snakemake.output.predictions).parent / ".resume",
+    resume_dir=str(Path(snakemake.output.predictions).parent / ".resume"),
     code_paths=list(snakemake.input.code),
     task=snakemake.params.task,
     # a data axis: train on a seeded nested subset of this many rows (rules with no axis give none)
     n_rows=snakemake.params.get("n_rows"),
-)
+), snakemake.log[0], snakemake.threads)

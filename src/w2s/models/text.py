@@ -280,6 +280,21 @@ def load_backbone(entry: dict[str, Any], dtype: str = "float32", device_map: str
     return load_pretrained(entry, dtype, device_map)[0]
 
 
+def empty_backbone(entry: dict[str, Any]) -> nn.Module:
+    """The model's architecture with no weights, on the meta device (a sharded job's processes but the first,
+    which receive their shards from it): from its config, loaded as load_backbone would, in float32."""
+    from transformers import AutoConfig, AutoModel
+
+    source = resolve_source(entry)
+    try:
+        config = AutoConfig.from_pretrained(source.location, **source.kwargs)
+    except Exception as err:  # transformers raises OSError, ValueError, HTTP errors, ...
+        raise load_failure(source, err, AutoModel.__name__) from err
+    with torch.device("meta"):
+        return AutoModel.from_config(config, dtype=torch.float32,
+                                     trust_remote_code=source.kwargs.get("trust_remote_code", False))
+
+
 def load_student_backbone(entry: dict[str, Any], checkpoint: str | Path, dtype: str = "float32",
                           device_map: str | None = None) -> nn.Module:
     """A finetuned student's backbone from its checkpoint folder (w2s.training.jobs._save_checkpoint): the

@@ -1,6 +1,9 @@
 """What a job that loads a model asks its scheduler for, derived from the model's size.
 
-rules/common.smk turns these values into Snakemake resources. The local scheduler counts `gpu`
+rules/common.smk turns these values into Snakemake resources. `processes` is the number of training processes
+a job runs (w2s.training.distributed): one per GPU for full and LoRA finetuning, whose model is sharded over
+them (FSDP); 1 for every other job, whose model, if larger than one GPU, is spread layer by layer
+(device_map). A model's resources.processes sets it where the job has no GPU (CPU processes over gloo). The local scheduler counts `gpu`
 and `mem_mb`; the SLURM executor turns them into --gpus (--gpus=MODEL:N with `gpu_model`),
 --cpus-per-gpu, --mem and --time, and the Kubernetes executor into nvidia.com/gpu, cpu and memory
 requests. The config's `resources` blocks win key by key: the top-level one sets defaults for
@@ -18,7 +21,7 @@ from w2s.pipeline.config import SCHEMA, schema_defaults
 
 JobKind = Literal["train", "embed", "prompt"]
 
-RESOURCE_KEYS = ("gpu", "mem_mb", "runtime", "cpus_per_gpu", "gpu_model")
+RESOURCE_KEYS = ("gpu", "mem_mb", "runtime", "cpus_per_gpu", "gpu_model", "processes")
 # The schema's resources defaults: one A100 or H100 with 80 GB (resources.gpu_memory_gb describes other
 # GPUs), and the 4 threads every model rule declares, so a one-GPU job gets the CPUs its torch threads use.
 RESOURCE_DEFAULTS: dict[str, Any] = schema_defaults(SCHEMA["properties"]["resources"])
@@ -31,10 +34,17 @@ CPUS_PER_GPU: int = RESOURCE_DEFAULTS["cpus_per_gpu"]
 FULL_TRAINING_BYTES_PER_PARAM = {"adamw": 16, "adafactor": 8}
 LORA_BYTES_PER_PARAM = 4
 WEIGHT_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-# Activations (with gradient checkpointing for the large models) and the CUDA context.
+# Activations (with gradient checkpointing for the large models) and the CUDA context, where a model is
+# spread layer by layer over its GPUs (device_map: inference, and training in one process).
 GPU_MEMORY_OVERHEAD = 1.1
+# Sharded training (FSDP) holds 1/N of the training state on each GPU, and besides it: the bf16 weights of
+# about three gathered layers (the one computing, the next one prefetched, and the bf16 gradients of one)
+# at 2 bytes a parameter, for models of ~100 layers about 0.06 GB per billion parameters; plus the CUDA and
+# NCCL context and a minibatch's checkpointed layer inputs, about 2 GB.
+SHARDED_ACTIVATIONS_GB = (2.0, 0.06)
 # Host memory: data, tokenizer and Python, plus twice the weights as loaded (state dict and model
-# exist together while from_pretrained runs). Training loads float32 master weights.
+# exist together while from_pretrained runs). Training loads float32 master weights; sharded, only the
+# first process loads them and sends the others their shards.
 HOST_BASE_GB = 16
 # Runtime is a limit, not an estimate: a job killed at its limit loses all its work, so it is
 # generous. Minutes of base and per billion parameters, rounded up to whole hours.
@@ -44,10 +54,12 @@ INFERENCE_MINUTES = (30, 20)
 UNSIZED_RUNTIME = {"train": 120, "embed": 60, "prompt": 60}
 UNSIZED_MEM_MB = 16000
 # A linear head on cached features: no GPU and little memory, whatever the model's size.
-PROBE_HEAD = {"gpu": 0, "mem_mb": 2000, "runtime": 30}
+PROBE_HEAD = {"gpu": 0, "mem_mb": 2000, "runtime": 30, "processes": 1}
 # A many-class probe head (ImageNet: 1000 classes on 2048-d features, 16,000 rows) costs about 10 s per
 # L-BFGS step on one CPU core and seconds per fit on a GPU, where w2s.training.probe fits it.
-MANY_CLASS_PROBE_HEAD = {"gpu": 1, "mem_mb": 16000, "runtime": 120}
+MANY_CLASS_PROBE_HEAD = {"gpu": 1, "mem_mb": 16000, "runtime": 120, "processes": 1}
+# The training modes whose model is sharded over a job's GPUs.
+SHARDED_MODES = ("full", "lora")
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class JobResources:
     runtime: int  # minutes
     cpus_per_gpu: int
     gpu_model: str | None = None
+    processes: int = 1
 
     def as_dict(self) -> dict[str, int | str | None]:
         return {key: getattr(self, key) for key in RESOURCE_KEYS}
@@ -79,21 +92,40 @@ def derive(
     dtype: str = "float32",
     gpu_memory_gb: float = GPU_MEMORY_GB,
     cpus_per_gpu: int = CPUS_PER_GPU,
+    sharded: bool = True,
 ) -> JobResources:
     """Resources of a `kind` job on a model of `params_b` billion parameters trained in `mode`.
 
-    GPUs: as many as the weights, gradients and optimiser state need (model parallel on one node);
-    host memory and runtime grow with the size too. Probe heads are not derived (PROBE_HEAD).
+    Training that shards (`sharded`, full or lora): as many GPUs N as make the training state (weights,
+    gradients, optimiser state) over N plus the activations (SHARDED_ACTIVATIONS_GB) fit one GPU, one process
+    each, and runtime divided by N, since every GPU computes its rows of every batch. Other jobs: as many GPUs
+    as the weights (and training state) need with the layers spread over them, in one process, where one
+    GPU computes at a time. Host memory and runtime grow with the size too. Probe heads are not derived
+    (PROBE_HEAD).
     """
     if params_b is None:
         return JobResources(gpu=1, mem_mb=UNSIZED_MEM_MB, runtime=UNSIZED_RUNTIME[kind], cpus_per_gpu=cpus_per_gpu)
-    gpu_gb = params_b * gpu_bytes_per_param(kind, mode, optimizer, dtype) * GPU_MEMORY_OVERHEAD
+    state_gb = params_b * gpu_bytes_per_param(kind, mode, optimizer, dtype)
     loaded_bytes = WEIGHT_BYTES["float32"] if kind == "train" else WEIGHT_BYTES[dtype]
-    host_gb = HOST_BASE_GB + 2 * params_b * loaded_bytes
+    mem_mb = 1000 * math.ceil(HOST_BASE_GB + 2 * params_b * loaded_bytes)
     base, per_billion = TRAIN_MINUTES if kind == "train" else INFERENCE_MINUTES
+    if kind == "train" and sharded and mode in SHARDED_MODES:
+        fixed_gb, gb_per_billion = SHARDED_ACTIVATIONS_GB
+        free_gb = gpu_memory_gb - fixed_gb - gb_per_billion * params_b
+        if free_gb <= 0:
+            raise ValueError(f"a {params_b}B model's activations alone fill a {gpu_memory_gb} GB GPU when sharded; "
+                             "set resources.gpu_memory_gb to your GPUs' memory or the model's resources by hand")
+        gpus = max(1, math.ceil(state_gb / free_gb))
+        return JobResources(
+            gpu=gpus,
+            mem_mb=mem_mb,
+            runtime=60 * math.ceil((base + per_billion * params_b / gpus) / 60),
+            cpus_per_gpu=cpus_per_gpu,
+            processes=gpus,
+        )
     return JobResources(
-        gpu=max(1, math.ceil(gpu_gb / gpu_memory_gb)),
-        mem_mb=1000 * math.ceil(host_gb),
+        gpu=max(1, math.ceil(state_gb * GPU_MEMORY_OVERHEAD / gpu_memory_gb)),
+        mem_mb=mem_mb,
         runtime=60 * math.ceil((base + per_billion * params_b) / 60),
         cpus_per_gpu=cpus_per_gpu,
     )
@@ -101,7 +133,7 @@ def derive(
 
 def model_job_resources(
     model_entry: dict[str, Any], training: dict[str, Any], kind: JobKind, defaults: dict[str, Any] | None = None,
-    n_classes: int = 2,
+    n_classes: int = 2, sharded: bool = True,
 ) -> dict[str, int | str | None]:
     """Snakemake resources of a `kind` job on one model.
 
@@ -110,21 +142,32 @@ def model_job_resources(
     head trains on cached features: PROBE_HEAD, whatever the config says; a probe head of a task with
     `n_classes` > 2 asks for one GPU (MANY_CLASS_PROBE_HEAD), then the model's own `resources:`. A
     pretrained head only predicts, so it asks for what an embedding job does. Otherwise the derived
-    values, then `defaults`, then the model's own `resources:`, key by key.
+    values, then `defaults`, then the model's own `resources:`, key by key. Finetuning shards its model
+    over its GPUs, one process each, unless not `sharded` (a generative task's); every other job runs in
+    one process, whatever the model's resources.processes says.
     """
     defaults = {**RESOURCE_DEFAULTS, **(defaults or {})}
     cpus_per_gpu = defaults["cpus_per_gpu"]
+    own = model_entry.get("resources", {})
     if kind == "train" and training["mode"] == "probe":
         if n_classes > 2:
             many = JobResources(**MANY_CLASS_PROBE_HEAD, cpus_per_gpu=cpus_per_gpu, gpu_model=defaults.get("gpu_model"))
-            return {**many.as_dict(), **model_entry.get("resources", {})}
+            return {**many.as_dict(), **own, "processes": 1}
         return JobResources(**PROBE_HEAD, cpus_per_gpu=cpus_per_gpu).as_dict()
     if kind == "train" and training["mode"] == "pretrained_head":
         kind = "embed"  # its "training" job is one forward pass over the data, like an embedding job
+    sharding = kind == "train" and sharded and training["mode"] in SHARDED_MODES
     derived = derive(
         model_entry.get("params_b"), kind, mode=training["mode"], optimizer=training["optimizer"],
         dtype=training["dtype"], gpu_memory_gb=defaults["gpu_memory_gb"],
-        cpus_per_gpu=cpus_per_gpu,
+        cpus_per_gpu=cpus_per_gpu, sharded=sharding,
     )
-    chosen = replace(derived, gpu_model=defaults.get("gpu_model")).as_dict()
-    return {**chosen, **model_entry.get("resources", {})}
+    chosen = {**replace(derived, gpu_model=defaults.get("gpu_model")).as_dict(), **own}
+    if not sharding:
+        return {**chosen, "processes": 1}
+    processes = own.get("processes", max(1, chosen["gpu"]))
+    if chosen["gpu"] > 0 and processes != chosen["gpu"]:
+        raise ValueError(f"a model's resources.processes is {processes} but its training job has {chosen['gpu']} GPUs; "
+                         f"sharded training runs one process per GPU, so set processes to {chosen['gpu']} or leave it "
+                         "out (it differs from gpu only without GPUs, gpu: 0, where the processes share the CPUs)")
+    return {**chosen, "processes": processes}

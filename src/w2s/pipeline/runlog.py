@@ -12,9 +12,11 @@ def _log_fatal(kind: type[BaseException], error: BaseException, trace: Traceback
     sys.__excepthook__(kind, error, trace)
 
 
-def log_to(path: str, threads: int | None = None) -> None:
+def log_to(path: str, threads: int | None = None, prefix: str = "") -> None:
+    """Log to `path`; `prefix` starts every line (a training process's rank, where several share the file)."""
     logging.basicConfig(
-        filename=path, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+        filename=path, level=logging.INFO, format=f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s",
+        force=True,
     )
     logging.captureWarnings(True)
     sys.excepthook = _log_fatal

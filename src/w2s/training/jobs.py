@@ -25,10 +25,12 @@ from w2s.data import labels as class_probs
 from w2s.data.sources import REMAKE_WEAK_LABELS, rows_sha256, weak_label_positions
 from w2s.evaluation import metrics
 from w2s.models.text import (
+    DTYPES,
     ProbeClassifier,
     TextClassifier,
     add_lora,
     disable_dropout,
+    empty_backbone,
     generative_checkpoint_files,
     load_backbone,
     load_student_backbone,
@@ -38,6 +40,14 @@ from w2s.models.text import (
 )
 from w2s.tasks import Task, dataset_task
 from w2s.training import generative
+from w2s.training.distributed import (
+    SINGLE,
+    Ranks,
+    ShardedCheckpoints,
+    full_state_dict,
+    layer_blocks,
+    shard_from_first,
+)
 from w2s.training.loop import (
     Batcher,
     Selection,
@@ -198,19 +208,32 @@ def nested_subset(rows: pd.DataFrame, n_rows: int, seed: int) -> pd.DataFrame:
 
 
 def _build_model(model_entry: dict[str, Any], settings: TrainingSettings, on: torch.device,
-                 n_classes: int = 2) -> tuple[torch.nn.Module, Any]:
-    """The classifier full finetuning or LoRA trains, and its tokenizer."""
+                 n_classes: int = 2, ranks: Ranks = SINGLE) -> tuple[torch.nn.Module, Any]:
+    """The classifier full finetuning or LoRA trains, and its tokenizer. With `ranks` of several processes,
+    the classifier is sharded over them (w2s.training.distributed.shard), each transformer layer on its own."""
     tokenizer = load_tokenizer(model_entry)
-    # float32 master weights; autocast supplies settings.dtype.
-    backbone = load_backbone(model_entry, device_map=model_parallel_map(torch.cuda.device_count()))
+    # float32 master weights; autocast (and, sharded on GPUs, FSDP's mixed precision) supplies settings.dtype.
+    # Sharded, rank 0 loads the model on the CPU and the others build it empty; shard_from_first sends the shards.
+    if ranks.sharded:
+        backbone = load_backbone(model_entry) if ranks.writes_outputs else empty_backbone(model_entry)
+    else:
+        backbone = load_backbone(model_entry, device_map=model_parallel_map(torch.cuda.device_count()))
     if settings.mode == "lora":
         backbone = add_lora(backbone, settings.lora)
     if settings.gradient_checkpointing:
-        backbone.gradient_checkpointing_enable()
+        # Sharded: non-reentrant checkpointing, which runs FSDP's hooks again when it recomputes a layer.
+        backbone.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False} if ranks.sharded else None)
         if settings.mode == "lora":
             # Frozen embeddings produce no grad, so checkpointed blocks would see none either.
             backbone.enable_input_require_grads()
-    model = place(TextClassifier(backbone, settings.pooling, n_classes), on)
+    model = TextClassifier(backbone, settings.pooling, n_classes)
+    if ranks.sharded:
+        compute_dtype = supported_dtype(on, settings.dtype)
+        shard_from_first(model, layer_blocks(backbone),
+                         DTYPES[compute_dtype] if on.type == "cuda" and compute_dtype != "float32" else None, ranks, on)
+    else:
+        model = place(model, on)
     disable_dropout(model)
     if settings.compile:
         model.compile(dynamic=True)  # in place, so the checkpoint keeps the module's own names
@@ -237,6 +260,8 @@ class TrainingJob:
     input_paths: list[str]
     resume_dir: str | Path | None
     code_paths: Sequence[str | Path]
+    ranks: Ranks = SINGLE
+    on: torch.device | None = None
 
 
 def train_model(
@@ -254,6 +279,8 @@ def train_model(
     code_paths: Sequence[str | Path] = (),
     task: dict[str, Any] | None = None,
     n_rows: int | None = None,
+    ranks: Ranks = SINGLE,
+    on: torch.device | None = None,
 ) -> None:
     """Train on train_gt's true labels, or on weak labels when given; predict test and train_w2s.
 
@@ -281,6 +308,10 @@ def train_model(
     label-free views) to files. A student sees true labels only through `oracle_labels_path`, the
     labelled train_w2s its rule gives it under ground_truth_holdout. Predictions and the sweep hold
     ids and class probabilities; evaluation joins the true labels by id.
+
+    `ranks` is this process's place among several that finetune one model sharded (w2s.training.distributed,
+    which starts them and gives `on`, the process's device); only full and lora finetuning of a
+    classification task shard.
     """
     torch.manual_seed(seed)
     if weak_labels_path is not None and settings.model_selection == "ground_truth_holdout" \
@@ -292,6 +323,11 @@ def train_model(
     if mode not in the_task.spec.modes:
         raise ValueError(f"training mode {mode} does not apply to a {the_task.kind} task; use one of "
                          f"{', '.join(the_task.spec.modes)}")
+    trainer = KIND_TRAINERS.get(the_task.kind, TRAINERS)[mode]
+    if ranks.sharded and trainer is not _finetune:
+        what = f"{the_task.kind} tasks" if the_task.kind in KIND_TRAINERS else f"training mode {mode}"
+        raise ValueError(f"{what} train in one process, but this job has {ranks.world}; set the model's "
+                         "resources.processes to 1 (several GPUs then hold the model's layers, spread by device_map)")
     frames = {split: _read_split(path, split, mode) for split, path in split_paths.items()}
     train_split = "train_gt" if weak_labels_path is None else "train_w2s"
     if the_task.is_generative:
@@ -307,9 +343,9 @@ def train_model(
     # A twin's starting weights count too: a retrained generative finetuning stage resumes nothing of before.
     inputs = [*split_paths.values(), *(p for p in (weak_labels_path, features_path, oracle_labels_path) if p),
               *generative_checkpoint_files(model_entry)]
-    trainer = KIND_TRAINERS.get(the_task.kind, TRAINERS)[mode]
     trainer(TrainingJob(model_entry, settings, seed, the_task, frames, train_split, rows, holdout, loss,
-                        loss_params or {}, out, features_path, inputs, resume_dir, code_paths))
+                        loss_params or {}, out, features_path, inputs, resume_dir, code_paths, ranks,
+                        on if on is not None else device()))
 
 
 # The splits whose inputs (texts or images) a mode reads; finetuning reads every split's. A probe trains on
@@ -328,8 +364,8 @@ def _read_split(path: str, split: str, mode: str) -> pd.DataFrame:
 
 def _finetune(job: TrainingJob) -> None:
     """Minibatch training of a text model's backbone (full or LoRA) and head (w2s.training.loop)."""
-    settings, frames, rows, holdout, on = job.settings, job.frames, job.rows, job.holdout, device()
-    model, tokenizer = _build_model(job.model_entry, settings, on, job.task.n_classes)
+    settings, frames, rows, holdout, on, ranks = job.settings, job.frames, job.rows, job.holdout, job.on, job.ranks
+    model, tokenizer = _build_model(job.model_entry, settings, on, job.task.n_classes, ranks)
     compute_dtype = settings.dtype
 
     def batcher_for(split: str) -> Batcher:
@@ -347,13 +383,13 @@ def _finetune(job: TrainingJob) -> None:
 
         def holdout_accuracy() -> float:
             probs = predict(model, lambda r: train_batcher(positions[r]), holdout_order,
-                            settings.eval_batch_size, on, compute_dtype)
+                            settings.eval_batch_size, on, compute_dtype, ranks)
             return metrics.accuracy(probs, holdout_labels)
 
         steps_per_epoch = max(1, math.ceil(len(rows) / settings.batch_size))
         selection = Selection(holdout_accuracy, max(1, round(steps_per_epoch / settings.evals_per_epoch)))
 
-    resume = _resume_checkpoints(job)
+    resume = _resume_checkpoints(job, model)
     targets = torch.tensor(np.stack(rows["soft_label"].to_numpy()), dtype=torch.float32)
     train_rows = rows["row"].to_numpy()
     history = fit(
@@ -368,6 +404,7 @@ def _finetune(job: TrainingJob) -> None:
         lengths=_text_lengths(frames[job.train_split]["text"].iloc[train_rows]),
         needs_batch_probs=job.loss in NEEDS_BATCH_PROBS,
         resume=resume,
+        ranks=ranks,
     )
     log.info("trained %d steps, final loss %.4f", len(history), history[-1]["loss"])
     if selection is not None:
@@ -377,24 +414,35 @@ def _finetune(job: TrainingJob) -> None:
                  settings.model_selection)
 
     probs = {split: predict(model, batcher_for(split), order_of(split, np.arange(len(frames[split]))),
-                            settings.eval_batch_size, on, compute_dtype)
+                            settings.eval_batch_size, on, compute_dtype, ranks)
              for split in PREDICTED_SPLITS}
+    # Every process takes part in gathering the sharded weights; rank 0 writes the outputs.
+    state = full_state_dict(model) if ranks.sharded else None
+    if not ranks.writes_outputs:
+        return
     _write_predictions(frames, probs, job.out, "training diverged: lower lr or use dtype float32")
-    io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), job.out["history"])
+    processes = f", {ranks.world} processes" if ranks.sharded else ""
+    io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on) + processes), job.out["history"])
     io.write_parquet(final_sweep(frames["test"], probs["test"]), job.out["sweep"])
-    _save_checkpoint(model, tokenizer, job.out["checkpoint"])
+    _save_checkpoint(model, tokenizer, job.out["checkpoint"], state)
     if resume is not None:
         resume.clear()
 
 
-def _resume_checkpoints(job: TrainingJob) -> ResumeCheckpoints | None:
-    """Where finetuning saves and finds its resume checkpoints, keyed by everything the run depends on."""
+def _resume_checkpoints(job: TrainingJob, model: torch.nn.Module | None = None) -> ResumeCheckpoints | None:
+    """Where finetuning saves and finds its resume checkpoints, keyed by everything the run depends on:
+    a sharded run's (of `model`) by its number of processes too, whose shards its checkpoints hold."""
     if job.resume_dir is None:
         return None
     identity = {"model_entry": job.model_entry, "params": job.settings.identity(), "seed": job.seed,
                 "loss": job.loss, "loss_params": job.loss_params}
     if job.task.is_generative:  # the generation length changes the predictions and the selection
         identity["task"] = job.task.params()
+    if job.ranks.sharded:
+        assert model is not None, "a sharded run's checkpoints hold its model's shards"
+        identity["processes"] = job.ranks.world
+        return ShardedCheckpoints(job.resume_dir, run_key(identity, job.input_paths, job.code_paths),
+                                  job.settings.checkpoint_every, model, job.ranks)
     return ResumeCheckpoints(job.resume_dir, run_key(identity, job.input_paths, job.code_paths),
                              job.settings.checkpoint_every)
 
@@ -497,10 +545,18 @@ KIND_TRAINERS: dict[str, dict[str, Callable[[TrainingJob], None]]] = {
 }
 
 
-def _save_checkpoint(model: torch.nn.Module, tokenizer: Any, directory: str) -> None:
-    """Weights as safetensors: the head alone in probe mode, else the whole model."""
+def _save_checkpoint(model: torch.nn.Module, tokenizer: Any, directory: str,
+                     state: dict[str, torch.Tensor] | None = None) -> None:
+    """Weights as safetensors: the head alone in probe mode, else the whole model. `state` is the model's
+    whole state dict where its parameters are sharded (w2s.training.distributed.full_state_dict)."""
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        assert state is not None
+        return {name[len(prefix):]: value for name, value in state.items() if name.startswith(prefix)}
+
     with io.staged_directory(directory) as staging:
         if isinstance(model, TextClassifier):
-            model.backbone.save_pretrained(staging / "backbone", safe_serialization=True)
+            gathered = {} if state is None else {"state_dict": part("backbone.")}
+            model.backbone.save_pretrained(staging / "backbone", safe_serialization=True, **gathered)
             tokenizer.save_pretrained(staging / "backbone")
-        io.write_safetensors(model.head.state_dict(), staging / "head.safetensors")
+        io.write_safetensors(model.head.state_dict() if state is None else part("head."), staging / "head.safetensors")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from w2s.models.text import DTYPES
+from w2s.training.distributed import SINGLE, Ranks, snapshot
 from w2s.training.losses import Batch, LossFn
 from w2s.training.resume import Progress, ResumeCheckpoints, Trainer
 
@@ -143,6 +144,7 @@ def fit(
     needs_batch_probs: bool = False,
     resume: ResumeCheckpoints | None = None,
     agreement: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = class_agreement,
+    ranks: Ranks = SINGLE,
 ) -> list[dict[str, float]]:
     """Train on soft targets (n, 2); returns one record per optimiser step.
 
@@ -157,6 +159,10 @@ def fit(
     `targets` may be any tensor with one row per example that `loss_fn` reads (a generative task's target
     token ids); `agreement(logits, targets)` counts a minibatch's rows whose prediction is their target, for
     the history's batch_target_accuracy.
+
+    With `ranks` of several processes (a model sharded by w2s.training.distributed), each process trains on
+    its rows of every batch (Ranks.chunks) and the losses' batch probabilities are gathered from all of them;
+    the history and the selection scores are the whole batch's, the same on every process.
     """
     n = targets.shape[0]
     total_steps = max(1, math.ceil(schedule.epochs * n / schedule.batch_size))
@@ -171,9 +177,12 @@ def fit(
     # float16 gradients underflow without loss scaling; for other dtypes the scaler passes through.
     scaler = torch.amp.GradScaler(on.type, enabled=supported_dtype(on, compute_dtype) == "float16")
 
-    def forward(rows: np.ndarray) -> torch.Tensor:
+    def forward(rows: np.ndarray, batch: np.ndarray) -> torch.Tensor:
+        # A process with no rows left still computes, on one row it discards: every forward of a sharded model
+        # gathers weights from all processes.
         with autocast(on, compute_dtype):
-            return model(**{k: v.to(on) for k, v in batcher(rows).items()}).float()
+            logits = model(**{k: v.to(on) for k, v in batcher(rows if len(rows) else batch[:1]).items()}).float()
+        return logits[: len(rows)]
 
     # Training mode keeps gradient checkpointing active; callers disable dropout (models.disable_dropout).
     model.train()
@@ -184,25 +193,27 @@ def fit(
         batch = order[step * schedule.batch_size : (step + 1) * schedule.batch_size]
         if lengths is not None:
             batch = batch[np.argsort(lengths[batch], kind="stable")]
-        starts = range(0, len(batch), schedule.minibatch_size)
-        batch_targets = targets[batch].to(on)
+        minibatches = ranks.chunks(batch, schedule.minibatch_size)
         probs = None
         if needs_batch_probs:
             with torch.no_grad():
-                probs = torch.cat([torch.softmax(forward(batch[i : i + schedule.minibatch_size]), dim=-1)
-                                   for i in starts])
-        whole = Batch(len(batch), batch_targets, probs)
+                probs = ranks.gather(torch.cat([torch.softmax(forward(rows, batch), dim=-1) for rows in minibatches]))
+        # The losses read the batch's probabilities and targets as sets (a quantile, a mean), so the probabilities,
+        # gathered process by process, need not be in the targets' order.
+        whole = Batch(len(batch), targets[batch].to(on), probs)
         step_frac = step / total_steps
         # Kept on the device and read once per step: a read per minibatch would stall the GPU.
         batch_loss = torch.zeros((), device=on)
         agreeing = torch.zeros((), device=on)
-        for i in starts:
-            logits = forward(batch[i : i + schedule.minibatch_size])
-            minibatch_targets = batch_targets[i : i + len(logits)]
+        for rows in minibatches:
+            logits = forward(rows, batch)
+            minibatch_targets = targets[rows].to(on)
             loss = loss_fn(logits, minibatch_targets, step_frac, batch=whole)
             scaler.scale(loss).backward()
             batch_loss += loss.detach()
             agreeing += agreement(logits.detach(), minibatch_targets)
+        ranks.total(batch_loss)
+        ranks.total(agreeing)
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(trainable, schedule.max_grad_norm)
         # The rate this step uses: scheduler.step() below sets the next step's.
@@ -228,7 +239,7 @@ def fit(
             # Strictly better only: among equal scores the earliest, least-fitted weights stay.
             if score > progress.best_score:
                 progress.best_score = score
-                progress.best_weights = [p.detach().to("cpu", copy=True) for p in trainable]
+                progress.best_weights = [snapshot(p) for p in trainable]
         progress.steps_done = step + 1
         if resume is not None and resume.due(progress.steps_done, total_steps):
             resume.save(progress, trainer)
@@ -242,18 +253,21 @@ def fit(
 
 @torch.inference_mode()
 def predict(model: nn.Module, batcher: Batcher, order: np.ndarray, batch_size: int, on: torch.device,
-            compute_dtype: str = "float32") -> np.ndarray:
-    """Class probabilities (n, K) of every row; `order` groups rows of similar length to cut padding."""
+            compute_dtype: str = "float32", ranks: Ranks = SINGLE) -> np.ndarray:
+    """Class probabilities (n, K) of every row; `order` groups rows of similar length to cut padding.
+    With `ranks` of several processes each predicts its share of the rows, and every one returns all."""
     model.eval()
-    probs: np.ndarray | None = None
-    for i in range(0, len(order), batch_size):
-        rows = order[i : i + batch_size]
+    assert len(order), "predict needs at least one row"
+    chunk_rows, chunk_probs = [], []
+    for rows in ranks.chunks(order, batch_size):
         with autocast(on, compute_dtype):
-            logits = model(**{k: v.to(on) for k, v in batcher(rows).items()})
-        if probs is None:
-            probs = np.zeros((len(order), logits.shape[-1]), dtype=np.float64)
-        probs[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    assert probs is not None, "predict needs at least one row"
+            # A process with no rows left computes one it discards, as in fit.
+            logits = model(**{k: v.to(on) for k, v in batcher(rows if len(rows) else order[:1]).items()})
+        chunk_probs.append(torch.softmax(logits.float(), dim=-1)[: len(rows)])
+        chunk_rows.append(torch.as_tensor(rows, device=on))
+    rows_done = ranks.gather(torch.cat(chunk_rows)).cpu().numpy()
+    probs = np.zeros((len(order), chunk_probs[0].shape[-1]), dtype=np.float64)
+    probs[rows_done] = ranks.gather(torch.cat(chunk_probs)).cpu().numpy()
     return probs
 
 

@@ -90,6 +90,13 @@ def kl(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, *, batch: 
     return _share(per_entry.sum(dim=-1), batch)
 
 
+def logconf_threshold(batch_probs: torch.Tensor, batch_targets: torch.Tensor) -> torch.Tensor:
+    """The binary logconf's hardening threshold: the quantile of the batch's student p_0 at the weak labels'
+    mean probability of class 1. Both are read as sets of rows, in any order."""
+    column_0 = _wide(batch_probs[:, 0])
+    return torch.quantile(column_0, batch_targets.to(column_0.dtype).mean(0)[1])
+
+
 def hardened_predictions(probs: torch.Tensor, batch_probs: torch.Tensor, batch_targets: torch.Tensor) -> torch.Tensor:
     """logconf's hardened student predictions: one-hot rows (n, K) in the dtype of `probs`.
 
@@ -101,8 +108,7 @@ def hardened_predictions(probs: torch.Tensor, batch_probs: torch.Tensor, batch_t
     """
     if probs.shape[1] != 2:
         return F.one_hot(probs.argmax(dim=-1), probs.shape[1]).to(probs.dtype)
-    column_0 = _wide(batch_probs[:, 0])
-    threshold = torch.quantile(column_0, batch_targets.to(column_0.dtype).mean(0)[1])
+    threshold = logconf_threshold(batch_probs, batch_targets)
     return torch.stack([probs[:, 0] >= threshold, probs[:, 0] < threshold], dim=1).to(probs.dtype)
 
 

@@ -101,7 +101,7 @@ def _tensors_of(progress: Progress, trainer: Trainer) -> dict[str, torch.Tensor]
     return tensors
 
 
-def _scalars_of(progress: Progress, trainer: Trainer) -> dict[str, Any]:
+def scalars_of(progress: Progress, trainer: Trainer) -> dict[str, Any]:
     optimizer_state = trainer.optimizer.state_dict()
     scheduler_state = {k: v for k, v in trainer.scheduler.state_dict().items() if k != "lr_lambdas"}
     return {
@@ -146,7 +146,7 @@ class ResumeCheckpoints:
                 io.write_safetensors(_tensors_of(progress, trainer), staging / STATE_FILE)
                 (staging / SCALARS_FILE).write_text(
                     # Unsorted keys: history rows keep their column order.
-                    json.dumps(_scalars_of(progress, trainer), allow_nan=False))
+                    json.dumps(scalars_of(progress, trainer), allow_nan=False))
                 manifest = {"format": FORMAT, "steps_done": progress.steps_done,
                             "sha256": {name: file_sha256(staging / name) for name in (STATE_FILE, SCALARS_FILE)}}
                 (staging / MANIFEST_FILE).write_text(json.dumps(manifest, sort_keys=True))
