@@ -209,23 +209,24 @@ def is_probe(model):
     return training_params(model)["mode"] == "probe"
 
 
-def job_resources(model, kind, dataset):
+def job_resources(model, kind, dataset, training=training_params):
     """What a `kind` job (train, embed or prompt) on `model` and `dataset` asks the scheduler for:
-    derived from params_b, the training mode and the task's number of classes, then the config's
-    resources blocks (w2s.pipeline.resources). A generative task's training does not shard: one process."""
+    derived from params_b, the training mode (of `training(model)`, the job's training block) and the
+    task's number of classes, then the config's resources blocks (w2s.pipeline.resources). A generative
+    task's training does not shard: one process."""
     task = task_params(dataset)
     return w2s_resources.model_job_resources(
-        config["models"][model], training_params(model), kind, config["resources"],
+        config["models"][model], training(model), kind, config["resources"],
         n_classes=task["n_classes"], sharded=task["kind"] != "generative",
     )
 
 
-def model_job_resources(model, kind):
+def model_job_resources(model, kind, training=training_params):
     """A rule's resources, one callable per key: `resources: **model_job_resources(...)`, where
-    `model` maps the job's wildcards to its model."""
+    `model` maps the job's wildcards to its model and `training` a model to the job's training block."""
 
     def value(key):
-        return lambda wildcards: job_resources(model(wildcards), kind, wildcards.dataset)[key]
+        return lambda wildcards: job_resources(model(wildcards), kind, wildcards.dataset, training)[key]
 
     return {key: value(key) for key in w2s_resources.RESOURCE_KEYS}
 

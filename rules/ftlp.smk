@@ -51,4 +51,5 @@ use rule train_ground_truth as train_ft_weak_lp_gt with:
     benchmark:
         "results/benchmarks/{dataset}/seed{seed}/ftlp/{loss}/{chain}.tsv"
     resources:
-        **model_job_resources(strong_model, "train"),
+        # a probe head on cached features, whatever the student's own mode: no GPU, one process
+        **model_job_resources(strong_model, "train", training=ft_weak_lp_gt_params),

@@ -136,6 +136,14 @@ def test_axes_and_ft_weak_lp_gt_plan_exactly_their_jobs(tiny_models: dict[str, P
     (ftlp_inputs,) = re.findall(rf"^rule train_ft_weak_lp_gt:\n    input: (.*)\n    output: {seed_dir}/ftlp/xent/mid__big/",
                                 dry_run, flags=re.M)
     assert f"{seed_dir}/features/big.safetensors" in ftlp_inputs.split(", ")
+    # Its job is a probe head whatever the student's mode: the probe head's resources, in one process,
+    # not those of mid's full finetuning.
+    resources = {rule: dict(kv.split("=") for kv in line.split(", ")) for rule, line in re.findall(
+        rf"^rule (train_ft_weak_lp_gt|train_student):\n(?:    .*\n)*?    output: {seed_dir}/(?:ftlp|w2s)/xent/small__mid/"
+        r"checkpoint.*\n(?:    .*\n)*?    resources: (.*)$", dry_run, flags=re.M)}
+    assert {k: resources["train_ft_weak_lp_gt"][k] for k in ("gpu", "mem_mb", "runtime", "processes")} == {
+        "gpu": "0", "mem_mb": "2000", "runtime": "30", "processes": "1"}
+    assert resources["train_student"]["mem_mb"] != "2000"
 
 
 @pytest.fixture(scope="module")
