@@ -6,14 +6,19 @@ which imports torchvision whenever it is installed. When, and only when, that li
 load, `declare_missing_ops` declares the ops' schemas so that both imports complete. The models,
 weights enums and transforms w2s uses are plain Python and run as anywhere; calling a declared op
 would fail, and no w2s code path does. With a matching torchvision (the CUDA builds together, or
-both from PyTorch's CPU index) the library loads and nothing is declared. `import w2s` runs it, so
-every job and test that imports the package first gets a working torchvision.
+both from PyTorch's CPU index) the library loads and nothing is declared. `import w2s` installs
+`declare_before_torchvision`, which runs it just before the first import of torchvision, so every job
+and test that imports the package first gets a working torchvision, and jobs that never import it
+(metrics, weak labels, summaries, the report) never import torch for it, about 2 s each.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
+import sys
+from typing import Any
 
 _DECLARED: list[object] = []
 
@@ -84,3 +89,21 @@ def declare_missing_ops() -> None:
     # Kept for the interpreter's life: the definitions go when the Library object does.
     _DECLARED.append(declared)
 
+
+
+class _BeforeTorchvision(importlib.abc.MetaPathFinder):
+    """Runs declare_missing_ops when torchvision is first imported, then leaves the import to the other finders."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torchvision":
+            sys.meta_path.remove(self)
+            declare_missing_ops()
+        return None
+
+
+def declare_before_torchvision() -> None:
+    """Arrange for declare_missing_ops to run just before torchvision is first imported (at once if it is)."""
+    if "torchvision" in sys.modules:
+        declare_missing_ops()
+    elif not any(isinstance(finder, _BeforeTorchvision) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _BeforeTorchvision())
