@@ -1,5 +1,6 @@
 # Config validation and the helpers that name every artifact.
 
+import fnmatch
 import functools
 import os
 import re
@@ -332,9 +333,26 @@ def all_runs():
     return trained_runs() + supervisor_runs() + ft_weak_lp_gt_runs() + prompt_runs()
 
 
+def selected(dataset, seed, run):
+    """Whether config only_runs lets this run be built: every run when it is empty."""
+    name = f"{dataset}/seed{seed}/{run}"
+    return not config["only_runs"] or any(fnmatch.fnmatchcase(name, pattern) for pattern in config["only_runs"])
+
+
+@functools.cache
 def each_trained_run():
     """(dataset, seed, run) of every training job, in a fixed order."""
-    return [(d, s, r) for d in config["datasets"] for s in config["seeds"] for r in trained_runs()]
+    return [(d, s, r) for d in config["datasets"] for s in config["seeds"] for r in trained_runs() if selected(d, s, r)]
+
+
+def each_run(runs):
+    """(dataset, seed, run) of each of `runs` in every dataset and seed that config only_runs selects."""
+    return [(d, s, r) for d in config["datasets"] for s in config["seeds"] for r in runs if selected(d, s, r)]
+
+
+def trains_model(dataset, seed, model):
+    """Whether a selected training run on this dataset and seed ends in `model`."""
+    return any(parse_run(r)[2][-1] == model for d, s, r in each_trained_run() if (d, s) == (dataset, seed))
 
 
 def curve_runs():
@@ -350,24 +368,19 @@ def curve_runs():
 
 
 def all_metrics():
-    return [
-        f"results/{dataset}/seed{seed}/{run}/metrics.json"
-        for dataset in config["datasets"]
-        for seed in config["seeds"]
-        for run in all_runs()
-    ]
+    return [f"results/{dataset}/seed{seed}/{run}/metrics.json" for dataset, seed, run in each_run(all_runs())]
 
 
 def benchmark_files():
     """The benchmark file of every job that loads a model: training, feature extraction, prompting."""
     runs = list(each_trained_run())
-    runs += [(d, s, r) for d in config["datasets"] for s in config["seeds"] for r in ft_weak_lp_gt_runs() + prompt_runs()]
-    runs += [(d, s, f"embed_features/{r}") for d in config["datasets"] for s in config["seeds"]
-             for r in ft_weak_lp_gt_runs() if not is_probe(parse_run(r)[2][-1])]
+    runs += each_run(ft_weak_lp_gt_runs() + prompt_runs())
+    runs += [(d, s, f"embed_features/{r}") for d, s, r in each_run(ft_weak_lp_gt_runs())
+             if not is_probe(parse_run(r)[2][-1])]
     runs += [(d, s, f"embed_features/{m}") for d in config["datasets"] for s in config["seeds"]
-             for m in TRAINED_MODELS if is_probe(m)]
+             for m in TRAINED_MODELS if is_probe(m) and trains_model(d, s, m)]
     runs += [(d, s, f"genft/{m}") for d in config["datasets"] for s in config["seeds"]
-             for m in GENERATIVE_VARIANTS.values()]
+             for twin, m in GENERATIVE_VARIANTS.items() if trains_model(d, s, twin)]
     return [f"results/benchmarks/{d}/seed{s}/{r}.tsv" for d, s, r in runs]
 
 
@@ -564,3 +577,15 @@ def simulation_inputs(wildcards):
     if "strong" in entry:
         inputs["strong"] = prediction_file(wildcards, f"gt/{entry['strong']}")
     return inputs
+
+
+def unmatched_run_patterns():
+    """The patterns of config only_runs that match no run of the config (a typo would otherwise build nothing)."""
+    names = [f"{d}/seed{s}/{r}" for d in config["datasets"] for s in config["seeds"] for r in all_runs()]
+    return [pattern for pattern in config["only_runs"] if not fnmatch.filter(names, pattern)]
+
+
+if unmatched_run_patterns():
+    sys.exit(f"Invalid config: only_runs {', '.join(map(repr, unmatched_run_patterns()))} match no run of this "
+             f"config; a run is named '<dataset>/seed<seed>/<run>', e.g. "
+             f"'{next(iter(config['datasets']))}/seed{config['seeds'][0]}/{all_runs()[0]}'")
