@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import REPO, _tokenizer, make_tiny_model
-from test_hub_layouts import hub_folder
+from w2s.pipeline.rehearsal.hub_layouts import hub_folder
 from test_weights import remote_code_model  # noqa: F401 (a fixture)
 from w2s.pipeline import preflight
 
