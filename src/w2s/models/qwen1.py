@@ -338,7 +338,8 @@ def _byte_characters() -> dict[int, str]:
     return table
 
 
-def _read_ranks(tiktoken_path: Path) -> dict[bytes, int]:
+def read_ranks(tiktoken_path: Path, count: int = FIRST_SPECIAL_ID) -> dict[bytes, int]:
+    """A tiktoken vocabulary file (a base64 token and its rank per line) that ranks `count` tokens 0..count-1."""
     ranks = {}
     for number, line in enumerate(tiktoken_path.read_bytes().splitlines(), start=1):
         if not line:
@@ -349,24 +350,19 @@ def _read_ranks(tiktoken_path: Path) -> dict[bytes, int]:
         except ValueError as err:
             raise Qwen1ConversionError(
                 f"{tiktoken_path}, line {number}: expected a base64 token and its rank ({err})") from err
-    _require(sorted(ranks.values()) == list(range(FIRST_SPECIAL_ID)),
-             f"{tiktoken_path} must rank {FIRST_SPECIAL_ID} distinct tokens 0..{FIRST_SPECIAL_ID - 1}, as Qwen's "
-             f"qwen.tiktoken does; it has {len(ranks)}")
+    _require(sorted(ranks.values()) == list(range(count)),
+             f"{tiktoken_path} must rank {count} distinct tokens 0..{count - 1} (Qwen's qwen.tiktoken ranks "
+             f"{FIRST_SPECIAL_ID}); it has {len(ranks)}")
     return ranks
 
 
-def build_tokenizer(tiktoken_path: str | Path, *, model_max_length: int | None = None) -> PreTrainedTokenizerFast:
-    """Qwen-1's tokenizer without its remote code: byte-level BPE from qwen.tiktoken, Qwen's
-    pre-tokenisation regex, NFC normalisation and its special tokens, with <|endoftext|> as eos and pad.
+def rank_merges(ranks: Mapping[bytes, int]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Byte-level BPE's vocabulary and merges that encode as tiktoken does with `ranks`.
 
     tiktoken merges, within each regex piece not itself a token, the adjacent pair whose joined
-    bytes have the lowest rank. The same happens here with one merge per way of splitting each
-    token into two tokens, ordered by the joined token's rank; a piece that is a token is taken whole.
-    """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    ranks = _read_ranks(Path(tiktoken_path))
+    bytes have the lowest rank. The same happens with one merge per way of splitting each
+    token into two tokens, ordered by the joined token's rank (used with ignore_merges, so that a piece
+    that is a token is taken whole)."""
     characters = _byte_characters()
     # One character per byte, so a token's text splits where its bytes do.
     texts = {token: "".join(characters[byte] for byte in token) for token in ranks}
@@ -376,8 +372,17 @@ def build_tokenizer(tiktoken_path: str | Path, *, model_max_length: int | None =
         for i in range(1, len(token))
         if token[:i] in ranks and token[i:] in ranks
     )
-    core = Tokenizer(models.BPE(vocab={texts[token]: rank for token, rank in ranks.items()},
-                                merges=[(text[:i], text[i:]) for _, _, i, text in merges], ignore_merges=True))
+    return {texts[token]: rank for token, rank in ranks.items()}, [(text[:i], text[i:]) for _, _, i, text in merges]
+
+
+def build_tokenizer(tiktoken_path: str | Path, *, model_max_length: int | None = None) -> PreTrainedTokenizerFast:
+    """Qwen-1's tokenizer without its remote code: byte-level BPE from qwen.tiktoken (rank_merges), Qwen's
+    pre-tokenisation regex, NFC normalisation and its special tokens, with <|endoftext|> as eos and pad."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab, merges = rank_merges(read_ranks(Path(tiktoken_path)))
+    core = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=True))
     core.normalizer = normalizers.NFC()
     core.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
