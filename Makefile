@@ -60,6 +60,14 @@ fetch:
 	$(DVC) pull
 	$(RESTORE_FILE_TIMES)
 
+# The dress rehearsal (w2s.pipeline.rehearse): each shipped config's own DAG, rules and code paths at toy scale on
+# this CPU, models replaced by random miniatures of their kind; `make rehearse CONFIGS=config/chess.yaml` picks.
+CONFIGS ?= config/config.yaml config/nlp_suite.yaml config/vision.yaml config/chess.yaml config/pretraining_axis.yaml \
+	config/catalogue.yaml
+.PHONY: rehearse
+rehearse:
+	$(PYTHON) -m w2s.pipeline.rehearse $(CONFIGS)
+
 # The engine's benchmarks (BENCHMARKS.md): results/*.json under benchmarks/.
 .PHONY: benchmark
 benchmark:

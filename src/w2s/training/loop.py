@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from w2s.training.losses import Batch, LossFn
 from w2s.training.resume import Progress, ResumeCheckpoints, Trainer
 
 Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
+# Set to 1 to run bf16 autocast on CPUs without native bf16 (cpu_has_bf16).
+EMULATE_BF16_ENV = "W2S_EMULATE_BF16"
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,11 @@ def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies in bf16 natively: AVX512-BF16 or AMX (whose tiles come with AMX-BF16).
 
     Not oneDNN's bf16 check, which accepts any AVX512 CPU: there bf16 is emulated, slower than float32.
+    EMULATE_BF16_ENV set to 1 (the rehearsal, w2s.pipeline.rehearse) says yes anyway, so that a CPU runs the
+    bf16 autocast path a GPU job takes, emulated.
     """
+    if os.environ.get(EMULATE_BF16_ENV) == "1":
+        return True
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
