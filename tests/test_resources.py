@@ -8,7 +8,13 @@ import pytest
 import yaml
 
 from w2s.pipeline.config import training_params
-from w2s.pipeline.resources import derive, gpu_bytes_per_param, model_job_resources
+from w2s.pipeline.resources import (
+    FULL_TRAINING_BYTES_PER_PARAM,
+    SHARDED_ACTIVATIONS_GB,
+    derive,
+    gpu_bytes_per_param,
+    model_job_resources,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,6 +103,23 @@ def test_the_real_ladder_asks_for_one_to_eight_gpus() -> None:
     }
     assert requests["qwen-72b"] == {"gpu": 8, "mem_mb": 598000, "runtime": 840, "cpus_per_gpu": 4,
                                     "gpu_model": None, "processes": 8}
+
+
+def test_model_selection_keeps_its_snapshot_in_host_memory_so_qwen_14b_fits_three_80_gb_gpus() -> None:
+    config = shipped("config.yaml")
+    entry = config["models"]["qwen-14b"]
+    selecting = {**training_params(config, "qwen-14b"), "model_selection": "weak_holdout"}
+    resources = model_job_resources(entry, selecting, "train")
+    assert resources == model_job_resources(entry, {**selecting, "model_selection": "final"}, "train")
+    assert (resources["gpu"], resources["mem_mb"]) == (3, 130000)
+    # Each GPU: 14.2B x 16 bytes over 3, and 2 + 0.06 x 14.2 GB of gathered layers and context: 78.6 GB of 80. The
+    # best weights' 14.2 x 4 / 3 = 18.9 GB more would make 97.5; the host holds them, 56.8 GB of its 130 GB, after
+    # loading's 2 x 56.8 GB are freed.
+    fixed_gb, gb_per_billion = SHARDED_ACTIVATIONS_GB
+    per_gpu = 14.2 * FULL_TRAINING_BYTES_PER_PARAM["adamw"] / 3 + fixed_gb + gb_per_billion * 14.2
+    assert round(per_gpu, 1) == 78.6
+    assert round(per_gpu + 14.2 * 4 / 3, 1) == 97.5
+    assert resources["mem_mb"] >= 1000 * (16 + 14.2 * 4)
 
 
 def test_config_resources_win_key_by_key() -> None:

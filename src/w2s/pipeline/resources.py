@@ -44,7 +44,11 @@ GPU_MEMORY_OVERHEAD = 1.1
 SHARDED_ACTIVATIONS_GB = (2.0, 0.06)
 # Host memory: data, tokenizer and Python, plus twice the weights as loaded (state dict and model
 # exist together while from_pretrained runs). Training loads float32 master weights; sharded, only the
-# first process loads them and sends the others their shards.
+# first process loads them and sends the others their shards. Model selection (model_selection other than
+# final) keeps a snapshot of the best weights in host memory, never on the GPUs, sharded or not
+# (w2s.training.distributed.snapshot): 4 bytes a trainable parameter over all processes, from training's first
+# selection to its end, after the loaded weights are gone; the 2 x 4 bytes of loading cover it. On the GPUs it
+# would not fit: Qwen-14B's 3 GPUs would each hold 14.2 x 4 / 3 = 18.9 GB more, 97.5 GB of 80.
 HOST_BASE_GB = 16
 # Runtime is a limit, not an estimate: a job killed at its limit loses all its work, so it is
 # generous. Minutes of base and per billion parameters, rounded up to whole hours.

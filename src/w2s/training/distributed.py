@@ -5,13 +5,16 @@ its training through torchrun (train): every process runs w2s.training.jobs.trai
 The classifier is sharded with fully_shard (shard): each process keeps 1/N of the float32 weights, their
 gradients and the optimiser state, and gathers a block's weights only while that block computes, in
 bf16 on GPUs (MixedPrecisionPolicy). Each process trains on its own rows of every batch (Ranks.chunks);
-the gradients are summed over processes, so a step is the single-process step of the whole batch.
-Resume checkpoints are written by every process at once with torch.distributed.checkpoint
-(ShardedCheckpoints), and rank 0 alone writes the job's outputs.
+the gradients are summed over processes, so a step is the single-process step of the whole batch;
+Adafactor steps the shards as whole parameters (ShardedAdafactor). Resume checkpoints are written by every
+process at once with torch.distributed.checkpoint (ShardedCheckpoints), and rank 0 alone writes the job's
+outputs. Every collective w2s calls itself goes through Ranks, which puts its tensors on the job's device
+(W2S_STRICT_COLLECTIVES=1 makes any other call fail), and waits at most PROCESS_GROUP_TIMEOUT.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -20,7 +23,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,14 +49,34 @@ log = logging.getLogger("w2s")
 RANK_ENV, WORLD_ENV, LOCAL_RANK_ENV = "RANK", "WORLD_SIZE", "LOCAL_RANK"
 SHARDED_FORMAT = "fsdp-1"
 SHARDS_DIR = "shards"
+# How long a collective waits for the other processes before the job fails. The longest wait is for rank 0 working
+# alone: loading Qwen-72B in float32 (72.7e9 x 4 bytes = 291 GB) or hashing a checkpoint's 291 GB of weight
+# shards (ShardedCheckpoints), while the others wait in the next collective. At 100 MB/s, a slow network
+# filesystem's read, 291 GB take 49 minutes; two hours leave that more than twice over, and a true hang still
+# fails 12 hours before that job's runtime limit. NCCL's default, 10 minutes, would kill those jobs.
+PROCESS_GROUP_TIMEOUT = timedelta(hours=2)
+# Set (to 1) by the tests and by rehearsals: see strict_collectives.
+STRICT_COLLECTIVES_ENV = "W2S_STRICT_COLLECTIVES"
+# torch.distributed's collectives and point-to-point calls, which w2s calls through Ranks only.
+COLLECTIVES = ("all_gather", "all_gather_into_tensor", "all_gather_object", "all_reduce", "all_to_all",
+               "all_to_all_single", "barrier", "batch_isend_irecv", "broadcast", "broadcast_object_list", "gather",
+               "gather_object", "irecv", "isend", "monitored_barrier", "recv", "recv_object_list", "reduce",
+               "reduce_scatter", "reduce_scatter_tensor", "scatter", "scatter_object_list", "send", "send_object_list")
 
 
 @dataclass(frozen=True)
 class Ranks:
-    """This process's rank among the job's `world` training processes; Ranks(0, 1) is a one-process job."""
+    """This process's rank among the job's `world` training processes and the device it trains on; Ranks(0, 1) is
+    a one-process job.
+
+    Every collective w2s issues goes through Ranks' methods, which put its tensors on `device`: NCCL serves CUDA
+    tensors only, and a CPU tensor handed to it fails (`No backend type associated with device type cpu`). With
+    W2S_STRICT_COLLECTIVES=1 a call of torch.distributed's collectives from anywhere else in w2s raises
+    (init_process_group)."""
 
     rank: int
     world: int
+    device: torch.device = torch.device("cpu")
 
     @property
     def sharded(self) -> bool:
@@ -73,24 +97,50 @@ class Ranks:
         return [mine[i * size : (i + 1) * size] for i in range(count)]
 
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
-        """Every process's `rows` (n_i, ...) concatenated in rank order, on every process."""
+        """Every process's `rows` (n_i, ...) concatenated in rank order, on every process, on the job's device."""
         if not self.sharded:
             return rows
-        count = torch.tensor([len(rows)], device=rows.device)
+        rows = rows.to(self.device)
+        count = torch.tensor([len(rows)], device=self.device)
         counts = [torch.zeros_like(count) for _ in range(self.world)]
-        dist.all_gather(counts, count)
+        self._collective(dist.all_gather, counts, count)
         longest = int(max(counts))
-        padded = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
+        padded = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=self.device)
         padded[: len(rows)] = rows
         gathered = [torch.zeros_like(padded) for _ in range(self.world)]
-        dist.all_gather(gathered, padded)
+        self._collective(dist.all_gather, gathered, padded)
         return torch.cat([part[: int(n)] for part, n in zip(gathered, counts)])
 
     def total(self, value: torch.Tensor) -> torch.Tensor:
-        """The sum of `value` over every process."""
-        if self.sharded:
-            dist.all_reduce(value)
+        """The sum of `value` over every process, on the job's device (a `value` already there is summed in place)."""
+        if not self.sharded:
+            return value
+        value = value.to(self.device)
+        self._collective(dist.all_reduce, value)
         return value
+
+    def broadcast(self, value: torch.Tensor) -> torch.Tensor:
+        """Rank 0's `value` on every process, on the job's device (a `value` already there is overwritten)."""
+        value = value.to(self.device)
+        self._collective(dist.broadcast, value, src=0)
+        return value
+
+    def broadcast_object(self, value: Any) -> Any:
+        """Rank 0's `value` (any picklable object) on every process, sent from the job's device."""
+        box = [value]
+        self._collective(dist.broadcast_object_list, box, src=0, device=self.device)
+        return box[0]
+
+    def gather_objects(self, value: Any) -> list[Any]:
+        """Every process's `value` (any picklable object), in rank order, on every process. On GPUs torch sends the
+        pickles from the current CUDA device, which init_process_group set to the job's."""
+        values: list[Any] = [None] * self.world
+        self._collective(dist.all_gather_object, values, value)
+        return values
+
+    def _collective(self, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """The one place w2s calls a torch.distributed collective (W2S_STRICT_COLLECTIVES checks it)."""
+        operation(*args, **kwargs)
 
 
 SINGLE = Ranks(0, 1)
@@ -103,15 +153,60 @@ def job_ranks() -> Ranks:
     return Ranks(int(os.environ[RANK_ENV]), int(os.environ[WORLD_ENV]))
 
 
-def init_process_group(ranks: Ranks) -> torch.device:
-    """Join the job's process group (NCCL on GPUs, gloo on CPUs); the device this process trains on."""
+def init_process_group(ranks: Ranks, timeout: timedelta = PROCESS_GROUP_TIMEOUT) -> Ranks:
+    """Join the job's process group (NCCL on GPUs, gloo on CPUs); `ranks` with the device this process trains on.
+
+    A collective that waits longer than `timeout` for the other processes fails the job. With
+    W2S_STRICT_COLLECTIVES=1 in the environment, torch.distributed's collectives called by w2s's code anywhere but
+    Ranks' methods raise (strict_collectives), in every sharded job. leave_process_group undoes both."""
     if torch.cuda.is_available():
         on = torch.device("cuda", int(os.environ[LOCAL_RANK_ENV]))
         torch.cuda.set_device(on)
-        dist.init_process_group("nccl", rank=ranks.rank, world_size=ranks.world, device_id=on)
-        return on
-    dist.init_process_group("gloo", rank=ranks.rank, world_size=ranks.world)
-    return torch.device("cpu")
+        dist.init_process_group("nccl", rank=ranks.rank, world_size=ranks.world, device_id=on, timeout=timeout)
+    else:
+        on = torch.device("cpu")
+        dist.init_process_group("gloo", rank=ranks.rank, world_size=ranks.world, timeout=timeout)
+    if os.environ.get(STRICT_COLLECTIVES_ENV) == "1":
+        strict_collectives()
+    return replace(ranks, device=on)
+
+
+def leave_process_group() -> None:
+    """Leave the process group init_process_group joined, and restore torch.distributed's own collectives."""
+    for name, original in _UNCHECKED.items():
+        setattr(dist, name, original)
+    _UNCHECKED.clear()
+    dist.destroy_process_group()
+
+
+def strict_collectives() -> None:
+    """Make every collective of torch.distributed (COLLECTIVES) raise when w2s's code calls it from anywhere but
+    Ranks._collective, naming the caller; torch's own modules (FSDP, torch.distributed.checkpoint) call them freely."""
+    if _UNCHECKED:
+        return
+    for name in COLLECTIVES:
+        _UNCHECKED[name] = getattr(dist, name)
+        setattr(dist, name, _checked(name, _UNCHECKED[name]))
+
+
+def _checked(name: str, collective: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(collective)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1)
+        module = caller.f_globals.get("__name__", "")
+        if module.split(".")[0] == "w2s" and caller.f_code is not _HELPER:
+            raise RuntimeError(f"{module}.{caller.f_code.co_qualname} (line {caller.f_lineno}) calls "
+                               f"torch.distributed.{name} directly; w2s's collectives go through the methods of "
+                               "w2s.training.distributed.Ranks, which put their tensors on the job's device "
+                               f"(NCCL serves CUDA tensors only); checked because {STRICT_COLLECTIVES_ENV}=1")
+        return collective(*args, **kwargs)
+
+    return checked
+
+
+_HELPER = Ranks._collective.__code__
+# torch.distributed's own collectives while strict_collectives has replaced them, by name.
+_UNCHECKED: dict[str, Callable[..., Any]] = {}
 
 
 def train(processes: int, job: dict[str, Any], log_path: str, threads: int) -> None:
@@ -182,7 +277,7 @@ def shard_from_first(model: nn.Module, blocks: list[nn.Module], compute_dtype: t
         model.to_empty(device=on)
     set_model_state_dict(model, loaded, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
     for buffer in model.buffers():
-        dist.broadcast(buffer, src=0)
+        buffer.copy_(ranks.broadcast(buffer))
     return model
 
 
@@ -196,12 +291,27 @@ def layer_blocks(backbone: nn.Module) -> list[nn.Module]:
 
 
 def snapshot(parameter: torch.Tensor) -> torch.Tensor:
-    """A copy of a parameter, for model selection: of a sharded one, this process's shard, where it lives."""
+    """A copy of a parameter in host memory, for model selection, which the GPU memory model leaves out
+    (w2s.pipeline.resources): of a sharded one, this process's shard, as a DTensor sharded like the parameter (its
+    shard on the CPU, as FSDP's CPU offloading keeps them), so that torch.distributed.checkpoint saves it."""
     from torch.distributed.tensor import DTensor
 
     if isinstance(parameter, DTensor):
-        return parameter.detach().clone()
+        return DTensor.from_local(parameter.to_local().detach().to("cpu", copy=True), parameter.device_mesh,
+                                  parameter.placements, run_check=False, shape=parameter.shape,
+                                  stride=parameter.stride())
     return parameter.detach().to("cpu", copy=True)
+
+
+@torch.no_grad()
+def restore_snapshot(parameter: torch.Tensor, saved: torch.Tensor) -> None:
+    """Copy a snapshot back into its parameter: a sharded one's shard from the host into this process's shard."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(parameter, DTensor):
+        parameter.to_local().copy_(saved.to_local())
+    else:
+        parameter.copy_(saved)
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -209,6 +319,105 @@ def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+class ShardedAdafactor(torch.optim.Adafactor):
+    """torch.optim.Adafactor (its hyperparameters, defaults and state slots) over parameters sharded by rows across
+    all of `ranks`' processes: DTensors placed Shard(0) on a one-dimensional mesh, as fully_shard leaves them.
+
+    torch.optim.Adafactor cannot step DTensor shards: the column means of a squared gradient come out of DTensor as a
+    pending cross-process norm, which its in-place square refuses (`aten.pow_.Scalar: in-place operations that require
+    placement changes are not supported`). ShardedAdafactor steps each process's own rows (FSDP2 shards dim 0) with
+    torch's arithmetic, and sums over processes (Ranks.total) what spans rows: a parameter's norm (its relative step
+    size) and its update's norm (the update clipping), and for a matrix, whose rows are the shards, the squared
+    gradient's column sums and the row factor's sum. Row means, the factored estimate and the update are local. A
+    step is torch.optim.Adafactor's step of the whole parameters up to the order of float32 sums (tests/test_fsdp.py).
+    The state has torch's slots and shapes (step; row_var and col_var, or variance) as DTensors: row_var sharded by
+    rows like its matrix, a matrix's col_var whole on every process; torch.distributed.checkpoint saves them like the
+    weights.
+
+    Two all-reduces a parameter, each of a few numbers (a matrix's: one per column), and two reads of a result, as
+    torch's step has: for Qwen-72B's ~650 tensors some tens of milliseconds a step, against seconds of computing."""
+
+    def __init__(self, params: list[torch.nn.Parameter], ranks: Ranks, lr: float, weight_decay: float) -> None:
+        from torch.distributed.tensor import DTensor, Shard
+
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if not (isinstance(p, DTensor) and p.device_mesh.ndim == 1 and p.device_mesh.size() == ranks.world
+                        and p.placements == (Shard(0),)):
+                    placed = f"{p.placements} on {p.device_mesh}" if isinstance(p, DTensor) else "a plain tensor"
+                    raise ValueError(f"ShardedAdafactor steps parameters sharded by rows over all {ranks.world} "
+                                     f"processes (fully_shard), but one of shape {tuple(p.shape)} is {placed}; "
+                                     "use torch.optim.Adafactor for a model that is not sharded")
+        self.ranks = ranks
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        if closure is not None:
+            raise ValueError("ShardedAdafactor takes no closure: compute the loss and its gradients before step()")
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._step_parameter(p, group)
+
+    def _state_of(self, p: torch.Tensor) -> dict[str, Any]:
+        from torch.distributed.tensor import Replicate, Shard
+        from torch.distributed.tensor import zeros as sharded_zeros
+
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            if p.dim() > 1:
+                # Row factors follow the matrix's rows, sharded; a matrix's column factor spans every row.
+                state["row_var"] = sharded_zeros((*p.shape[:-1], 1), device_mesh=p.device_mesh,
+                                                 placements=[Shard(0)], dtype=p.dtype)
+                state["col_var"] = sharded_zeros((*p.shape[:-2], 1, p.shape[-1]), device_mesh=p.device_mesh,
+                                                 placements=[Replicate() if p.dim() == 2 else Shard(0)], dtype=p.dtype)
+            else:
+                state["variance"] = torch.zeros_like(p)
+        return state
+
+    def _step_parameter(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        """torch.optim.Adafactor's single-tensor step (torch/optim/_adafactor.py), on this process's rows."""
+        lr, d, weight_decay = group["lr"], group["d"], group["weight_decay"]
+        eps1, eps2 = group["eps"]
+        eps1 = torch.finfo(p.dtype).eps if eps1 is None else eps1
+        state = self._state_of(p)
+        weights, grad = p.to_local(), p.grad.to_local()
+        state["step"] += 1
+        step = state["step"].item()
+        one_minus_beta2 = step ** group["beta2_decay"]
+
+        # Sums over rows, which span processes: the squared norm, and for a matrix the squared gradient's column sums
+        # and the (updated) row factor's sum. Over a tensor of more dimensions the rows of each slice are local.
+        sums = [torch.linalg.vector_norm(weights).square().reshape(1)]
+        if p.dim() > 1:
+            row_var, col_var = state["row_var"].to_local(), state["col_var"].to_local()
+            row_var.lerp_(torch.linalg.vector_norm(grad, dim=-1, keepdim=True).square_().div_(p.shape[-1]), one_minus_beta2)
+            col_sums = torch.linalg.vector_norm(grad, dim=-2, keepdim=True).square_()
+            row_sum = row_var.sum(dim=-2, keepdim=True)
+            if p.dim() == 2:
+                sums += [col_sums.flatten(), row_sum.flatten()]
+        totals = self.ranks.total(torch.cat(sums))
+        if p.dim() == 2:
+            col_sums, row_sum = totals[1:-1].view_as(col_sums), totals[-1:].view_as(row_sum)
+
+        alpha = max(eps2, totals[0].sqrt().item() / math.sqrt(p.numel())) * min(lr, 1 / step**0.5)
+        if weight_decay != 0:
+            weights.mul_(1 - lr * weight_decay)
+        if p.dim() > 1:
+            col_var.lerp_(col_sums.div_(p.shape[-2]), one_minus_beta2)
+            var_estimate = row_var @ col_var
+            var_estimate.div_(row_sum.div_(p.shape[-2]).clamp_(min=eps1))
+        else:
+            variance = state["variance"].to_local()
+            variance.lerp_(grad * grad, one_minus_beta2)
+            var_estimate = variance.clone()
+        update = var_estimate.clamp_(min=eps1 * eps1).rsqrt_().mul_(grad)
+        update_norm = self.ranks.total(torch.linalg.vector_norm(update).square().reshape(1)).sqrt().item()
+        weights.add_(update, alpha=-alpha / max(1.0, update_norm / (math.sqrt(p.numel()) * d)))
 
 
 class ShardedCheckpoints(ResumeCheckpoints):
@@ -233,55 +442,68 @@ class ShardedCheckpoints(ResumeCheckpoints):
         return state
 
     def save(self, progress: Progress, trainer: Trainer) -> Path:
+        """Rank 0 stages the folder, every process writes its shards, rank 0 hashes and renames; after each of the
+        three, all processes learn whether any failed, and then all raise CheckpointError or all go on: none is
+        left waiting for one that gave up."""
         import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.api import CheckpointException
 
         final = self.directory / f"step-{progress.steps_done:08d}"
         staging = final.with_name("." + final.name)
         previous = [p for p in self.checkpoints() if p != final]
-        failure = None
-        try:
-            if self.ranks.writes_outputs:
-                shutil.rmtree(staging, ignore_errors=True)
-                staging.mkdir(parents=True)
-            dist.barrier()
-            dcp.save(self._state(trainer, progress.best_weights), checkpoint_id=staging / SHARDS_DIR)
-            dist.barrier()
-            if self.ranks.writes_outputs:
-                (staging / SCALARS_FILE).write_text(json.dumps(scalars_of(progress, trainer), allow_nan=False))
-                manifest = {"format": SHARDED_FORMAT, "steps_done": progress.steps_done, "processes": self.ranks.world,
-                            "sha256": {str(f.relative_to(staging)): file_sha256(f)
-                                       for f in sorted(staging.rglob("*")) if f.is_file()}}
-                (staging / MANIFEST_FILE).write_text(json.dumps(manifest, sort_keys=True))
-                shutil.rmtree(final, ignore_errors=True)
-                staging.rename(final)
-        except (OSError, CheckpointException) as err:
-            failure = err
-        failed = self.ranks.total(torch.tensor([failure is not None], dtype=torch.int64))
-        if int(failed):
-            kept = f"the checkpoint {previous[0]} is kept" if previous else "no earlier checkpoint exists"
-            raise CheckpointError(f"could not write the sharded resume checkpoint of step {progress.steps_done} "
-                                  f"to {final}: {failure or 'another process failed'}; {kept}, free disk space if "
-                                  "it is full and rerun to resume") from failure
+
+        def stage() -> None:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+
+        def publish() -> None:
+            (staging / SCALARS_FILE).write_text(json.dumps(scalars_of(progress, trainer), allow_nan=False))
+            manifest = {"format": SHARDED_FORMAT, "steps_done": progress.steps_done, "processes": self.ranks.world,
+                        "sha256": {str(f.relative_to(staging)): file_sha256(f)
+                                   for f in sorted(staging.rglob("*")) if f.is_file()}}
+            (staging / MANIFEST_FILE).write_text(json.dumps(manifest, sort_keys=True))
+            shutil.rmtree(final, ignore_errors=True)
+            staging.rename(final)
+
+        kept = f"the checkpoint {previous[0]} is kept" if previous else "no earlier checkpoint exists"
+        where = f"the sharded resume checkpoint of step {progress.steps_done} to {final}"
+        self._together(stage if self.ranks.writes_outputs else None, where, kept)
+        shards = staging / SHARDS_DIR
+        self._together(lambda: dcp.save(self._state(trainer, progress.best_weights), checkpoint_id=shards), where, kept)
+        self._together(publish if self.ranks.writes_outputs else None, where, kept)
         if self.ranks.writes_outputs:
             for old in previous:
                 shutil.rmtree(old, ignore_errors=True)
             log.info("sharded resume checkpoint saved: step %d in %s", progress.steps_done, final)
-        dist.barrier()
         return final
+
+    def _together(self, action: Callable[[], None] | None, where: str, kept: str) -> None:
+        """Run this process's `action` (None: it has none), then wait for every process's: if any failed, every
+        process raises CheckpointError with the first failure, by rank."""
+        from torch.distributed.checkpoint.api import CheckpointException
+
+        failure = None
+        try:
+            if action is not None:
+                action()
+        except (OSError, CheckpointException) as err:
+            failure = err
+        failures = [f"rank {rank}: {text}" for rank, text in
+                    enumerate(self.ranks.gather_objects(None if failure is None else str(failure))) if text is not None]
+        if failures:
+            raise CheckpointError(f"could not write {where}: {failures[0]}; {kept}, free disk space if it is full and "
+                                  "rerun to resume") from failure
 
     def restore(self, trainer: Trainer) -> Progress:
         """Load the newest checkpoint whose hashes verify (checked by rank 0) into every process's shards."""
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        candidates: list[Any] = [None]
+        verified = None
         if self.ranks.writes_outputs:
             for leftover in self.directory.glob(".step-*"):  # staged by a writer that was killed
                 shutil.rmtree(leftover, ignore_errors=True)
-            candidates = [_verified_sharded(self.checkpoints(), self.ranks.world)]
-        dist.broadcast_object_list(candidates, src=0)
-        chosen = candidates[0]
+            verified = _verified_sharded(self.checkpoints(), self.ranks.world)
+        chosen = self.ranks.broadcast_object(verified)
         if chosen is None:
             return Progress()
         checkpoint, scalars = Path(chosen[0]), chosen[1]
@@ -322,14 +544,14 @@ def _verified_sharded(checkpoints: list[Path], processes: int) -> tuple[str, dic
     return None
 
 
-def run_in_process_group(job: Callable[[Ranks, torch.device], None]) -> None:
-    """Join the process group torchrun set up, run `job(ranks, device)`, and leave it."""
-    ranks = job_ranks()
-    on = init_process_group(ranks)
+def run_in_process_group(job: Callable[[Ranks, torch.device], None],
+                         timeout: timedelta = PROCESS_GROUP_TIMEOUT) -> None:
+    """Join the process group torchrun set up (init_process_group), run `job(ranks, device)`, and leave it."""
+    ranks = init_process_group(job_ranks(), timeout)
     try:
-        job(ranks, on)
+        job(ranks, ranks.device)
     finally:
-        dist.destroy_process_group()
+        leave_process_group()
 
 
 def _main(spec_path: str) -> None:
