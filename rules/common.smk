@@ -60,6 +60,17 @@ def task_params(dataset):
     return w2s_tasks.dataset_task(config["datasets"][dataset], config["generation"]["max_new_tokens"]).params()
 
 
+def training_task_params(wildcards, lineage):
+    """A training job's task: task_params, and for a generative task also the slices of train_w2s the run
+    generates on, those its weak labels are read from (w2s.pipeline.config.generated_slices); `lineage` is
+    the run's model, or its chain."""
+    task = task_params(wildcards.dataset)
+    if task["kind"] != "generative":
+        return task
+    slices = w2s_config.generated_slices(config, lineage, wildcards_axis(wildcards))
+    return {**task, "generated_slices": slices, "n_slices": config["w2s_slices"]}
+
+
 def reads_text(dataset):
     return w2s_tasks.dataset_task(config["datasets"][dataset]).input_column == "text"
 
@@ -470,6 +481,10 @@ def evaluation_inputs(wildcards):
         inputs["truncation"] = f"results/{wildcards.dataset}/seed{wildcards.seed}/truncation/{counted}.json"
     if kind == "student":
         inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain, axis))
+        if task_params(wildcards.dataset)["kind"] == "generative":
+            # What it learned from: its metrics count the empty weak labels (and, chess, the legal moves).
+            supervisor = supervisor_run(loss, chain, axis)
+            inputs["weak_labels"] = f"results/{wildcards.dataset}/seed{wildcards.seed}/{supervisor}/weak_labels.parquet"
     if kind == "ft_weak_lp_gt":
         inputs["student"] = prediction_file(wildcards, student_run(loss, chain))
     if kind in ("student", "ft_weak_lp_gt"):
@@ -496,13 +511,14 @@ def trained_rows(kind, chain, axis, dataset):
     itself) trained on, and the weak labels a student trained on (its step's slice, or the axis's n)."""
     if kind not in ("ground_truth", "student"):
         return None, None
-    n_train = config["datasets"][dataset]["n_train"]
-    n_gt_rows = axis[1] if axis and axis[0] == "n_gt_rows" else n_train // 2
+    entry = config["datasets"][dataset]
+    n_train_gt = w2s_config.train_gt_rows(entry)
+    n_gt_rows = axis[1] if axis and axis[0] == "n_gt_rows" else n_train_gt
     if kind == "ground_truth":
         return n_gt_rows, None
     if axis and axis[0] == "n_weak_labels":
         return n_gt_rows, axis[1]
-    return n_gt_rows, w2s_config.slice_rows(n_train, config["w2s_slices"], len(chain) - 1)
+    return n_gt_rows, w2s_config.slice_rows(entry["n_train"], config["w2s_slices"], len(chain) - 1, n_train_gt)
 
 
 def run_context(wildcards):

@@ -19,7 +19,7 @@ rule train_ground_truth:
         training=lambda w: w2s_config.training_job_params(config, w.model),
         loss="xent",
         loss_params={},
-        task=lambda w: task_params(w.dataset),
+        task=lambda w: training_task_params(w, [w.model]),
     log:
         "results/logs/{dataset}/seed{seed}/gt/{model}.log",
     benchmark:
@@ -46,7 +46,7 @@ use rule train_ground_truth as train_ground_truth_n_gt_rows with:
         training=lambda w: w2s_config.training_job_params(config, w.model),
         loss="xent",
         loss_params={},
-        task=lambda w: task_params(w.dataset),
+        task=lambda w: training_task_params(w, [w.model]),
         n_rows=lambda w: int(w.n_gt_rows),
     log:
         "results/logs/{dataset}/seed{seed}/gt/{model}/n_gt_rows{n_gt_rows}.log",

@@ -22,7 +22,7 @@ rule train_student:
         # The loss of LOSSES the job trains with; a named variant's own name lives in the paths only.
         loss=lambda w: w2s_config.loss_base(config, w.loss),
         loss_params=lambda w: w2s_config.student_loss_params(config, w.loss, strong_model(w)),
-        task=lambda w: task_params(w.dataset),
+        task=lambda w: training_task_params(w, w2s_config.split_chain(w.chain)),
     log:
         "results/logs/{dataset}/seed{seed}/w2s/{loss}/{chain}.log",
     benchmark:
@@ -49,7 +49,7 @@ use rule train_student as train_student_n_weak_labels with:
         training=lambda w: w2s_config.training_job_params(config, strong_model(w)),
         loss=lambda w: w2s_config.loss_base(config, w.loss),
         loss_params=lambda w: w2s_config.student_loss_params(config, w.loss, strong_model(w)),
-        task=lambda w: task_params(w.dataset),
+        task=lambda w: training_task_params(w, w2s_config.split_chain(w.chain)),
         n_rows=lambda w: int(w.n_weak_labels),
     log:
         "results/logs/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_weak_labels{n_weak_labels}.log",

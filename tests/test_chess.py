@@ -1,6 +1,8 @@
 """Chess puzzles (w2s.data.chess): hand-checked conversions of rows in the schemas of EleutherAI/lichess-puzzles
 and of the Lichess puzzle CSV, the errors a bad row gets, the offline mate-in-one generator, its hub layout read
-through the registry's own load_dataset arguments, and config/chess.yaml's sizes and models."""
+through the registry's own load_dataset arguments, puzzles past max_moves left out at preparation, legal-move
+checks of generations, and config/chess.yaml's sizes, models and move limit (against Qwen's real tokenizer
+and the real Lichess sample, where ../shared has them)."""
 
 from __future__ import annotations
 
@@ -18,13 +20,22 @@ from w2s.data import sources
 from w2s.data.chess import (
     HUB_COLUMNS,
     PuzzleError,
+    legal_move_rate,
     mate_in_one_puzzles,
     mating_moves,
+    movetext,
+    prompt_position,
     puzzle_example,
+    puzzle_record,
+    rating_band,
     write_hub_copy,
 )
-from w2s.data.sources import data_source, load_arguments
-from w2s.pipeline.config import ConfigError, _check_dataset
+from w2s.data.sources import data_source, label_balance, load_arguments
+from w2s.pipeline.config import ConfigError, _check_dataset, slice_rows, train_gt_rows
+
+SHARED = REPO.parent / "shared"
+LICHESS_SAMPLE = SHARED / "datasets" / "lichess-puzzles-sample" / "lichess_db_puzzle.csv"
+QWEN_TIKTOKEN = SHARED / "fixtures" / "qwen1" / "tokenizer" / "qwen.tiktoken"
 
 # Hand-checked: Scholar's mate (White's queen on h5 and bishop on c4 both hit f7; after 3... Nf6 the
 # knight no longer guards h5-f7, and Qxf7 is mate), and Fool's mate (after 1. f3 e5 2. g4 the e1-h4
@@ -71,7 +82,10 @@ def test_a_lichess_csv_row_becomes_a_pgn_game_from_its_position() -> None:
 
 def test_the_registry_converts_with_the_same_function() -> None:
     spec = sources.DATASETS["chess_puzzles"]
-    assert spec.convert(SCHOLARS_MATE, random.Random(0)) == puzzle_example(SCHOLARS_MATE)
+    # The prompt and target, then the columns preparation keeps: the move number, and the CSV's rating and themes.
+    assert spec.convert(SCHOLARS_MATE, random.Random(0)) == (*puzzle_example(SCHOLARS_MATE), {"move_number": 4})
+    assert spec.convert(LICHESS_0009B, random.Random(0)) == (
+        *puzzle_example(LICHESS_0009B), {"move_number": 17, "rating": 1112, "themes": "advantage middlegame short"})
     assert (spec.hub_id, spec.splits, spec.task.kind) == ("EleutherAI/lichess-puzzles", {"train": "train", "test": None},
                                                           "generative")
     assert spec.revision == "787a704697824359fceb7aca8be2ea23dce2f463"
@@ -145,14 +159,14 @@ def test_the_generated_hub_copy_is_read_with_the_registrys_arguments(generated: 
     assert rows.features == datasets.Features({column: datasets.Value("string") for column in HUB_COLUMNS})
     assert rows.to_list() == generated
     convert = sources.DATASETS["chess_puzzles"].convert
-    assert [convert(row, random.Random(0)) for row in rows] == [(row["ctx"], row["target"]) for row in generated]
+    assert [convert(row, random.Random(0))[:2] for row in rows] == [(row["ctx"], row["target"]) for row in generated]
 
 
 def test_a_lichess_csv_file_is_read_through_data_files(tmp_path: Path) -> None:
     csv = tmp_path / "lichess_db_puzzle.csv"
     pd.DataFrame([LICHESS_0009B]).to_csv(csv, index=False)
     rows = sources._load_rows("chess_puzzles", "train", {"train": str(csv)}, data_source("chess_puzzles"))
-    assert [sources.DATASETS["chess_puzzles"].convert(row, random.Random(0)) for row in rows] == [
+    assert [sources.DATASETS["chess_puzzles"].convert(row, random.Random(0))[:2] for row in rows] == [
         puzzle_example(LICHESS_0009B)]
 
 
@@ -163,7 +177,7 @@ def test_prepare_writes_prompt_and_target_splits(generated: list[dict[str, str]]
     assert [len(splits[s]) for s in ("train_gt", "train_w2s", "test")] == [2, 2, 2]
     by_ctx = {row["ctx"]: row["target"] for row in generated}
     for frame in splits.values():
-        assert list(frame.columns) == ["id", "prompt", "target"]
+        assert list(frame.columns) == ["id", "prompt", "target", "move_number"]
         assert all(by_ctx[prompt] == target for prompt, target in zip(frame["prompt"], frame["target"]))
 
 
@@ -180,12 +194,15 @@ def test_a_catalogue_generative_dataset_states_its_kind() -> None:
                                  "a standard one")
 
 
-def test_the_chess_config_gives_each_student_and_step_50k_puzzles_and_tests_on_5k() -> None:
+def test_the_chess_config_is_the_papers_50k_ground_truth_50k_per_step_and_5k_test() -> None:
     config = yaml.safe_load((REPO / "config" / "chess.yaml").read_text())
     puzzles = config["datasets"]["chess_puzzles"]
     slices = config["w2s_slices"]
     assert (puzzles["kind"], puzzles["n_test"]) == ("generative", 5000)
-    assert (puzzles["n_train"] - puzzles["n_train"] // 2) // slices == 50000
+    # The weak models and ceilings learn on 50k ground-truth puzzles; each student and chain step on its own 50k.
+    assert train_gt_rows(puzzles) == 50000
+    assert [slice_rows(puzzles["n_train"], slices, k, puzzles["n_train_gt"]) for k in range(1, slices + 1)] == \
+        [50000] * slices
     assert max(len(chain) - 1 for chain in config["chains"]) == slices
     assert (config["training"]["mode"], list(config["losses"])) == ("full", ["xent"])
     paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -193,3 +210,112 @@ def test_the_chess_config_gives_each_student_and_step_50k_puzzles_and_tests_on_5
     for name, entry in config["models"].items():
         assert {k: v for k, v in entry.items() if k != "loss_params"} == \
             {k: v for k, v in paper["models"][name].items() if k != "loss_params"}, name
+
+
+def random_game(seed: int, plies: int) -> list[chess.Move]:
+    """A game of uniformly random legal moves, `plies` half-moves long (a longer one where a game ends first is
+    not needed: the caller asks for fewer than any ended game here has)."""
+    rng, board = random.Random(seed), chess.Board()
+    while board.ply() < plies and not board.is_game_over():
+        board.push(rng.choice(list(board.legal_moves)))
+    return board.move_stack
+
+
+def prompt_at(moves: list[chess.Move], move_to_find: int, black: bool) -> str:
+    """The transcript prompt whose move to find is number `move_to_find`, White's or Black's."""
+    return movetext(chess.Board(), moves[: 2 * (move_to_find - 1) + black])
+
+
+@pytest.mark.skipif(not QWEN_TIKTOKEN.is_file(), reason="../shared/fixtures/qwen1 is absent")
+def test_with_max_moves_every_qwen_prompt_of_a_long_game_fits_the_context_with_its_generation() -> None:
+    from w2s.models.qwen1 import build_tokenizer
+
+    config = yaml.safe_load((REPO / "config" / "chess.yaml").read_text())
+    max_moves = config["datasets"]["chess_puzzles"]["max_moves"]
+    room = config["training"]["max_length"] - config["generation"]["max_new_tokens"]
+    tokenizer = build_tokenizer(QWEN_TIKTOKEN)
+    games = [random_game(seed, 2 * 90) for seed in range(40)]
+    games = [moves for moves in games if len(moves) == 2 * 90]
+    assert len(games) >= 30
+
+    def longest(move_to_find: int) -> int:
+        prompts = [prompt_at(moves, move_to_find, black) for moves in games for black in (False, True)]
+        return max(len(ids) for ids in tokenizer(prompts)["input_ids"])
+
+    # About 6.5 Qwen tokens a half-move (digits are single tokens): at move 79 a prompt no longer fits.
+    assert longest(max_moves) <= room < longest(80)
+
+
+def test_preparation_leaves_out_puzzles_past_max_moves_the_same_for_every_model_and_counts_them(
+        tmp_path: Path) -> None:
+    rows = mate_in_one_puzzles(12, seed=2)
+    numbers = [int(row["ctx"].split()[-1].rstrip(".")) for row in rows]  # the number of each move to find
+    limit = sorted(numbers)[5]
+    kept = sum(n <= limit for n in numbers)
+    folder = write_hub_copy(tmp_path / "lichess-puzzles", rows)
+    source = replace(data_source("chess_puzzles"), mirror=str(folder))
+    entry = {"kind": "generative", "n_train": kept - 2, "n_test": 2, "max_moves": limit}
+    splits = sources.prepare("chess_puzzles", n_train=kept - 2, n_test=2, seed=0, source=source, entry=entry)
+    prepared = pd.concat(splits.values())
+    assert sorted(prepared["move_number"]) == sorted(n for n in numbers if n <= limit)
+    # Rows are read in the seed's shuffled order until the splits are full: the long ones met before the last
+    # row taken are counted.
+    order = list(range(len(rows)))
+    random.Random(0).shuffle(order)
+    last = max(order.index(int(i.split(":")[1])) for i in prepared["id"])
+    balance = label_balance(splits, 0)
+    assert sum(split["over_max_moves"] for split in balance.values()) == \
+        sum(numbers[i] > limit for i in order[:last]) > 0
+    with pytest.raises(sources.DatasetError) as err:
+        sources.prepare("chess_puzzles", n_train=10, n_test=2, seed=0, source=source, entry={**entry, "n_train": 10})
+    assert str(err.value) == (f"dataset 'chess_puzzles' has only {kept} usable rows in its train split but the config "
+                              f"asks for 12; lower n_train or n_test, or raise max_moves ({12 - kept} puzzles are past "
+                              f"move {limit})")
+    # Without the limit every puzzle is kept, and the count is absent.
+    splits = sources.prepare("chess_puzzles", n_train=10, n_test=2, seed=0, source=source,
+                             entry={"kind": "generative", "n_train": 10, "n_test": 2})
+    assert all("over_max_moves" not in split for split in label_balance(splits, 0).values())
+
+
+@pytest.mark.skipif(not LICHESS_SAMPLE.is_file(), reason="../shared/datasets/lichess-puzzles-sample is absent")
+def test_the_real_lichess_sample_converts_through_the_csv_path_with_its_rating_and_themes(tmp_path: Path) -> None:
+    rows = sources._load_rows("chess_puzzles", "train", {"train": str(LICHESS_SAMPLE)}, data_source("chess_puzzles"))
+    assert len(rows) == 1499
+    converted = [puzzle_example(row) for row in rows]
+    mates = [target for row, (_, target) in zip(rows, converted) if "mateIn1" in row["Themes"].split()]
+    assert len(mates) == 508 and all(target.endswith("#") for target in mates)
+    # max_moves 75 (config/chess.yaml) leaves out the 6 puzzles whose move to find is numbered 76 or more.
+    assert sum(puzzle_record(row)["move_number"] > 75 for row in rows) == 6
+    entry = {"kind": "generative", "n_train": 1400, "n_train_gt": 400, "n_test": 93, "max_moves": 75,
+             "data_files": {"train": str(LICHESS_SAMPLE)}}
+    splits = sources.prepare("chess_puzzles", 1400, 93, 0, entry["data_files"], entry=entry)
+    assert [len(splits[s]) for s in ("train_gt", "train_w2s", "test")] == [400, 1000, 93]
+    assert sum(split["over_max_moves"] for split in label_balance(splits, 0).values()) == 6
+    test = splits["test"]
+    assert list(test.columns) == ["id", "prompt", "target", "move_number", "rating", "themes"]
+    by_id = {f"train:{i}": row for i, row in enumerate(rows)}
+    first = by_id[test["id"].iloc[0]]
+    assert (test["rating"].iloc[0], test["themes"].iloc[0]) == (first["Rating"], first["Themes"])
+    # Every target is a legal move where its prompt leaves the game.
+    assert legal_move_rate(test["prompt"], test["target"]) == 1.0
+
+
+def test_a_prompts_position_is_replayed_from_the_start_or_from_its_fen() -> None:
+    prompt, _ = puzzle_example(SCHOLARS_MATE)
+    assert prompt_position(prompt).fen() == "r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4"
+    csv_prompt, _ = puzzle_example(LICHESS_0009B)
+    assert prompt_position(csv_prompt).fen() == "r2qr1k1/b1p2ppp/p5n1/P1p1p3/4P1n1/B2P2Pb/3NBP1P/RN1QR1K1 w - - 0 17"
+
+
+def test_a_generation_is_legal_when_its_first_word_is_a_legal_san_move_there() -> None:
+    prompt, _ = puzzle_example(SCHOLARS_MATE)
+    prompts = [prompt] * 8
+    # Legal: with or without the mate sign, followed by more text; illegal: empty, another piece's move, a null
+    # move (python-chess parses "--"), lower-case piece letters, text.
+    generations = [" Qxf7#", "Qxf7", " Qxf7# 4... Ke7", "", " Qxf8", " --", " qxf7", " checkmate"]
+    assert legal_move_rate(prompts, generations) == 3 / 8
+
+
+def test_ratings_fall_in_500_point_bands() -> None:
+    assert [rating_band(r) for r in (399, 999, 1000, 1499, 1500, 2499, 2500, 3100)] == [
+        "<1000", "<1000", "1000-1499", "1000-1499", "1500-1999", "2000-2499", "2500+", "2500+"]

@@ -1,5 +1,7 @@
 """The generative task kind on tiny random causal LMs: the target-only loss, left-padded batched generation,
-exact-match normalisation, metrics from generations, weak-label files and the bad inputs of generative tasks."""
+exact-match normalisation, metrics from generations (chess: legal moves, accuracy by rating band and theme),
+weak-label files, generation on only the slices a supervisor labels, train_gt's own size, and the bad inputs of
+generative tasks."""
 
 from __future__ import annotations
 
@@ -13,10 +15,18 @@ import torch
 from conftest import REPO
 from generative_fixtures import make_tiny_causal_lm, toy_rows
 
+from w2s import io
 from w2s.data import generations
-from w2s.data.sources import DatasetError, prepare, rows_sha256, write_weak_labels
-from w2s.evaluation import metrics
-from w2s.pipeline.config import ConfigError, training_job_params, validate_config
+from w2s.data.sources import DatasetError, prepare, rows_sha256, w2s_slice, write_weak_labels
+from w2s.evaluation import metrics, runs
+from w2s.pipeline.config import (
+    ConfigError,
+    generated_slices,
+    slice_rows,
+    train_gt_rows,
+    training_job_params,
+    validate_config,
+)
 from w2s.tasks import Task, dataset_task, generative_task
 from w2s.training import generative
 from w2s.training.jobs import train_model
@@ -103,10 +113,18 @@ def test_generation_stops_at_the_end_of_text_token_and_drops_it(lm_and_tokenizer
 def test_exact_match_compares_the_first_word_of_each_text() -> None:
     assert [metrics.normalise_answer(t) for t in ["  Nf3  ", "Nf3 Nc6 3. Bb5", "", " \n", "nf3"]] == [
         "Nf3", "Nf3", "", "", "nf3"]
-    assert metrics.exact_match(["Nf3 e5", " d4", "", "Qh5#"], ["Nf3", "d4 ", "e4", "Qh5"]) == 0.5
+    assert metrics.exact_match(["Nf3 e5", " d4", "", "Qh5"], ["Nf3", "d4 ", "e4", "Qh4"]) == 0.5
     rates = metrics.answer_agreement(["a", "b x", "c", "d"], ["a", "c", "c", "e"], ["a", "b", "z", "z"])
     # Same answer on rows 0 and 2; the supervisor is right on row 0 only.
     assert rates == {"agreement": 0.5, "agreement_supervisor_right": 1.0, "agreement_supervisor_wrong": 1 / 3}
+
+
+def test_exact_match_takes_a_san_move_with_or_without_its_check_or_mate_sign() -> None:
+    texts = [" Qxf7#", "Nf3+ ", "O-O-O#", "exd8=Q+", "e4", "C#", "a+", "Ke2++"]
+    assert [metrics.normalise_answer(t) for t in texts] == ["Qxf7", "Nf3", "O-O-O", "exd8=Q", "e4", "C#", "a+", "Ke2++"]
+    assert metrics.exact_match([" Qxf7", "Nf3 Nc6", " e8=Q#", " Qh5"], [" Qxf7#", " Nf3+", " e8=Q+", " Qh4#"]) == 0.75
+    # An empty answer is never right, not even against an empty weak label.
+    assert metrics.exact_match(["", " ", "b"], ["", " ", "b"]) == 1 / 3
 
 
 def test_answer_intervals_resample_the_rows_as_the_class_bootstrap_does() -> None:
@@ -164,14 +182,13 @@ def test_training_writes_generations_and_weak_labels_carry_prompts(lm_dir: Path,
     # Weak labels: slice 1 of 2 of train_w2s, each generation beside its prompt and id.
     weak = tmp_path / "weak.parquet"
     train_w2s = pd.read_parquet(paths["train_w2s"])
-    if not all(predictions["generation"].str.strip()):
-        pytest.skip("the random model generated an empty text; see the empty-generation test")
     write_weak_labels(out["predictions"], paths["train_w2s"], 1, 2, str(weak))
     labels = pd.read_parquet(weak)
     w2s_predictions = predictions[predictions["split"] == "train_w2s"].iloc[:4]
     assert labels["id"].tolist() == train_w2s["id"].iloc[:4].tolist()
     assert labels["prompt"].tolist() == train_w2s["prompt"].iloc[:4].tolist()
-    assert labels["generation"].tolist() == w2s_predictions["generation"].tolist()
+    # An empty generation (whitespace only) stays a weak label, as "".
+    assert labels["generation"].tolist() == [text if text.strip() else "" for text in w2s_predictions["generation"]]
     assert set(labels["train_w2s_sha256"]) == {rows_sha256(train_w2s)}
     # A student trains on them: its rows' targets are the weak generations.
     rows = generations.training_targets(str(weak), train_w2s)
@@ -192,20 +209,19 @@ def test_a_weak_label_file_whose_prompts_differ_from_the_split_is_refused(tmp_pa
         "delete it and let the weak_labels rule make it again from this dataset and seed")
 
 
-def test_an_empty_generation_is_refused_as_a_weak_label_and_the_predictions_stay(tmp_path: Path) -> None:
+def test_an_empty_generation_is_kept_as_a_weak_label_and_counted(tmp_path: Path) -> None:
     train_w2s = pd.DataFrame({"id": [f"train:{i}" for i in range(4)], "prompt": ["a next"] * 4})
     predictions = pd.DataFrame({"split": "train_w2s", "id": train_w2s["id"], "generation": ["b", " ", "b", ""]})
     paths = {name: str(tmp_path / f"{name}.parquet") for name in ("predictions", "train_w2s")}
     predictions.to_parquet(paths["predictions"])
     train_w2s.to_parquet(paths["train_w2s"])
     out = tmp_path / "weak.parquet"
-    with pytest.raises(generations.EmptyGenerationError) as err:
-        write_weak_labels(paths["predictions"], paths["train_w2s"], 1, 1, str(out))
-    assert str(err.value) == (
-        f"{paths['predictions']}: the supervisor generated no text for 2 of the 4 prompts of train_w2s slice 1/1 "
-        "(ids train:1, train:3), so a student would have no target to learn there; its predictions and checkpoint "
-        "are kept. Train the supervisor longer or with another lr so that it answers every prompt, then rerun it")
-    assert not out.exists() and Path(paths["predictions"]).exists()
+    write_weak_labels(paths["predictions"], paths["train_w2s"], 1, 1, str(out))
+    labels = pd.read_parquet(out)
+    assert labels["generation"].tolist() == ["b", "", "b", ""]
+    assert labels["empty"].tolist() == [False, True, False, True]
+    # The student learns every row: an empty weak label is the end-of-text token alone.
+    assert generations.training_targets(str(out), train_w2s)["target"].tolist() == ["b", "", "b", ""]
 
 
 def test_a_prompt_longer_than_the_context_is_refused_before_training(lm_dir: Path, tmp_path: Path) -> None:
@@ -219,7 +235,8 @@ def test_a_prompt_longer_than_the_context_is_refused_before_training(lm_dir: Pat
     assert str(err.value) == (
         "1 of 6 rows of test are longer than the context of 16 tokens: prompt + generation.max_new_tokens (4) comes "
         "to up to 17 tokens (ids train:102); raise training.max_length (up to the model's position limit), lower "
-        "generation.max_new_tokens, or drop the long prompts from the data")
+        "generation.max_new_tokens, or leave the long prompts out of the data (chess puzzles: lower "
+        "datasets.<name>.max_moves, docs/datasets.md)")
     assert not any(Path(p).exists() for p in out.values())
 
 
@@ -261,6 +278,12 @@ def _config(**dataset) -> dict:
      "baselines ask binary text questions with two label words; remove the prompting block"),
     ({"training": {"mode": "probe", "model_selection": "weak_holdout"}}, "model 'weak' trains in mode probe, which a generative task does not "
      "support; use one of full, lora"),
+    ({"dataset": {"n_train_gt": 19}}, "dataset 'toy': n_train_gt 19 leaves 1 of n_train's 20 rows to train_w2s, "
+     "fewer than w2s_slices (2), which each need rows of their own; lower n_train_gt or raise n_train"),
+    ({"dataset": {"n_train_gt": 20}}, "dataset 'toy': n_train_gt 20 leaves 0 of n_train's 20 rows to train_w2s, "
+     "fewer than w2s_slices (2), which each need rows of their own; lower n_train_gt or raise n_train"),
+    ({"dataset": {"max_moves": 75}}, "dataset 'toy' sets max_moves, the highest move number of a chess puzzle kept "
+     "at preparation, but only chess_puzzles has moves; remove max_moves"),
 ])
 def test_the_validator_says_what_does_not_apply_to_a_generative_task(change: dict, message: str) -> None:
     config = _config(**change.pop("dataset", {}))
@@ -268,3 +291,170 @@ def test_the_validator_says_what_does_not_apply_to_a_generative_task(change: dic
     with pytest.raises(ConfigError) as err:
         validate_config(config, REPO / "config" / "schema.yaml")
     assert str(err.value) == message
+
+
+def test_n_train_gt_sizes_train_gt_and_train_w2s_gets_the_rest_of_n_train(tmp_path: Path) -> None:
+    from generative_fixtures import write_toy_parquet
+
+    files = {"train": str(write_toy_parquet(tmp_path / "t.parquet", 40, 0))}
+    entry = {"kind": "generative", "data_files": files, "input_column": "question", "label_column": "answer",
+             "splits": {"train": "train", "test": None}, "n_train": 20, "n_test": 6}
+    assert [len(f) for f in prepare("toy", 20, 6, 0, files, entry=entry).values()] == [10, 10, 6]  # half: the default
+    entry["n_train_gt"] = 5
+    splits = prepare("toy", 20, 6, 0, files, entry=entry)
+    assert [len(f) for f in splits.values()] == [5, 15, 6]
+    assert (train_gt_rows(entry), [slice_rows(20, 3, k, 5) for k in (1, 2, 3)]) == (5, [5, 5, 5])
+    assert [len(w2s_slice(splits["train_w2s"], k, 3)) for k in (1, 2, 3)] == [5, 5, 5]
+    config = _config(n_train_gt=5)
+    config.update({"w2s_slices": 3, "axes": {"n_gt_rows": [5]}})
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, REPO / "config" / "schema.yaml")
+    assert str(err.value) == ("axes.n_gt_rows has 5, but dataset 'toy' has 5 rows in train_gt (n_train 20, n_train_gt "
+                              "5, w2s_slices 3); the run with every row is planned anyway, so give values below 5 or "
+                              "raise n_train")
+
+
+def _ladder_config(**axes: list[int]) -> dict:
+    config = _config()
+    config["models"]["mid"] = dict(config["models"]["weak"])
+    config.update({"ladder": ["weak", "mid", "strong"], "chains": [["weak", "mid", "strong"]], "axes": axes})
+    return config
+
+
+def test_a_run_generates_on_train_w2s_only_where_it_labels_a_slice_for_a_student() -> None:
+    config = _ladder_config(n_gt_rows=[4], n_weak_labels=[3])
+    config["w2s_slices"] = 2
+    assert {run: generated_slices(config, chain, None) for run, chain in (
+        ("gt/weak", ["weak"]), ("gt/mid", ["mid"]), ("gt/strong", ["strong"]), ("weak__mid", ["weak", "mid"]),
+        ("weak__strong", ["weak", "strong"]), ("mid__strong", ["mid", "strong"]),
+        ("weak__mid__strong", ["weak", "mid", "strong"]))} == {
+        # The ground-truth models of direct pairs and chain roots label slice 1; the chain's first step labels
+        # slice 2 for its second; the strongest model and every last step supervise nobody.
+        "gt/weak": [1], "gt/mid": [1], "gt/strong": [], "weak__mid": [2], "weak__strong": [], "mid__strong": [],
+        "weak__mid__strong": []}
+    # A data axis: the weak model on n train_gt rows labels slice 1; an axis student supervises nobody.
+    assert generated_slices(config, ["weak"], ("n_gt_rows", 4)) == [1]
+    assert generated_slices(config, ["weak", "mid"], ("n_weak_labels", 3)) == []
+
+
+def test_a_supervisor_generates_on_its_slice_only_and_weak_labels_are_read_from_it(lm_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    paths = _splits(tmp_path)
+    out = _outputs(tmp_path / "gt")
+    train_model({"path": str(lm_dir)}, _settings(), 0, paths, out,
+                task=generative_task(3, generated_slices=(2,), n_slices=2).params())
+    predictions = pd.read_parquet(out["predictions"])
+    train_w2s = pd.read_parquet(paths["train_w2s"])
+    assert predictions.groupby("split").size().to_dict() == {"test": 6, "train_w2s": 4}
+    assert predictions.query("split == 'train_w2s'")["id"].tolist() == w2s_slice(train_w2s, 2, 2)["id"].tolist()
+    weak = tmp_path / "weak.parquet"
+    write_weak_labels(out["predictions"], paths["train_w2s"], 2, 2, str(weak))
+    assert pd.read_parquet(weak)["id"].tolist() == train_w2s["id"].iloc[4:].tolist()
+    with pytest.raises(ValueError) as err:
+        write_weak_labels(out["predictions"], paths["train_w2s"], 1, 2, str(weak))
+    assert str(err.value) == (
+        f"{out['predictions']}: the supervisor generated nothing for 4 of the 4 prompts of train_w2s slice 1/2 (ids "
+        "train:12, train:13, train:14, train:15), so it was trained to label another slice; delete its predictions "
+        "and let its training rule make them again")
+
+
+CHESS_PROMPTS = ["1. e4 1... e5 2. Qh5 2... Nc6 3. Bc4 3... Nf6 4.", "1. f3 1... e5 2. g4 2...",
+                 '[FEN "r2qr1k1/b1p2ppp/pp4n1/P1P1p3/4P1n1/B2P2Pb/3NBP1P/RN1QR1K1 b - - 1 16"]\n[SetUp "1"]\n\n'
+                 "16... bxc5 17.", "1. e4 1... e5 2. Qh5 2... Nc6 3. Bc4 3... Nf6 4."]
+
+
+def _chess_run(tmp_path: Path, csv_schema: bool) -> dict[str, str]:
+    """A chess student's evaluation inputs: four test puzzles (rating and themes where the CSV schema has them),
+    the predictions of the student and its lineage, and its supervisor's weak labels (one empty, one illegal)."""
+    ids = [f"train:{i}" for i in range(4)]
+    tmp_path.mkdir(exist_ok=True)
+    test = pd.DataFrame({"id": ids, "prompt": CHESS_PROMPTS, "target": [" Qxf7#", " Qh4#", " Bxg4", " Qxf7#"]})
+    if csv_schema:
+        test = test.assign(rating=[900, 1250, 1320, 2600], themes=["mateIn1 short", "mateIn1 opening", "advantage",
+                                                                      "mateIn1"])
+    paths = {"test": str(tmp_path / "test.parquet"), "weak_labels": str(tmp_path / "weak_labels.parquet")}
+    test.to_parquet(paths["test"])
+    generated = {"self": [" Qxf7", " Qh4#", " Bxg4", " Nf3"], "supervisor": [" Qxf7#", " Qh5", " Bxg4", " Qxf7#"],
+                 "weak": [" Qxf7#", " Qh5", " Bxg4", " Qxf7#"], "ceiling": [" Qxf7#", " Qh4#", " Bxg4", " Qxf7#"]}
+    for role, texts in generated.items():
+        paths[role] = str(tmp_path / f"{role}.parquet")
+        pd.DataFrame({"split": "test", "id": ids, "generation": texts}).to_parquet(paths[role])
+    pd.DataFrame({"id": ["train:9", "train:10", "train:11"], "prompt": CHESS_PROMPTS[:3],
+                  "generation": [" Qxf7#", "", " Kz9"], "empty": [False, True, False],
+                  "train_w2s_sha256": "x"}).to_parquet(paths["weak_labels"])
+    return paths
+
+
+def test_chess_metrics_add_legal_moves_weak_label_counts_and_accuracy_by_rating_band_and_theme(tmp_path: Path) -> None:
+    paths = _chess_run(tmp_path, csv_schema=True)
+    balance = {"train_gt": {"n": 4, "distinct_targets": 3, "over_max_moves": 2},
+               "train_w2s": {"n": 3, "distinct_targets": 3, "over_max_moves": 1},
+               "test": {"n": 4, "distinct_targets": 3, "over_max_moves": 0}}
+    out = tmp_path / "metrics.json"
+    runs.evaluate("w2s/xent/a__b", {role: paths[role] for role in ("self", "supervisor", "weak", "ceiling")},
+                  paths["test"], 50, 0, str(out), {"kind": "student", "task_kind": "generative",
+                                                   "dataset": "chess_puzzles"},
+                  label_balance=balance, weak_labels_path=paths["weak_labels"])
+    result = io.read_json(out)
+    # The student's " Qxf7" matches " Qxf7#"; " Nf3" is legal there but wrong.
+    assert (result["accuracy"], result["legal_move_rate"]) == (0.75, 1.0)
+    weak_labels = (result["weak_labels_n"], result["weak_labels_empty"], result["weak_labels_legal_move_rate"])
+    assert weak_labels == (3, 1, 1 / 3)
+    assert result["puzzles_over_max_moves"] == 3
+    assert result["accuracy_by_rating_band"] == {"<1000": {"n": 1, "accuracy": 1.0},
+                                                 "1000-1499": {"n": 2, "accuracy": 1.0},
+                                                 "2500+": {"n": 1, "accuracy": 0.0}}
+    assert result["accuracy_by_theme"] == {"mateIn1": {"n": 3, "accuracy": 2 / 3}, "short": {"n": 1, "accuracy": 1.0},
+                                           "opening": {"n": 1, "accuracy": 1.0}, "advantage": {"n": 1, "accuracy": 1.0}}
+    assert (result["accuracy_rating_<1000"], result["accuracy_rating_2500+"]) == (1.0, 0.0)
+    assert result["accuracy_theme_mateIn1"] == 2 / 3
+    # The hub's schema has no rating or themes: no breakdown, the rest as before.
+    paths = _chess_run(tmp_path / "hub", csv_schema=False)
+    runs.evaluate("gt/b", {"self": paths["self"]}, paths["test"], 50, 0, str(out),
+                  {"kind": "ground_truth", "task_kind": "generative", "dataset": "chess_puzzles"})
+    result = io.read_json(out)
+    assert (result["accuracy"], result["legal_move_rate"]) == (0.75, 1.0)
+    assert not [key for key in result if "rating" in key or "theme" in key or key.startswith("weak_labels")]
+
+
+def test_a_students_metrics_count_its_empty_weak_labels_in_any_generative_task(tmp_path: Path) -> None:
+    paths = _chess_run(tmp_path, csv_schema=False)
+    out = tmp_path / "metrics.json"
+    runs.evaluate("w2s/xent/a__b", {role: paths[role] for role in ("self", "supervisor", "weak", "ceiling")},
+                  paths["test"], 50, 0, str(out), {"kind": "student", "task_kind": "generative", "dataset": "toy"},
+                  weak_labels_path=paths["weak_labels"])
+    result = io.read_json(out)
+    assert (result["weak_labels_n"], result["weak_labels_empty"]) == (3, 1)
+    # Legal moves are a chess measure: another generative task has none.
+    assert "legal_move_rate" not in result and "weak_labels_legal_move_rate" not in result
+
+
+def test_the_report_shows_a_chess_table_of_legal_moves_and_accuracy_by_rating_band_and_theme(tmp_path: Path) -> None:
+    from w2s.report import page
+
+    paths = _chess_run(tmp_path, csv_schema=True)
+    balance = {"train_gt": {"n": 4, "distinct_targets": 3, "over_max_moves": 2}}
+    records = []
+    for run, kind, roles in (("gt/b", "ground_truth", ("self",)),
+                             ("w2s/xent/a__b", "student", ("self", "supervisor", "weak", "ceiling"))):
+        out = tmp_path / f"{kind}.json"
+        runs.evaluate(run, {role: paths[role] for role in roles}, paths["test"], 50, 0, str(out),
+                      {"dataset": "chess_puzzles", "seed": 0, "run": run, "kind": kind, "task_kind": "generative",
+                       "chain_length": 1 if kind == "ground_truth" else 2, "weak_model": "a", "weak_kind": "model"},
+                      label_balance=balance, weak_labels_path=paths["weak_labels"] if kind == "student" else None)
+        records.append(io.read_json(out))
+    summary = page._with_selection_marked(runs.run_table(records))
+    table = page._chess_table(summary)
+    assert table.to_dict("records") == [
+        {"dataset": "chess_puzzles", "run": "gt/b", "seeds": 1, "exact match": "0.750", "legal moves": "1.000",
+         "weak labels: legal moves": "–", "weak labels: empty": "–", "<1000 rated": "1.000",
+         "1000-1499 rated": "1.000", "2500+ rated": "0.000", "mateIn1": "0.667", "short": "1.000", "opening": "1.000", "advantage": "1.000"},
+        {"dataset": "chess_puzzles", "run": "w2s/xent/a__b", "seeds": 1, "exact match": "0.750", "legal moves": "1.000",
+         "weak labels: legal moves": "0.333", "weak labels: empty": "1", "<1000 rated": "1.000",
+         "1000-1499 rated": "1.000", "2500+ rated": "0.000", "mateIn1": "0.667", "short": "1.000", "opening": "1.000",
+         "advantage": "1.000"}]
+    html = page._summary_tables(summary, None, None, None)
+    assert "Puzzles left out at preparation, past max_moves: chess_puzzles seed 0: 2." in html
+    assert "<th>weak labels: legal moves</th>" in html
+    # Without chess runs the table is absent.
+    assert page._chess_table(summary.drop(columns=["legal_move_rate"])).empty

@@ -69,16 +69,26 @@ def test_prepared_splits_hold_prompts_and_targets(generative_run: Path) -> None:
     assert balance["train_gt"]["n"] == 48 and 1 < balance["test"]["distinct_targets"] <= 8
 
 
-def test_students_train_on_the_supervisors_generations(generative_run: Path) -> None:
+def test_students_train_on_the_supervisors_generations_made_on_their_slice_only(generative_run: Path) -> None:
     seed = generative_run / "results" / "toy" / "seed0"
     train_w2s = pd.read_parquet(generative_run / "results" / "data" / "toy" / "seed0" / "unlabelled" / "train_w2s.parquet")
-    for run, rows in (("gt/weak", slice(0, 24)), ("w2s/xent/weak__mid", slice(24, 48))):
+    # A run generates on train_w2s only where a student reads its weak labels: the weak model on slice 1, the
+    # chain's first step on slice 2; the others on test alone.
+    labelled = {"gt/weak": slice(0, 24), "w2s/xent/weak__mid": slice(24, 48)}
+    for run in RUNS:
+        predictions = pd.read_parquet(seed / run / "predictions.parquet").query("split == 'train_w2s'")
+        assert predictions["id"].tolist() == train_w2s["id"].iloc[labelled.get(run, slice(0, 0))].tolist(), run
+    for run, rows in labelled.items():
         labels = pd.read_parquet(seed / run / "weak_labels.parquet")
         predictions = pd.read_parquet(seed / run / "predictions.parquet").query("split == 'train_w2s'")
         assert labels["id"].tolist() == train_w2s["id"].iloc[rows].tolist(), run
         assert labels["prompt"].tolist() == train_w2s["prompt"].iloc[rows].tolist(), run
-        assert labels["generation"].tolist() == predictions["generation"].iloc[rows].tolist(), run
+        assert labels["generation"].tolist() == [t if t.strip() else "" for t in predictions["generation"]], run
         assert "target" not in labels and "label" not in labels
+        # The students it taught count its empty weak labels.
+        student = {"gt/weak": "w2s/xent/weak__strong", "w2s/xent/weak__mid": "w2s/xent/weak__mid__strong"}[run]
+        result = json.loads((seed / student / "metrics.json").read_text())
+        assert (result["weak_labels_n"], result["weak_labels_empty"]) == (24, int(labels["empty"].sum())), run
 
 
 def test_every_run_is_scored_by_exact_match_with_pgr_and_agreement(generative_run: Path) -> None:
@@ -89,6 +99,7 @@ def test_every_run_is_scored_by_exact_match_with_pgr_and_agreement(generative_ru
         result = json.loads((seed / run / "metrics.json").read_text())
         generated = pd.read_parquet(seed / run / "predictions.parquet").query("split == 'test'").set_index("id")
         answers = generated["generation"].str.split().str[0].fillna("")
+        # An empty answer is never right; the toy targets are letters, never empty.
         assert result["accuracy"] == pytest.approx((answers == test.loc[answers.index, "target"]).mean()), run
         assert (result["task_kind"], result["auroc"], result["n_test"]) == ("generative", None, 40), run
         assert result["auroc_undefined_reason"].startswith("AUROC does not apply to a generative task"), run

@@ -5,7 +5,8 @@ decides how rows become model inputs (the column a prepared split holds and the 
 reads it), what a label is (a class index 0..K-1, K = n_classes, or for a generative task a target
 text), which training modes apply, and which metrics are computed. The rules stay the same artifacts
 for every kind; jobs receive the task as the `task` param ({"kind", "n_classes"}, plus
-"max_new_tokens" for a generative task) and dispatch on it and on the training mode.
+"max_new_tokens" for a generative task, and for a generative training job the slices of train_w2s it
+generates on, "generated_slices" of "n_slices") and dispatch on it and on the training mode.
 """
 
 from __future__ import annotations
@@ -54,11 +55,15 @@ DEFAULT_FAMILY = "transformers"
 @dataclass(frozen=True)
 class Task:
     """A dataset's kind and its number of classes (0 for a generative task, which has none), as jobs
-    receive them; a generative task also says how many tokens a model may generate."""
+    receive them; a generative task also says how many tokens a model may generate and, to a training
+    job, on which of train_w2s's `n_slices` slices it generates (those its weak labels are read from; a
+    classifier predicts every row, which costs little)."""
 
     kind: str
     n_classes: int
     max_new_tokens: int | None = None
+    generated_slices: tuple[int, ...] = ()
+    n_slices: int | None = None
 
     @property
     def spec(self) -> TaskKind:
@@ -86,6 +91,8 @@ class Task:
         params: dict[str, Any] = {"kind": self.kind, "n_classes": self.n_classes}
         if self.max_new_tokens is not None:
             params["max_new_tokens"] = self.max_new_tokens
+        if self.n_slices is not None:
+            params.update(generated_slices=list(self.generated_slices), n_slices=self.n_slices)
         return params
 
     @classmethod
@@ -93,14 +100,17 @@ class Task:
         if params["kind"] not in KINDS:
             raise ValueError(f"unknown task kind '{params['kind']}'; known kinds: {', '.join(sorted(KINDS))}")
         if params["kind"] == GENERATIVE:
-            return generative_task(int(params["max_new_tokens"]))
+            return generative_task(int(params["max_new_tokens"]), tuple(params.get("generated_slices", ())),
+                                   params.get("n_slices"))
         return cls(params["kind"], int(params["n_classes"]))
 
 
-def generative_task(max_new_tokens: int | None) -> Task:
+def generative_task(max_new_tokens: int | None, generated_slices: tuple[int, ...] = (),
+                    n_slices: int | None = None) -> Task:
     """A generative task: no classes, and at most `max_new_tokens` generated tokens per prompt (the config's
-    generation.max_new_tokens; None where only the kind matters)."""
-    return Task(GENERATIVE, 0, max_new_tokens)
+    generation.max_new_tokens; None where only the kind matters). A training job also gets the slices of
+    train_w2s (1-based, of `n_slices`) it generates on; with n_slices None it generates on all of train_w2s."""
+    return Task(GENERATIVE, 0, max_new_tokens, tuple(generated_slices), n_slices)
 
 
 def dataset_task(entry: dict[str, Any], max_new_tokens: int | None = None) -> Task:

@@ -13,4 +13,5 @@ evaluate(
     context=snakemake.params.context,
     label_balance=io.read_json(snakemake.input.label_balance),
     truncation=io.read_json(snakemake.input.truncation) if "truncation" in snakemake.input.keys() else None,
+    weak_labels_path=snakemake.input.get("weak_labels"),
 )

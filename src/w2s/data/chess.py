@@ -19,6 +19,12 @@ Two row schemas are read by one converter (puzzle_example):
   `Moves`' second move in SAN.
 
 A bad row raises PuzzleError naming the puzzle and what to fix; no row is dropped silently.
+puzzle_record also gives the puzzle's move number (that of the move to find, which a prompt of the hub's
+schema grows with: preparation leaves out those above a dataset's max_moves, w2s.data.sources) and, from
+the CSV, its Rating and Themes, by which the metrics break accuracy down (rating_band).
+
+prompt_position replays either prompt form, so that a generation can be checked for a legal move where
+the prompt leaves the game (legal_move_rate).
 
 mate_in_one_puzzles and write_hub_copy make offline puzzles in the hub's schema and file layout:
 positions from seeded random games where the side to move has exactly one mating move (found by
@@ -47,6 +53,11 @@ LICHESS_CSV_COLUMNS = ("PuzzleId", "FEN", "Moves", "Rating", "RatingDeviation", 
 HUB_SHARDS = 2
 # A move number: "12." before White's move, "12..." before Black's.
 MOVE_NUMBER = re.compile(r"(\d+)\.(\.\.)?")
+FEN_TAG = re.compile(r'\[FEN "([^"]+)"\]')
+# Accuracy is broken down by puzzle rating in bands this wide, the last open-ended (Lichess ratings run
+# from about 400 to 3,300).
+RATING_BAND_WIDTH = 500
+LOWEST_RATING_BAND, HIGHEST_RATING_BAND = 1000, 2500
 
 
 class PuzzleError(ValueError):
@@ -71,10 +82,18 @@ def movetext(start: chess.Board, moves: Sequence[chess.Move]) -> str:
 
 def puzzle_example(row: Mapping[str, Any]) -> tuple[str, str]:
     """(prompt, target) of a row of EleutherAI/lichess-puzzles or of the Lichess puzzle CSV."""
+    record = puzzle_record(row)
+    return record["prompt"], record["target"]
+
+
+def puzzle_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's prompt and target, the number of the move to find (`move_number`) and, from the Lichess puzzle
+    CSV, the puzzle's `rating` and `themes` (space-separated, as Lichess writes them)."""
     if "ctx" in row:
         return _transcript_example(str(row.get("id")), row["ctx"], row["target"])
     if "FEN" in row and "Moves" in row:
-        return _lichess_csv_example(str(row.get("PuzzleId")), row["FEN"], row["Moves"])
+        record = _lichess_csv_example(str(row.get("PuzzleId")), row["FEN"], row["Moves"])
+        return {**record, "rating": int(row["Rating"]), "themes": str(row["Themes"])}
     raise PuzzleError(
         f"a row with columns {', '.join(sorted(row))} is in neither puzzle schema: {HUB_ID}'s "
         f"({', '.join(HUB_COLUMNS)}) or the Lichess puzzle CSV's ({', '.join(LICHESS_CSV_COLUMNS[:3])}, ...); "
@@ -82,25 +101,70 @@ def puzzle_example(row: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
-def _transcript_example(puzzle_id: str, ctx: Any, target: Any) -> tuple[str, str]:
-    board = chess.Board()
-    tokens = MOVE_NUMBER.sub(lambda number: f" {number.group(0)} ", str(ctx)).split()
+def _transcript_example(puzzle_id: str, ctx: Any, target: Any) -> dict[str, Any]:
+    board = _replayed(f"puzzle {puzzle_id}", chess.Board(), str(ctx), "ctx", "fix the row's ctx")
+    return {"prompt": movetext(chess.Board(), board.move_stack),
+            "target": " " + _target_san(puzzle_id, board, target, "ctx"), "move_number": board.fullmove_number}
+
+
+def _replayed(who: str, board: chess.Board, moves: str, what: str, fix: str) -> chess.Board:
+    """`board` after the SAN moves of `moves` (`what`, in errors that start with `who` and end with `fix`),
+    whose move numbers, where present, must be the position's."""
+    tokens = MOVE_NUMBER.sub(lambda number: f" {number.group(0)} ", moves).split()
     for token in tokens:
         if MOVE_NUMBER.fullmatch(token):
             if token != move_number(board):
                 raise PuzzleError(
-                    f"puzzle {puzzle_id}: ctx numbers half-move {len(board.move_stack) + 1} '{token}', but it is "
-                    f"{move_number(board)}; fix the row's ctx (the game's moves in SAN, each numbered)"
+                    f"{who}: {what} numbers half-move {len(board.move_stack) + 1} '{token}', but it is "
+                    f"{move_number(board)}; {fix} (the game's moves in SAN, each numbered)"
                 )
             continue
         try:
             board.push_san(token)
         except ValueError as err:
             raise PuzzleError(
-                f"puzzle {puzzle_id}: half-move {len(board.move_stack) + 1} of ctx, '{token}', is no legal move in "
-                f"the position {board.fen()} ({_why(err)}); fix the row's ctx (the game's moves in SAN)"
+                f"{who}: half-move {len(board.move_stack) + 1} of {what}, '{token}', is no legal move in "
+                f"the position {board.fen()} ({_why(err)}); {fix} (the game's moves in SAN)"
             ) from err
-    return movetext(chess.Board(), board.move_stack), " " + _target_san(puzzle_id, board, target, "ctx")
+    return board
+
+
+def prompt_position(prompt: str) -> chess.Board:
+    """The position a prompt of either form leaves the game in: its moves replayed from the initial position,
+    or from its FEN tag (the CSV's PGN form, whose moves follow the tags after a blank line)."""
+    tags, _, moves = prompt.rpartition("\n\n")
+    fen = FEN_TAG.search(tags)
+    return _replayed("a prompt", chess.Board(fen.group(1)) if fen else chess.Board(), moves, "the prompt",
+                     "prepare the data again")
+
+
+def is_legal_answer(board: chess.Board, generation: str) -> bool:
+    """Whether a generation's answer (its first word, as exact match reads it) is a legal move in SAN in
+    `board`; python-chess also reads the null move "--", which is no move."""
+    words = str(generation).split()
+    if not words:
+        return False
+    try:
+        return board.parse_san(words[0]) != chess.Move.null()
+    except ValueError:
+        return False
+
+
+def legal_move_rate(prompts: Sequence[str], generations: Sequence[str]) -> float:
+    """The share of generations whose answer is a legal move where its prompt leaves the game; an empty one is
+    not."""
+    legal = [is_legal_answer(prompt_position(prompt), text) for prompt, text in zip(prompts, generations, strict=True)]
+    return sum(legal) / len(legal)
+
+
+def rating_band(rating: float) -> str:
+    """A puzzle rating's band of RATING_BAND_WIDTH points: "<1000", "1000-1499", ..., "2500+"."""
+    if rating < LOWEST_RATING_BAND:
+        return f"<{LOWEST_RATING_BAND}"
+    if rating >= HIGHEST_RATING_BAND:
+        return f"{HIGHEST_RATING_BAND}+"
+    low = int(rating // RATING_BAND_WIDTH * RATING_BAND_WIDTH)
+    return f"{low}-{low + RATING_BAND_WIDTH - 1}"
 
 
 def _target_san(puzzle_id: str, board: chess.Board, target: Any, context: str) -> str:
@@ -123,7 +187,7 @@ def _why(err: ValueError) -> str:
     return "illegal there" if isinstance(err, chess.IllegalMoveError) else "not SAN"
 
 
-def _lichess_csv_example(puzzle_id: str, fen: Any, moves: Any) -> tuple[str, str]:
+def _lichess_csv_example(puzzle_id: str, fen: Any, moves: Any) -> dict[str, Any]:
     try:
         start = chess.Board(str(fen))
     except ValueError as err:
@@ -138,7 +202,8 @@ def _lichess_csv_example(puzzle_id: str, fen: Any, moves: Any) -> tuple[str, str
     board = start.copy(stack=False)
     board.push(opponent)
     solution = _legal_uci(puzzle_id, board, ucis[1], "second (the solution's first)")
-    return f'[FEN "{start.fen()}"]\n[SetUp "1"]\n\n{movetext(start, [opponent])}', " " + board.san(solution)
+    return {"prompt": f'[FEN "{start.fen()}"]\n[SetUp "1"]\n\n{movetext(start, [opponent])}',
+            "target": " " + board.san(solution), "move_number": board.fullmove_number}
 
 
 def _legal_uci(puzzle_id: str, board: chess.Board, uci: str, which: str) -> chess.Move:

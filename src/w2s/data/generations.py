@@ -1,9 +1,11 @@
 """Generative tasks' predictions and weak labels: texts where classification stores class probabilities.
 
-Predictions hold (split, id, generation): a model's greedy generation for each prompt of test and train_w2s
-(w2s.training.generative). Weak labels hold (id, prompt, generation, train_w2s_sha256): the supervisor's
-generations on its slice of train_w2s with the prompts they answer, which the student checks against its
-own split before it trains on the generations as targets.
+Predictions hold (split, id, generation): a model's greedy generation for each prompt of test and of the
+slices of train_w2s it labels for students (w2s.training.generative; a model that supervises nobody generates
+on test only). Weak labels hold (id, prompt, generation, empty, train_w2s_sha256): the supervisor's generations
+on its slice of train_w2s with the prompts they answer, which the student checks against its own split before
+it trains on the generations as targets. An empty generation stays a weak label, flagged in `empty`: weak
+supervision as it came, which exact match scores wrong (w2s.evaluation.metrics) and the student's metrics count.
 """
 
 from __future__ import annotations
@@ -18,10 +20,8 @@ from w2s.data.sources import REMAKE_WEAK_LABELS, rows_sha256, w2s_slice, weak_la
 
 log = logging.getLogger("w2s")
 GENERATION_COLUMN = "generation"
-
-
-class EmptyGenerationError(ValueError):
-    """A supervisor generated no text for a prompt, so a student would have no target to learn."""
+# The weak-label column that flags a generation with no answer (empty, or whitespace only).
+EMPTY_COLUMN = "empty"
 
 
 def prediction_frame(ids: dict[str, pd.Series], generations: dict[str, list[str]]) -> pd.DataFrame:
@@ -32,27 +32,35 @@ def prediction_frame(ids: dict[str, pd.Series], generations: dict[str, list[str]
 
 def write_generated_weak_labels(w2s: pd.DataFrame, train_w2s: pd.DataFrame, slice_index: int, n_slices: int,
                                 predictions_path: str, out_path: str) -> None:
-    """The supervisor's generations `w2s` (its train_w2s predictions, in train_w2s's order) on slice
-    `slice_index` of `n_slices`, with each row's prompt and the hash of train_w2s's (id, prompt) pairs.
+    """The supervisor's generations `w2s` (its train_w2s predictions: the slices it labels) on slice
+    `slice_index` of `n_slices` of train_w2s, in the slice's order, with each row's prompt, whether it is
+    empty and the hash of train_w2s's (id, prompt) pairs.
 
-    A generation with no answer (empty or whitespace only: the supervisor ended its text at once) is refused
-    with the ids it concerns; the supervisor's own outputs stay as they are.
+    A generation with no answer (empty or whitespace only: the supervisor ended its text at once) is kept as
+    "" and counted; a supervisor that generated nothing for some of the slice's rows was trained to label
+    another slice, and is refused with the ids it lacks.
     """
-    rows = w2s_slice(w2s, slice_index, n_slices)
-    prompts = w2s_slice(train_w2s, slice_index, n_slices)["prompt"].to_numpy()
-    texts = rows[GENERATION_COLUMN].fillna("").astype(str)
-    empty = rows.loc[~texts.str.strip().astype(bool), "id"].tolist()
-    if empty:
-        raise EmptyGenerationError(
-            f"{predictions_path}: the supervisor generated no text for {len(empty)} of the {len(rows)} prompts of "
-            f"train_w2s slice {slice_index}/{n_slices} (ids {', '.join(map(str, empty[:5]))}"
-            f"{', ...' if len(empty) > 5 else ''}), so a student would have no target to learn there; its "
-            "predictions and checkpoint are kept. Train the supervisor longer or with another lr so that it "
-            "answers every prompt, then rerun it")
-    frame = pd.DataFrame({"id": rows["id"].to_numpy(), "prompt": prompts, GENERATION_COLUMN: texts.to_numpy(),
+    rows = w2s_slice(train_w2s, slice_index, n_slices)
+    generated = w2s.set_index("id")[GENERATION_COLUMN]
+    lacking = rows.loc[~rows["id"].isin(generated.index), "id"].tolist()
+    if lacking:
+        raise ValueError(
+            f"{predictions_path}: the supervisor generated nothing for {len(lacking)} of the {len(rows)} prompts of "
+            f"train_w2s slice {slice_index}/{n_slices} (ids {', '.join(map(str, lacking[:5]))}"
+            f"{', ...' if len(lacking) > 5 else ''}), so it was trained to label another slice; delete its predictions "
+            "and let its training rule make them again")
+    texts = generated.loc[rows["id"]].fillna("").astype(str)
+    empty = ~texts.str.strip().astype(bool)
+    frame = pd.DataFrame({"id": rows["id"].to_numpy(), "prompt": rows["prompt"].to_numpy(),
+                          GENERATION_COLUMN: texts.where(~empty, "").to_numpy(), EMPTY_COLUMN: empty.to_numpy(),
                           "train_w2s_sha256": rows_sha256(train_w2s)})
-    log.info("slice %d/%d: %d generated weak labels, %d distinct", slice_index, n_slices, len(frame),
-             frame[GENERATION_COLUMN].nunique())
+    if empty.any():
+        shown = ", ".join(map(str, frame.loc[frame[EMPTY_COLUMN], "id"][:5]))
+        log.warning("%s: the supervisor generated no text for %d of the %d prompts of slice %d/%d (ids %s); they stay "
+                    "weak labels, the end-of-text token alone as the student's target", predictions_path,
+                    int(empty.sum()), len(frame), slice_index, n_slices, shown)
+    log.info("slice %d/%d: %d generated weak labels, %d distinct, %d empty", slice_index, n_slices, len(frame),
+             frame[GENERATION_COLUMN].nunique(), int(empty.sum()))
     io.write_parquet(frame, out_path)
 
 

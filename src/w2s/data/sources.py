@@ -295,14 +295,19 @@ def _anthropic_hh_pairwise(row: dict[str, Any], rng: random.Random) -> tuple[str
     return f"{chosen[0]}\n\nResponse A: {first}\n\nResponse B: {second}", label
 
 
-def _chess_puzzle(row: dict[str, Any], rng: random.Random) -> tuple[str, str]:
+def _chess_puzzle(row: dict[str, Any], rng: random.Random) -> tuple[str, str, dict[str, Any]]:
     from w2s.data import chess  # python-chess takes a quarter second to import; only chess jobs need it
 
-    return chess.puzzle_example(row)
+    record = chess.puzzle_record(row)
+    return record.pop("prompt"), record.pop("target"), record
 
 
 # The task kind whose rows are (prompt, target) texts, read by causal LMs (w2s.tasks).
 GENERATIVE_KIND = "generative"
+# The catalogue's chess datasets: their prompts are games, so max_moves applies and metrics check legal moves.
+CHESS_DATASETS = ("chess_puzzles",)
+# label_balance's count, per split, of chess puzzles left out at preparation for their move number.
+LEFT_OUT_OVER_MAX_MOVES = "over_max_moves"
 
 TRAIN_VALIDATION = {"train": "train", "test": "validation"}
 UNLABELED_TEST = "the hub's test split has no labels, so validation serves as test"
@@ -667,13 +672,14 @@ def _load_error(name: str, split: str, data_files: dict[str, str] | None, source
 
 def _convert(
     name: str, rows: Any, indices: list[int], split: str, seed: int, sizes: list[int], balance: bool,
-    spec: DatasetSpec,
+    spec: DatasetSpec, max_moves: int | None = None,
 ) -> list[pd.DataFrame]:
     """Convert rows in the given order into parts of the given sizes, each row going to the first
     part with room. With balance, a part has room for a class only while that class holds less than
-    1/K of the part (rounded up), so its class counts differ by at most one when every class has rows."""
+    1/K of the part (rounded up), so its class counts differ by at most one when every class has rows.
+    `max_moves` leaves out long chess puzzles (_convert_generative)."""
     if spec.task.is_generative:
-        return _convert_generative(name, rows, indices, split, seed, sizes, spec)
+        return _convert_generative(name, rows, indices, split, seed, sizes, spec, max_moves)
     n_classes, column = spec.task.n_classes, spec.task.input_column
     parts: list[list[dict[str, Any]]] = [[] for _ in sizes]
     class_counts = [[0] * n_classes for _ in sizes]
@@ -733,57 +739,81 @@ def _converted(name: str, rows: Any, index: int, split: str, spec: DatasetSpec, 
 
 
 def _convert_generative(name: str, rows: Any, indices: list[int], split: str, seed: int, sizes: list[int],
-                        spec: DatasetSpec) -> list[pd.DataFrame]:
-    """A generative task's rows in the given order as (id, prompt, target) parts of the given sizes. A row
-    whose target is empty (whitespace only) is refused: it has no answer to train on or to match."""
-    records: list[dict[str, Any]] = []
-    for index in indices[: sum(sizes)]:
+                        spec: DatasetSpec, max_moves: int | None = None) -> list[pd.DataFrame]:
+    """A generative task's rows in the given order as (id, prompt, target) parts of the given sizes, with the
+    columns a converter adds after them (chess: move_number, and rating and themes from the Lichess CSV). A
+    row whose target is empty (whitespace only) is refused: it has no answer to train on or to score. With
+    `max_moves`, a puzzle whose move to find is numbered above it is left out, and each part counts those met
+    while it was being filled in its frame's attrs (LEFT_OUT_OVER_MAX_MOVES)."""
+    parts: list[list[dict[str, Any]]] = [[] for _ in sizes]
+    left_out = [0] * len(sizes)
+    filling = 0
+    for index in indices:
+        while filling < len(sizes) and len(parts[filling]) == sizes[filling]:
+            filling += 1
+        if filling == len(sizes):
+            break
         # One generator per row keeps a row's random choice independent of sampling order.
         converted = _converted(name, rows, index, split, spec, random.Random(f"{name}:{split}:{index}:{seed}"))
         if converted is None:
             continue
-        prompt, target = converted
+        prompt, target, *more = converted
         if not str(target).strip():
             raise DatasetError(f"row {index} of the {split} split of '{name}' has an empty target, so it has no "
                                "answer to train on or to score; fix the target column of the data")
-        records.append({"id": f"{split}:{index}", "prompt": prompt, "target": target})
-    if len(records) < sum(sizes):
-        raise DatasetError(f"dataset '{name}' has only {len(records)} usable rows in its {split} split but the "
-                           f"config asks for {sum(sizes)}; lower n_train or n_test")
-    bounds = np.cumsum([0, *sizes])
-    return [pd.DataFrame.from_records(records[a:b], columns=["id", "prompt", "target"])
-            for a, b in zip(bounds[:-1], bounds[1:])]
+        columns = more[0] if more else {}
+        if max_moves is not None and columns["move_number"] > max_moves:
+            left_out[filling] += 1
+            continue
+        parts[filling].append({"id": f"{split}:{index}", "prompt": prompt, "target": target, **columns})
+    found = sum(map(len, parts))
+    if found < sum(sizes):
+        raise DatasetError(f"dataset '{name}' has only {found} usable rows in its {split} split but the "
+                           f"config asks for {sum(sizes)}; lower n_train or n_test"
+                           + (f", or raise max_moves ({sum(left_out)} puzzles are past move {max_moves})"
+                              if max_moves is not None else ""))
+    frames = []
+    for records, count in zip(parts, left_out):
+        frame = pd.DataFrame.from_records(records, columns=list(records[0]) if records else ["id", "prompt", "target"])
+        if max_moves is not None:
+            frame.attrs[LEFT_OUT_OVER_MAX_MOVES] = count
+        frames.append(frame)
+    return frames
 
 
 def prepare(
     name: str, n_train: int, n_test: int, seed: int, data_files: dict[str, str] | None = None,
     *, balance: bool = False, source: DataSource | None = None, entry: dict[str, Any] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """train_gt and train_w2s are the two halves of a random n_train sample; test is disjoint.
+    """train_gt and train_w2s split a random n_train sample, train_gt taking the entry's n_train_gt rows (by
+    default half, the smaller half for odd n_train); test is disjoint.
 
     With balance, each of the three splits has equal class counts (within one for odd sizes).
     Hub rows are read from `source` (default: the registry's repository and revision); `entry`, the
-    config's, describes a dataset outside the catalogue.
+    config's, describes a dataset outside the catalogue, and for any dataset may set n_train_gt and, for
+    chess puzzles, max_moves (_convert_generative).
     """
     spec = dataset_spec(name, entry)
     source = source or data_source(name, entry)
+    entry = entry or {}
     rng = random.Random(seed)
     train_rows = _load_rows(name, "train", data_files, source, spec)
     train_order = list(range(len(train_rows)))
     rng.shuffle(train_order)
-    half = n_train // 2
+    n_gt = entry.get("n_train_gt", n_train // 2)
+    max_moves = entry.get("max_moves")
     if spec.splits["test"] is None:
         train_gt, train_w2s, test = _convert(
-            name, train_rows, train_order, "train", seed, [half, n_train - half, n_test], balance, spec
+            name, train_rows, train_order, "train", seed, [n_gt, n_train - n_gt, n_test], balance, spec, max_moves
         )
     else:
         train_gt, train_w2s = _convert(
-            name, train_rows, train_order, "train", seed, [half, n_train - half], balance, spec
+            name, train_rows, train_order, "train", seed, [n_gt, n_train - n_gt], balance, spec, max_moves
         )
         test_rows = _load_rows(name, "test", data_files, source, spec)
         test_order = list(range(len(test_rows)))
         rng.shuffle(test_order)
-        (test,) = _convert(name, test_rows, test_order, "test", seed, [n_test], balance, spec)
+        (test,) = _convert(name, test_rows, test_order, "test", seed, [n_test], balance, spec, max_moves)
     splits = {"train_gt": train_gt, "train_w2s": train_w2s, "test": test}
     for split, frame in splits.items():
         if not spec.task.is_generative and frame["label"].nunique() < 2:
@@ -796,11 +826,14 @@ def prepare(
 
 def label_balance(splits: dict[str, pd.DataFrame], n_classes: int = 2) -> dict[str, dict[str, Any]]:
     """Per split: its number of rows and the fraction of each class (class_fractions); for a binary task
-    also the fraction labelled 1 (positive_fraction); for a generative task the number of distinct targets."""
+    also the fraction labelled 1 (positive_fraction); for a generative task the number of distinct targets,
+    and with max_moves the puzzles left out while the split was filled (over_max_moves)."""
     balance: dict[str, dict[str, Any]] = {}
     for split, frame in splits.items():
-        if "target" in frame:  # a generative task: targets, not classes
-            balance[split] = {"n": len(frame), "distinct_targets": int(frame["target"].nunique())}
+        if "target" in frame:  # a generative task: targets, not classes; chess: the puzzles left out past max_moves
+            balance[split] = {"n": len(frame), "distinct_targets": int(frame["target"].nunique()),
+                              **({LEFT_OUT_OVER_MAX_MOVES: frame.attrs[LEFT_OUT_OVER_MAX_MOVES]}
+                                 if LEFT_OUT_OVER_MAX_MOVES in frame.attrs else {})}
             continue
         counts = np.bincount(frame["label"].to_numpy(), minlength=n_classes)
         stats: dict[str, Any] = {"n": len(frame), "class_fractions": (counts / max(len(frame), 1)).tolist()}
@@ -917,17 +950,17 @@ def write_weak_labels(predictions_path: str, train_w2s_path: str, slice_index: i
     preds = pd.read_parquet(predictions_path)
     w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
     train_w2s = pd.read_parquet(train_w2s_path)
+    if "generation" in w2s:  # a generative task's predictions: texts on the slices it labels, not probabilities
+        from w2s.data.generations import write_generated_weak_labels
+
+        write_generated_weak_labels(w2s, train_w2s, slice_index, n_slices, predictions_path, out_path)
+        return
     if w2s["id"].tolist() != train_w2s["id"].tolist():
         raise ValueError(
             f"{predictions_path}: the supervisor's train_w2s predictions are not of the rows of {train_w2s_path} "
             f"in their order ({len(w2s)} predictions, {len(train_w2s)} rows), so they were made from other data; "
             "delete the predictions and let the supervisor's training rule make them again"
         )
-    if "generation" in w2s:  # a generative task's predictions: texts, not class probabilities
-        from w2s.data.generations import write_generated_weak_labels
-
-        write_generated_weak_labels(w2s, train_w2s, slice_index, n_slices, predictions_path, out_path)
-        return
     rows = w2s_slice(w2s, slice_index, n_slices)
     probs = class_probs.read_column(rows, "probs", predictions_path)
     class_probs.check_probabilities(

@@ -12,6 +12,7 @@ estimates of AUROC and agreement are the same computation with every weight 1.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -218,14 +219,23 @@ def _pgr_interval(name: str, student: np.ndarray | None, weak: np.ndarray | None
 # ---------------------------------------------------------------- generative tasks
 
 
+# A chess move in SAN followed by its check or mate sign: exact match reads the move without it.
+SAN_WITH_SIGN = re.compile(r"((?:[KQRBN]?[a-h]?[1-8]?x?[a-h][1-8](?:=[QRBN])?|O-O(?:-O)?))[+#]")
+
+
 def normalise_answer(text: str) -> str:
     """The answer a generated or target text gives: its first whitespace-separated word, or "" for a text of
-    whitespace only. Exact match compares these, so a generation that goes on after its answer (a chess
-    move followed by the game's next moves, or no end-of-text token before max_new_tokens) still scores
-    on its answer, and leading or trailing spaces never decide a match. Case and punctuation are kept:
-    in SAN "Nf3+" and "nf3" are other strings, and the task's target says which is right."""
+    whitespace only, less the check or mate sign of a chess move in SAN ("Qxf7#" reads "Qxf7"). Exact match
+    compares these, so a generation that goes on after its answer (a chess move followed by the game's next
+    moves, or no end-of-text token before max_new_tokens) still scores on its answer, leading or trailing
+    spaces never decide a match, and a move is right whether or not the model writes that it gives check
+    or mate (the move decides that, not the sign). Case and other punctuation are kept: in SAN "Nf3" and
+    "nf3" are other strings, and the task's target says which is right."""
     words = str(text).split()
-    return words[0] if words else ""
+    if not words:
+        return ""
+    signed = SAN_WITH_SIGN.fullmatch(words[0])
+    return signed.group(1) if signed else words[0]
 
 
 def normalised_answers(texts: Any) -> np.ndarray:
@@ -233,9 +243,16 @@ def normalised_answers(texts: Any) -> np.ndarray:
     return np.array([normalise_answer(text) for text in texts], dtype=object)
 
 
+def answer_hits(generations: Any, targets: Any) -> np.ndarray:
+    """Per row, whether its generation's answer is the target's (normalise_answer). An empty answer is never
+    right, not even against an empty weak label: it answers nothing."""
+    answers = normalised_answers(generations)
+    return (answers == normalised_answers(targets)) & (answers != "")
+
+
 def exact_match(generations: Any, targets: Any) -> float:
-    """The share of rows whose generation's answer is the target's (normalise_answer)."""
-    return float(np.mean(normalised_answers(generations) == normalised_answers(targets)))
+    """The share of rows whose generation's answer is the target's (answer_hits)."""
+    return float(np.mean(answer_hits(generations, targets)))
 
 
 def answer_agreement(student: Any, supervisor: Any, targets: Any) -> dict[str, float | None]:

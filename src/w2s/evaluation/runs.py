@@ -12,6 +12,7 @@ import pandas as pd
 from w2s import io
 from w2s.data import generations
 from w2s.data import labels as class_probs
+from w2s.data.sources import CHESS_DATASETS, LEFT_OUT_OVER_MAX_MOVES
 from w2s.evaluation import metrics, reference
 from w2s.tasks import GENERATIVE
 
@@ -56,7 +57,7 @@ REFERENCE_COLUMNS = (
 def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_samples: int, seed: int,
              out_path: str, context: dict[str, Any],
              label_balance: dict[str, dict[str, float]] | None = None,
-             truncation: dict[str, Any] | None = None) -> None:
+             truncation: dict[str, Any] | None = None, weak_labels_path: str | None = None) -> None:
     """Metrics of one model's test predictions; a student is also scored against its lineage.
 
     `predictions` maps "self" and, for a student, "supervisor", "weak" and "ceiling" to prediction
@@ -68,10 +69,12 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     "positive_fraction"); it is stored whole and, for a binary task, as one `<split>_positive_fraction`
     key per split. `truncation` (w2s.data.truncation) gives the model's max_length and one
     `<split>_truncated` count of texts longer than it per split. A generative task's runs
-    (context's task_kind) are scored by exact match of their generations (_evaluate_generations).
+    (context's task_kind) are scored by exact match of their generations (_evaluate_generations); a
+    generative student also reads the weak labels it learned from (`weak_labels_path`).
     """
     if context.get("task_kind") == GENERATIVE:
-        _evaluate_generations(run, predictions, test_path, bootstrap_samples, seed, out_path, context, label_balance)
+        _evaluate_generations(run, predictions, test_path, bootstrap_samples, seed, out_path, context, label_balance,
+                              weak_labels_path)
         return
     own, probs = _test_predictions(predictions["self"])
     labels = _test_labels(test_path, own.index, predictions["self"])
@@ -123,17 +126,21 @@ NO_AUROC_GENERATIVE = "AUROC does not apply to a generative task: a generation h
 
 def _evaluate_generations(run: str, predictions: dict[str, str], test_path: str, bootstrap_samples: int, seed: int,
                           out_path: str, context: dict[str, Any],
-                          label_balance: dict[str, dict[str, Any]] | None) -> None:
+                          label_balance: dict[str, dict[str, Any]] | None, weak_labels_path: str | None) -> None:
     """Metrics of a generative run: accuracy is exact match of the normalised answers (metrics.normalise_answer)
     of its test generations and the test targets; PGR, agreement (the student's answer is its supervisor's)
-    and their paired bootstrap intervals follow from each row's match. AUROC is null, with the reason."""
+    and their paired bootstrap intervals follow from each row's match. AUROC is null, with the reason. A
+    student's metrics count the weak labels it learned from and the empty ones; chess adds the legal-move
+    rate of the generations and of the weak labels, the puzzles left out past max_moves, and accuracy by
+    rating band and by theme where the data has them (_chess_metrics)."""
     own = generations.test_generations(predictions["self"])
-    targets = pd.read_parquet(test_path, columns=["id", "target"]).set_index("id")["target"]
-    if set(own.index) != set(targets.index) or own.index.has_duplicates:
+    test = pd.read_parquet(test_path).set_index("id")
+    if set(own.index) != set(test.index) or own.index.has_duplicates:
         raise ValueError(f"{predictions['self']}: its test generations are not one per row of {test_path} "
-                         f"({len(own)} generations, {len(targets)} rows), so they were made from other data; "
+                         f"({len(own)} generations, {len(test)} rows), so they were made from other data; "
                          "retrain the run that wrote them")
-    targets = targets.loc[own.index].to_numpy()
+    test = test.loc[own.index]
+    targets = test["target"].to_numpy()
     student = own.to_numpy()
     result: dict[str, Any] = dict(context)
     result.update({"n_test": int(len(own)), "accuracy": metrics.exact_match(student, targets), "auroc": None,
@@ -141,6 +148,13 @@ def _evaluate_generations(run: str, predictions: dict[str, str], test_path: str,
                    "test_empty_generations": int(sum(not metrics.normalise_answer(t) for t in student))})
     if label_balance is not None:
         result["label_balance"] = label_balance
+    weak_labels = None if weak_labels_path is None else pd.read_parquet(weak_labels_path)
+    if weak_labels is not None:
+        result.update({"weak_labels_n": len(weak_labels),
+                       "weak_labels_empty": int(sum(not metrics.normalise_answer(t)
+                                                    for t in weak_labels[generations.GENERATION_COLUMN]))})
+    if context.get("dataset") in CHESS_DATASETS:
+        result.update(_chess_metrics(test, student, weak_labels, label_balance))
     is_student = context.get("kind") == "student"
     if is_student:
         others = {role: generations.aligned_generations(predictions[role], own.index) for role in COMPARED_ROLES}
@@ -154,8 +168,52 @@ def _evaluate_generations(run: str, predictions: dict[str, str], test_path: str,
         result.update(metrics.answer_intervals(targets, student, bootstrap_samples, seed, **others))
     else:
         result.update(metrics.answer_intervals(targets, student, bootstrap_samples, seed))
-    log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "pgr", "agreement") if k in result})
+    log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "pgr", "agreement", "legal_move_rate") if k in result})
     io.write_json(result, out_path)
+
+
+# A chess run's metrics break accuracy down by the themes most frequent in the test split, this many, as flat
+# columns of the summary (accuracy_theme_<theme>); accuracy_by_theme holds every theme.
+SUMMARY_THEMES = 5
+
+
+def _chess_metrics(test: pd.DataFrame, student: np.ndarray, weak_labels: pd.DataFrame | None,
+                   label_balance: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """A chess run's share of legal moves among its test generations (w2s.data.chess.legal_move_rate) and, for a
+    student, among its weak labels; the puzzles preparation left out past max_moves (puzzles_over_max_moves,
+    where it set one); and where the test split keeps the Lichess CSV's rating and themes, exact match per
+    rating band and per theme ({"n", "accuracy"} each), the bands and the most frequent themes also as flat
+    accuracy_rating_<band> and accuracy_theme_<theme>."""
+    from w2s.data import chess  # python-chess loads for chess runs only
+
+    result: dict[str, Any] = {"legal_move_rate": chess.legal_move_rate(test["prompt"], student)}
+    if weak_labels is not None:
+        result["weak_labels_legal_move_rate"] = chess.legal_move_rate(
+            weak_labels["prompt"], weak_labels[generations.GENERATION_COLUMN])
+    counts = [split[LEFT_OUT_OVER_MAX_MOVES] for split in (label_balance or {}).values()
+              if LEFT_OUT_OVER_MAX_MOVES in split]
+    if counts:
+        result["puzzles_over_max_moves"] = int(sum(counts))
+    right = metrics.answer_hits(student, test["target"])
+    if "rating" in test:
+        bands = pd.Series([chess.rating_band(r) for r in test["rating"]], index=test.index)
+        order = sorted(bands.unique(), key=lambda band: test["rating"][bands == band].min())
+        result["accuracy_by_rating_band"] = {band: _share(right[(bands == band).to_numpy()]) for band in order}
+        result.update({f"accuracy_rating_{band}": share["accuracy"]
+                       for band, share in result["accuracy_by_rating_band"].items()})
+    if "themes" in test:
+        themes = test["themes"].fillna("").str.split()
+        counted = themes.explode().dropna().value_counts(sort=True)
+        by_theme = {theme: _share(right[themes.map(lambda names, t=theme: t in names).to_numpy()])
+                    for theme in counted.index}
+        result["accuracy_by_theme"] = by_theme
+        result.update({f"accuracy_theme_{theme}": by_theme[theme]["accuracy"]
+                       for theme in counted.index[:SUMMARY_THEMES]})
+    return result
+
+
+def _share(hits: np.ndarray) -> dict[str, Any]:
+    return {"n": int(len(hits)), "accuracy": float(np.mean(hits))}
 
 
 def _test_predictions(path: str) -> tuple[pd.DataFrame, np.ndarray]:

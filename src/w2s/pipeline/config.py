@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from w2s import tasks
-from w2s.data.sources import DATASETS
+from w2s.data.sources import CHESS_DATASETS, DATASETS
 from w2s.training.losses import GENERATIVE_LOSSES, LOSSES
 from w2s.training.settings import TrainingSettings
 
@@ -184,6 +184,7 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
     for name in config.get("prompting", {}).get("models", []):
         _known("model", name, models.keys(), "prompting.models")
     _check_task_kinds(config)
+    _check_split_sizes(config)
     _check_axes(config)
 
 
@@ -324,7 +325,10 @@ STANDARD_ONLY_KEYS = ("kind", "n_classes", "hub_id", "hub_config", "splits", "in
 def _check_dataset(name: str, entry: dict[str, Any]) -> None:
     """A catalogue dataset (w2s.data.sources.DATASETS) is read as the registry says, a binary text task but for
     those of another kind (chess_puzzles, generative), whose entry states it; any other name is a dataset in a
-    standard (input, label) schema, which must say where it is and its K."""
+    standard (input, label) schema, which must say where it is and its K. Only chess puzzles have max_moves."""
+    _check("max_moves" not in entry or name in CHESS_DATASETS,
+           f"dataset '{name}' sets max_moves, the highest move number of a chess puzzle kept at preparation, but only "
+           f"{', '.join(CHESS_DATASETS)} has moves; remove max_moves")
     if name in DATASETS:
         kind = DATASETS[name].task.kind
         if kind != tasks.DEFAULT_KIND:
@@ -548,23 +552,56 @@ def data_axis_values(config: dict[str, Any]) -> list[tuple[str, int]]:
     return [(axis, int(n)) for axis in DATA_AXES for n in axes.get(axis, [])]
 
 
-def slice_rows(n_train: int, n_slices: int, index: int) -> int:
+def train_gt_rows(entry: dict[str, Any]) -> int:
+    """Rows of a dataset's train_gt: its entry's n_train_gt, by default half of n_train (rounded down), as
+    prepare cuts them (w2s.data.sources); train_w2s gets the rest of n_train."""
+    return int(entry.get("n_train_gt", entry["n_train"] // 2))
+
+
+def slice_rows(n_train: int, n_slices: int, index: int, n_train_gt: int | None = None) -> int:
     """Rows of train_w2s's slice `index` (1-based), as prepare and w2s_slice cut them (w2s.data.sources); train_gt
-    has n_train // 2."""
-    bounds = np.linspace(0, n_train - n_train // 2, n_slices + 1).astype(int)
+    has n_train_gt rows, by default n_train // 2."""
+    n_gt = n_train // 2 if n_train_gt is None else n_train_gt
+    bounds = np.linspace(0, n_train - n_gt, n_slices + 1).astype(int)
     return int(bounds[index] - bounds[index - 1])
+
+
+def _check_split_sizes(config: dict[str, Any]) -> None:
+    """train_gt's own size (n_train_gt) leaves train_w2s a row for each slice at least."""
+    for dataset, entry in config["datasets"].items():
+        if "n_train_gt" not in entry:
+            continue
+        rest = entry["n_train"] - entry["n_train_gt"]
+        _check(rest >= config["w2s_slices"],
+               f"dataset '{dataset}': n_train_gt {entry['n_train_gt']} leaves {max(rest, 0)} of n_train's "
+               f"{entry['n_train']} rows to train_w2s, fewer than w2s_slices ({config['w2s_slices']}), which each need "
+               "rows of their own; lower n_train_gt or raise n_train")
 
 
 def _check_axes(config: dict[str, Any]) -> None:
     """Every axis value subsamples: it is below the rows its axis draws from in every dataset."""
     for dataset, entry in config["datasets"].items():
-        n_gt, n_slice = entry["n_train"] // 2, slice_rows(entry["n_train"], config["w2s_slices"], 1)
+        n_gt = train_gt_rows(entry)
+        n_slice = slice_rows(entry["n_train"], config["w2s_slices"], 1, n_gt)
         available = {"n_gt_rows": (n_gt, "train_gt"), "n_weak_labels": (n_slice, "the first slice of train_w2s")}
+        sizes = f"n_train {entry['n_train']}" + (f", n_train_gt {n_gt}" if "n_train_gt" in entry else "")
         for axis, n in data_axis_values(config):
             rows, where = available[axis]
-            _check(n < rows, f"axes.{axis} has {n}, but dataset '{dataset}' has {rows} rows in {where} (n_train "
-                             f"{entry['n_train']}, w2s_slices {config['w2s_slices']}); the run with every row is "
-                             f"planned anyway, so give values below {rows} or raise n_train")
+            _check(n < rows, f"axes.{axis} has {n}, but dataset '{dataset}' has {rows} rows in {where} ({sizes}, "
+                             f"w2s_slices {config['w2s_slices']}); the run with every row is planned anyway, so give "
+                             f"values below {rows} or raise n_train")
+
+
+def generated_slices(config: dict[str, Any], lineage: list[str], axis: tuple[str, int] | None) -> list[int]:
+    """The slices of train_w2s a generative run generates on: those its weak labels are read from. A run's
+    `lineage` is its model for a ground-truth run, else its chain; with a data axis it is that axis's run.
+    A ground-truth model labels slice 1 where it supervises a direct student or roots a chain (and on n
+    train_gt rows, the weak model of the axis n_gt_rows), chain step k labels slice k + 1 where a longer chain
+    extends it, and no other run supervises (the axes' students, the strongest models, the last steps)."""
+    if axis is not None:
+        return [1] if axis[0] == "n_gt_rows" and len(lineage) == 1 else []
+    supervises = any(student[:-1] == lineage for student in student_chains(config, variants=True))
+    return [len(lineage)] if supervises else []
 
 
 def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:

@@ -760,6 +760,40 @@ def _generative_table(summary: pd.DataFrame) -> pd.DataFrame:
     return _formatted(table, ["accuracy without", "accuracy with", "PGR without", "PGR with"])
 
 
+# A chess run's metrics beyond exact match (w2s.evaluation.runs._chess_metrics), named as the chess table shows them.
+CHESS_COLUMNS = {"accuracy": "exact match", "legal_move_rate": "legal moves", "weak_labels_legal_move_rate":
+                 "weak labels: legal moves", "weak_labels_empty": "weak labels: empty"}
+
+
+def _chess_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and run of a chess task, means over seeds: exact match, the share of legal moves among the
+    test generations and among the weak labels it learned from, its empty weak labels, then exact match per
+    rating band and on the test split's most frequent themes where the data has them (the Lichess CSV).
+    Empty when no run is a chess run."""
+    if "legal_move_rate" not in summary or summary["legal_move_rate"].isna().all():
+        return pd.DataFrame()
+    runs = summary[summary["legal_move_rate"].notna()]
+    runs = runs.assign(run=_marked(runs["run"], runs["gt_selected"]))
+    breakdowns = [c for c in runs.columns if c.startswith(("accuracy_rating_", "accuracy_theme_"))
+                  and runs[c].notna().any()]
+    values = [c for c in CHESS_COLUMNS if c in runs] + breakdowns
+    table = _seed_mean(runs, ["dataset", "run", "chain_length"], values)
+    table = table.sort_values(["dataset", "chain_length", "run"]).drop(columns="chain_length")
+    names = {**CHESS_COLUMNS, **{c: c.removeprefix("accuracy_rating_") + " rated" if c.startswith("accuracy_rating_")
+                                 else c.removeprefix("accuracy_theme_") for c in breakdowns}}
+    table = table[["dataset", "run", "seeds", *values]].rename(columns=names)
+    rates = [names[c] for c in values if c != "weak_labels_empty"]
+    return _rounded(_formatted(table, rates), {names["weak_labels_empty"]: 0} if "weak_labels_empty" in values else {})
+
+
+def _left_out_puzzles(summary: pd.DataFrame) -> str:
+    """The puzzles preparation left out past max_moves, per dataset and seed, in words; "" where none was set."""
+    if "puzzles_over_max_moves" not in summary or summary["puzzles_over_max_moves"].isna().all():
+        return ""
+    counts = summary.dropna(subset=["puzzles_over_max_moves"]).groupby(["dataset", "seed"])["puzzles_over_max_moves"]
+    return "; ".join(f"{dataset} seed {seed}: {int(n)}" for (dataset, seed), n in counts.first().items())
+
+
 def _task_names(runs: pd.DataFrame) -> list[str]:
     """Each run's task in words: its kind and number of classes (w2s.tasks); summaries from before task kinds
     existed are binary text tasks."""
@@ -880,6 +914,16 @@ def _summary_tables(summary: pd.DataFrame, seed_summary: pd.DataFrame | None, lo
                   "the same run from the hub's weights. Each twin's PGR is measured against its own ceiling; "
                   "the lineage names the model without the stage.</p>",
                   _table_html(generative, "")]
+    chess = _chess_table(summary)
+    if not chess.empty:
+        left_out = _left_out_puzzles(summary)
+        parts += ["<p>Chess puzzles, mean over seeds: exact match (a move with or without its check or mate sign), "
+                  "the share of test generations that are a legal move where the prompt leaves the game, the same "
+                  "for the weak labels a student learned from and how many of them were empty; then exact match per "
+                  "puzzle rating band and on the test split's most frequent themes where the data has them (the "
+                  "Lichess CSV; the hub's puzzles have neither)."
+                  + (f" Puzzles left out at preparation, past max_moves: {_esc(left_out)}." if left_out else "")
+                  + "</p>", _table_html(chess, "")]
     if seed_summary is not None:
         parts += ["<p>Per run, each metric's mean over seeds with a 95% bootstrap interval over seeds "
                   "(seeds resampled with replacement; no interval with a single seed).</p>",

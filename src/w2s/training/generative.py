@@ -22,8 +22,10 @@ from torch import nn
 
 from w2s import io
 from w2s.data.generations import GENERATION_COLUMN, prediction_frame, training_targets
+from w2s.data.sources import w2s_slice
 from w2s.evaluation import metrics
 from w2s.models.text import add_lora, disable_dropout, load_pretrained, load_tokenizer, model_parallel_map, place
+from w2s.tasks import Task
 from w2s.training.loop import Selection, autocast, describe_device, device, fit
 from w2s.training.losses import IGNORE_INDEX, token_xent
 from w2s.training.resume import ResumeCheckpoints
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from w2s.training.jobs import TrainingJob
 
 log = logging.getLogger("w2s")
-PREDICTED_SPLITS = ("test", "train_w2s")
 
 
 class ContextError(ValueError):
@@ -77,8 +78,8 @@ def check_context(ids: list[str], lengths: list[int], context: int, what: str, s
         raise ContextError(
             f"{len(too_long)} of {len(ids)} rows of {split} are longer than the context of {context} tokens: {what} "
             f"comes to up to {longest} tokens (ids {shown}{', ...' if len(too_long) > 5 else ''}); raise "
-            "training.max_length (up to the model's position limit), lower generation.max_new_tokens, or drop "
-            "the long prompts from the data")
+            "training.max_length (up to the model's position limit), lower generation.max_new_tokens, or leave "
+            "the long prompts out of the data (chess puzzles: lower datasets.<name>.max_moves, docs/datasets.md)")
 
 
 class TargetLogits(nn.Module):
@@ -179,9 +180,21 @@ def build_lm(model_entry: dict[str, Any], mode: str, lora: Any, gradient_checkpo
     return lm, tokenizer
 
 
+def predicted_frames(frames: dict[str, pd.DataFrame], task: Task) -> dict[str, pd.DataFrame]:
+    """The rows a generative run generates on: all of test, and of train_w2s the slices its task names (those
+    its weak labels are read from; none for a run that supervises nobody), or every row where the task names
+    no slices."""
+    train_w2s = frames["train_w2s"]
+    if task.n_slices is not None:
+        parts = [w2s_slice(train_w2s, index, task.n_slices) for index in task.generated_slices]
+        train_w2s = pd.concat(parts) if parts else train_w2s.iloc[:0]
+    return {"test": frames["test"], "train_w2s": train_w2s}
+
+
 def finetune(job: "TrainingJob", resume: ResumeCheckpoints | None) -> None:
     """Train a causal LM on its rows' targets (true targets, or a supervisor's generations for a student) and
-    write its greedy generations on test and train_w2s as predictions (w2s.data.generations).
+    write its greedy generations on test and on the slices of train_w2s it labels as predictions
+    (predicted_frames, w2s.data.generations).
 
     With a holdout, every evaluation generates on the held-out rows and scores exact match against their
     training targets (normalise_answer); the best-scoring weights are kept, as in classification.
@@ -198,9 +211,10 @@ def finetune(job: "TrainingJob", resume: ResumeCheckpoints | None) -> None:
     check_context(list(train_frame["id"].iloc[every["row"]]),
                   [len(split_prompts[r]) + len(targets[r]) for r in every["row"]], context,
                   "prompt + target + end-of-text", job.train_split)
-    prompts = {split: prompt_ids(tokenizer, frames[split]["prompt"].tolist()) for split in PREDICTED_SPLITS}
+    predicted = predicted_frames(frames, job.task)
+    prompts = {split: prompt_ids(tokenizer, frame["prompt"].tolist()) for split, frame in predicted.items()}
     for split, ids in prompts.items():
-        check_context(frames[split]["id"].tolist(), [len(p) + max_new_tokens for p in ids], context,
+        check_context(predicted[split]["id"].tolist(), [len(p) + max_new_tokens for p in ids], context,
                       f"prompt + generation.max_new_tokens ({max_new_tokens})", split)
 
     train_rows = rows["row"].to_numpy()
@@ -236,11 +250,11 @@ def finetune(job: "TrainingJob", resume: ResumeCheckpoints | None) -> None:
         agreement=target_agreement,
     )
     log.info("trained %d steps, final loss %.4f", len(history), history[-1]["loss"])
-    generations = {split: generate_rows(prompts[split]) for split in PREDICTED_SPLITS}
+    generations = {split: generate_rows(ids) for split, ids in prompts.items()}
     for split, texts in generations.items():
         empty = sum(not metrics.normalise_answer(text) for text in texts)
         log.info("%s: %d generations, %d empty", split, len(texts), empty)
-    io.write_parquet(prediction_frame({split: frames[split]["id"] for split in PREDICTED_SPLITS}, generations),
+    io.write_parquet(prediction_frame({split: frame["id"] for split, frame in predicted.items()}, generations),
                      job.out["predictions"])
     io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on)), job.out["history"])
     # A generative run has one model and no L2 strengths: its sweep is its test generations, chosen.
