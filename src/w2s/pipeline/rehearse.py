@@ -166,6 +166,8 @@ class Rehearsal:
     workdir: Path
     whole: list[Job] = field(default_factory=list)
     plan: Plan | None = None
+    # The miniature config with the schema's defaults, as the rules see it: what signatures read.
+    filled: dict[str, Any] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
 
     def table(self) -> str:
@@ -216,7 +218,8 @@ def rehearse(config_path: Path, workdir: Path, *, max_jobs: int = DEFAULT_MAX_JO
         raise RehearsalError(f"rehearsal of {config_path}: Snakemake could not plan the miniature config:\n"
                              + "\n".join((planned.stdout + planned.stderr).splitlines()[-30:]))
     result.whole = parse_dry_run(planned.stdout)
-    filled = {**mini, **w2s_config.with_generative_variants(w2s_config.apply_defaults(mini, w2s_config.SHIPPED_SCHEMA))}
+    defaults = w2s_config.apply_defaults(mini, w2s_config.SHIPPED_SCHEMA)
+    result.filled = filled = {**defaults, **w2s_config.with_generative_variants(defaults)}
     if len(result.whole) <= max_jobs:
         result.plan = Plan(result.whole, [], {signature(job, filled) for job in result.whole})
     else:

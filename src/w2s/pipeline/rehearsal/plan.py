@@ -112,8 +112,9 @@ def signature(job: Job, config: dict[str, Any]) -> tuple[Any, ...]:
         if job.rule == "train_ft_weak_lp_gt":  # a probe head on the student's features, whatever the student
             return (job.rule, model_kind(config["models"][w2s_config.generative_base(config, model)]),
                     _task_kind(config, w["dataset"]))
-        processes = f"{job.processes} processes" if job.processes > 1 else None
-        return (job.rule, *_training_facets(config, model), processes, loss, _task_kind(config, w["dataset"]))
+        # Sharded over any number of processes (the rehearsal's 2 stand for the real run's N) or not.
+        sharded = "sharded" if job.processes > 1 else None
+        return (job.rule, *_training_facets(config, model), sharded, loss, _task_kind(config, w["dataset"]))
     if job.rule in ("weak_labels", "evaluate"):
         return (job.rule, run_parts(w["run"])[0], _task_kind(config, w["dataset"]))
     if job.rule == "prompt_baseline":
