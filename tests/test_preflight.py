@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,75 @@ def test_a_local_mirror_config_passes_every_check(tmp_path: Path, tiny_models: d
     printed = out.getvalue().splitlines()
     assert printed[-1] == f"{len(results)} passed, 0 failed"
     assert printed[1].split() [:4] == ["OK", "dataset", "boolq", "revision"]
+
+
+def test_dataset_rows_fit_generative_binary_and_many_class_tasks(tmp_path: Path) -> None:
+    """A generative task's splits have targets, not classes: its row counts distinct targets (config/chess.yaml
+    failed here on every run), where a binary task's gives the positive fraction and a many-class task's the
+    classes present."""
+    from w2s.data.chess import mate_in_one_puzzles, write_hub_copy
+
+    puzzles = write_hub_copy(tmp_path / "lichess-puzzles", mate_in_one_puzzles(8, seed=0))
+    boolq, _ = hub_folder("boolq", tmp_path / "hub")
+    topics = {split: tmp_path / f"topics-{split}.jsonl" for split in ("train", "test")}
+    for split, path in topics.items():
+        path.write_text("".join(json.dumps({"text": f"{split} text {i}", "label": i % 3}) + "\n" for i in range(30)))
+    config = experiment(
+        {"chess_puzzles": {"kind": "generative", "n_train": 4, "n_test": 2, "mirror": str(puzzles)},
+         "boolq": {"n_train": 20, "n_test": 10, "mirror": str(boolq)},
+         "topics": {"n_classes": 3, "n_train": 12, "n_test": 6, "balance": True,
+                    "data_files": {split: str(path) for split, path in topics.items()}}}, {})
+    results = preflight.run(config, lock_path=None, parts={"datasets"}, load_weights=False, out=io.StringIO())
+    assert [r for r in results if r.status != "OK"] == []
+    assert detail(results, "dataset chess_puzzles", "train split").startswith("8 rows (hub split 'train'), columns ")
+    assert detail(results, "dataset chess_puzzles", "converts") == (
+        "n_train 4 and n_test 2 fit; a generative task: distinct targets per split train_gt 2, train_w2s 2, test 2")
+    assert detail(results, "dataset boolq", "converts") == (
+        "n_train 20 and n_test 10 fit; positive fraction train_gt 0.50, train_w2s 0.70, test 0.70")
+    assert detail(results, "dataset topics", "converts") == (
+        "n_train 12 and n_test 6 fit; 3 classes; classes present per split train_gt 3, train_w2s 3, test 3")
+
+
+def test_the_lock_file_is_beside_the_config_wherever_the_package_is_installed(tmp_path: Path) -> None:
+    """A non-editable install puts w2s in site-packages; the lock file still goes beside the config that
+    preflight was given, where the workflow reads it (config/config.yaml -> config/hub.lock.yaml)."""
+    import shutil
+    import subprocess
+    import sys
+
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    shutil.copytree(REPO / "src" / "w2s", site / "w2s", ignore=shutil.ignore_patterns("__pycache__"))
+    # w2s.pipeline.config reads the schema beside the package at import (not this test's subject).
+    (tmp_path / "lib" / "python3.11" / "config").mkdir()
+    shutil.copyfile(REPO / "config" / "schema.yaml", tmp_path / "lib" / "python3.11" / "config" / "schema.yaml")
+    experiment_dir = tmp_path / "experiment"
+    experiment_dir.mkdir()
+    config_path = experiment_dir / "config.yaml"
+    rows = experiment_dir / "sst2.jsonl"
+    rows.write_text(json.dumps({"idx": 0, "sentence": "fine", "label": 1}) + "\n")
+    config_path.write_text(yaml.safe_dump(experiment(
+        {"sst2": {"n_train": 20, "n_test": 10, "data_files": {"train": str(rows), "test": str(rows)}}},
+        {"small": {"hub_id": "org/small"}, "tiny": {"hub_id": "org/tiny"}})))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    script = (
+        "import sys\n"
+        "from w2s.pipeline import preflight, revisions\n"
+        f"assert preflight.__file__.startswith({str(site)!r}), preflight.__file__\n"
+        f"revisions.resolve_head = lambda repo_type, hub_id, branch: {commit!r}\n"
+        f"sys.exit(preflight.main([{str(config_path)!r}, '--skip', 'datasets', 'machine', '--no-weights']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"})
+    lock = experiment_dir / "hub.lock.yaml"
+    assert f"written to {lock}: commit it" in done.stdout, done.stdout + done.stderr
+    assert preflight_lock_entries(lock) == {"org/small@main": commit, "org/tiny@main": commit}
+    assert not (tmp_path / "lib" / "python3.11" / "config" / "hub.lock.yaml").exists()
+
+
+def preflight_lock_entries(lock: Path) -> dict[str, str]:
+    from w2s.pipeline import revisions
+
+    return revisions.read_lock(lock)["models"]
 
 
 def test_each_injected_fault_fails_its_own_row(tmp_path: Path, tiny_models: dict[str, Path],

@@ -128,9 +128,13 @@ def _converts(name: str, entry: dict[str, Any], seed: int, data_files: dict[str,
               source: sources.DataSource) -> str:
     splits = sources.prepare(name, entry["n_train"], entry["n_test"], seed, data_files,
                              balance=entry.get("balance", False), source=source, entry=entry)
-    n_classes = sources.dataset_spec(name, entry).task.n_classes
+    task = sources.dataset_spec(name, entry).task
+    n_classes = task.n_classes
     balance = sources.label_balance(splits, n_classes)
     fits = "n_train {:,} and n_test {:,} fit; ".format(entry["n_train"], entry["n_test"])
+    if task.is_generative:  # targets, not classes
+        return fits + "a generative task: distinct targets per split " + ", ".join(
+            f"{split} {stats['distinct_targets']:,}" for split, stats in balance.items())
     if n_classes > 2:
         return fits + f"{n_classes} classes; classes present per split " + ", ".join(
             f"{split} {sum(f > 0 for f in stats['class_fractions'])}" for split, stats in balance.items())
@@ -395,11 +399,14 @@ def _quiet_progress_bars() -> None:
 
 
 def run(config: dict[str, Any], *, lock_path: Path | None, parts: set[str], load_weights: bool,
-        only: set[str] | None = None, out: Any = None) -> list[Check]:
+        only: set[str] | None = None, out: Any = None, write_lock: bool = True) -> list[Check]:
     """Run the checks of `parts` (datasets, models, machine), printing each row to `out` (default
-    stdout) as it finishes."""
+    stdout) as it finishes. Revisions are read from the lock file `lock_path` (none: no lock), and those
+    resolved are written to it unless not `write_lock`."""
     out = out or sys.stdout
-    lock = revisions.read_lock(lock_path) if lock_path is not None else revisions.read_lock()
+    lock = revisions.read_lock(lock_path) if lock_path is not None else {s: {} for s in revisions.SECTIONS.values()}
+    if not write_lock:
+        lock_path = None
     results: list[Check] = []
 
     def emit(rows: Iterator[Check]) -> None:
@@ -441,18 +448,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave out a part")
     parser.add_argument("--no-weights", action="store_true",
                         help="check configs and tokenizers only: download and load no weights")
-    parser.add_argument("--lock", default=str(revisions.LOCK_FILE),
-                        help="the lock file that resolved revisions are written to (default: %(default)s)")
-    parser.add_argument("--no-lock", action="store_true", help="resolve revisions but write no lock file")
+    parser.add_argument("--lock", help=f"the lock file that revisions are read from and resolved ones written to "
+                                       f"(default: {revisions.LOCK_NAME} beside the config, where the workflow reads it)")
+    parser.add_argument("--no-lock", action="store_true", help="read the lock file but write nothing to it")
     args = parser.parse_args(argv)
     try:
         config = w2s_config.load_config(args.config, args.schema)
     except (w2s_config.ConfigError, OSError) as err:
         print(f"{args.config}: {err}", file=sys.stderr)
         return 2
-    results = run(config, lock_path=None if args.no_lock else Path(args.lock),
-                  parts={"datasets", "models", "machine"} - set(args.skip), load_weights=not args.no_weights,
-                  only=set(args.only) if args.only else None)
+    results = run(config, lock_path=Path(args.lock) if args.lock else revisions.lock_file(args.config),
+                  write_lock=not args.no_lock, parts={"datasets", "models", "machine"} - set(args.skip),
+                  load_weights=not args.no_weights, only=set(args.only) if args.only else None)
     return 1 if any(r.status == FAIL for r in results) else 0
 
 
