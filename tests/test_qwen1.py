@@ -279,13 +279,14 @@ def with_tensors(folder: Path, change: Callable[[dict[str, torch.Tensor]], None]
      "describes"),
     (lambda t: t.pop("lm_head.weight"), "the checkpoint lacks 1 tensor(s): lm_head.weight"),
     (lambda t: t.update({"transformer.h.1.mlp.w1.weight": torch.zeros(128, 64)}),
-     "the checkpoint tensor 'transformer.h.1.mlp.w1.weight' has shape [128, 64], but the config implies [64, 64]"),
+     "the checkpoint tensor 'transformer.h.1.mlp.w1.weight' in {source}/model.safetensors has shape [128, 64], but "
+     "the config implies [64, 64]"),
 ])
 def test_a_tensor_the_converter_cannot_place_is_refused_by_name(
     tmp_path: Path, change: Callable[[dict[str, torch.Tensor]], None], message: str
 ) -> None:
     source = with_tensors(tmp_path / "source", change)
-    with pytest.raises(Qwen1ConversionError, match=re.escape(message)):
+    with pytest.raises(Qwen1ConversionError, match=re.escape(message.format(source=source))):
         convert_checkpoint(source, tmp_path / "out", tiktoken_path=TIKTOKEN)
     assert [p.name for p in tmp_path.iterdir()] == ["source"]
 

@@ -254,6 +254,22 @@ def test_a_parameter_missing_from_the_checkpoint_is_named(tmp_path: Path) -> Non
         load_backbone({"path": str(tmp_path)})
 
 
+def test_a_weight_of_the_wrong_shape_is_named_with_both_shapes_and_its_file(tmp_path: Path) -> None:
+    """transformers 5 refuses the load with only "You set `ignore_mismatched_sizes` to `False`", and prints the
+    tensor in a table no log keeps; the error itself names it."""
+    _tiny("bert").save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["encoder.layer.0.attention.self.query.weight"] = torch.zeros(16, 8)
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError) as caught:
+        load_backbone({"path": str(tmp_path)})
+    assert str(caught.value) == (
+        f"the checkpoint of the local path '{tmp_path}' does not fit the model its config describes: the tensor "
+        f"'encoder.layer.0.attention.self.query.weight' in {tmp_path / 'model.safetensors'} has shape (16, 8), but "
+        "the model's parameter encoder.layer.0.attention.self.query.weight has (16, 16). The weights were written "
+        "for another config (sizes, vocabulary) or edited; use the config.json they were saved with")
+
+
 def test_a_folder_without_safetensors_cannot_be_checked(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     from transformers import AutoModel
 
@@ -290,7 +306,7 @@ def test_the_demo_smollm2_is_its_dequantised_gguf() -> None:
 
 # ---- load failures ---------------------------------------------------------------------------
 
-OFFLINE_HINT = "If the machine is offline, download it once and set the model's `path:`"
+OFFLINE_HINT = "If the machine is offline, download it once and set the model's `path:` to the local copy"
 
 
 def test_a_missing_local_path_says_so(tmp_path: Path) -> None:
@@ -302,13 +318,28 @@ def test_a_missing_local_path_says_so(tmp_path: Path) -> None:
 
 def test_a_hub_model_offline_and_not_cached_gets_the_offline_hint(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE is already set, so the hint says what it means here rather than to set it."""
     # huggingface_hub reads HF_HUB_OFFLINE and the cache folder at import, so set the values it keeps.
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(ModelLoadError) as caught:
         load_backbone({"hub_id": "openai-community/gpt2"})
-    assert str(caught.value).startswith(f"could not load the model from the hub id 'openai-community/gpt2'. "
-                                        f"{OFFLINE_HINT}")
+    message = str(caught.value)
+    assert message.startswith(
+        "could not load the model from the hub id 'openai-community/gpt2'. HF_HUB_OFFLINE is set, so only the "
+        f"Hugging Face cache ({tmp_path / 'empty-cache'}) is read, and it lacks this model at this revision: "
+        "download it into that cache once where the hub is reachable, or set the model's `path:` to a local copy")
+    assert "set HF_HUB_OFFLINE=1" not in message
+
+
+def test_an_unreachable_hub_with_offline_mode_unset_suggests_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    source = resolve_source({"hub_id": "openai-community/gpt2"})
+    error = OSError("org/model is not a local folder and is not a valid model identifier")
+    error.__cause__ = ConnectionError("connection refused")  # as transformers' cached_file wraps it
+    message = str(load_failure(source, error, "AutoModel"))
+    assert message.startswith(f"could not load the model from the hub id 'openai-community/gpt2'. {OFFLINE_HINT}")
+    assert "or fill the Hugging Face cache where the hub is reachable and set HF_HUB_OFFLINE=1 to read it" in message
 
 
 def test_an_unknown_model_type_gets_its_own_reason(tmp_path: Path) -> None:

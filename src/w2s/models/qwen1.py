@@ -187,24 +187,17 @@ def _source_shards(source: Path) -> dict[str, list[str]]:
     return dict(sorted(files.items()))
 
 
-def _check_tensors(source: Path, shards: Mapping[str, list[str]], qwen1: Mapping[str, Any]) -> None:
-    """Every checkpoint tensor is mapped and has the shape the config implies, and none is missing:
-    checked from the file headers before anything is written."""
-    from safetensors import safe_open
-
+def _check_tensors(shapes: Mapping[str, tuple[str, tuple[int, ...]]], qwen1: Mapping[str, Any]) -> None:
+    """Every checkpoint tensor (name -> its file and shape, from the file headers) is mapped and has the shape
+    the config implies, and none is missing: checked before anything is written or downloaded."""
     expected = _expected_shapes(qwen1)
-    present: set[str] = set()
-    for file, names in shards.items():
-        with safe_open(str(source / file), framework="pt") as handle:
-            for name in names:
-                _target_names(name)
-                _require(name in expected, f"the checkpoint tensor '{name}' is not part of a "
-                         f"{qwen1['num_hidden_layers']}-layer Qwen-1 model as its config describes")
-                shape = tuple(handle.get_slice(name).get_shape())
-                _require(shape == expected[name], f"the checkpoint tensor '{name}' has shape {list(shape)}, "
-                         f"but the config implies {list(expected[name])}")
-                present.add(name)
-    missing = sorted(set(expected) - present)
+    for name, (file, shape) in shapes.items():
+        _target_names(name)
+        _require(name in expected, f"the checkpoint tensor '{name}' is not part of a "
+                 f"{qwen1['num_hidden_layers']}-layer Qwen-1 model as its config describes")
+        _require(tuple(shape) == expected[name], f"the checkpoint tensor '{name}' in {file} has shape {list(shape)}, "
+                 f"but the config implies {list(expected[name])}")
+    missing = sorted(set(expected) - set(shapes))
     _require(not missing, f"the checkpoint lacks {len(missing)} tensor(s): {', '.join(missing[:5])}"
              + (", ..." if len(missing) > 5 else ""))
 
@@ -258,13 +251,15 @@ def convert_checkpoint(
     shard is written atomically and listed in a manifest once complete: a rerun after a crash skips
     the shards already done. `out_dir` appears, by one rename, only when everything is written.
     """
+    from w2s.models.weights import header_shapes
+
     source, out = Path(source_dir), Path(out_dir)
     qwen1 = read_qwen1_config(source)
     config = qwen2_config(qwen1)
     tiktoken = Path(tiktoken_path) if tiktoken_path is not None else source / "qwen.tiktoken"
     _require(tiktoken.is_file(), f"{tiktoken} does not exist; the tokenizer is built from Qwen's qwen.tiktoken")
     shards = _source_shards(source)
-    _check_tensors(source, shards, qwen1)
+    _check_tensors(header_shapes(tuple(str(source / file) for file in shards)), qwen1)
 
     partial = out.with_name(f".{out.name}.partial")
     manifest_path = partial / MANIFEST
@@ -397,6 +392,8 @@ def fetch_and_convert(hub_id: str, revision: str, out_dir: str | Path) -> Path:
     (into the Hugging Face cache, which resumes an interrupted download) and convert it to `out_dir`."""
     from httpx2 import HTTPError
     from huggingface_hub import snapshot_download
+
+    from w2s.models.text import offline_hint
     from huggingface_hub.errors import (
         HfHubHTTPError,
         IncompleteSnapshotError,
@@ -416,6 +413,6 @@ def fetch_and_convert(hub_id: str, revision: str, out_dir: str | Path) -> Path:
             f"the hub has no repository '{hub_id}' you can read; fix the hub_id, or set HF_TOKEN if it is gated") from err
     except (LocalEntryNotFoundError, IncompleteSnapshotError, HfHubHTTPError, HTTPError) as err:
         raise Qwen1ConversionError(
-            f"could not download {where} from the Hugging Face hub (network): {err}. Check the connection, "
-            "or fill the cache on a machine that has one (HF_HUB_OFFLINE=1 then reads it)") from err
+            f"could not download {where} from the Hugging Face hub (network): {err}. Check the connection. "
+            f"{offline_hint('its files')}") from err
     return convert_checkpoint(snapshot, out_dir)

@@ -271,6 +271,47 @@ def _full_reader(tensor: torch.Tensor) -> _Reader:
     return lambda step: tensor[::step] if step > 1 else tensor
 
 
+# ---- shapes from file headers -------------------------------------------------------------------
+
+# A checkpoint tensor's file and shape, read from a safetensors header, local or on the hub.
+HeaderShapes = dict[str, tuple[str, tuple[int, ...]]]
+
+
+def header_shapes(files: tuple[str, ...]) -> HeaderShapes:
+    """Each tensor's file and shape from the headers of local safetensors files, without reading a value."""
+    from safetensors import safe_open
+
+    shapes: HeaderShapes = {}
+    for path in files:
+        with safe_open(path, "pt") as handle:
+            shapes.update({key: (path, tuple(handle.get_slice(key).get_shape())) for key in handle.keys()})
+    return shapes
+
+
+def mismatched_shapes(model: nn.Module, shapes: HeaderShapes) -> list[str]:
+    """The checkpoint tensors (named as transformers renames them on load) whose shape is not that of the
+    parameter `model`, built from the checkpoint's config, has for them. Tensors that transformers assembles
+    from several (fused experts) are left to the load."""
+    state = model.state_dict()
+    return [f"the tensor '{key}' in {shapes[key][0]} has shape {shapes[key][1]}, but the model's parameter "
+            f"{target} has {tuple(state[target].shape)}"
+            for key, target, _, template in _renamed_keys(model, shapes)
+            if template is None and shapes[key][1] != tuple(state[target].shape)]
+
+
+def shape_mismatches(source: ModelSource, auto_class: str) -> list[str]:
+    """Why from_pretrained of `auto_class` refused `source` for a size mismatch: mismatched_shapes of an empty
+    model built from its config (on the meta device) against the headers of the files from_pretrained read."""
+    import transformers
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source.location, **source.kwargs)
+    with torch.device("meta"):
+        model = getattr(transformers, auto_class).from_config(
+            config, trust_remote_code=source.kwargs.get("trust_remote_code", False))
+    return mismatched_shapes(model, header_shapes(_safetensors_files(model, source)))
+
+
 # ---- GGUF checkpoints --------------------------------------------------------------------------
 
 def _gguf_tensors(model: nn.Module, path: str) -> dict[str, _Reader]:
