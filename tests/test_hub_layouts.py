@@ -73,7 +73,8 @@ LAYOUTS: dict[str, dict[str, dict[str, str]]] = {
     "mc_taco": export("plain_text", ["validation", "test"]),
     "openbookqa": converted({"main": TRAIN_VALIDATION_TEST, "additional": TRAIN_VALIDATION_TEST}),
     "paws": converted({"labeled_final": TRAIN_VALIDATION_TEST, "labeled_swap": ["train"]}),
-    "quail": converted({"data": ["train", "validation", "challenge"]}),
+    # Public code (2026) reads it only from the export's default folder, as a repository whose main holds a script.
+    "quail": export("default", ["train", "validation", "challenge"]),
     "piqa": export("plain_text", TRAIN_VALIDATION_TEST),
     "quartz": converted({"data": TRAIN_VALIDATION_TEST}),
     "social_iqa": export("default", ["train", "validation"]),
@@ -164,8 +165,8 @@ def test_registered_revisions() -> None:
                                                 "ethics_utilitarianism"}
     assert pinned["cosmos_qa"] == "ed50fe83db62b355759053b1cd5eef344ee371e0"
     exports = {name for name, spec in sources.DATASETS.items() if spec.parquet_export}
-    assert exports == {"cosmos_qa", "dream", "mc_taco", "piqa", "social_iqa", "ethics_justice", "ethics_deontology",
-                       "ethics_virtue", "ethics_utilitarianism"}
+    assert exports == {"cosmos_qa", "dream", "mc_taco", "piqa", "quail", "social_iqa", "ethics_justice",
+                       "ethics_deontology", "ethics_virtue", "ethics_utilitarianism"}
 
 
 def test_a_renamed_export_folder_is_an_error_that_names_it(tmp_path: Path) -> None:
