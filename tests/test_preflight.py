@@ -234,6 +234,151 @@ def test_a_converted_qwen1_is_checked_and_a_tokenizer_too_large_for_its_embeddin
         "these weights")
 
 
+class FakeHub:
+    """The hub's downloads, served from local folders in each repository's layout, recording every file fetched
+    and how many of its bytes: hf_hub_download and snapshot_download fetch whole files, get_safetensors_metadata
+    (as huggingface_hub does with range requests) the index and the first 8 + N bytes of each safetensors file."""
+
+    def __init__(self, repositories: dict[str, Path]) -> None:
+        self.repositories = repositories
+        self.fetched: list[tuple[str, int]] = []
+
+    def _whole(self, repo_id: str, filename: str) -> str:
+        path = self.repositories[repo_id] / filename
+        self.fetched.append((filename, path.stat().st_size))
+        return str(path)
+
+    def hf_hub_download(self, repo_id: str, filename: str, *, revision: str | None = None, **_: object) -> str:
+        return self._whole(repo_id, filename)
+
+    def snapshot_download(self, repo_id: str, *, revision: str | None = None, allow_patterns: list[str] | None = None,
+                          **_: object) -> str:
+        from fnmatch import fnmatch
+
+        folder = self.repositories[repo_id]
+        for path in sorted(folder.iterdir()):
+            if allow_patterns is None or any(fnmatch(path.name, pattern) for pattern in allow_patterns):
+                self._whole(repo_id, path.name)
+        return str(folder)
+
+    def get_safetensors_metadata(self, repo_id: str, *, revision: str | None = None, **_: object) -> object:
+        from huggingface_hub.utils import SafetensorsFileMetadata, SafetensorsRepoMetadata, TensorInfo
+
+        folder = self.repositories[repo_id]
+        index = folder / "model.safetensors.index.json"
+        weight_map = json.loads(Path(self._whole(repo_id, index.name)).read_text())["weight_map"] if index.exists() \
+            else None
+        files = sorted(set(weight_map.values())) if weight_map else ["model.safetensors"]
+        metadata = {}
+        for file in files:
+            with (folder / file).open("rb") as handle:
+                length = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(length))
+            self.fetched.append((file, 8 + length))
+            tensors = {name: TensorInfo(dtype=info["dtype"], shape=info["shape"], data_offsets=tuple(info["data_offsets"]))
+                       for name, info in header.items() if name != "__metadata__"}
+            metadata[file] = SafetensorsFileMetadata(metadata=header.get("__metadata__", {}), tensors=tensors)
+        weight_map = weight_map or {name: "model.safetensors" for name in metadata["model.safetensors"].tensors}
+        return SafetensorsRepoMetadata(metadata=None, sharded=index.exists(), weight_map=weight_map,
+                                       files_metadata=metadata)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The fakes in huggingface_hub's namespace, where w2s looks them up; transformers, which binds the real
+        functions when first imported, is imported first so that it keeps reading the cache."""
+        import huggingface_hub
+        import transformers.utils.hub  # noqa: F401
+
+        for name in ("hf_hub_download", "snapshot_download", "get_safetensors_metadata"):
+            monkeypatch.setattr(huggingface_hub, name, getattr(self, name))
+
+
+@pytest.mark.skipif(not QWEN1_FIXTURE.is_dir(), reason="../shared/fixtures/qwen1 is absent")
+def test_no_weights_reads_a_qwen1_checkpoints_config_tokenizer_and_headers_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--no-weights downloaded and converted every Qwen-1 checkpoint (about 200 GB for config/config.yaml); it
+    reads config.json, qwen.tiktoken and the safetensors headers, checks every tensor's name and shape against
+    the config, and converts nothing."""
+    from test_qwen1 import sharded_source
+
+    repo = sharded_source(tmp_path / "Qwen-7B")
+    hub = FakeHub({"Qwen/Qwen-7B": repo})
+    hub.install(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # where a conversion would write results/models/qwen-7b
+    revision = "d4efd21e866b9cb3466cb65b963933f5e98016d1"
+    config = experiment({}, {"qwen-7b": {"hub_id": "Qwen/Qwen-7B", "revision": revision, "convert": "qwen1"}})
+    results = preflight.run(config, lock_path=None, parts={"models"}, load_weights=False, out=io.StringIO())
+    shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    assert [name for name, _ in hub.fetched] == ["config.json", "qwen.tiktoken", "model.safetensors.index.json",
+                                                 *shards]
+    headers = {name: size for name, size in hub.fetched if name in shards}
+    assert all(size < (repo / name).stat().st_size / 20 for name, size in headers.items()), headers
+    assert not (tmp_path / "results").exists()
+    assert rows_of(results) == [("OK", "model qwen-7b", check) for check in ("checkpoint headers", "config",
+                                                                             "tokenizer")]
+    assert detail(results, "model qwen-7b", "checkpoint headers") == (
+        "19 tensors in 2 files, float32, 0.49 MB of weights at Qwen/Qwen-7B@d4efd21e866b9cb3466cb65b963933f5e98016d1, "
+        "each named and shaped as config.json describes Qwen-1; read from the file headers, nothing downloaded or "
+        "converted")
+    assert detail(results, "model qwen-7b", "config") == (
+        "qwen2 after conversion: hidden_size 64, num_hidden_layers 2, vocab_size 512")
+    assert detail(results, "model qwen-7b", "tokenizer") == (
+        "TokenizersBackend, 151,851 tokens, pad '<|endoftext|>' (151643)")
+
+
+@pytest.mark.skipif(not QWEN1_FIXTURE.is_dir(), reason="../shared/fixtures/qwen1 is absent")
+def test_no_weights_names_a_qwen1_tensor_whose_header_shape_is_wrong(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from safetensors.torch import load_file, save_file
+    import torch
+
+    from test_qwen1 import sharded_source
+
+    repo = sharded_source(tmp_path / "Qwen-7B")
+    second = repo / "model-00002-of-00002.safetensors"
+    tensors = load_file(second)
+    tensors["transformer.h.1.mlp.w1.weight"] = torch.zeros(128, 64)
+    save_file(tensors, second)
+    FakeHub({"Qwen/Qwen-7B": repo}).install(monkeypatch)
+    revision = "d4efd21e866b9cb3466cb65b963933f5e98016d1"
+    config = experiment({}, {"qwen-7b": {"hub_id": "Qwen/Qwen-7B", "revision": revision, "convert": "qwen1"}})
+    monkeypatch.chdir(tmp_path)
+    results = preflight.run(config, lock_path=None, parts={"models"}, load_weights=False, out=io.StringIO())
+    assert rows_of(results) == [("FAIL", "model qwen-7b", "checkpoint headers")]
+    assert detail(results, "model qwen-7b", "checkpoint headers") == (
+        f"the checkpoint tensor 'transformer.h.1.mlp.w1.weight' in model-00002-of-00002.safetensors of "
+        f"Qwen/Qwen-7B@{revision} has shape [128, 64], but the config implies [64, 64]")
+
+
+def test_no_weights_reads_a_hub_models_headers_instead_of_its_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models: dict[str, Path]) -> None:
+    """A hub model's config and tokenizer come from the cache (here holding nothing else), its weights' shapes,
+    dtypes and sizes from the file headers, checked against the model its config describes."""
+    import shutil
+    from types import SimpleNamespace
+
+    from huggingface_hub import HfApi
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "hub" / "models--org--tiny-gpt2" / "snapshots" / commit
+    shutil.copytree(tiny_models["tiny-gpt2"], snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    hub = FakeHub({"org/tiny-gpt2": tiny_models["tiny-gpt2"]})
+    hub.install(monkeypatch)
+    weights = tiny_models["tiny-gpt2"] / "model.safetensors"
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, **_: SimpleNamespace(
+        sha=commit, siblings=[SimpleNamespace(rfilename="model.safetensors", size=weights.stat().st_size)]))
+    config = experiment({}, {"gpt2": {"hub_id": "org/tiny-gpt2", "revision": commit}})
+    results = preflight.run(config, lock_path=None, parts={"models"}, load_weights=False, out=io.StringIO())
+    assert rows_of(results) == [("OK", "model gpt2", check) for check in ("source", "config", "tokenizer",
+                                                                          "weights headers")]
+    assert [name for name, _ in hub.fetched] == ["model.safetensors"]
+    assert hub.fetched[0][1] < weights.stat().st_size / 5
+    assert detail(results, "model gpt2", "weights headers").startswith(
+        f"16 tensors in 1 file, float32, 0.02 MB of weights at org/tiny-gpt2@{commit}, each shaped as config.json "
+        "describes the model; read from the file headers, nothing downloaded")
+
+
 def test_an_image_task_is_checked_folder_and_models(tmp_path: Path) -> None:
     """The vision task's rows: the image folder read and split, a torchvision model whose weights enum
     resolves without a download, a timm model named by its hub repository, and a random model loaded and

@@ -15,12 +15,14 @@ SEQ_LENGTH_KEY (and as the tokenizer's model_max_length) so other code can warn.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -387,32 +389,80 @@ def build_tokenizer(tiktoken_path: str | Path, *, model_max_length: int | None =
     return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=ENDOFTEXT, pad_token=ENDOFTEXT, **extra)
 
 
-def fetch_and_convert(hub_id: str, revision: str, out_dir: str | Path) -> Path:
-    """Download a Qwen-1 checkpoint's config, weights, qwen.tiktoken and licence files at `revision`
-    (into the Hugging Face cache, which resumes an interrupted download) and convert it to `out_dir`."""
+@contextlib.contextmanager
+def _hub_errors(hub_id: str, revision: str) -> Iterator[None]:
+    """The hub's refusals and network failures while fetching from `hub_id` at `revision`, said with their fix."""
     from httpx2 import HTTPError
-    from huggingface_hub import snapshot_download
-
-    from w2s.models.text import offline_hint
     from huggingface_hub.errors import (
         HfHubHTTPError,
         IncompleteSnapshotError,
         LocalEntryNotFoundError,
+        NotASafetensorsRepoError,
+        OfflineModeIsEnabled,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
+    from w2s.models.text import offline_hint
+
     where = f"'{hub_id}' at revision {revision}"
-    log.info("downloading %s (%s)", where, ", ".join(HUB_FILES))
     try:
-        snapshot = snapshot_download(hub_id, revision=revision, allow_patterns=HUB_FILES)
+        yield
     except RevisionNotFoundError as err:
         raise Qwen1ConversionError(f"the hub has no revision {revision} of '{hub_id}'; fix the model's revision") from err
     except RepositoryNotFoundError as err:
         raise Qwen1ConversionError(
             f"the hub has no repository '{hub_id}' you can read; fix the hub_id, or set HF_TOKEN if it is gated") from err
-    except (LocalEntryNotFoundError, IncompleteSnapshotError, HfHubHTTPError, HTTPError) as err:
+    except NotASafetensorsRepoError as err:
+        raise Qwen1ConversionError(
+            f"{where} has neither model.safetensors nor model.safetensors.index.json; Qwen-1 hub repos ship safetensors "
+            "weights, so check the revision") from err
+    except (LocalEntryNotFoundError, IncompleteSnapshotError, OfflineModeIsEnabled, HfHubHTTPError, HTTPError) as err:
         raise Qwen1ConversionError(
             f"could not download {where} from the Hugging Face hub (network): {err}. Check the connection. "
             f"{offline_hint('its files')}") from err
+
+
+def fetch_and_convert(hub_id: str, revision: str, out_dir: str | Path) -> Path:
+    """Download a Qwen-1 checkpoint's config, weights, qwen.tiktoken and licence files at `revision`
+    (into the Hugging Face cache, which resumes an interrupted download) and convert it to `out_dir`."""
+    from huggingface_hub import snapshot_download
+
+    log.info("downloading '%s' at revision %s (%s)", hub_id, revision, ", ".join(HUB_FILES))
+    with _hub_errors(hub_id, revision):
+        snapshot = snapshot_download(hub_id, revision=revision, allow_patterns=HUB_FILES)
     return convert_checkpoint(snapshot, out_dir)
+
+
+@dataclass(frozen=True)
+class HubCheckpoint:
+    """A Qwen-1 checkpoint on the hub as its headers describe it, checked without its weights."""
+
+    config: dict[str, Any]  # Qwen-1's config.json
+    tiktoken: Path  # qwen.tiktoken, in the Hugging Face cache
+    files: int
+    tensors: int
+    tensor_bytes: int
+    dtypes: tuple[str, ...]
+
+
+def inspect_hub_checkpoint(hub_id: str, revision: str) -> HubCheckpoint:
+    """What can be checked of a conversion before its weights download: config.json and qwen.tiktoken are
+    fetched (into the Hugging Face cache), each safetensors file's header read (its first 8 + N bytes: names,
+    dtypes, shapes, offsets), and every tensor's name and shape checked against the config as convert_checkpoint
+    checks them. Raises Qwen1ConversionError saying what does not fit."""
+    import huggingface_hub
+
+    with _hub_errors(hub_id, revision):
+        config_path = Path(huggingface_hub.hf_hub_download(hub_id, "config.json", revision=revision))
+        tiktoken = Path(huggingface_hub.hf_hub_download(hub_id, "qwen.tiktoken", revision=revision))
+        metadata = huggingface_hub.get_safetensors_metadata(hub_id, revision=revision)
+    qwen1 = read_qwen1_config(config_path.parent)
+    qwen2_config(qwen1)  # refuses a config that does not convert
+    shapes = {name: (f"{file} of {hub_id}@{revision}", tuple(info.shape))
+              for file, header in sorted(metadata.files_metadata.items()) for name, info in header.tensors.items()}
+    _check_tensors(shapes, qwen1)
+    infos = [info for header in metadata.files_metadata.values() for info in header.tensors.values()]
+    return HubCheckpoint(qwen1, tiktoken, len(metadata.files_metadata), len(infos),
+                         sum(info.data_offsets[1] - info.data_offsets[0] for info in infos),
+                         tuple(sorted({SAFETENSORS_DTYPES.get(info.dtype, info.dtype) for info in infos})))

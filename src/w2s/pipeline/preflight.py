@@ -167,6 +167,9 @@ def check_model(name: str, entry: dict[str, Any], params: dict[str, Any], lock: 
             locked = resolved["head"]
         entry = {**entry, "revision": locked}
     if "converted" in entry and not Path(entry["converted"]).is_dir():
+        if not load_weights:
+            yield from check_unconverted(item, entry)
+            return
         row = _run(item, "convert", lambda: _convert(entry))
         yield row
         if row.status == FAIL:
@@ -180,6 +183,8 @@ def check_model(name: str, entry: dict[str, Any], params: dict[str, Any], lock: 
     row = _run(item, "tokenizer", lambda: _tokenizer(entry, tokenizer))
     yield row
     if not load_weights:
+        if "hub_id" in entry and "converted" not in entry:
+            yield _run(item, "weights headers", lambda: _hub_headers(entry))
         return
     model: dict[str, Any] = {}
     loaded = _run(item, "weights", lambda: _load(entry, params, model))
@@ -238,6 +243,63 @@ def _image_forward(entry: dict[str, Any]) -> str:
     return f"features {tuple(features.shape)}, its own head: {model.head_classes or 'none'} classes"
 
 
+def check_unconverted(item: str, entry: dict[str, Any]) -> Iterator[Check]:
+    """A Qwen-1 checkpoint not yet converted, checked without its weights (--no-weights): config.json, qwen.tiktoken
+    and the safetensors headers come from the hub; the converted config and the tokenizer are built from them."""
+    from w2s.models import qwen1
+
+    found: dict[str, qwen1.HubCheckpoint] = {}
+
+    def headers() -> str:
+        found["checkpoint"] = checkpoint = qwen1.inspect_hub_checkpoint(entry["hub_id"], entry["revision"])
+        files = f"{checkpoint.files} file" + ("s" if checkpoint.files > 1 else "")
+        return (f"{checkpoint.tensors} tensors in {files}, {', '.join(checkpoint.dtypes)}, "
+                f"{_megabytes(checkpoint.tensor_bytes)} of weights at {entry['hub_id']}@{entry['revision']}, each named "
+                "and shaped as config.json describes Qwen-1; read from the file headers, nothing downloaded or converted")
+
+    row = _run(item, "checkpoint headers", headers)
+    yield row
+    if row.status == FAIL:
+        return
+    checkpoint = found["checkpoint"]
+    yield _run(item, "config", lambda: "qwen2 after conversion: " + _sizes(qwen1.qwen2_config(checkpoint.config)))
+    yield _run(item, "tokenizer", lambda: _tokenizer_summary(
+        qwen1.build_tokenizer(checkpoint.tiktoken, model_max_length=checkpoint.config["seq_length"]), {}))
+
+
+def _megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:,.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:,.2f} MB"
+
+
+def _hub_headers(entry: dict[str, Any]) -> str:
+    """A hub model's weights as their safetensors headers describe them (names, dtypes, shapes, sizes), each shape
+    checked against an empty model built from the config; no weight is downloaded."""
+    import huggingface_hub
+
+    from w2s.models import text, weights
+
+    metadata = huggingface_hub.get_safetensors_metadata(entry["hub_id"], revision=entry.get("revision"))
+    at = f"{entry['hub_id']}@{entry.get('revision', revisions.MAIN_BRANCH)}"
+    shapes = {name: (f"{file} of {at}", tuple(info.shape))
+              for file, header in sorted(metadata.files_metadata.items()) for name, info in header.tensors.items()}
+    mismatches = weights.mismatched_shapes(text.empty_backbone(entry), shapes)
+    if mismatches:
+        raise CheckFailed(f"the weights do not fit the model config.json describes: {'; '.join(mismatches[:5])}"
+                          + (f"; and {len(mismatches) - 5} more" if len(mismatches) > 5 else ""))
+    infos = [info for header in metadata.files_metadata.values() for info in header.tensors.values()]
+    n_files = len(metadata.files_metadata)
+    return (f"{len(infos)} tensors in {n_files} file{'s' if n_files > 1 else ''}, "
+            f"{', '.join(sorted({_dtype_name(info.dtype) for info in infos}))}, "
+            f"{_megabytes(sum(i.data_offsets[1] - i.data_offsets[0] for i in infos))} of weights at {at}, each shaped "
+            "as config.json describes the model; read from the file headers, nothing downloaded")
+
+
+def _dtype_name(code: str) -> str:
+    from w2s.models.qwen1 import SAFETENSORS_DTYPES
+
+    return SAFETENSORS_DTYPES.get(code, code)
+
+
 def _convert(entry: dict[str, Any]) -> str:
     from w2s.models import qwen1
 
@@ -273,15 +335,21 @@ def _config(entry: dict[str, Any]) -> str:
 
     source = text.resolve_source(entry)
     config = AutoConfig.from_pretrained(source.location, **source.kwargs)
-    sizes = [f"{key} {getattr(config, key)}" for key in ("hidden_size", "num_hidden_layers", "vocab_size")
-             if hasattr(config, key)]
-    return f"{config.model_type}: " + ", ".join(sizes)
+    return f"{config.model_type}: " + _sizes(config)
+
+
+def _sizes(config: Any) -> str:
+    return ", ".join(f"{key} {getattr(config, key)}" for key in ("hidden_size", "num_hidden_layers", "vocab_size")
+                     if hasattr(config, key))
 
 
 def _tokenizer(entry: dict[str, Any], out: dict[str, Any]) -> str:
     from w2s.models import text
 
-    tokenizer = text.load_tokenizer(entry)
+    return _tokenizer_summary(text.load_tokenizer(entry), out)
+
+
+def _tokenizer_summary(tokenizer: Any, out: dict[str, Any]) -> str:
     if tokenizer.pad_token is None:
         raise CheckFailed("the tokenizer has neither a pad token nor an eos token to pad with, so no batch "
                           "can be padded; use a tokenizer that defines one")
