@@ -4,6 +4,7 @@ its own message; the demo's models pass."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -215,19 +216,40 @@ QWEN1_FIXTURE = REPO.parent / "shared" / "fixtures" / "qwen1"
 @pytest.mark.skipif(not QWEN1_FIXTURE.is_dir(), reason="../shared/fixtures/qwen1 is absent")
 def test_a_converted_qwen1_is_checked_and_a_tokenizer_too_large_for_its_embedding_fails(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tiny Qwen-1 checkpoint has 512 embedding rows; Qwen's real tokenizer pads with id 151643."""
+    """The tiny Qwen-1 checkpoint has 512 embedding rows; Qwen's real tokenizer pads with id 151643. The file the
+    conversion read is compared with the hub's sha256; with the hub out of reach, that row warns."""
+    from types import SimpleNamespace
+
+    from huggingface_hub import HfApi
+
     from w2s.models import qwen1
 
     monkeypatch.chdir(tmp_path)  # preflight finds a converted model at results/models/<name>
     qwen1.convert_checkpoint(QWEN1_FIXTURE / "tiny-checkpoint", tmp_path / "results" / "models" / "qwen-7b",
                              tiktoken_path=QWEN1_FIXTURE / "tokenizer" / "qwen.tiktoken")
+    source_sha256 = hashlib.sha256((QWEN1_FIXTURE / "tiny-checkpoint" / "model.safetensors").read_bytes()).hexdigest()
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, **_: SimpleNamespace(siblings=[
+        SimpleNamespace(rfilename="model.safetensors", lfs=SimpleNamespace(sha256=source_sha256))]))
     revision = "d4efd21e866b9cb3466cb65b963933f5e98016d1"
     config = experiment({}, {"qwen-7b": {"hub_id": "Qwen/Qwen-7B", "revision": revision, "convert": "qwen1"},
                              "other": {"hub_id": "Qwen/Qwen-7B", "revision": revision, "convert": "qwen1"}})
     results = preflight.run(config, lock_path=None, parts={"models"}, load_weights=True, only={"qwen-7b"},
                             out=io.StringIO())
-    assert rows_of(results) == [("OK", "model qwen-7b", c) for c in ("source", "config", "tokenizer", "weights")] + [
+    assert rows_of(results) == [("OK", "model qwen-7b", c) for c in ("source", "config", "tokenizer", "weights",
+                                                                    "weights sha256")] + [
         ("FAIL", "model qwen-7b", "forward and backward")]
+    assert detail(results, "model qwen-7b", "weights sha256") == (
+        f"1 file equals the hub's at Qwen/Qwen-7B@{revision} (LFS sha256): model.safetensors {source_sha256}")
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    offline = preflight.run(config, lock_path=None, parts={"models"}, load_weights=True, only={"qwen-7b"},
+                            out=io.StringIO())
+    assert [r for r in offline if r.check == "weights sha256"] == [preflight.Check(
+        "WARN", "model qwen-7b", "weights sha256",
+        f"could not reach the hub to compare the weights' sha256 with Qwen/Qwen-7B@{revision} (OfflineModeIsEnabled); "
+        f"run preflight where the hub is reachable to compare them. The files' sha256: model.safetensors "
+        f"{source_sha256}")]
     assert detail(results, "model qwen-7b", "tokenizer") == "Qwen2Tokenizer, 151,851 tokens, pad '<|endoftext|>' (151643)"
     assert detail(results, "model qwen-7b", "forward and backward") == (
         "the tokenizer gives id 151643 but the model's embedding has 512 rows: the tokenizer does not belong to "
@@ -377,6 +399,47 @@ def test_no_weights_reads_a_hub_models_headers_instead_of_its_weights(
     assert detail(results, "model gpt2", "weights headers").startswith(
         f"16 tensors in 1 file, float32, 0.02 MB of weights at org/tiny-gpt2@{commit}, each shaped as config.json "
         "describes the model; read from the file headers, nothing downloaded")
+
+
+def test_the_loaded_weights_are_compared_with_the_hubs_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                tiny_models: dict[str, Path]) -> None:
+    """Where the hub is reachable, each loaded weights file's sha256 is compared with the LFS sha256 the hub gives
+    (model_info with files_metadata); a file the hub disagrees with fails its own row, named."""
+    from types import SimpleNamespace
+
+    from huggingface_hub import HfApi
+    from test_weights import hub_cache_with_blobs
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = hub_cache_with_blobs(tiny_models["tiny-gpt2"], tmp_path / "hub", "org/tiny-gpt2", commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    weights = snapshot / "model.safetensors"
+    loaded = hashlib.sha256(weights.read_bytes()).hexdigest()
+    hub_sha256 = {"sha256": "f" * 64}
+    asked: list[dict] = []
+
+    def model_info(self: HfApi, repo_id: str, **kwargs: object) -> SimpleNamespace:
+        asked.append({"repo_id": repo_id, **kwargs})
+        return SimpleNamespace(sha=commit, siblings=[
+            SimpleNamespace(rfilename="config.json", size=500, lfs=None),
+            SimpleNamespace(rfilename="model.safetensors", size=weights.stat().st_size,
+                            lfs=SimpleNamespace(sha256=hub_sha256["sha256"]))])
+
+    monkeypatch.setattr(HfApi, "model_info", model_info)
+    config = experiment({}, {"gpt2": {"hub_id": "org/tiny-gpt2", "revision": commit, "resources": {"gpu": 0}}})
+    results = preflight.run(config, lock_path=None, parts={"models"}, load_weights=True, out=io.StringIO())
+    assert [r for r in results if r.status != "OK"] == [preflight.Check(
+        "FAIL", "model gpt2", "weights sha256",
+        f"model.safetensors: the hub's sha256 at org/tiny-gpt2@{commit} is {'f' * 64}, the loaded file's is {loaded}; "
+        f"the file in the Hugging Face cache ({weights.resolve()}) is not the hub's: delete it and run preflight "
+        "again to download it anew")]
+    assert {"repo_id": "org/tiny-gpt2", "revision": commit, "files_metadata": True} in asked
+
+    hub_sha256["sha256"] = loaded
+    results = preflight.run(config, lock_path=None, parts={"models"}, load_weights=True, out=io.StringIO())
+    assert detail(results, "model gpt2", "weights sha256") == (
+        f"1 file equals the hub's at org/tiny-gpt2@{commit} (LFS sha256): model.safetensors {loaded}")
 
 
 def test_an_image_task_is_checked_folder_and_models(tmp_path: Path) -> None:

@@ -3,9 +3,11 @@ load failures explain themselves (w2s.models.text.load_failure)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,6 +96,66 @@ def test_a_hub_model_is_checked_against_the_files_in_the_cache(tmp_path: Path, m
     shards = sorted((repo / "snapshots" / commit).glob("model-*.safetensors"))
     assert len(shards) > 1 and report.checkpoint == tuple(str(s) for s in shards)
     assert (report.tensors, report.elements) == _unique_parameters(model)
+
+
+def hub_cache_with_blobs(folder: Path, cache: Path, hub_id: str, commit: str) -> Path:
+    """A Hugging Face cache as huggingface_hub writes it: each file a blob named by its sha256 (the LFS sha256 the
+    hub sends for weights), the snapshot's files links to the blobs, refs/main the commit. Returns the snapshot."""
+    repo = cache / f"models--{hub_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for path in folder.iterdir():
+        blob = repo / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        shutil.copyfile(path, blob)
+        (snapshot / path.name).symlink_to(Path("..") / ".." / "blobs" / blob.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+@pytest.fixture()
+def cached_tiny_gpt2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], Path]:
+    """org/tiny-gpt2 at a commit in an offline Hugging Face cache with blobs; its entry and snapshot folder."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    _tiny("gpt2").save_pretrained(tmp_path / "saved")
+    snapshot = hub_cache_with_blobs(tmp_path / "saved", tmp_path / "hub", "org/tiny-gpt2", commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    return {"hub_id": "org/tiny-gpt2", "revision": commit}, snapshot
+
+
+def test_a_weights_file_changed_since_its_download_is_refused(cached_tiny_gpt2: tuple[dict[str, str], Path]) -> None:
+    """Values edited in a weights file pass the comparison with the loaded model, which was loaded from the edited
+    file; its sha256 differs from the hub's, which the cache names the file's blob by."""
+    entry, snapshot = cached_tiny_gpt2
+    weights_file = snapshot / "model.safetensors"
+    downloaded = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    blob = weights_file.resolve()
+    tensors = load_file(blob)
+    tensors["transformer.wte.weight"][0, 0] += 1.0
+    save_file(tensors, str(blob), metadata={"format": "pt"})
+    edited = hashlib.sha256(blob.read_bytes()).hexdigest()
+    with pytest.raises(WeightsMismatchError) as caught:
+        load_pretrained(entry)
+    assert str(caught.value) == (
+        f"{weights_file} has sha256 {edited}, but the Hugging Face cache stores it under {downloaded}, the hub's LFS "
+        f"sha256 of the file it downloaded: the file changed after the download. Delete {blob} and load the model "
+        "again to download it anew")
+
+
+def test_each_loaded_weights_file_is_hashed_into_the_report_and_the_jobs_log(
+        cached_tiny_gpt2: tuple[dict[str, str], Path], caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    entry, snapshot = cached_tiny_gpt2
+    weights_file = snapshot / "model.safetensors"
+    downloaded = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    with caplog.at_level(logging.INFO, logger="w2s"):
+        _, report = load_pretrained(entry)
+    assert report.sha256 == (downloaded,)
+    assert (f"weights file {weights_file}: {weights_file.stat().st_size:,} bytes, sha256 {downloaded}, the hub's LFS "
+            "sha256 that the Hugging Face cache stores it under") in caplog.messages
 
 
 def test_experts_fused_on_load_are_compared_with_their_checkpoint_tensors(tmp_path: Path) -> None:

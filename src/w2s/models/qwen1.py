@@ -211,13 +211,16 @@ def _fingerprint(source: Path, shards: Mapping[str, list[str]]) -> str:
     return digest.hexdigest()
 
 
-def _shard_is_complete(folder: Path, entry: Mapping[str, Any] | None) -> bool:
+def _shard_is_complete(folder: Path, entry: Mapping[str, Any] | None, source_sha256: str) -> bool:
+    """Whether a shard converted before is whole, and was converted from the same source file."""
     from safetensors import safe_open
 
-    if entry is None:
+    from w2s.models.weights import file_sha256
+
+    if entry is None or entry.get("source_sha256") != source_sha256:
         return False
     path = folder / entry["file"]
-    if not path.is_file() or path.stat().st_size != entry["bytes"]:
+    if not path.is_file() or path.stat().st_size != entry["bytes"] or file_sha256(path) != entry.get("sha256"):
         return False
     with safe_open(str(path), framework="pt") as handle:
         return sorted(handle.keys()) == entry["tensors"]
@@ -251,9 +254,10 @@ def convert_checkpoint(
     Weights are converted one source shard at a time, each into an output shard of its own, with
     names mapped and dtypes kept. The work happens in `.<out_dir>.partial` beside `out_dir`, where each
     shard is written atomically and listed in a manifest once complete: a rerun after a crash skips
-    the shards already done. `out_dir` appears, by one rename, only when everything is written.
+    the shards already done. `out_dir` appears, by one rename, only when everything is written. The
+    manifest stays in it as conversion.json, with the sha256 of each source file and of each converted one.
     """
-    from w2s.models.weights import header_shapes
+    from w2s.models.weights import file_sha256, header_shapes
 
     source, out = Path(source_dir), Path(out_dir)
     qwen1 = read_qwen1_config(source)
@@ -278,7 +282,10 @@ def convert_checkpoint(
     total_bytes = 0
     for number, (file, names) in enumerate(shards.items(), start=1):
         entry = manifest["shards"].get(file)
-        if _shard_is_complete(partial, entry):
+        # Both sha256 go to the manifest, which is the output's conversion.json: every load checks its files
+        # against it, and preflight the sources against the hub's.
+        source_sha256 = file_sha256(source / file)
+        if _shard_is_complete(partial, entry, source_sha256):
             log.info("shard %d of %d (%s) was converted before; kept", number, len(shards), file)
         else:
             log.info("converting shard %d of %d (%s)", number, len(shards), file)
@@ -287,7 +294,8 @@ def convert_checkpoint(
             io.write_safetensors(tensors, partial / out_file)
             entry = {"file": out_file, "tensors": sorted(tensors),
                      "tensor_bytes": sum(t.numel() * t.element_size() for t in tensors.values()),
-                     "bytes": (partial / out_file).stat().st_size}
+                     "bytes": (partial / out_file).stat().st_size, "sha256": file_sha256(partial / out_file),
+                     "source_sha256": source_sha256}
             del tensors
             manifest["shards"][file] = entry
             io.write_json(manifest, manifest_path)

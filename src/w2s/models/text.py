@@ -194,6 +194,11 @@ def _is_network_failure(err: BaseException) -> bool:
     return isinstance(err, HfHubHTTPError) and status is not None and (status >= 500 or status == 429)
 
 
+def hub_unreachable(err: BaseException) -> bool:
+    """Whether `err`, or one it was raised from, says the hub is out of reach (network, offline mode, server)."""
+    return any(_is_network_failure(cause) for cause in _causes(err))
+
+
 def _model_type(source: ModelSource) -> str | None:
     """model_type from the source's config.json, read without running any of its code."""
     from transformers import PretrainedConfig
@@ -223,7 +228,7 @@ def load_failure(source: ModelSource, err: BaseException, auto_class: str) -> Mo
         return ModelLoadError(
             f"the hub repository '{source.location}' has no revision '{source.kwargs.get('revision')}'; set the "
             f"model's revision to a commit, tag or branch of it: {err}")
-    if any(_is_network_failure(c) for c in causes):
+    if hub_unreachable(err):
         return ModelLoadError(f"{_hint(source)}: {err}")
     if auto_class != "AutoTokenizer" and "ignore_mismatched_sizes" in str(err):
         return _size_mismatch(source, err, auto_class)
@@ -301,6 +306,8 @@ def load_pretrained(entry: dict[str, Any], dtype: str = "float32", device_map: s
         raise load_failure(source, err, auto_class.__name__) from err
     report = verify_loaded_weights(model, source)
     log.info(report.summary())
+    for file in report.files:  # the job's record of exactly which weights it read
+        log.info(file.line())
     return model, report
 
 

@@ -2,27 +2,34 @@
 
     python -m w2s.pipeline.preflight config/config.yaml
 
-Every dataset is read at its revision (unpinned ones are resolved and written to the lock file),
-converted and counted; every model's config, tokenizer and weights load in the configured dtype,
-equal their checkpoint, and take one forward and backward pass on two rows at max_length; the
-machine's GPUs are compared with what each job will ask for. One row per check is printed as it
-finishes, OK or FAIL with the fix, and the exit status is 1 if any check failed.
+Every dataset is read at its revision (unpinned ones are resolved and written to the lock file
+beside the config), converted and counted; every model's config, tokenizer and weights load in the
+configured dtype, equal their checkpoint (and, where the hub is reachable, the hub's sha256 of each
+file), and take one forward and backward pass on two rows at max_length; the machine's GPUs are
+compared with what each job will ask for. With --no-weights no weight is downloaded or converted:
+the weights files' headers are read and each tensor's shape checked against the config. One row per
+check is printed as it finishes, OK, WARN (a check that cannot be made here) or FAIL with the fix,
+and the exit status is 1 if any check failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from w2s import tasks
 from w2s.data import sources
 from w2s.pipeline import config as w2s_config
 from w2s.pipeline import revisions
+
+if TYPE_CHECKING:
+    from w2s.models.weights import WeightsReport
 
 OK, FAIL, WARN = "OK", "FAIL", "WARN"
 TWO_ROWS = ("The first row to check the model on. " * 400, "A second, shorter row.")
@@ -43,8 +50,12 @@ class CheckFailed(Exception):
     """A check's failure, in words that say what to fix."""
 
 
+class CheckSkipped(Exception):
+    """A check that cannot be made here (the hub out of reach): a warning, not a failure."""
+
+
 def _run(item: str, check: str, body: Callable[[], str]) -> Check:
-    """One check: OK with what `body` returns, or FAIL with the error it raised."""
+    """One check: OK with what `body` returns, WARN when it could not be made, or FAIL with the error it raised."""
     from w2s.models.qwen1 import Qwen1ConversionError
     from w2s.models.text import ModelLoadError
 
@@ -52,6 +63,8 @@ def _run(item: str, check: str, body: Callable[[], str]) -> Check:
     explained = (CheckFailed, sources.DatasetError, revisions.RevisionError, ModelLoadError, Qwen1ConversionError)
     try:
         return Check(OK, item, check, body())
+    except CheckSkipped as err:
+        return Check(WARN, item, check, " ".join(str(err).split()))
     except Exception as err:  # every failure becomes a row; the run goes on to the next check
         detail = str(err) if isinstance(err, explained) else f"{type(err).__name__}: {err}"
         return Check(FAIL, item, check, " ".join(detail.split()))
@@ -189,6 +202,8 @@ def check_model(name: str, entry: dict[str, Any], params: dict[str, Any], lock: 
     model: dict[str, Any] = {}
     loaded = _run(item, "weights", lambda: _load(entry, params, model))
     yield loaded
+    if loaded.status == OK and "hub_id" in entry:
+        yield _run(item, "weights sha256", lambda: _hub_sha256(entry, model["report"]))
     if loaded.status == FAIL or row.status == FAIL:
         return
     check = "forward" if params["mode"] == "probe" else "forward and backward"
@@ -367,9 +382,70 @@ def _load(entry: dict[str, Any], params: dict[str, Any], out: dict[str, Any]) ->
     # Probes embed with weights in the compute dtype; training keeps float32 weights under autocast.
     dtype = loop.supported_dtype(on, params["dtype"]) if params["mode"] == "probe" else "float32"
     backbone, report = text.load_pretrained(entry, dtype, text.model_parallel_map(torch.cuda.device_count()))
-    out["backbone"] = backbone
+    out["backbone"], out["report"] = backbone, report
     n_params = sum(p.numel() for p in backbone.parameters())
     return f"{type(backbone).__name__}, {n_params / 1e6:,.1f}M parameters in {dtype}; {report.summary()}"
+
+
+def _hub_sha256(entry: dict[str, Any], report: WeightsReport) -> str:
+    """The sha256 of the weights files, as loaded (a hub model) or as the conversion read them (a converted Qwen-1),
+    against the LFS sha256 the hub gives for the same files at the model's revision."""
+    from w2s.models import qwen1
+
+    at = f"{entry['hub_id']}@{entry['revision']}"
+    if "converted" in entry:
+        manifest = Path(entry["converted"]) / qwen1.MANIFEST
+        shards = json.loads(manifest.read_text())["shards"]
+        if any("source_sha256" not in shard for shard in shards.values()):
+            raise CheckSkipped(f"{manifest} records no sha256 of the files it was converted from (an earlier w2s "
+                               f"converted it), so nothing is compared with {at}; delete {entry['converted']} and "
+                               "convert again to record them")
+        files = {name: (shard["source_sha256"], f"the conversion in {entry['converted']} was made from other weights: "
+                        f"delete it and {name} from the Hugging Face cache, and convert again")
+                 for name, shard in shards.items()}
+    else:
+        files = {_hub_filename(file.path): (file.sha256, f"the file in the Hugging Face cache "
+                                            f"({Path(file.path).resolve()}) is not the hub's: delete it and run "
+                                            "preflight again to download it anew")
+                 for file in report.files}
+    listed = ", ".join(f"{name} {sha256}" for name, (sha256, _) in sorted(files.items()))
+    try:
+        hub = _hub_lfs_sha256(entry["hub_id"], entry["revision"])
+    except CheckSkipped as err:
+        raise CheckSkipped(f"{err}. The files' sha256: {listed}") from err
+    ours = "the file the conversion read had" if "converted" in entry else "the loaded file's is"
+    differing = [f"{name}: the hub's sha256 at {at} is {hub.get(name) or 'not given (no such LFS file)'}, {ours} "
+                 f"{sha256}; {fix}"
+                 for name, (sha256, fix) in sorted(files.items()) if hub.get(name) != sha256]
+    if differing:
+        raise CheckFailed("; ".join(differing))
+    return f"{len(files)} file{'s equal' if len(files) > 1 else ' equals'} the hub's at {at} (LFS sha256): {listed}"
+
+
+def _hub_filename(path: str) -> str:
+    """A file's name in its hub repository, from its path in a Hugging Face cache snapshot (.../snapshots/<commit>/)."""
+    parts = Path(path).parts
+    if "snapshots" in parts[:-2]:
+        return "/".join(parts[len(parts) - parts[::-1].index("snapshots") + 1:])
+    return Path(path).name
+
+
+def _hub_lfs_sha256(hub_id: str, revision: str) -> dict[str, str]:
+    """Each LFS file's sha256 as the hub gives it (model_info with files_metadata); CheckSkipped when the hub is
+    out of reach."""
+    from huggingface_hub import HfApi
+
+    from w2s.models import text
+
+    try:
+        info = HfApi().model_info(hub_id, revision=revision, files_metadata=True)
+    except Exception as err:  # httpx errors, offline mode, the hub's own refusals
+        if text.hub_unreachable(err):
+            raise CheckSkipped(f"could not reach the hub to compare the weights' sha256 with {hub_id}@{revision} "
+                               f"({type(err).__name__}); run preflight where the hub is reachable to compare "
+                               "them") from err
+        raise
+    return {sibling.rfilename: sibling.lfs.sha256 for sibling in info.siblings or [] if sibling.lfs is not None}
 
 
 def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> str:
