@@ -401,6 +401,30 @@ def test_no_weights_reads_a_hub_models_headers_instead_of_its_weights(
         "describes the model; read from the file headers, nothing downloaded")
 
 
+def test_no_weights_offline_checks_what_the_cache_holds_and_warns_of_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models: dict[str, Path]) -> None:
+    """With HF_HUB_OFFLINE=1 the config and tokenizer come from the cache; the size and the headers, which only
+    the hub has, are said to be unknown rather than failed."""
+    import shutil
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "hub" / "models--org--tiny-gpt2" / "snapshots" / commit
+    shutil.copytree(tiny_models["tiny-gpt2"], snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    config = experiment({}, {"gpt2": {"hub_id": "org/tiny-gpt2", "revision": commit}})
+    out = io.StringIO()
+    results = preflight.run(config, lock_path=None, parts={"models"}, load_weights=False, out=out)
+    assert rows_of(results) == [("OK", "model gpt2", "source"), ("OK", "model gpt2", "config"),
+                                ("OK", "model gpt2", "tokenizer"), ("WARN", "model gpt2", "weights headers")]
+    assert detail(results, "model gpt2", "source") == (
+        "the hub id 'org/tiny-gpt2'; weights' size unknown: the hub is out of reach (OfflineModeIsEnabled)")
+    assert detail(results, "model gpt2", "weights headers") == (
+        f"could not reach the hub to read the weights' headers at org/tiny-gpt2@{commit} (OfflineModeIsEnabled); "
+        "run preflight where the hub is reachable to check them")
+    assert out.getvalue().splitlines()[-1] == "3 passed, 0 failed, 1 could not be checked here (WARN)"
+
+
 def test_the_loaded_weights_are_compared_with_the_hubs_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 tiny_models: dict[str, Path]) -> None:
     """Where the hub is reachable, each loaded weights file's sha256 is compared with the LFS sha256 the hub gives

@@ -390,7 +390,7 @@ def test_a_hub_model_offline_and_not_cached_gets_the_offline_hint(tmp_path: Path
     assert message.startswith(
         "could not load the model from the hub id 'openai-community/gpt2'. HF_HUB_OFFLINE is set, so only the "
         f"Hugging Face cache ({tmp_path / 'empty-cache'}) is read, and it lacks this model at this revision: "
-        "download it into that cache once where the hub is reachable, or set the model's `path:` to a local copy")
+        "fill that cache once where the hub is reachable, or set the model's `path:` to a local copy")
     assert "set HF_HUB_OFFLINE=1" not in message
 
 

@@ -75,7 +75,6 @@ FIRST_SPECIAL_ID = 151643
 # What fetch_and_convert downloads: the config, the weights (one file, or shards and their index),
 # the BPE vocabulary and the licence files that must travel with the weights. No code.
 HUB_FILES = ["config.json", "*.safetensors", "model.safetensors.index.json", "qwen.tiktoken", "LICENSE*", "NOTICE*"]
-MANIFEST = "conversion.json"
 SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
 
 
@@ -257,7 +256,7 @@ def convert_checkpoint(
     the shards already done. `out_dir` appears, by one rename, only when everything is written. The
     manifest stays in it as conversion.json, with the sha256 of each source file and of each converted one.
     """
-    from w2s.models.weights import file_sha256, header_shapes
+    from w2s.models.weights import CONVERSION_RECORD, file_sha256, header_shapes
 
     source, out = Path(source_dir), Path(out_dir)
     qwen1 = read_qwen1_config(source)
@@ -268,7 +267,7 @@ def convert_checkpoint(
     _check_tensors(header_shapes(tuple(str(source / file) for file in shards)), qwen1)
 
     partial = out.with_name(f".{out.name}.partial")
-    manifest_path = partial / MANIFEST
+    manifest_path = partial / CONVERSION_RECORD
     fingerprint = _fingerprint(source, shards)
     manifest = io.read_json(manifest_path) if manifest_path.is_file() else None
     if manifest is None or manifest["source_fingerprint"] != fingerprint:
@@ -426,9 +425,8 @@ def _hub_errors(hub_id: str, revision: str) -> Iterator[None]:
             f"{where} has neither model.safetensors nor model.safetensors.index.json; Qwen-1 hub repos ship safetensors "
             "weights, so check the revision") from err
     except (LocalEntryNotFoundError, IncompleteSnapshotError, OfflineModeIsEnabled, HfHubHTTPError, HTTPError) as err:
-        raise Qwen1ConversionError(
-            f"could not download {where} from the Hugging Face hub (network): {err}. Check the connection. "
-            f"{offline_hint('its files')}") from err
+        raise Qwen1ConversionError(f"could not download {where} from the Hugging Face hub (network): "
+                                   f"{str(err).rstrip('.')}. {offline_hint('its files')}") from err
 
 
 def fetch_and_convert(hub_id: str, revision: str, out_dir: str | Path) -> Path:

@@ -161,8 +161,8 @@ def offline_hint(lacking: str) -> str:
 
     if constants.HF_HUB_OFFLINE:
         return (f"HF_HUB_OFFLINE is set, so only the Hugging Face cache ({constants.HF_HUB_CACHE}) is read, and it "
-                f"lacks {lacking}: download it into that cache once where the hub is reachable, or set the model's "
-                "`path:` to a local copy")
+                f"lacks {lacking}: fill that cache once where the hub is reachable, or set the model's `path:` to a "
+                "local copy")
     return ("If the machine is offline, download it once and set the model's `path:` to the local copy, or fill the "
             "Hugging Face cache where the hub is reachable and set HF_HUB_OFFLINE=1 to read it")
 

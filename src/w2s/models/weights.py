@@ -210,6 +210,9 @@ def _mismatch_message(model: nn.Module, source: ModelSource, differences: list[_
 # ---- file hashes -------------------------------------------------------------------------------
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
+# The record a Qwen-1 conversion (w2s.models.qwen1) keeps beside its files: each shard and its sha256. Named
+# here, where every load reads it, so that a training job's code does not reach the converter.
+CONVERSION_RECORD = "conversion.json"
 HASH_CHUNK_BYTES = 16 * 2**20
 # Each file hashed in this process, by (real path, size, modification time): a job hashes a file once, and a
 # file written anew is hashed anew.
@@ -242,15 +245,13 @@ class RecordedHash:
 def recorded_sha256(path: str | Path) -> RecordedHash | None:
     """The sha256 recorded for a weights file when it arrived: the Hugging Face cache names a downloaded LFS file's
     blob by the hub's sha256 of it; a Qwen-1 conversion writes its files' sha256 to conversion.json beside them."""
-    from w2s.models.qwen1 import MANIFEST  # a light module; the conversion's record is its own
-
     real = Path(os.path.realpath(path))
     if real.parent.name == "blobs" and SHA256.fullmatch(real.name):
         return RecordedHash(real.name, "hub", "the hub's LFS sha256 that the Hugging Face cache stores it under",
                             f"the Hugging Face cache stores it under {real.name}, the hub's LFS sha256 of the file it "
                             f"downloaded: the file changed after the download. Delete {real} and load the model again "
                             "to download it anew")
-    manifest = Path(path).parent / MANIFEST
+    manifest = Path(path).parent / CONVERSION_RECORD
     if manifest.is_file():
         for shard in json.loads(manifest.read_text()).get("shards", {}).values():
             if shard.get("file") == Path(path).name and "sha256" in shard:
