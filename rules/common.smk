@@ -34,7 +34,7 @@ GENERATIVE_VARIANTS = w2s_config.generative_variants(config)
 os.environ.setdefault("W2S_ROOT", workflow.basedir)
 
 # Hub commits that preflight resolved for repositories nothing else pins (w2s.pipeline.revisions).
-HUB_LOCK = w2s_revisions.read_lock(Path(workflow.basedir) / "config" / "hub.lock.yaml")
+HUB_LOCK = w2s_revisions.workflow_lock(workflow.configfiles, Path(workflow.basedir) / "config" / "config.yaml")
 
 
 def data_source(dataset):

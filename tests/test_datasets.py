@@ -686,6 +686,9 @@ def test_registry() -> None:
     assert sources.DATASETS["vader_movies"].splits["test"] is None
     assert sources.DATASETS["anli_r2"].splits == {"train": "train_r2", "test": "test_r2"}
     assert sources.DATASETS["mc_taco"].splits == {"train": "test", "test": "validation"}  # it has no train split
+    # quail's main branch holds a loading script, as cosmos_qa's does: it is read from the parquet export.
+    quail = sources.DATASETS["quail"]
+    assert (quail.branch, quail.hub_config, quail.revision) == ("refs/convert/parquet", "default", None)
     for name in ("cola", "hellaswag", "piqa", "multirc", "wic", "quail", "social_iqa", "ethics_justice"):
         assert sources.DATASETS[name].splits["test"] == "validation", name
     assert len({spec.hub_id for name, spec in sources.DATASETS.items() if name.startswith("ethics_")}) == 1

@@ -20,6 +20,7 @@ from w2s.data import sources
 from w2s.data.sources import DatasetError, data_source, load_arguments, prepare
 from w2s.pipeline.rehearsal.hub_layouts import hub_folder
 
+
 @pytest.fixture(autouse=True)
 def _private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import datasets.config
@@ -60,8 +61,8 @@ def test_registered_revisions() -> None:
                                                 "ethics_utilitarianism"}
     assert pinned["cosmos_qa"] == "ed50fe83db62b355759053b1cd5eef344ee371e0"
     exports = {name for name, spec in sources.DATASETS.items() if spec.parquet_export}
-    assert exports == {"cosmos_qa", "dream", "mc_taco", "piqa", "social_iqa", "ethics_justice", "ethics_deontology",
-                       "ethics_virtue", "ethics_utilitarianism"}
+    assert exports == {"cosmos_qa", "dream", "mc_taco", "piqa", "quail", "social_iqa", "ethics_justice",
+                       "ethics_deontology", "ethics_virtue", "ethics_utilitarianism"}
 
 
 def test_a_renamed_export_folder_is_an_error_that_names_it(tmp_path: Path) -> None:

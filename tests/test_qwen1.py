@@ -4,6 +4,7 @@ token ids that Qwen-1's original code produced. Skipped where ../shared is absen
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -161,6 +162,30 @@ def test_loaded_weights_equal_the_converted_files_and_qwen1s_tensors(converted: 
     assert torch.equal(written["model.layers.0.self_attn.o_proj.weight"], source["transformer.h.0.attn.c_proj.weight"])
 
 
+def test_the_conversion_records_each_files_sha256_and_a_converted_file_edited_later_is_refused(
+        converted: Path, tmp_path: Path) -> None:
+    """conversion.json carries the sha256 of each source file (for preflight to compare with the hub's) and of each
+    converted file, which every load checks: edited values would otherwise pass, the model being loaded from them."""
+    manifest = json.loads((converted / "conversion.json").read_text())
+    [(source_file, shard)] = manifest["shards"].items()
+    assert source_file == "model.safetensors"
+    assert shard["source_sha256"] == hashlib.sha256((TINY / "model.safetensors").read_bytes()).hexdigest()
+    assert shard["sha256"] == hashlib.sha256((converted / shard["file"]).read_bytes()).hexdigest()
+    edited = tmp_path / "edited"
+    shutil.copytree(converted, edited)
+    tensors = load_file(edited / shard["file"])
+    tensors["model.norm.weight"][0] += 1.0
+    save_file(tensors, edited / shard["file"])
+    entry = {"hub_id": "Qwen/Qwen-7B", "revision": COMMIT, "convert": "qwen1", "converted": str(edited)}
+    with pytest.raises(text.ModelLoadError) as caught:
+        text.load_backbone(entry)
+    actual = hashlib.sha256((edited / shard["file"]).read_bytes()).hexdigest()
+    assert str(caught.value) == (
+        f"{edited / shard['file']} has sha256 {actual}, but {edited / 'conversion.json'} records {shard['sha256']}, "
+        "the sha256 of the file the conversion wrote: the file changed after the conversion. Delete "
+        f"{edited} and convert again (snakemake {edited})")
+
+
 def test_converted_config_reads_every_value_from_qwen1s(converted: Path) -> None:
     config = json.loads((converted / "config.json").read_text())
     assert {k: config[k] for k in ("model_type", "architectures", "vocab_size", "hidden_size", "intermediate_size",
@@ -279,13 +304,14 @@ def with_tensors(folder: Path, change: Callable[[dict[str, torch.Tensor]], None]
      "describes"),
     (lambda t: t.pop("lm_head.weight"), "the checkpoint lacks 1 tensor(s): lm_head.weight"),
     (lambda t: t.update({"transformer.h.1.mlp.w1.weight": torch.zeros(128, 64)}),
-     "the checkpoint tensor 'transformer.h.1.mlp.w1.weight' has shape [128, 64], but the config implies [64, 64]"),
+     "the checkpoint tensor 'transformer.h.1.mlp.w1.weight' in {source}/model.safetensors has shape [128, 64], but "
+     "the config implies [64, 64]"),
 ])
 def test_a_tensor_the_converter_cannot_place_is_refused_by_name(
     tmp_path: Path, change: Callable[[dict[str, torch.Tensor]], None], message: str
 ) -> None:
     source = with_tensors(tmp_path / "source", change)
-    with pytest.raises(Qwen1ConversionError, match=re.escape(message)):
+    with pytest.raises(Qwen1ConversionError, match=re.escape(message.format(source=source))):
         convert_checkpoint(source, tmp_path / "out", tiktoken_path=TIKTOKEN)
     assert [p.name for p in tmp_path.iterdir()] == ["source"]
 

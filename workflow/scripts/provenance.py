@@ -1,9 +1,9 @@
-from pathlib import Path
+import os
 
 import pandas as pd
 
 from w2s import io
-from w2s.pipeline.revisions import read_lock
+from w2s.pipeline.revisions import WORKFLOW_LOCK_ENV, read_lock
 from w2s.pipeline.runlog import log_to
 from w2s.report.provenance import collect
 
@@ -17,6 +17,6 @@ record = collect(
     dvc_lock="dvc.lock",  # DVC runs the workflow from its project root, the working directory
     # The config's hash is a param, so a changed model entry rebuilds this record.
     models=snakemake.config["models"],
-    hub_lock=read_lock(Path(snakemake.scriptdir).parents[1] / "config" / "hub.lock.yaml"),  # as rules/common.smk
+    hub_lock=read_lock(os.environ[WORKFLOW_LOCK_ENV]),  # the lock rules/common.smk read
 )
 io.write_json(record, snakemake.output[0])

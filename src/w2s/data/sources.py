@@ -390,8 +390,10 @@ DATASETS: dict[str, DatasetSpec] = {
     "paws": DatasetSpec("google-research-datasets/paws", _paws, "labeled_final",
                         revision="161ece9501cf0a11f3e48bd356eaa82de46d6a09"),
     "quail": DatasetSpec(
-        "textmachinelab/quail", _quail, splits=TRAIN_VALIDATION,
-        description="there is no test split (only a 556-row challenge set), so validation serves as test",
+        # Public code reads it only from the export (config folder default), at no confirmed commit: the lock pins it.
+        "textmachinelab/quail", _quail, "default", splits=TRAIN_VALIDATION, branch=PARQUET_EXPORT_BRANCH,
+        description="the main branch holds only a loading script; read from the parquet export. There is no test "
+        "split (only a 556-row challenge set), so validation serves as test",
     ),
     "piqa": DatasetSpec(
         # At this commit the export's folder is plain_text; later exports renamed it default.

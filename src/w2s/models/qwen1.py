@@ -15,12 +15,14 @@ SEQ_LENGTH_KEY (and as the tokenizer's model_max_length) so other code can warn.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +75,6 @@ FIRST_SPECIAL_ID = 151643
 # What fetch_and_convert downloads: the config, the weights (one file, or shards and their index),
 # the BPE vocabulary and the licence files that must travel with the weights. No code.
 HUB_FILES = ["config.json", "*.safetensors", "model.safetensors.index.json", "qwen.tiktoken", "LICENSE*", "NOTICE*"]
-MANIFEST = "conversion.json"
 SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
 
 
@@ -187,24 +188,17 @@ def _source_shards(source: Path) -> dict[str, list[str]]:
     return dict(sorted(files.items()))
 
 
-def _check_tensors(source: Path, shards: Mapping[str, list[str]], qwen1: Mapping[str, Any]) -> None:
-    """Every checkpoint tensor is mapped and has the shape the config implies, and none is missing:
-    checked from the file headers before anything is written."""
-    from safetensors import safe_open
-
+def _check_tensors(shapes: Mapping[str, tuple[str, tuple[int, ...]]], qwen1: Mapping[str, Any]) -> None:
+    """Every checkpoint tensor (name -> its file and shape, from the file headers) is mapped and has the shape
+    the config implies, and none is missing: checked before anything is written or downloaded."""
     expected = _expected_shapes(qwen1)
-    present: set[str] = set()
-    for file, names in shards.items():
-        with safe_open(str(source / file), framework="pt") as handle:
-            for name in names:
-                _target_names(name)
-                _require(name in expected, f"the checkpoint tensor '{name}' is not part of a "
-                         f"{qwen1['num_hidden_layers']}-layer Qwen-1 model as its config describes")
-                shape = tuple(handle.get_slice(name).get_shape())
-                _require(shape == expected[name], f"the checkpoint tensor '{name}' has shape {list(shape)}, "
-                         f"but the config implies {list(expected[name])}")
-                present.add(name)
-    missing = sorted(set(expected) - present)
+    for name, (file, shape) in shapes.items():
+        _target_names(name)
+        _require(name in expected, f"the checkpoint tensor '{name}' is not part of a "
+                 f"{qwen1['num_hidden_layers']}-layer Qwen-1 model as its config describes")
+        _require(tuple(shape) == expected[name], f"the checkpoint tensor '{name}' in {file} has shape {list(shape)}, "
+                 f"but the config implies {list(expected[name])}")
+    missing = sorted(set(expected) - set(shapes))
     _require(not missing, f"the checkpoint lacks {len(missing)} tensor(s): {', '.join(missing[:5])}"
              + (", ..." if len(missing) > 5 else ""))
 
@@ -216,13 +210,16 @@ def _fingerprint(source: Path, shards: Mapping[str, list[str]]) -> str:
     return digest.hexdigest()
 
 
-def _shard_is_complete(folder: Path, entry: Mapping[str, Any] | None) -> bool:
+def _shard_is_complete(folder: Path, entry: Mapping[str, Any] | None, source_sha256: str) -> bool:
+    """Whether a shard converted before is whole, and was converted from the same source file."""
     from safetensors import safe_open
 
-    if entry is None:
+    from w2s.models.weights import file_sha256
+
+    if entry is None or entry.get("source_sha256") != source_sha256:
         return False
     path = folder / entry["file"]
-    if not path.is_file() or path.stat().st_size != entry["bytes"]:
+    if not path.is_file() or path.stat().st_size != entry["bytes"] or file_sha256(path) != entry.get("sha256"):
         return False
     with safe_open(str(path), framework="pt") as handle:
         return sorted(handle.keys()) == entry["tensors"]
@@ -256,18 +253,21 @@ def convert_checkpoint(
     Weights are converted one source shard at a time, each into an output shard of its own, with
     names mapped and dtypes kept. The work happens in `.<out_dir>.partial` beside `out_dir`, where each
     shard is written atomically and listed in a manifest once complete: a rerun after a crash skips
-    the shards already done. `out_dir` appears, by one rename, only when everything is written.
+    the shards already done. `out_dir` appears, by one rename, only when everything is written. The
+    manifest stays in it as conversion.json, with the sha256 of each source file and of each converted one.
     """
+    from w2s.models.weights import CONVERSION_RECORD, file_sha256, header_shapes
+
     source, out = Path(source_dir), Path(out_dir)
     qwen1 = read_qwen1_config(source)
     config = qwen2_config(qwen1)
     tiktoken = Path(tiktoken_path) if tiktoken_path is not None else source / "qwen.tiktoken"
     _require(tiktoken.is_file(), f"{tiktoken} does not exist; the tokenizer is built from Qwen's qwen.tiktoken")
     shards = _source_shards(source)
-    _check_tensors(source, shards, qwen1)
+    _check_tensors(header_shapes(tuple(str(source / file) for file in shards)), qwen1)
 
     partial = out.with_name(f".{out.name}.partial")
-    manifest_path = partial / MANIFEST
+    manifest_path = partial / CONVERSION_RECORD
     fingerprint = _fingerprint(source, shards)
     manifest = io.read_json(manifest_path) if manifest_path.is_file() else None
     if manifest is None or manifest["source_fingerprint"] != fingerprint:
@@ -281,7 +281,10 @@ def convert_checkpoint(
     total_bytes = 0
     for number, (file, names) in enumerate(shards.items(), start=1):
         entry = manifest["shards"].get(file)
-        if _shard_is_complete(partial, entry):
+        # Both sha256 go to the manifest, which is the output's conversion.json: every load checks its files
+        # against it, and preflight the sources against the hub's.
+        source_sha256 = file_sha256(source / file)
+        if _shard_is_complete(partial, entry, source_sha256):
             log.info("shard %d of %d (%s) was converted before; kept", number, len(shards), file)
         else:
             log.info("converting shard %d of %d (%s)", number, len(shards), file)
@@ -290,7 +293,8 @@ def convert_checkpoint(
             io.write_safetensors(tensors, partial / out_file)
             entry = {"file": out_file, "tensors": sorted(tensors),
                      "tensor_bytes": sum(t.numel() * t.element_size() for t in tensors.values()),
-                     "bytes": (partial / out_file).stat().st_size}
+                     "bytes": (partial / out_file).stat().st_size, "sha256": file_sha256(partial / out_file),
+                     "source_sha256": source_sha256}
             del tensors
             manifest["shards"][file] = entry
             io.write_json(manifest, manifest_path)
@@ -397,30 +401,79 @@ def build_tokenizer(tiktoken_path: str | Path, *, model_max_length: int | None =
     return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=ENDOFTEXT, pad_token=ENDOFTEXT, **extra)
 
 
-def fetch_and_convert(hub_id: str, revision: str, out_dir: str | Path) -> Path:
-    """Download a Qwen-1 checkpoint's config, weights, qwen.tiktoken and licence files at `revision`
-    (into the Hugging Face cache, which resumes an interrupted download) and convert it to `out_dir`."""
+@contextlib.contextmanager
+def _hub_errors(hub_id: str, revision: str) -> Iterator[None]:
+    """The hub's refusals and network failures while fetching from `hub_id` at `revision`, said with their fix."""
     from httpx2 import HTTPError
-    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         HfHubHTTPError,
         IncompleteSnapshotError,
         LocalEntryNotFoundError,
+        NotASafetensorsRepoError,
+        OfflineModeIsEnabled,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
+    from w2s.models.text import offline_hint
+
     where = f"'{hub_id}' at revision {revision}"
-    log.info("downloading %s (%s)", where, ", ".join(HUB_FILES))
     try:
-        snapshot = snapshot_download(hub_id, revision=revision, allow_patterns=HUB_FILES)
+        yield
     except RevisionNotFoundError as err:
         raise Qwen1ConversionError(f"the hub has no revision {revision} of '{hub_id}'; fix the model's revision") from err
     except RepositoryNotFoundError as err:
         raise Qwen1ConversionError(
             f"the hub has no repository '{hub_id}' you can read; fix the hub_id, or set HF_TOKEN if it is gated") from err
-    except (LocalEntryNotFoundError, IncompleteSnapshotError, HfHubHTTPError, HTTPError) as err:
+    except NotASafetensorsRepoError as err:
         raise Qwen1ConversionError(
-            f"could not download {where} from the Hugging Face hub (network): {err}. Check the connection, "
-            "or fill the cache on a machine that has one (HF_HUB_OFFLINE=1 then reads it)") from err
+            f"{where} has neither model.safetensors nor model.safetensors.index.json; Qwen-1 hub repos ship safetensors "
+            "weights, so check the revision") from err
+    except (LocalEntryNotFoundError, IncompleteSnapshotError, OfflineModeIsEnabled, HfHubHTTPError, HTTPError) as err:
+        raise Qwen1ConversionError(f"could not download {where} from the Hugging Face hub (network): "
+                                   f"{str(err).rstrip('.')}. {offline_hint('its files')}") from err
+
+
+def fetch_and_convert(hub_id: str, revision: str, out_dir: str | Path) -> Path:
+    """Download a Qwen-1 checkpoint's config, weights, qwen.tiktoken and licence files at `revision`
+    (into the Hugging Face cache, which resumes an interrupted download) and convert it to `out_dir`."""
+    from huggingface_hub import snapshot_download
+
+    log.info("downloading '%s' at revision %s (%s)", hub_id, revision, ", ".join(HUB_FILES))
+    with _hub_errors(hub_id, revision):
+        snapshot = snapshot_download(hub_id, revision=revision, allow_patterns=HUB_FILES)
     return convert_checkpoint(snapshot, out_dir)
+
+
+@dataclass(frozen=True)
+class HubCheckpoint:
+    """A Qwen-1 checkpoint on the hub as its headers describe it, checked without its weights."""
+
+    config: dict[str, Any]  # Qwen-1's config.json
+    tiktoken: Path  # qwen.tiktoken, in the Hugging Face cache
+    files: int
+    tensors: int
+    tensor_bytes: int
+    dtypes: tuple[str, ...]
+
+
+def inspect_hub_checkpoint(hub_id: str, revision: str) -> HubCheckpoint:
+    """What can be checked of a conversion before its weights download: config.json and qwen.tiktoken are
+    fetched (into the Hugging Face cache), each safetensors file's header read (its first 8 + N bytes: names,
+    dtypes, shapes, offsets), and every tensor's name and shape checked against the config as convert_checkpoint
+    checks them. Raises Qwen1ConversionError saying what does not fit."""
+    import huggingface_hub
+
+    with _hub_errors(hub_id, revision):
+        config_path = Path(huggingface_hub.hf_hub_download(hub_id, "config.json", revision=revision))
+        tiktoken = Path(huggingface_hub.hf_hub_download(hub_id, "qwen.tiktoken", revision=revision))
+        metadata = huggingface_hub.get_safetensors_metadata(hub_id, revision=revision)
+    qwen1 = read_qwen1_config(config_path.parent)
+    qwen2_config(qwen1)  # refuses a config that does not convert
+    shapes = {name: (f"{file} of {hub_id}@{revision}", tuple(info.shape))
+              for file, header in sorted(metadata.files_metadata.items()) for name, info in header.tensors.items()}
+    _check_tensors(shapes, qwen1)
+    infos = [info for header in metadata.files_metadata.values() for info in header.tensors.values()]
+    return HubCheckpoint(qwen1, tiktoken, len(metadata.files_metadata), len(infos),
+                         sum(info.data_offsets[1] - info.data_offsets[0] for info in infos),
+                         tuple(sorted({SAFETENSORS_DTYPES.get(info.dtype, info.dtype) for info in infos})))

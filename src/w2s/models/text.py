@@ -154,12 +154,22 @@ def _base_source(entry: dict[str, Any]) -> ModelSource:
     raise ModelLoadError(f"unknown packaged model '{package}'")
 
 
+def offline_hint(lacking: str) -> str:
+    """How to get a model without the hub, worded from the environment: with HF_HUB_OFFLINE already set only
+    the cache is read, so setting it is no advice; `lacking` names what the cache lacks."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return (f"HF_HUB_OFFLINE is set, so only the Hugging Face cache ({constants.HF_HUB_CACHE}) is read, and it "
+                f"lacks {lacking}: fill that cache once where the hub is reachable, or set the model's `path:` to a "
+                "local copy")
+    return ("If the machine is offline, download it once and set the model's `path:` to the local copy, or fill the "
+            "Hugging Face cache where the hub is reachable and set HF_HUB_OFFLINE=1 to read it")
+
+
 def _hint(source: ModelSource) -> str:
-    return (
-        f"could not load the model from {source.description}. If the machine is offline, download "
-        "it once and set the model's `path:` to the local copy, or set HF_HUB_OFFLINE=1 to use the "
-        "Hugging Face cache; check the id and revision"
-    )
+    return (f"could not load the model from {source.description}. {offline_hint('this model at this revision')}; "
+            "check the id and revision")
 
 
 def _causes(err: BaseException) -> Iterator[BaseException]:
@@ -182,6 +192,11 @@ def _is_network_failure(err: BaseException) -> bool:
         return True
     status = getattr(getattr(err, "response", None), "status_code", None)
     return isinstance(err, HfHubHTTPError) and status is not None and (status >= 500 or status == 429)
+
+
+def hub_unreachable(err: BaseException) -> bool:
+    """Whether `err`, or one it was raised from, says the hub is out of reach (network, offline mode, server)."""
+    return any(_is_network_failure(cause) for cause in _causes(err))
 
 
 def _model_type(source: ModelSource) -> str | None:
@@ -213,8 +228,10 @@ def load_failure(source: ModelSource, err: BaseException, auto_class: str) -> Mo
         return ModelLoadError(
             f"the hub repository '{source.location}' has no revision '{source.kwargs.get('revision')}'; set the "
             f"model's revision to a commit, tag or branch of it: {err}")
-    if any(_is_network_failure(c) for c in causes):
+    if hub_unreachable(err):
         return ModelLoadError(f"{_hint(source)}: {err}")
+    if auto_class != "AutoTokenizer" and "ignore_mismatched_sizes" in str(err):
+        return _size_mismatch(source, err, auto_class)
     if auto_class != "AutoTokenizer" and "Unrecognized configuration class" in str(err):
         if auto_class == "AutoModelForCausalLM":
             return ModelLoadError(
@@ -230,6 +247,22 @@ def load_failure(source: ModelSource, err: BaseException, auto_class: str) -> Mo
                         "`convert: qwen1` on the model to load it as transformers' own Qwen2")
         return ModelLoadError(message)
     return ModelLoadError(f"could not load the model from {source.description}: {type(err).__name__}: {err}")
+
+
+def _size_mismatch(source: ModelSource, err: BaseException, auto_class: str) -> ModelLoadError:
+    """transformers names a checkpoint tensor of the wrong shape only in a table it prints; the headers name it."""
+    from w2s.models.weights import shape_mismatches  # imported here, since w2s.models.weights imports this module
+
+    try:
+        mismatches = shape_mismatches(source, auto_class)
+    except Exception:  # the files cannot be read either: transformers' own words are all there is
+        mismatches = []
+    if not mismatches:
+        return ModelLoadError(f"could not load the model from {source.description}: {type(err).__name__}: {err}")
+    listed = "; ".join(mismatches[:5]) + (f"; and {len(mismatches) - 5} more" if len(mismatches) > 5 else "")
+    return ModelLoadError(
+        f"the checkpoint of {source.description} does not fit the model its config describes: {listed}. The weights "
+        "were written for another config (sizes, vocabulary) or edited; use the config.json they were saved with")
 
 
 def load_tokenizer(entry: dict[str, Any]) -> Any:
@@ -273,6 +306,8 @@ def load_pretrained(entry: dict[str, Any], dtype: str = "float32", device_map: s
         raise load_failure(source, err, auto_class.__name__) from err
     report = verify_loaded_weights(model, source)
     log.info(report.summary())
+    for file in report.files:  # the job's record of exactly which weights it read
+        log.info(file.line())
     return model, report
 
 

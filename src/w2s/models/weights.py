@@ -4,12 +4,19 @@ transformers 5 initialises whatever it did not load after loading, and a model's
 re-draw loaded weights then without a warning (Qwen-1's `_init_weights` re-draws every
 `attn.c_proj.weight`). `verify_loaded_weights` compares every loaded parameter and persistent
 buffer with the checkpoint file's tensor, named and cast the way transformers 5.23 loads it.
+
+A file whose values were edited passes that comparison (the model is loaded from it), so each file's
+sha256 is computed too, once per file in a process, and compared with the one recorded when the file
+arrived: the hub's LFS sha256, which the Hugging Face cache names the file's blob by, or the one a
+Qwen-1 conversion wrote to its conversion.json. The hashes go into the report and the job's log.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from copy import deepcopy
@@ -37,6 +44,20 @@ class WeightsMismatchError(ModelLoadError):
 
 
 @dataclass(frozen=True)
+class WeightsFile:
+    """A checkpoint file as loaded: its size and sha256, and who recorded the same sha256 before, if anyone."""
+
+    path: str
+    bytes: int
+    sha256: str
+    recorded_by: str | None = None
+
+    def line(self) -> str:
+        recorded = f", {self.recorded_by}" if self.recorded_by else ""
+        return f"weights file {self.path}: {self.bytes:,} bytes, sha256 {self.sha256}{recorded}"
+
+
+@dataclass(frozen=True)
 class WeightsReport:
     """What `verify_loaded_weights` compared: every tensor in full, or rows of each when `sampled`."""
 
@@ -47,6 +68,11 @@ class WeightsReport:
     elements: int  # of those tensors, all elements
     sampled: bool
     seconds: float
+    files: tuple[WeightsFile, ...] = ()  # the checkpoint files, hashed
+
+    @property
+    def sha256(self) -> tuple[str, ...]:
+        return tuple(file.sha256 for file in self.files)
 
     def summary(self) -> str:
         extent = (f"{self.elements_compared:,} of {self.elements:,} elements (rows sampled per tensor)"
@@ -85,12 +111,8 @@ def verify_loaded_weights(model: nn.Module, source: ModelSource,
     start = time.perf_counter()
     parameters = {id(p): p for p in model.parameters()}
     sampled = sum(p.numel() for p in parameters.values()) > sample_above
-    if "gguf_file" in source.kwargs:
-        files = (os.path.join(source.location, source.kwargs["gguf_file"]),)
-        readers = _gguf_tensors(model, files[0])
-    else:
-        files = _safetensors_files(model, source)
-        readers = _safetensors_tensors(model, files)
+    files = checkpoint_files(source, getattr(model.config, "transformers_weights", None))
+    readers = _gguf_tensors(model, files[0]) if "gguf_file" in source.kwargs else _safetensors_tensors(model, files)
     differences: list[_Difference] = []
     tensors = compared_elements = elements = 0
     for names, loaded in _loaded_tensors(model):
@@ -112,7 +134,7 @@ def verify_loaded_weights(model: nn.Module, source: ModelSource,
     if differences:
         raise WeightsMismatchError(_mismatch_message(model, source, differences))
     return WeightsReport(source.description, files, tensors, compared_elements, elements, sampled,
-                         time.perf_counter() - start)
+                         time.perf_counter() - start, tuple(checked_file(path) for path in files))
 
 
 def _loaded_tensors(model: nn.Module) -> Iterator[tuple[list[str], torch.Tensor]]:
@@ -185,16 +207,94 @@ def _mismatch_message(model: nn.Module, source: ModelSource, differences: list[_
     return f"the weights loaded from {source.description} are not the checkpoint's: {listed}.{meaning}"
 
 
+# ---- file hashes -------------------------------------------------------------------------------
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+# The record a Qwen-1 conversion (w2s.models.qwen1) keeps beside its files: each shard and its sha256. Named
+# here, where every load reads it, so that a training job's code does not reach the converter.
+CONVERSION_RECORD = "conversion.json"
+HASH_CHUNK_BYTES = 16 * 2**20
+# Each file hashed in this process, by (real path, size, modification time): a job hashes a file once, and a
+# file written anew is hashed anew.
+_HASHED: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    key = (real, stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHED:
+        digest = hashlib.sha256()
+        with open(real, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
+        _HASHED[key] = digest.hexdigest()
+    return _HASHED[key]
+
+
+@dataclass(frozen=True)
+class RecordedHash:
+    """The sha256 a file had when it arrived, and who recorded it."""
+
+    sha256: str
+    recorder: str  # hub (the Hugging Face cache's blob name) or conversion (conversion.json)
+    by: str  # completes "weights file ...: N bytes, sha256 ..., "
+    changed: str  # what a different sha256 means and what to do, after "but "
+
+
+def recorded_sha256(path: str | Path) -> RecordedHash | None:
+    """The sha256 recorded for a weights file when it arrived: the Hugging Face cache names a downloaded LFS file's
+    blob by the hub's sha256 of it; a Qwen-1 conversion writes its files' sha256 to conversion.json beside them."""
+    real = Path(os.path.realpath(path))
+    if real.parent.name == "blobs" and SHA256.fullmatch(real.name):
+        return RecordedHash(real.name, "hub", "the hub's LFS sha256 that the Hugging Face cache stores it under",
+                            f"the Hugging Face cache stores it under {real.name}, the hub's LFS sha256 of the file it "
+                            f"downloaded: the file changed after the download. Delete {real} and load the model again "
+                            "to download it anew")
+    manifest = Path(path).parent / CONVERSION_RECORD
+    if manifest.is_file():
+        for shard in json.loads(manifest.read_text()).get("shards", {}).values():
+            if shard.get("file") == Path(path).name and "sha256" in shard:
+                folder = manifest.parent
+                return RecordedHash(shard["sha256"], "conversion", f"as {manifest} records it",
+                                    f"{manifest} records {shard['sha256']}, the sha256 of the file the conversion "
+                                    f"wrote: the file changed after the conversion. Delete {folder} and convert again "
+                                    f"(snakemake {folder})")
+    return None
+
+
+def checked_file(path: str | Path) -> WeightsFile:
+    """A loaded checkpoint file hashed, and refused if its sha256 is not the one recorded when it arrived."""
+    sha256, recorded = file_sha256(path), recorded_sha256(path)
+    if recorded is not None and recorded.sha256 != sha256:
+        raise WeightsMismatchError(f"{path} has sha256 {sha256}, but {recorded.changed}")
+    return WeightsFile(str(path), os.path.getsize(path), sha256, recorded.by if recorded else None)
+
+
+def weights_record(source: ModelSource) -> list[dict[str, Any]]:
+    """Each weights file of `source` found here, with its size and sha256, for the provenance record: the sha256
+    recorded when the file arrived (sha256_from hub or conversion, which every load checks), else hashed now."""
+    record = []
+    for path in checkpoint_files(source):
+        recorded = recorded_sha256(path)
+        record.append({"file": Path(path).name, "bytes": os.path.getsize(path),
+                       "sha256": recorded.sha256 if recorded else file_sha256(path),
+                       "sha256_from": recorded.recorder if recorded else "hashed"})
+    return record
+
+
 # ---- safetensors checkpoints -------------------------------------------------------------------
 
-def _safetensors_files(model: nn.Module, source: ModelSource) -> tuple[str, ...]:
-    """The safetensors files from_pretrained read: in the local folder, or in the Hugging Face cache
-    at the same revision (local_files_only: from_pretrained has just fetched them)."""
+def checkpoint_files(source: ModelSource, explicit: str | None = None) -> tuple[str, ...]:
+    """The weights files from_pretrained reads for `source`: its GGUF file, or its safetensors files (`explicit`:
+    the name a config's transformers_weights gives) in the local folder or in the Hugging Face cache at the same
+    revision (local_files_only: from_pretrained has fetched them)."""
     from transformers.utils import cached_file
 
+    if "gguf_file" in source.kwargs:
+        return (os.path.join(source.location, source.kwargs["gguf_file"]),)
     lookup = {"revision": source.kwargs.get("revision"), "local_files_only": True,
               "_raise_exceptions_for_missing_entries": False, "_raise_exceptions_for_connection_errors": False}
-    explicit = getattr(model.config, "transformers_weights", None)
     for name in ([explicit] if explicit else []) + ["model.safetensors", "model.safetensors.index.json"]:
         path = cached_file(source.location, name, **lookup)
         if path is None:
@@ -269,6 +369,48 @@ def _slice_reader(tensor_slice: Any) -> _Reader:
 
 def _full_reader(tensor: torch.Tensor) -> _Reader:
     return lambda step: tensor[::step] if step > 1 else tensor
+
+
+# ---- shapes from file headers -------------------------------------------------------------------
+
+# A checkpoint tensor's file and shape, read from a safetensors header, local or on the hub.
+HeaderShapes = dict[str, tuple[str, tuple[int, ...]]]
+
+
+def header_shapes(files: tuple[str, ...]) -> HeaderShapes:
+    """Each tensor's file and shape from the headers of local safetensors files, without reading a value."""
+    from safetensors import safe_open
+
+    shapes: HeaderShapes = {}
+    for path in files:
+        with safe_open(path, "pt") as handle:
+            shapes.update({key: (path, tuple(handle.get_slice(key).get_shape())) for key in handle.keys()})
+    return shapes
+
+
+def mismatched_shapes(model: nn.Module, shapes: HeaderShapes) -> list[str]:
+    """The checkpoint tensors (named as transformers renames them on load) whose shape is not that of the
+    parameter `model`, built from the checkpoint's config, has for them. Tensors that transformers assembles
+    from several (fused experts) are left to the load."""
+    state = model.state_dict()
+    return [f"the tensor '{key}' in {shapes[key][0]} has shape {shapes[key][1]}, but the model's parameter "
+            f"{target} has {tuple(state[target].shape)}"
+            for key, target, _, template in _renamed_keys(model, shapes)
+            if template is None and shapes[key][1] != tuple(state[target].shape)]
+
+
+def shape_mismatches(source: ModelSource, auto_class: str) -> list[str]:
+    """Why from_pretrained of `auto_class` refused `source` for a size mismatch: mismatched_shapes of an empty
+    model built from its config (on the meta device) against the headers of the files from_pretrained read."""
+    import transformers
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source.location, **source.kwargs)
+    with torch.device("meta"):
+        model = getattr(transformers, auto_class).from_config(
+            config, trust_remote_code=source.kwargs.get("trust_remote_code", False))
+    return mismatched_shapes(model, header_shapes(checkpoint_files(source, getattr(config, "transformers_weights",
+                                                                                  None))))
 
 
 # ---- GGUF checkpoints --------------------------------------------------------------------------

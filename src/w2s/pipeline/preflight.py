@@ -2,27 +2,34 @@
 
     python -m w2s.pipeline.preflight config/config.yaml
 
-Every dataset is read at its revision (unpinned ones are resolved and written to the lock file),
-converted and counted; every model's config, tokenizer and weights load in the configured dtype,
-equal their checkpoint, and take one forward and backward pass on two rows at max_length; the
-machine's GPUs are compared with what each job will ask for. One row per check is printed as it
-finishes, OK or FAIL with the fix, and the exit status is 1 if any check failed.
+Every dataset is read at its revision (unpinned ones are resolved and written to the lock file
+beside the config), converted and counted; every model's config, tokenizer and weights load in the
+configured dtype, equal their checkpoint (and, where the hub is reachable, the hub's sha256 of each
+file), and take one forward and backward pass on two rows at max_length; the machine's GPUs are
+compared with what each job will ask for. With --no-weights no weight is downloaded or converted:
+the weights files' headers are read and each tensor's shape checked against the config. One row per
+check is printed as it finishes, OK, WARN (a check that cannot be made here) or FAIL with the fix,
+and the exit status is 1 if any check failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from w2s import tasks
 from w2s.data import sources
 from w2s.pipeline import config as w2s_config
 from w2s.pipeline import revisions
+
+if TYPE_CHECKING:
+    from w2s.models.weights import WeightsReport
 
 OK, FAIL, WARN = "OK", "FAIL", "WARN"
 TWO_ROWS = ("The first row to check the model on. " * 400, "A second, shorter row.")
@@ -43,8 +50,12 @@ class CheckFailed(Exception):
     """A check's failure, in words that say what to fix."""
 
 
+class CheckSkipped(Exception):
+    """A check that cannot be made here (the hub out of reach): a warning, not a failure."""
+
+
 def _run(item: str, check: str, body: Callable[[], str]) -> Check:
-    """One check: OK with what `body` returns, or FAIL with the error it raised."""
+    """One check: OK with what `body` returns, WARN when it could not be made, or FAIL with the error it raised."""
     from w2s.models.qwen1 import Qwen1ConversionError
     from w2s.models.text import ModelLoadError
 
@@ -52,6 +63,8 @@ def _run(item: str, check: str, body: Callable[[], str]) -> Check:
     explained = (CheckFailed, sources.DatasetError, revisions.RevisionError, ModelLoadError, Qwen1ConversionError)
     try:
         return Check(OK, item, check, body())
+    except CheckSkipped as err:
+        return Check(WARN, item, check, " ".join(str(err).split()))
     except Exception as err:  # every failure becomes a row; the run goes on to the next check
         detail = str(err) if isinstance(err, explained) else f"{type(err).__name__}: {err}"
         return Check(FAIL, item, check, " ".join(detail.split()))
@@ -128,9 +141,13 @@ def _converts(name: str, entry: dict[str, Any], seed: int, data_files: dict[str,
               source: sources.DataSource) -> str:
     splits = sources.prepare(name, entry["n_train"], entry["n_test"], seed, data_files,
                              balance=entry.get("balance", False), source=source, entry=entry)
-    n_classes = sources.dataset_spec(name, entry).task.n_classes
+    task = sources.dataset_spec(name, entry).task
+    n_classes = task.n_classes
     balance = sources.label_balance(splits, n_classes)
     fits = "n_train {:,} and n_test {:,} fit; ".format(entry["n_train"], entry["n_test"])
+    if task.is_generative:  # targets, not classes
+        return fits + "a generative task: distinct targets per split " + ", ".join(
+            f"{split} {stats['distinct_targets']:,}" for split, stats in balance.items())
     if n_classes > 2:
         return fits + f"{n_classes} classes; classes present per split " + ", ".join(
             f"{split} {sum(f > 0 for f in stats['class_fractions'])}" for split, stats in balance.items())
@@ -163,6 +180,9 @@ def check_model(name: str, entry: dict[str, Any], params: dict[str, Any], lock: 
             locked = resolved["head"]
         entry = {**entry, "revision": locked}
     if "converted" in entry and not Path(entry["converted"]).is_dir():
+        if not load_weights:
+            yield from check_unconverted(item, entry)
+            return
         row = _run(item, "convert", lambda: _convert(entry))
         yield row
         if row.status == FAIL:
@@ -176,10 +196,14 @@ def check_model(name: str, entry: dict[str, Any], params: dict[str, Any], lock: 
     row = _run(item, "tokenizer", lambda: _tokenizer(entry, tokenizer))
     yield row
     if not load_weights:
+        if "hub_id" in entry and "converted" not in entry:
+            yield _run(item, "weights headers", lambda: _hub_headers(entry))
         return
     model: dict[str, Any] = {}
     loaded = _run(item, "weights", lambda: _load(entry, params, model))
     yield loaded
+    if loaded.status == OK and "hub_id" in entry:
+        yield _run(item, "weights sha256", lambda: _hub_sha256(entry, model["report"]))
     if loaded.status == FAIL or row.status == FAIL:
         return
     check = "forward" if params["mode"] == "probe" else "forward and backward"
@@ -234,6 +258,69 @@ def _image_forward(entry: dict[str, Any]) -> str:
     return f"features {tuple(features.shape)}, its own head: {model.head_classes or 'none'} classes"
 
 
+def check_unconverted(item: str, entry: dict[str, Any]) -> Iterator[Check]:
+    """A Qwen-1 checkpoint not yet converted, checked without its weights (--no-weights): config.json, qwen.tiktoken
+    and the safetensors headers come from the hub; the converted config and the tokenizer are built from them."""
+    from w2s.models import qwen1
+
+    found: dict[str, qwen1.HubCheckpoint] = {}
+
+    def headers() -> str:
+        found["checkpoint"] = checkpoint = qwen1.inspect_hub_checkpoint(entry["hub_id"], entry["revision"])
+        files = f"{checkpoint.files} file" + ("s" if checkpoint.files > 1 else "")
+        return (f"{checkpoint.tensors} tensors in {files}, {', '.join(checkpoint.dtypes)}, "
+                f"{_megabytes(checkpoint.tensor_bytes)} of weights at {entry['hub_id']}@{entry['revision']}, each named "
+                "and shaped as config.json describes Qwen-1; read from the file headers, nothing downloaded or converted")
+
+    row = _run(item, "checkpoint headers", headers)
+    yield row
+    if row.status == FAIL:
+        return
+    checkpoint = found["checkpoint"]
+    yield _run(item, "config", lambda: "qwen2 after conversion: " + _sizes(qwen1.qwen2_config(checkpoint.config)))
+    yield _run(item, "tokenizer", lambda: _tokenizer_summary(
+        qwen1.build_tokenizer(checkpoint.tiktoken, model_max_length=checkpoint.config["seq_length"]), {}))
+
+
+def _megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:,.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:,.2f} MB"
+
+
+def _hub_headers(entry: dict[str, Any]) -> str:
+    """A hub model's weights as their safetensors headers describe them (names, dtypes, shapes, sizes), each shape
+    checked against an empty model built from the config; no weight is downloaded."""
+    import huggingface_hub
+
+    from w2s.models import text, weights
+
+    at = f"{entry['hub_id']}@{entry.get('revision', revisions.MAIN_BRANCH)}"
+    try:
+        metadata = huggingface_hub.get_safetensors_metadata(entry["hub_id"], revision=entry.get("revision"))
+    except Exception as err:  # httpx errors, offline mode, the hub's own refusals
+        if text.hub_unreachable(err):
+            raise CheckSkipped(f"could not reach the hub to read the weights' headers at {at} "
+                               f"({type(err).__name__}); run preflight where the hub is reachable to check them") from err
+        raise
+    shapes = {name: (f"{file} of {at}", tuple(info.shape))
+              for file, header in sorted(metadata.files_metadata.items()) for name, info in header.tensors.items()}
+    mismatches = weights.mismatched_shapes(text.empty_backbone(entry), shapes)
+    if mismatches:
+        raise CheckFailed(f"the weights do not fit the model config.json describes: {'; '.join(mismatches[:5])}"
+                          + (f"; and {len(mismatches) - 5} more" if len(mismatches) > 5 else ""))
+    infos = [info for header in metadata.files_metadata.values() for info in header.tensors.values()]
+    n_files = len(metadata.files_metadata)
+    return (f"{len(infos)} tensors in {n_files} file{'s' if n_files > 1 else ''}, "
+            f"{', '.join(sorted({_dtype_name(info.dtype) for info in infos}))}, "
+            f"{_megabytes(sum(i.data_offsets[1] - i.data_offsets[0] for i in infos))} of weights at {at}, each shaped "
+            "as config.json describes the model; read from the file headers, nothing downloaded")
+
+
+def _dtype_name(code: str) -> str:
+    from w2s.models.qwen1 import SAFETENSORS_DTYPES
+
+    return SAFETENSORS_DTYPES.get(code, code)
+
+
 def _convert(entry: dict[str, Any]) -> str:
     from w2s.models import qwen1
 
@@ -251,10 +338,18 @@ def _describe_source(entry: dict[str, Any]) -> str:
 
 
 def _download_size(entry: dict[str, Any]) -> str:
-    """The weights' size on the hub, told before they download."""
+    """The weights' size on the hub, told before they download; unknown with the hub out of reach, where the
+    Hugging Face cache may still hold the model."""
     from huggingface_hub import HfApi
 
-    info = HfApi().model_info(entry["hub_id"], revision=entry.get("revision"), files_metadata=True)
+    from w2s.models import text
+
+    try:
+        info = HfApi().model_info(entry["hub_id"], revision=entry.get("revision"), files_metadata=True)
+    except Exception as err:  # httpx errors, offline mode, the hub's own refusals
+        if text.hub_unreachable(err):
+            return f"; weights' size unknown: the hub is out of reach ({type(err).__name__})"
+        raise
     weights = [f for f in info.siblings or [] if f.rfilename.endswith((".safetensors", ".bin"))]
     safetensors = [f for f in weights if f.rfilename.endswith(".safetensors")]
     chosen = safetensors or weights
@@ -268,16 +363,25 @@ def _config(entry: dict[str, Any]) -> str:
     from w2s.models import text
 
     source = text.resolve_source(entry)
-    config = AutoConfig.from_pretrained(source.location, **source.kwargs)
-    sizes = [f"{key} {getattr(config, key)}" for key in ("hidden_size", "num_hidden_layers", "vocab_size")
-             if hasattr(config, key)]
-    return f"{config.model_type}: " + ", ".join(sizes)
+    try:
+        config = AutoConfig.from_pretrained(source.location, **source.kwargs)
+    except Exception as err:  # transformers raises OSError, ValueError, HTTP errors, ...
+        raise text.load_failure(source, err, "AutoConfig") from err
+    return f"{config.model_type}: " + _sizes(config)
+
+
+def _sizes(config: Any) -> str:
+    return ", ".join(f"{key} {getattr(config, key)}" for key in ("hidden_size", "num_hidden_layers", "vocab_size")
+                     if hasattr(config, key))
 
 
 def _tokenizer(entry: dict[str, Any], out: dict[str, Any]) -> str:
     from w2s.models import text
 
-    tokenizer = text.load_tokenizer(entry)
+    return _tokenizer_summary(text.load_tokenizer(entry), out)
+
+
+def _tokenizer_summary(tokenizer: Any, out: dict[str, Any]) -> str:
     if tokenizer.pad_token is None:
         raise CheckFailed("the tokenizer has neither a pad token nor an eos token to pad with, so no batch "
                           "can be padded; use a tokenizer that defines one")
@@ -295,9 +399,70 @@ def _load(entry: dict[str, Any], params: dict[str, Any], out: dict[str, Any]) ->
     # Probes embed with weights in the compute dtype; training keeps float32 weights under autocast.
     dtype = loop.supported_dtype(on, params["dtype"]) if params["mode"] == "probe" else "float32"
     backbone, report = text.load_pretrained(entry, dtype, text.model_parallel_map(torch.cuda.device_count()))
-    out["backbone"] = backbone
+    out["backbone"], out["report"] = backbone, report
     n_params = sum(p.numel() for p in backbone.parameters())
     return f"{type(backbone).__name__}, {n_params / 1e6:,.1f}M parameters in {dtype}; {report.summary()}"
+
+
+def _hub_sha256(entry: dict[str, Any], report: WeightsReport) -> str:
+    """The sha256 of the weights files, as loaded (a hub model) or as the conversion read them (a converted Qwen-1),
+    against the LFS sha256 the hub gives for the same files at the model's revision."""
+    from w2s.models.weights import CONVERSION_RECORD
+
+    at = f"{entry['hub_id']}@{entry['revision']}"
+    if "converted" in entry:
+        manifest = Path(entry["converted"]) / CONVERSION_RECORD
+        shards = json.loads(manifest.read_text())["shards"]
+        if any("source_sha256" not in shard for shard in shards.values()):
+            raise CheckSkipped(f"{manifest} records no sha256 of the files it was converted from (an earlier w2s "
+                               f"converted it), so nothing is compared with {at}; delete {entry['converted']} and "
+                               "convert again to record them")
+        files = {name: (shard["source_sha256"], f"the conversion in {entry['converted']} was made from other weights: "
+                        f"delete it and {name} from the Hugging Face cache, and convert again")
+                 for name, shard in shards.items()}
+    else:
+        files = {_hub_filename(file.path): (file.sha256, f"the file in the Hugging Face cache "
+                                            f"({Path(file.path).resolve()}) is not the hub's: delete it and run "
+                                            "preflight again to download it anew")
+                 for file in report.files}
+    listed = ", ".join(f"{name} {sha256}" for name, (sha256, _) in sorted(files.items()))
+    try:
+        hub = _hub_lfs_sha256(entry["hub_id"], entry["revision"])
+    except CheckSkipped as err:
+        raise CheckSkipped(f"{err}. The files' sha256: {listed}") from err
+    ours = "the file the conversion read had" if "converted" in entry else "the loaded file's is"
+    differing = [f"{name}: the hub's sha256 at {at} is {hub.get(name) or 'not given (no such LFS file)'}, {ours} "
+                 f"{sha256}; {fix}"
+                 for name, (sha256, fix) in sorted(files.items()) if hub.get(name) != sha256]
+    if differing:
+        raise CheckFailed("; ".join(differing))
+    return f"{len(files)} file{'s equal' if len(files) > 1 else ' equals'} the hub's at {at} (LFS sha256): {listed}"
+
+
+def _hub_filename(path: str) -> str:
+    """A file's name in its hub repository, from its path in a Hugging Face cache snapshot (.../snapshots/<commit>/)."""
+    parts = Path(path).parts
+    if "snapshots" in parts[:-2]:
+        return "/".join(parts[len(parts) - parts[::-1].index("snapshots") + 1:])
+    return Path(path).name
+
+
+def _hub_lfs_sha256(hub_id: str, revision: str) -> dict[str, str]:
+    """Each LFS file's sha256 as the hub gives it (model_info with files_metadata); CheckSkipped when the hub is
+    out of reach."""
+    from huggingface_hub import HfApi
+
+    from w2s.models import text
+
+    try:
+        info = HfApi().model_info(hub_id, revision=revision, files_metadata=True)
+    except Exception as err:  # httpx errors, offline mode, the hub's own refusals
+        if text.hub_unreachable(err):
+            raise CheckSkipped(f"could not reach the hub to compare the weights' sha256 with {hub_id}@{revision} "
+                               f"({type(err).__name__}); run preflight where the hub is reachable to compare "
+                               "them") from err
+        raise
+    return {sibling.rfilename: sibling.lfs.sha256 for sibling in info.siblings or [] if sibling.lfs is not None}
 
 
 def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> str:
@@ -395,11 +560,14 @@ def _quiet_progress_bars() -> None:
 
 
 def run(config: dict[str, Any], *, lock_path: Path | None, parts: set[str], load_weights: bool,
-        only: set[str] | None = None, out: Any = None) -> list[Check]:
+        only: set[str] | None = None, out: Any = None, write_lock: bool = True) -> list[Check]:
     """Run the checks of `parts` (datasets, models, machine), printing each row to `out` (default
-    stdout) as it finishes."""
+    stdout) as it finishes. Revisions are read from the lock file `lock_path` (none: no lock), and those
+    resolved are written to it unless not `write_lock`."""
     out = out or sys.stdout
-    lock = revisions.read_lock(lock_path) if lock_path is not None else revisions.read_lock()
+    lock = revisions.read_lock(lock_path) if lock_path is not None else {s: {} for s in revisions.SECTIONS.values()}
+    if not write_lock:
+        lock_path = None
     results: list[Check] = []
 
     def emit(rows: Iterator[Check]) -> None:
@@ -427,8 +595,9 @@ def run(config: dict[str, Any], *, lock_path: Path | None, parts: set[str], load
                                  load_weights=load_weights, causal_lm=name in prompted))
     if "machine" in parts:
         emit(check_machine(config, only))
-    failed = [r for r in results if r.status == FAIL]
-    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed", file=out)
+    counts = {status: sum(r.status == status for r in results) for status in (OK, FAIL, WARN)}
+    warned = f", {counts[WARN]} could not be checked here (WARN)" if counts[WARN] else ""
+    print(f"\n{counts[OK]} passed, {counts[FAIL]} failed{warned}", file=out)
     return results
 
 
@@ -441,18 +610,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave out a part")
     parser.add_argument("--no-weights", action="store_true",
                         help="check configs and tokenizers only: download and load no weights")
-    parser.add_argument("--lock", default=str(revisions.LOCK_FILE),
-                        help="the lock file that resolved revisions are written to (default: %(default)s)")
-    parser.add_argument("--no-lock", action="store_true", help="resolve revisions but write no lock file")
+    parser.add_argument("--lock", help=f"the lock file that revisions are read from and resolved ones written to "
+                                       f"(default: {revisions.LOCK_NAME} beside the config, where the workflow reads it)")
+    parser.add_argument("--no-lock", action="store_true", help="read the lock file but write nothing to it")
     args = parser.parse_args(argv)
     try:
         config = w2s_config.load_config(args.config, args.schema)
     except (w2s_config.ConfigError, OSError) as err:
         print(f"{args.config}: {err}", file=sys.stderr)
         return 2
-    results = run(config, lock_path=None if args.no_lock else Path(args.lock),
-                  parts={"datasets", "models", "machine"} - set(args.skip), load_weights=not args.no_weights,
-                  only=set(args.only) if args.only else None)
+    results = run(config, lock_path=Path(args.lock) if args.lock else revisions.lock_file(args.config),
+                  write_lock=not args.no_lock, parts={"datasets", "models", "machine"} - set(args.skip),
+                  load_weights=not args.no_weights, only=set(args.only) if args.only else None)
     return 1 if any(r.status == FAIL for r in results) else 0
 
 

@@ -4,14 +4,17 @@ registry and the config leave open.
 A branch name (main, refs/convert/parquet) moves whenever its owner pushes, so a run that reads a
 branch is not reproducible. The dataset registry (w2s.data.sources) carries a commit where public sources
 confirm one, and a config entry may set its own. For the rest the first preflight on a machine that
-reaches the hub resolves the branch's head commit and writes it to the lock file; the user commits
-that file, and every later run of the checkout reads the same commits.
+reaches the hub resolves the branch's head commit and writes it to the lock file beside the config
+(config/config.yaml -> config/hub.lock.yaml); the user commits that file, and every later run of the
+checkout reads the same commits.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,8 +25,11 @@ from w2s import io
 RepoType = Literal["dataset", "model"]
 MAIN_BRANCH = "main"
 COMMIT = re.compile(r"[0-9a-f]{40}")
-# Beside the configs; one lock per checkout, shared by every config that reads a repository.
-LOCK_FILE = Path(__file__).resolve().parents[3] / "config" / "hub.lock.yaml"
+# Beside the config, whatever the install (a path beside the package would be in site-packages); one lock
+# for every config in the folder that reads a repository.
+LOCK_NAME = "hub.lock.yaml"
+# Where a Snakemake run's scripts find the lock file the run reads: they are not told the config files.
+WORKFLOW_LOCK_ENV = "W2S_HUB_LOCK"
 LOCK_HEADER = (
     "# Hub commits resolved by `python -m w2s.pipeline.preflight` for repositories that neither the dataset\n"
     "# registry (src/w2s/data/sources.py) nor the config pins. Commit this file: every run of the checkout then\n"
@@ -41,7 +47,20 @@ def lock_key(hub_id: str, branch: str) -> str:
     return f"{hub_id}@{branch}"
 
 
-def read_lock(path: str | Path = LOCK_FILE) -> dict[str, dict[str, str]]:
+def lock_file(config_path: str | Path) -> Path:
+    """The lock file of a config: beside it."""
+    return Path(config_path).parent / LOCK_NAME
+
+
+def workflow_lock(configfiles: Sequence[str | Path], default_config: str | Path) -> dict[str, dict[str, str]]:
+    """The lock a Snakemake run reads: beside its last config file (`default_config` when it was given none), where
+    preflight writes it for that config. Its path goes to the environment (WORKFLOW_LOCK_ENV) for the run's scripts."""
+    path = lock_file(configfiles[-1] if configfiles else default_config)
+    os.environ[WORKFLOW_LOCK_ENV] = str(path)
+    return read_lock(path)
+
+
+def read_lock(path: str | Path) -> dict[str, dict[str, str]]:
     """{"datasets": {key: commit}, "models": {key: commit}}; empty sections when there is no file."""
     path = Path(path)
     lock: dict[str, dict[str, str]] = {section: {} for section in SECTIONS.values()}
@@ -67,8 +86,7 @@ def locked_revision(lock: dict[str, dict[str, str]], repo_type: RepoType, hub_id
     return lock[SECTIONS[repo_type]].get(lock_key(hub_id, branch))
 
 
-def record_in_lock(repo_type: RepoType, hub_id: str, branch: str, commit: str,
-                   path: str | Path = LOCK_FILE) -> None:
+def record_in_lock(repo_type: RepoType, hub_id: str, branch: str, commit: str, path: str | Path) -> None:
     """Add or replace one entry, with the date it was resolved, keeping every other entry."""
     path = Path(path)
     content: dict[str, Any] = {}

@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from w2s.pipeline.filetimes import md5_of
+from w2s.tasks import model_family
 from w2s.pipeline.revisions import pin_model_entry
 
 # The packages whose versions can change a result or how it is drawn.
@@ -22,6 +23,8 @@ PACKAGES = (
     "pyarrow", "snakemake", "dvc", "altair", "vl-convert-python",
 )
 DATA_STAGE = "data"
+# Where the convert rule (rules/models.smk) writes a converted model, relative to the workflow's working directory.
+CONVERTED_MODELS = "results/models"
 
 
 def config_sha256(config: dict[str, Any]) -> str:
@@ -86,21 +89,40 @@ def data_sources(paths: list[str]) -> list[dict[str, Any]]:
     return sources
 
 
-def model_sources(models: dict[str, dict[str, Any]], lock: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+def model_sources(models: dict[str, dict[str, Any]], lock: dict[str, dict[str, str]],
+                  converted_dir: str = CONVERTED_MODELS) -> list[dict[str, Any]]:
     """Where each configured model is loaded from: a hub repository at the revision its entry names (a
     commit, tag or branch, such as a Pythia pretraining checkpoint's `step1000`) or else at the lock
-    file's commit, as the training jobs load it; or a local path, a package, or an image library."""
+    file's commit, as the training jobs load it; or a local path, a package, or an image library. A
+    transformers model's weights files come with their sha256 (model_weights)."""
     sources = []
     for name, entry in sorted(models.items()):
         if "hub_id" in entry:
             pinned = pin_model_entry(entry, lock)
             by = "config" if "revision" in entry else "lock" if "revision" in pinned else "unpinned"
+            if "convert" in entry:  # the jobs load the conversion the convert rule wrote
+                pinned = {**pinned, "converted": f"{converted_dir}/{name}"}
             sources.append({"model": name, "hub_id": entry["hub_id"], "revision": pinned.get("revision"),
-                            "pinned_by": by, "local": None})
+                            "pinned_by": by, "local": None, **model_weights(pinned)})
             continue
         local = entry.get("path") or entry.get("package") or f"{entry['family']} {entry['name']}"
-        sources.append({"model": name, "hub_id": None, "revision": None, "pinned_by": None, "local": local})
+        transformers = model_family(entry) == "transformers"  # image models' weights are their libraries'
+        weights = model_weights(entry) if transformers else {"weights": None, "weights_note": None}
+        sources.append({"model": name, "hub_id": None, "revision": None, "pinned_by": None, "local": local, **weights})
     return sources
+
+
+def model_weights(entry: dict[str, Any]) -> dict[str, Any]:
+    """The weights files the jobs of a transformers model load, each with its size and sha256: the one recorded
+    when it arrived (the hub's, a conversion's; every load checks the file against it), else hashed here once.
+    Weights not on this machine (a hub model outside this Hugging Face cache) are named in weights_note."""
+    from w2s.models.text import ModelLoadError, resolve_source
+    from w2s.models.weights import weights_record
+
+    try:
+        return {"weights": weights_record(resolve_source(entry)), "weights_note": None}
+    except (ModelLoadError, OSError) as err:
+        return {"weights": None, "weights_note": f"not found here: {err}"}
 
 
 def artifact_costs(benchmark_paths: list[str], root: str = "results/benchmarks") -> list[dict[str, Any]]:

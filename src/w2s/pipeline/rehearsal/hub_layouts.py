@@ -61,7 +61,8 @@ LAYOUTS: dict[str, dict[str, dict[str, str]]] = {
     "mc_taco": export("plain_text", ["validation", "test"]),
     "openbookqa": converted({"main": TRAIN_VALIDATION_TEST, "additional": TRAIN_VALIDATION_TEST}),
     "paws": converted({"labeled_final": TRAIN_VALIDATION_TEST, "labeled_swap": ["train"]}),
-    "quail": converted({"data": ["train", "validation", "challenge"]}),
+    # Public code (2026) reads it only from the export's default folder, as a repository whose main holds a script.
+    "quail": export("default", ["train", "validation", "challenge"]),
     "piqa": export("plain_text", TRAIN_VALIDATION_TEST),
     "quartz": converted({"data": TRAIN_VALIDATION_TEST}),
     "social_iqa": export("default", ["train", "validation"]),
