@@ -87,6 +87,28 @@ def test_the_loss_reads_target_tokens_only_and_equals_the_models_own_loss(lm_and
     assert np.mean(by_hand) > 1.0  # a random model: far from 0, so a wrong mask would show
 
 
+def test_target_logits_run_the_output_layer_on_target_positions_only(lm_and_tokenizer) -> None:
+    """A chess game of ~1,000 tokens has ~10 target positions: the output layer (Qwen: 152k words) sees those
+    only, and gives the full forward's logits there."""
+    lm, tokenizer = lm_and_tokenizer
+    train = generative.Encoded(generative.prompt_ids(tokenizer, ["a b c next", "h next"]),
+                               generative.target_ids(tokenizer, ["d", "b c"]))
+    labels = generative.target_labels(train.targets)
+    batch = generative.training_batch(train, np.array([0, 1]), labels.shape[1], tokenizer.pad_token_id)
+    seen = []
+    hook = lm.get_output_embeddings().register_forward_hook(lambda module, args, out: seen.append(args[0].shape))
+    try:
+        with torch.no_grad():
+            logits = generative.TargetLogits(lm)(**batch)
+    finally:
+        hook.remove()
+    assert seen == [torch.Size([2, 3, lm.config.hidden_size])]  # 2 rows x 3 target slots, not 2 x 6 positions
+    with torch.no_grad():
+        full = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    index = batch["target_positions"].unsqueeze(-1).expand(-1, -1, full.shape[-1])
+    assert torch.allclose(logits, full.gather(1, index), atol=1e-6)
+
+
 def test_left_padded_batched_generation_equals_generating_each_prompt_alone(lm_and_tokenizer) -> None:
     lm, tokenizer = lm_and_tokenizer
     prompts = generative.prompt_ids(tokenizer, ["a next", "b c d e f next", "g h next", "c"])
