@@ -96,7 +96,9 @@ def _miniature_dataset(name: str, entry: dict[str, Any], slices: int, data: Path
     if name not in fixtures.TEXT_WORDS:
         raise RehearsalError(f"dataset '{name}' is read from the hub repository '{entry.get('hub_id')}', whose layout "
                              "the rehearsal does not know; give it data_files to rehearse it")
-    return {**mini, "mirror": str(fixtures.write_hub_dataset(name, data, n_rows))}
+    # A folder per dataset: datasets that share a repository (multirc and wic) fill its other configs' files
+    # with rows they must not read.
+    return {**mini, "mirror": str(fixtures.write_hub_dataset(name, data / name, n_rows))}
 
 
 def _scaled_axes(axes: dict[str, list[int]], config: dict[str, Any], mini: dict[str, Any]) -> dict[str, list[int]]:
@@ -202,9 +204,12 @@ def rehearse(config_path: Path, workdir: Path, *, max_jobs: int = DEFAULT_MAX_JO
 
     if preflight:
         step = time.monotonic()
+        # In a folder of its own: preflight converts Qwen-1 checkpoints to results/models/ under its working
+        # folder, which would otherwise stand in for the convert_qwen1 jobs the rehearsal must run.
+        (workdir / "preflight").mkdir()
         checked = subprocess.run([sys.executable, "-m", "w2s.pipeline.preflight", str(workdir / "config.yaml"),
                                   "--skip", "machine", "--lock", str(workdir / "hub.lock.yaml")],
-                                 capture_output=True, text=True, env=env, cwd=workdir)
+                                 capture_output=True, text=True, env=env, cwd=workdir / "preflight")
         (workdir / "preflight.txt").write_text(checked.stdout + checked.stderr)
         if checked.returncode != 0:
             failures = [line for line in checked.stdout.splitlines() if line.startswith("FAIL")]
@@ -232,7 +237,8 @@ def rehearse(config_path: Path, workdir: Path, *, max_jobs: int = DEFAULT_MAX_JO
     result.timings.measure("plan", step)
 
     step = time.monotonic()
-    ran = _snakemake(workdir, env, "--cores", str(cores), "--keep-going")
+    # One thread a job: miniatures gain nothing from more, and --cores jobs then run side by side.
+    ran = _snakemake(workdir, env, "--cores", str(cores), "--max-threads", "1", "--keep-going")
     (workdir / "snakemake.txt").write_text(ran.stdout + ran.stderr)
     result.timings.measure("run", step)
     result.timings.measure("total", start)

@@ -22,6 +22,7 @@ import hashlib
 import importlib.metadata
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ import torch
 
 # Widths and depths of every transformer miniature: small enough that a job trains in seconds on a CPU.
 MINI = {"hidden": 16, "heads": 2, "layers": 2, "intermediate": 64}
-# timm shrinks through model_kwargs: a ViT of one narrow block, a ResNet of one block per stage.
-TIMM_MINI_KWARGS = {"vit": {"depth": 1, "embed_dim": 32, "num_heads": 2}, "resnet": {"layers": [1, 1, 1, 1]}}
+# timm shrinks through model_kwargs: a ViT of one narrow block, a ResNet of one narrow block per stage. Both give
+# 32-d features: a 1,000-class probe head on 2,048-d ones takes minutes to fit on a CPU.
+TIMM_MINI_KWARGS = {"vit": {"depth": 1, "embed_dim": 32, "num_heads": 2},
+                    "resnet": {"layers": [1, 1, 1, 1], "channels": [4, 4, 8, 8], "stem_width": 8}}
 # Qwen-1 checkpoints' own config values (Qwen/Qwen-7B at the configured revision; Qwen-72B from a mirror of its
 # config): the vocabulary size sets the embedding, the rest what a conversion carries over.
 QWEN1_CONFIG = {
@@ -47,6 +50,8 @@ QWEN1_OVERRIDES = {"Qwen/Qwen-72B": {"vocab_size": 152064, "rotary_emb_base": 10
 GPT2_VOCAB_SIZE = 50257
 NEOX_VOCAB_SIZE = 50304  # Pythia's embedding rows (its tokenizer has 50,277)
 COMMIT = re.compile(r"[0-9a-f]{40}")
+# Files the hub keeps in git LFS: the Hugging Face cache names their blobs by sha256, others by git's blob sha1.
+LFS_SUFFIXES = (".safetensors", ".bin", ".pth", ".tiktoken", ".gguf")
 
 
 class MiniatureError(ValueError):
@@ -97,6 +102,12 @@ class Miniatures:
 
     def place(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Write the entry's miniature; return the entry the miniature config uses."""
+        placed = self._place(entry)
+        for snapshot in self.hub_cache.glob("models--*/snapshots/*"):
+            _into_blobs(snapshot)
+        return placed
+
+    def _place(self, entry: dict[str, Any]) -> dict[str, Any]:
         kind = model_kind(entry)
         if kind == "gpt2":
             self._gpt2(entry["hub_id"], entry.get("revision", "main"))
@@ -120,7 +131,8 @@ class Miniatures:
             (repo / "refs").mkdir(parents=True, exist_ok=True)
             (repo / "refs" / revision).write_text(commit)
         folder = repo / "snapshots" / commit
-        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)  # written anew, never through an earlier miniature's blob links
+        folder.mkdir(parents=True)
         return folder
 
     # ------------------------------------------------------------------ transformers models
@@ -263,3 +275,21 @@ class Miniatures:
             (folder / "config.json").write_text(json.dumps({"architecture": entry["name"].split(".")[0],
                                                             "pretrained_cfg": model.pretrained_cfg}, default=str))
         return shrunk
+
+
+def _into_blobs(snapshot: Path) -> None:
+    """Lay a snapshot's plain files out as the Hugging Face cache does: each file's bytes in ../../blobs/<hash>
+    (an LFS file's sha256, another file's git blob sha1) and the snapshot's entry a relative link to it."""
+    blobs = snapshot.parents[1] / "blobs"
+    blobs.mkdir(exist_ok=True)
+    for path in sorted(snapshot.iterdir()):
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.name.endswith(LFS_SUFFIXES):
+            name = hashlib.sha256(data).hexdigest()
+        else:
+            name = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        (blobs / name).write_bytes(data)
+        path.unlink()
+        path.symlink_to(Path("..", "..", "blobs", name))

@@ -78,16 +78,28 @@ def run_parts(run: str) -> tuple[str, str | None, list[str]]:
 
 
 def _training_facets(config: dict[str, Any], model: str) -> tuple[str, ...]:
-    """The model's kind and the training settings that choose a code path, in words."""
+    """The model's kind and the training settings that choose a code path, in words. A probe head reads cached
+    features in float64, whatever the backbone, its dtype and pooling: those choose embed_features' path only."""
     training = w2s_config.training_params(config, model)
+    selection = f"selection {training['model_selection']}"
+    if training["mode"] == "probe":
+        return ("probe", selection)
     base = w2s_config.generative_base(config, model)
     facets = [model_kind(config["models"][base]), training["mode"], training["optimizer"], training["dtype"],
-              f"selection {training['model_selection']}", f"pooling {training.get('pooling')}"]
+              selection, f"pooling {training.get('pooling')}"]
     if training.get("gradient_checkpointing"):
         facets.append("gradient checkpointing")
     if base != model:
         facets.append("after generative finetuning")
     return tuple(facets)
+
+
+def _embedding_facets(config: dict[str, Any], model: str) -> tuple[str, ...]:
+    """What chooses a frozen embedding's path: the model's kind, dtype and pooling."""
+    training = w2s_config.training_params(config, model)
+    base = w2s_config.generative_base(config, model)
+    facets = (model_kind(config["models"][base]), training["dtype"], f"pooling {training.get('pooling')}")
+    return facets + (("after generative finetuning",) if base != model else ())
 
 
 def _task_kind(config: dict[str, Any], dataset: str) -> str:
@@ -102,7 +114,7 @@ def signature(job: Job, config: dict[str, Any]) -> tuple[Any, ...]:
     if job.rule in ("count_truncated", "generative_finetuning"):
         return (job.rule, model_kind(config["models"][w2s_config.generative_base(config, w["model"])]))
     if job.rule == "embed_features":
-        return (job.rule, *_training_facets(config, w["model"]), _task_kind(config, w["dataset"]))
+        return (job.rule, *_embedding_facets(config, w["model"]), _task_kind(config, w["dataset"]))
     if job.rule == "embed_student_features":  # a finetuned student's checkpoint, whatever loss trained it
         return (job.rule, *_training_facets(config, w2s_config.split_chain(w["chain"])[-1]),
                 _task_kind(config, w["dataset"]))
