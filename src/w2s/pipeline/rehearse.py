@@ -42,7 +42,7 @@ from w2s.pipeline.rehearsal.plan import Job, Plan, describe_signature, parse_dry
 
 REPO = w2s_config.SHIPPED_SCHEMA.parents[1]
 # Rows of the miniature: train_gt, each slice of train_w2s, and test.
-GT_ROWS, SLICE_ROWS, TEST_ROWS = 32, 16, 24
+GT_ROWS, SLICE_ROWS, TEST_ROWS = 24, 12, 16
 # Hub fixture files hold this many times the rows a dataset draws: conversions drop and expand rows.
 FIXTURE_MARGIN = 3
 # Images in each class folder (ImageFolder refuses an empty one); 1,000 classes hold enough for any miniature.
@@ -143,9 +143,29 @@ def environment(workdir: Path) -> dict[str, str]:
 
 
 def _snakemake(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Snakemake on the miniature config in `workdir` (a later --configfile in `args` replaces the list)."""
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                "--configfile", str(workdir / "config.yaml"), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+
+
+def _start_preflight(workdir: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Preflight of the miniature config, in a folder of its own: it converts Qwen-1 checkpoints to results/models/
+    under its working folder, which would otherwise stand in for the convert_qwen1 jobs the rehearsal must run."""
+    folder = workdir / "preflight"
+    folder.mkdir()
+    return subprocess.Popen([sys.executable, "-m", "w2s.pipeline.preflight", str(workdir / "config.yaml"),
+                             "--skip", "machine", "--lock", str(workdir / "hub.lock.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=folder)
+
+
+def _finish_preflight(checking: subprocess.Popen, config_path: Path, workdir: Path) -> None:
+    output, _ = checking.communicate()
+    (workdir / "preflight.txt").write_text(output)
+    if checking.returncode != 0:
+        failures = [line for line in output.splitlines() if line.startswith("FAIL")]
+        raise RehearsalError(f"rehearsal of {config_path}: preflight failed on the miniature config:\n"
+                             + "\n".join(failures or output.splitlines()[-20:]))
 
 
 def _failed_jobs(output: str, planned: list[Job]) -> list[tuple[Job, str | None]]:
@@ -202,21 +222,8 @@ def rehearse(config_path: Path, workdir: Path, *, max_jobs: int = DEFAULT_MAX_JO
     _write(workdir / "config.yaml", mini)
     result.timings.measure("miniatures", start)
 
-    if preflight:
-        step = time.monotonic()
-        # In a folder of its own: preflight converts Qwen-1 checkpoints to results/models/ under its working
-        # folder, which would otherwise stand in for the convert_qwen1 jobs the rehearsal must run.
-        (workdir / "preflight").mkdir()
-        checked = subprocess.run([sys.executable, "-m", "w2s.pipeline.preflight", str(workdir / "config.yaml"),
-                                  "--skip", "machine", "--lock", str(workdir / "hub.lock.yaml")],
-                                 capture_output=True, text=True, env=env, cwd=workdir / "preflight")
-        (workdir / "preflight.txt").write_text(checked.stdout + checked.stderr)
-        if checked.returncode != 0:
-            failures = [line for line in checked.stdout.splitlines() if line.startswith("FAIL")]
-            raise RehearsalError(f"rehearsal of {config_path}: preflight failed on the miniature config:\n"
-                                 + "\n".join(failures or checked.stderr.splitlines()[-20:]))
-        result.timings.measure("preflight", step)
-
+    # Preflight runs beside the plan (a dry run of the whole DAG); the run waits for it to pass.
+    checking = _start_preflight(workdir, env) if preflight else None
     step = time.monotonic()
     planned = _snakemake(workdir, env, "-n")
     if planned.returncode != 0:
@@ -225,6 +232,7 @@ def rehearse(config_path: Path, workdir: Path, *, max_jobs: int = DEFAULT_MAX_JO
     result.whole = parse_dry_run(planned.stdout)
     defaults = w2s_config.apply_defaults(mini, w2s_config.SHIPPED_SCHEMA)
     result.filled = filled = {**defaults, **w2s_config.with_generative_variants(defaults)}
+    selection: list[str] = []
     if len(result.whole) <= max_jobs:
         result.plan = Plan(result.whole, [], {signature(job, filled) for job in result.whole})
     else:
@@ -233,12 +241,17 @@ def rehearse(config_path: Path, workdir: Path, *, max_jobs: int = DEFAULT_MAX_JO
         kept = {id(job) for job in result.plan.jobs}
         (workdir / "skipped.txt").write_text("".join(job.describe() + "\n" for job in result.whole
                                                      if id(job) not in kept))
-        _write(workdir / "config.yaml", {**mini, "only_runs": result.plan.runs})
+        # A second config file, so that the miniature config stays as preflight read it.
+        _write(workdir / "only_runs.yaml", {"only_runs": result.plan.runs})
+        selection = ["--configfile", str(workdir / "config.yaml"), str(workdir / "only_runs.yaml")]
     result.timings.measure("plan", step)
+    if checking is not None:
+        _finish_preflight(checking, config_path, workdir)
+        result.timings.measure("plan and preflight", step)
 
     step = time.monotonic()
     # One thread a job: miniatures gain nothing from more, and --cores jobs then run side by side.
-    ran = _snakemake(workdir, env, "--cores", str(cores), "--max-threads", "1", "--keep-going")
+    ran = _snakemake(workdir, env, "--cores", str(cores), "--max-threads", "1", "--keep-going", *selection)
     (workdir / "snakemake.txt").write_text(ran.stdout + ran.stderr)
     result.timings.measure("run", step)
     result.timings.measure("total", start)
