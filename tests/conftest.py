@@ -73,3 +73,29 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "tiny-bert": make_tiny_model(root / "tiny-bert", "bert", 0),
         "tiny-gpt2": make_tiny_model(root / "tiny-gpt2", "gpt2", 1),
     }
+
+
+def rehearse_shipped_config(name: str, workdir: Path) -> None:
+    """Rehearse config/<name>.yaml in `workdir` (w2s.pipeline.rehearse) and check that every job signature of its
+    whole DAG ran, and that the summary and report hold the runs it built. A failure names the config, the job
+    and its signature."""
+    import io
+
+    import pandas as pd
+
+    from w2s.pipeline import rehearse
+    from w2s.pipeline.rehearsal.plan import signature
+
+    printed = io.StringIO()
+    config = REPO / "config" / f"{name}.yaml"
+    try:
+        result = rehearse.rehearse(config, workdir, out=printed)
+    except rehearse.RehearsalError as err:
+        pytest.fail(str(err), pytrace=False)
+    assert result.plan is not None
+    assert result.plan.signatures == {signature(job, result.filled) for job in result.whole}
+    summary = pd.read_csv(workdir / "results" / "summary.csv")
+    built = {f"{row.dataset}/seed{row.seed}/{row.run}" for row in summary.itertuples()}
+    assert built == set(result.plan.runs) or not result.plan.runs
+    assert (workdir / "results" / "report" / "report.html").stat().st_size > 0
+    assert f"rehearsal of {config}: {len(result.plan.jobs)} of {len(result.whole)} jobs run" in printed.getvalue()

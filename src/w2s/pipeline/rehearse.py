@@ -42,7 +42,7 @@ from w2s.pipeline.rehearsal.plan import Job, Plan, describe_signature, parse_dry
 
 REPO = w2s_config.SHIPPED_SCHEMA.parents[1]
 # Rows of the miniature: train_gt, each slice of train_w2s, and test.
-GT_ROWS, SLICE_ROWS, TEST_ROWS = 24, 12, 16
+GT_ROWS, SLICE_ROWS, TEST_ROWS = 16, 8, 12
 # Hub fixture files hold this many times the rows a dataset draws: conversions drop and expand rows.
 FIXTURE_MARGIN = 3
 # Images in each class folder (ImageFolder refuses an empty one); 1,000 classes hold enough for any miniature.
