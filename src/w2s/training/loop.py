@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from w2s.models.text import DTYPES
-from w2s.training.distributed import SINGLE, Ranks, ShardedAdafactor, restore_snapshot, snapshot
+from w2s.training.distributed import SINGLE, Ranks, restore_snapshot, snapshot
 from w2s.training.losses import Batch, LossFn
 from w2s.training.resume import Progress, ResumeCheckpoints, Trainer
+from w2s.training.sharded_adafactor import ShardedAdafactor
 
 Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
 # Set to 1 to run bf16 autocast on CPUs without native bf16 (cpu_has_bf16).
@@ -55,7 +56,7 @@ def make_optimizer(name: str, params: list[nn.Parameter], lr: float, weight_deca
     AdamW runs fused, one kernel over every parameter (on a CPU about 9x faster than the
     per-tensor loop for 16M parameters), sharded or not. torch's Adafactor follows the configured lr; the
     reference's torch_optimizer Adafactor keeps its default relative step size, which ignores lr. A model
-    sharded over `ranks` gets w2s.training.distributed.ShardedAdafactor, torch's step on whole parameters.
+    sharded over `ranks` gets w2s.training.sharded_adafactor.ShardedAdafactor, torch's step on whole parameters.
     """
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
