@@ -79,7 +79,7 @@ if unpinned_datasets():
     sys.stderr.write(
         f"Warning: {', '.join(unpinned_datasets())} pinned nowhere: each would be read at its branch's head "
         "when prepared. Run `python -m w2s.pipeline.preflight <config>` where the hub is reachable; it writes their "
-        "commits to config/hub.lock.yaml, which you commit.\n"
+        f"commits to {os.environ[w2s_revisions.WORKFLOW_LOCK_ENV]}, which you commit.\n"
     )
 
 SPLITS = ["train_gt", "train_w2s", "test"]
