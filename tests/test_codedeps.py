@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,8 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
-from test_workflow import LINEAGES, LOSSES, planned_jobs, tiny_config
+from conftest import LINEAGES, LOSSES, REPO, copy_workflow, planned_jobs, tiny_config
 from w2s.pipeline.codedeps import import_closure
 
 PACKAGE = REPO / "src" / "w2s"
@@ -164,9 +162,6 @@ def test_the_closure_covers_every_module_python_loads_for_each_script() -> None:
 
 # --- a dry run of a copy of the workflow, every output in place, after one module changes ----------
 
-COPIED = ("Snakefile", "environment.yml", "config", "rules", "src", "workflow")
-
-
 def dry_run(checkout: Path) -> str:
     result = subprocess.run(
         ["snakemake", "-d", str(checkout), "--cores", "1", "--configfile", "tiny.yaml", "-n"],
@@ -182,13 +177,7 @@ def set_time(paths: list[Path], when: float) -> None:
 
 
 def test_editing_a_module_reruns_exactly_the_jobs_whose_scripts_import_it(tmp_path: Path) -> None:
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    for name in COPIED:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(REPO / name, checkout / name)
+    checkout = copy_workflow(tmp_path / "checkout")
     models = {"tiny-bert": tmp_path / "tiny-bert", "tiny-gpt2": tmp_path / "tiny-gpt2"}  # never loaded
     (checkout / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(models, tmp_path)))
     now = time.time()
