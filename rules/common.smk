@@ -10,15 +10,19 @@ from pathlib import Path, PurePosixPath
 
 # Before w2s is imported: under this variable (w2s.WORKFLOW_DIR_ENV) the package reads config/schema.yaml from
 # this workflow's folder, not its own, and a job whose w2s lives elsewhere warns; jobs inherit it.
-os.environ["W2S_WORKFLOW_DIR"] = workflow.basedir
+WORKFLOW_DIR_ENV = "W2S_WORKFLOW_DIR"
+os.environ[WORKFLOW_DIR_ENV] = workflow.basedir
 # One checkout, one package: a venv's editable install of another checkout would run that checkout's code in
-# every job, whatever this one's rules say. Found without importing it: an older package must not run first.
-W2S_PACKAGE = Path(importlib.util.find_spec("w2s").origin).resolve().parent
-if not W2S_PACKAGE.is_relative_to(Path(workflow.basedir).resolve()):
+# every job, whatever this one's rules say. Found without importing it, so that an older package cannot run
+# first; not found, the import below says so.
+W2S_SPEC = importlib.util.find_spec("w2s")
+W2S_OWN = Path(workflow.basedir).resolve() / "src" / "w2s"
+if W2S_SPEC and Path(W2S_SPEC.origin).resolve().parent != W2S_OWN:
     sys.stderr.write(
-        f"Warning: the workflow in {workflow.basedir} imports the w2s package in {W2S_PACKAGE}, another checkout's: "
-        f"its jobs would run that code. Install this checkout's (`pip install -e {workflow.basedir}`) or put it "
-        f"first (`export PYTHONPATH={Path(workflow.basedir) / 'src'}`).\n"
+        f"Warning: the workflow in {workflow.basedir} imports the w2s package in "
+        f"{Path(W2S_SPEC.origin).resolve().parent}, not its own ({W2S_OWN}): its jobs would run that code. Install "
+        f"this checkout's (`pip install -e {workflow.basedir}`) or put it first "
+        f"(`export PYTHONPATH={W2S_OWN.parent}`).\n"
     )
 
 from w2s import tasks as w2s_tasks

@@ -129,8 +129,8 @@ def test_a_workflow_that_imports_another_checkouts_package_warns_with_both_paths
     own = snakemake_in(checkout, "-n")
     assert "Warning" not in own.stderr, own.stderr
     foreign = snakemake_in(checkout, "-n", package=REPO / "src")
-    assert (f"Warning: the workflow in {checkout} imports the w2s package in {REPO / 'src' / 'w2s'}, another "
-            "checkout's") in foreign.stderr, foreign.stderr
+    assert (f"Warning: the workflow in {checkout} imports the w2s package in {REPO / 'src' / 'w2s'}, not its own "
+            f"({checkout / 'src' / 'w2s'}): its jobs would run that code.") in foreign.stderr, foreign.stderr
 
 
 def test_a_job_that_imports_another_checkouts_package_warns_with_both_paths(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ def _warn_of_another_checkout() -> None:
     workflow's rules name: say so, with both folders. The workflow's own process says it from rules/common.smk."""
     workflow_dir = os.environ.get(WORKFLOW_DIR_ENV)
     package = Path(__file__).resolve().parent
-    if not workflow_dir or "snakemake.workflow" in sys.modules or package.is_relative_to(Path(workflow_dir).resolve()):
+    if not workflow_dir or "snakemake.workflow" in sys.modules:
+        return
+    if package == Path(workflow_dir).resolve() / "src" / "w2s":
         return
     sys.stderr.write(
         f"Warning: this job imports the w2s package in {package}, not the one of its workflow in {workflow_dir}, "

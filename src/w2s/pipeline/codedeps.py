@@ -108,11 +108,8 @@ def code_digest(files: list[Path], root: str | Path) -> str:
     `sha256sum -c` in `root` names a file that changed since), sorted by path: what the files say, not where
     the checkout is."""
     root = Path(root).resolve()
-    lines = []
-    for path in sorted(files, key=lambda p: Path(p).resolve().relative_to(root).as_posix()):
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        lines.append(f"{digest}  {Path(path).resolve().relative_to(root).as_posix()}\n")
-    return "".join(lines)
+    named = sorted((Path(f).resolve().relative_to(root).as_posix(), Path(f)) for f in files)
+    return "".join(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {name}\n" for name, path in named)
 
 
 def write_digest(path: str | Path, files: list[Path], root: str | Path) -> Path:

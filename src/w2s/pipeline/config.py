@@ -25,10 +25,11 @@ CHAIN_SEPARATOR = "__"
 COMMIT_PATTERN = r"[0-9a-f]{40}"
 
 
-# The schema of the checkout: under Snakemake the workflow's own (WORKFLOW_DIR_ENV, which rules/common.smk sets and
-# its jobs inherit), so a package installed from another checkout still reads this run's defaults; elsewhere the
-# package's own source checkout (an editable install). Other installs pass --schema.
-SHIPPED_SCHEMA = Path(os.environ.get(WORKFLOW_DIR_ENV) or Path(__file__).resolve().parents[3]) / "config" / "schema.yaml"
+# The checkout whose config/schema.yaml the package reads: under Snakemake the workflow's own (WORKFLOW_DIR_ENV,
+# which rules/common.smk sets and its jobs inherit), so a package installed from another checkout still reads this
+# run's defaults; elsewhere the package's own source checkout (an editable install). Other installs pass --schema.
+CHECKOUT = Path(os.environ.get(WORKFLOW_DIR_ENV) or Path(__file__).resolve().parents[3])
+SHIPPED_SCHEMA = CHECKOUT / "config" / "schema.yaml"
 
 
 def schema_defaults(node: dict[str, Any]) -> dict[str, Any]:
