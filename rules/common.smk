@@ -2,10 +2,28 @@
 
 import fnmatch
 import functools
+import importlib.util
 import os
 import re
 import sys
 from pathlib import Path, PurePosixPath
+
+# Before w2s is imported: under this variable (w2s.WORKFLOW_DIR_ENV) the package reads config/schema.yaml from
+# this workflow's folder, not its own, and a job whose w2s lives elsewhere warns; jobs inherit it.
+WORKFLOW_DIR_ENV = "W2S_WORKFLOW_DIR"
+os.environ[WORKFLOW_DIR_ENV] = workflow.basedir
+# One checkout, one package: a venv's editable install of another checkout would run that checkout's code in
+# every job, whatever this one's rules say. Found without importing it, so that an older package cannot run
+# first; not found, the import below says so.
+W2S_SPEC = importlib.util.find_spec("w2s")
+W2S_OWN = Path(workflow.basedir).resolve() / "src" / "w2s"
+if W2S_SPEC and Path(W2S_SPEC.origin).resolve().parent != W2S_OWN:
+    sys.stderr.write(
+        f"Warning: the workflow in {workflow.basedir} imports the w2s package in "
+        f"{Path(W2S_SPEC.origin).resolve().parent}, not its own ({W2S_OWN}): its jobs would run that code. Install "
+        f"this checkout's (`pip install -e {workflow.basedir}`) or put it first "
+        f"(`export PYTHONPATH={W2S_OWN.parent}`).\n"
+    )
 
 from w2s import tasks as w2s_tasks
 from w2s.pipeline import codedeps as w2s_codedeps
@@ -32,6 +50,8 @@ GENERATIVE_VARIANTS = w2s_config.generative_variants(config)
 
 # environment.yml installs the package from here when rules run under --sdm conda.
 os.environ.setdefault("W2S_ROOT", workflow.basedir)
+# The files the run reads besides its code, whose git state the provenance record names (w2s.report.provenance).
+os.environ[w2s_provenance.CONFIG_FILES_ENV] = os.pathsep.join(str(Path(f).resolve()) for f in workflow.configfiles)
 
 # Hub commits that preflight resolved for repositories nothing else pins (w2s.pipeline.revisions).
 HUB_LOCK = w2s_revisions.workflow_lock(workflow.configfiles, Path(workflow.basedir) / "config" / "config.yaml")
@@ -122,13 +142,25 @@ def _script_files(script):
     return [path, *w2s_codedeps.import_closure(path, root / "src" / "w2s")]
 
 
+# The code digests, one per script: under the working directory (the rehearsal's -d folder too), beside
+# Snakemake's own record of what ran there, where a deleted folder is written anew at the code's file times.
+CODE_DIGESTS = Path(".snakemake", "w2s-code")
+
+
 def script_code(script):
-    """A rule's code input: its script and the package modules the script imports, derived at DAG
-    build time, so that changing any of them reruns the job and nothing else does. As source files
-    (workflow.source_path) they resolve wherever the workdir is, stay out of a default storage
-    provider (Kubernetes) and come with the sources Snakemake deploys to a job; local() would
-    instead pin the job to this machine whenever there is no shared filesystem."""
-    return [workflow.source_path(str(path)) for path in _script_files(script)]
+    """A rule's code input: the digest of its script and the package modules the script imports, derived at DAG
+    build time and rewritten only when their content changes (w2s.pipeline.codedeps.write_digest), so that
+    changing any of them reruns the job and nothing else does, a touch or a checkout and back included. As a
+    source file (workflow.source_path) it resolves wherever the workdir is and stays out of a default storage
+    provider (Kubernetes), where each job's own load of the workflow writes it; local() would instead pin the
+    job to this machine whenever there is no shared filesystem."""
+    return workflow.source_path(str(_code_digest(script)))
+
+
+@functools.cache
+def _code_digest(script):
+    digest = Path.cwd() / CODE_DIGESTS / f"{script}.sha256"
+    return w2s_codedeps.write_digest(digest, _script_files(script), workflow.basedir)
 
 
 def data_paths(wildcards):

@@ -1,9 +1,13 @@
-"""Shared fixtures: tiny randomly initialised models and a tiny SST-2-schema dataset on disk."""
+"""Shared fixtures and helpers: tiny randomly initialised models, a tiny SST-2-schema dataset on disk, the tiny
+config the workflow tests run, a copy of the workflow, and the jobs a dry run plans."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun"]
 NEGATIVE = ["bad", "awful", "dull", "poor", "boring", "weak"]
 FILLER = ["the", "film", "was", "a", "plot", "actors", "really", "quite", "story", "movie"]
+LOSSES = ("xent", "logconf")
+LINEAGES = ("small__mid", "small__big", "mid__big", "small__mid__big")
+# What a copy of the workflow needs to run on its own (copy_workflow).
+WORKFLOW_FILES = (".gitignore", "Snakefile", "environment.yml", "config", "rules", "src", "workflow")
 
 
 def sst2_rows(n: int, seed: int, with_labels: bool = True) -> list[dict]:
@@ -33,6 +41,17 @@ def sst2_rows(n: int, seed: int, with_labels: bool = True) -> list[dict]:
 def write_jsonl(rows: list[dict], path: Path) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def copy_workflow(destination: Path) -> Path:
+    """A copy of this checkout's workflow (its Snakefile, rules, scripts, package and configs) at `destination`."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, destination / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(REPO / name, destination / name)
+    return destination
 
 
 def _tokenizer(directory: Path) -> None:
@@ -64,6 +83,49 @@ def make_tiny_model(directory: Path, kind: str, seed: int) -> Path:
     model.save_pretrained(directory)
     _tokenizer(directory)
     return directory
+
+
+def planned_jobs(output: str) -> Counter:
+    """(rule, first output) of every job in a dry run's listing."""
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    output: ([^,\n]+)", output, flags=re.M)
+    return Counter(jobs)
+
+
+def lengthened(rows: list[dict]) -> list[dict]:
+    """Every third sentence gets four more words: nine tokens, over the weak model's max_length of 8."""
+    return [{**row, "sentence": row["sentence"] + " really quite a story" * (row["idx"] % 3 == 0)} for row in rows]
+
+
+def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) -> dict:
+    train = write_jsonl(lengthened(sst2_rows(64, seed=1)), data_dir / "train.jsonl")
+    validation = write_jsonl(lengthened(sst2_rows(32, seed=2)), data_dir / "validation.jsonl")
+    return {
+        "seeds": [0],
+        "w2s_slices": 2,
+        "datasets": {"sst2": {"n_train": 48, "n_test": 24,
+                              "data_files": {"train": str(train), "test": str(validation)},
+                              "prompt": {"question": "the film was", "label_words": ["bad", "good"]}}},
+        "training": {"lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 4,
+                     "eval_batch_size": 16, "max_length": 16},
+        "models": {
+            "small": {"path": str(models["tiny-bert"]), "params_b": 0.1,
+                      "training": {"mode": "lora", "pooling": "mean", "lora": {"r": 2}, "max_length": 8},
+                      # Its one training job (gt/small) shards the model over two CPU processes (FSDP on gloo).
+                      "resources": {"gpu": 0, "processes": 2}},
+            "mid": {"path": str(models["tiny-gpt2"]), "params_b": 0.2,
+                    "training": {"mode": "full", "pooling": "last", "model_selection": "weak_holdout",
+                                 "holdout_frac": 0.25, "evals_per_epoch": 1},
+                    "resources": {"gpu": 0}},
+            "big": {"path": str(models["tiny-bert"]), "params_b": 0.3,
+                    "training": {"mode": "probe", "pooling": "first", "probe": {"l2_grid": [0.1]}},
+                    "resources": {"gpu": 0}},
+        },
+        "ladder": ["small", "mid", "big"],
+        "chains": [["small", "mid", "big"]],
+        "losses": {"xent": {}, "logconf": {"aux_coef": aux_coef, "warmup_frac": 0.2}},
+        "prompting": {"models": ["mid"], "shots": [0, 2], "max_length": 32},
+        "report": {"bootstrap_samples": 50},
+    }
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,11 @@
-"""Code dependencies derived from imports: the closure of a script inside the package, every rule's
-code input, and the exact jobs a dry run plans after a module changes."""
+"""Code dependencies derived from imports: the closure of a script inside the package, its digest file (every
+rule's code input), and the exact jobs a dry run plans after a module changes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
-from test_workflow import LINEAGES, LOSSES, planned_jobs, tiny_config
-from w2s.pipeline.codedeps import import_closure
+from conftest import LINEAGES, LOSSES, REPO, copy_workflow, planned_jobs, tiny_config
+from w2s.pipeline.codedeps import import_closure, write_digest
 
 PACKAGE = REPO / "src" / "w2s"
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -81,8 +80,9 @@ with SnakemakeApi(OutputSettings()) as api:
     rules = {}
     for rule in workflow._workflow.rules:
         script = str((Path(rule.snakefile).parent / rule.script).resolve()) if rule.script else None
+        code = rule.input.get("code", [])
         code = [get_flag_value(f, "sourcecache_entry") if is_flagged(f, "sourcecache_entry") else str(f)
-                for f in rule.input.get("code", [])]
+                for f in ([code] if isinstance(code, str) else code)]
         rules[rule.name] = {"script": script, "code": code, "shell": rule.shellcmd, "run": rule.run_func_src}
 print(json.dumps(rules))
 """
@@ -96,7 +96,38 @@ def parsed_rules(tmp_path: Path) -> dict[str, dict]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_every_rule_that_runs_a_script_declares_its_script_and_every_module_it_imports(tmp_path: Path) -> None:
+def test_a_digest_lists_each_file_by_content_and_moves_only_when_a_content_does(tmp_path: Path) -> None:
+    root = tmp_path / "checkout"
+    write(root / "workflow" / "job.py", "import pkg.a\n")
+    write(root / "pkg" / "a.py", "A = 1\n")
+    files = [root / "workflow" / "job.py", root / "pkg" / "a.py"]
+    set_time(files[:1], 1_000)
+    set_time(files[1:], 2_000)
+    digest = tmp_path / "work" / ".snakemake" / "w2s-code" / "job.py.sha256"
+    assert write_digest(digest, files, root) == digest
+    # sha256sum's lines, sorted by path inside the checkout; a first digest takes the files' newest time.
+    assert digest.read_text() == "".join(f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {name}\n"
+                                         for f, name in zip(files[::-1], ["pkg/a.py", "workflow/job.py"]))
+    assert digest.stat().st_mtime == 2_000
+    check = subprocess.run(["sha256sum", "-c", str(digest)], cwd=root, capture_output=True, text=True)
+    assert check.stdout.splitlines() == ["pkg/a.py: OK", "workflow/job.py: OK"]
+    # Touched, or moved to another folder: the same content, the same digest, untouched.
+    set_time(files, 3_000)
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    write_digest(digest, [moved / "workflow" / "job.py", moved / "pkg" / "a.py"], moved)
+    assert digest.stat().st_mtime == 2_000
+    # Changed: rewritten now.
+    write(moved / "pkg" / "a.py", "A = 2\n")
+    write_digest(digest, [moved / "workflow" / "job.py", moved / "pkg" / "a.py"], moved)
+    assert digest.stat().st_mtime > 3_000
+    assert hashlib.sha256(b"A = 2\n").hexdigest() in digest.read_text()
+    assert sorted(p.name for p in digest.parent.iterdir()) == ["job.py.sha256"]
+
+
+def test_every_rule_that_runs_a_script_declares_the_digest_of_its_script_and_every_module_it_imports(
+    tmp_path: Path
+) -> None:
     rules = parsed_rules(tmp_path)
     scripts = {name: Path(rule["script"]).name for name, rule in rules.items() if rule["script"]}
     assert scripts == {
@@ -117,8 +148,10 @@ def test_every_rule_that_runs_a_script_declares_its_script_and_every_module_it_i
     for name, rule in rules.items():
         if rule["script"]:
             script = Path(rule["script"])
-            expected = sorted(map(str, [script, *import_closure(script, PACKAGE)]))
-            assert sorted(rule["code"]) == expected, name
+            digest = tmp_path / ".snakemake" / "w2s-code" / f"{script.name}.sha256"
+            assert rule["code"] == [str(digest)], name
+            listed = [line.split("  ", 1)[1] for line in digest.read_text().splitlines()]
+            assert listed == sorted(p.relative_to(REPO).as_posix() for p in [script, *import_closure(script, PACKAGE)])
     # The closure names the modules a training job runs, the lazily imported weights included.
     assert [p.relative_to(PACKAGE).as_posix() for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
         "__init__.py", "data/__init__.py", "data/chess.py", "data/generations.py", "data/images.py", "data/labels.py",
@@ -164,9 +197,6 @@ def test_the_closure_covers_every_module_python_loads_for_each_script() -> None:
 
 # --- a dry run of a copy of the workflow, every output in place, after one module changes ----------
 
-COPIED = ("Snakefile", "environment.yml", "config", "rules", "src", "workflow")
-
-
 def dry_run(checkout: Path) -> str:
     result = subprocess.run(
         ["snakemake", "-d", str(checkout), "--cores", "1", "--configfile", "tiny.yaml", "-n"],
@@ -182,13 +212,7 @@ def set_time(paths: list[Path], when: float) -> None:
 
 
 def test_editing_a_module_reruns_exactly_the_jobs_whose_scripts_import_it(tmp_path: Path) -> None:
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    for name in COPIED:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(REPO / name, checkout / name)
+    checkout = copy_workflow(tmp_path / "checkout")
     models = {"tiny-bert": tmp_path / "tiny-bert", "tiny-gpt2": tmp_path / "tiny-gpt2"}  # never loaded
     (checkout / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(models, tmp_path)))
     now = time.time()
@@ -223,7 +247,9 @@ def test_editing_a_module_reruns_exactly_the_jobs_whose_scripts_import_it(tmp_pa
            ("provenance", "results/report/provenance.json"), ("report", "results/report/report.html")]
     )
 
+    # The run finished after the code's last change: each script's digest is older than every output.
     set_time(outputs, now - 40)
+    set_time(list((checkout / ".snakemake" / "w2s-code").iterdir()), now - 45)
     report = checkout / "src" / "w2s" / "report" / "page.py"
     report.write_text(report.read_text() + "# edited\n")
     set_time([report], now - 30)

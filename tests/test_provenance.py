@@ -34,15 +34,43 @@ def test_git_state_reports_the_commit_and_only_tracked_changes_as_dirty(tmp_path
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
     head = _git(tmp_path, "rev-parse", "HEAD").strip()
     (tmp_path / "results.txt").write_text("untracked output")
-    assert provenance.git_state(tmp_path) == {"commit": head, "dirty": False}
+    assert provenance.git_state(tmp_path) == {"commit": head, "dirty": False, "files": []}
     (tmp_path / "Snakefile").write_text("rule all:\n    input: []\n")
-    assert provenance.git_state(tmp_path) == {"commit": head, "dirty": True}
+    assert provenance.git_state(tmp_path) == {"commit": head, "dirty": True, "files": []}
 
 
-def test_git_state_outside_a_repository_says_so(tmp_path: Path) -> None:
-    state = provenance.git_state(tmp_path)
-    assert (state["commit"], state["dirty"]) == (None, None)
-    assert state["note"].startswith("no git state")
+def test_git_state_names_each_config_and_data_file_that_is_not_committed(tmp_path: Path) -> None:
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    checkout.mkdir()
+    elsewhere.mkdir()
+    _git(checkout, "init", "-q")
+    (checkout / ".gitignore").write_text("ignored/\n")
+    for name in ("config/committed.yaml", "config/modified.yaml", "config/staged.yaml", "config/untracked.yaml",
+                 "ignored/train.jsonl"):
+        (checkout / name).parent.mkdir(exist_ok=True)
+        (checkout / name).write_text(name)
+    _git(checkout, "add", ".gitignore", "config/committed.yaml", "config/modified.yaml")
+    _git(checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    (checkout / "config" / "modified.yaml").write_text("changed")
+    _git(checkout, "add", "config/staged.yaml")
+    (elsewhere / "train.jsonl").write_text("{}")
+    files = [str(checkout / "config" / f"{name}.yaml") for name in ("committed", "modified", "staged", "untracked")]
+    files += [str(checkout / "ignored" / "train.jsonl"), str(elsewhere / "train.jsonl"), str(elsewhere / "gone")]
+    state = provenance.git_state(checkout, files)
+    assert state["dirty"] is True
+    assert [f["status"] for f in state["files"]] == [
+        "committed", "modified", "modified", "untracked", "ignored", "outside git", "missing"]
+    assert [f["path"] for f in state["files"]] == files
+    # Outside git the workflow has no commit, and its files still have their state.
+    assert provenance.git_state(elsewhere, files[-2:])["files"] == [
+        {"path": files[-2], "status": "outside git"}, {"path": files[-1], "status": "missing"}]
+
+
+def test_a_runs_files_are_its_config_files_then_its_local_data_files() -> None:
+    datasets = {"sst2": {"data_files": {"train": "data/train.jsonl", "test": "hf://datasets/x/test.jsonl"}},
+                "boolq": {}, "own": {"data_files": {"train": "/data/own.csv"}}}
+    assert provenance.run_files(["/w/config.yaml", "/w/only_runs.yaml"], datasets) == [
+        "/w/config.yaml", "/w/only_runs.yaml", "data/train.jsonl", "/data/own.csv"]
 
 
 def test_dvc_data_version_reads_the_data_stage_of_the_lock(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import zipfile
 from collections import Counter
@@ -16,14 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 from browser import render_page
-from conftest import REPO, sst2_rows, write_jsonl
+from conftest import LINEAGES, LOSSES, REPO, planned_jobs, tiny_config
 
 from w2s.data.sources import rows_sha256
 from w2s.report.provenance import config_sha256
-
-LOSSES = ("xent", "logconf")
-LINEAGES = ("small__mid", "small__big", "mid__big", "small__mid__big")
-
 
 # Every workflow here runs with this hub token in its environment; no file it writes may hold it.
 HUB_TOKEN = "hf_w2sSentinelTokenNeverWritten0123456789"
@@ -37,49 +32,6 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
-
-
-def planned_jobs(output: str) -> Counter:
-    """(rule, first output) of every job in a dry run's listing."""
-    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    output: ([^,\n]+)", output, flags=re.M)
-    return Counter(jobs)
-
-
-def lengthened(rows: list[dict]) -> list[dict]:
-    """Every third sentence gets four more words: nine tokens, over the weak model's max_length of 8."""
-    return [{**row, "sentence": row["sentence"] + " really quite a story" * (row["idx"] % 3 == 0)} for row in rows]
-
-
-def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) -> dict:
-    train = write_jsonl(lengthened(sst2_rows(64, seed=1)), data_dir / "train.jsonl")
-    validation = write_jsonl(lengthened(sst2_rows(32, seed=2)), data_dir / "validation.jsonl")
-    return {
-        "seeds": [0],
-        "w2s_slices": 2,
-        "datasets": {"sst2": {"n_train": 48, "n_test": 24,
-                              "data_files": {"train": str(train), "test": str(validation)},
-                              "prompt": {"question": "the film was", "label_words": ["bad", "good"]}}},
-        "training": {"lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 4,
-                     "eval_batch_size": 16, "max_length": 16},
-        "models": {
-            "small": {"path": str(models["tiny-bert"]), "params_b": 0.1,
-                      "training": {"mode": "lora", "pooling": "mean", "lora": {"r": 2}, "max_length": 8},
-                      # Its one training job (gt/small) shards the model over two CPU processes (FSDP on gloo).
-                      "resources": {"gpu": 0, "processes": 2}},
-            "mid": {"path": str(models["tiny-gpt2"]), "params_b": 0.2,
-                    "training": {"mode": "full", "pooling": "last", "model_selection": "weak_holdout",
-                                 "holdout_frac": 0.25, "evals_per_epoch": 1},
-                    "resources": {"gpu": 0}},
-            "big": {"path": str(models["tiny-bert"]), "params_b": 0.3,
-                    "training": {"mode": "probe", "pooling": "first", "probe": {"l2_grid": [0.1]}},
-                    "resources": {"gpu": 0}},
-        },
-        "ladder": ["small", "mid", "big"],
-        "chains": [["small", "mid", "big"]],
-        "losses": {"xent": {}, "logconf": {"aux_coef": aux_coef, "warmup_frac": 0.2}},
-        "prompting": {"models": ["mid"], "shots": [0, 2], "max_length": 32},
-        "report": {"bootstrap_samples": 50},
-    }
 
 
 def run_workflow(workdir: Path, config: dict) -> Path:

@@ -19,5 +19,5 @@ generative_finetune(
     out=dict(snakemake.output.items()),
     # Beside the outputs, not one of them: Snakemake deletes an incomplete job's outputs before a rerun.
     resume_dir=Path(snakemake.output.history).parent / ".resume",
-    code_paths=list(snakemake.input.code),
+    code_paths=[snakemake.input.code],  # the digest of this script and the modules it imports
 )

@@ -5,7 +5,7 @@ import pandas as pd
 from w2s import io
 from w2s.pipeline.revisions import WORKFLOW_LOCK_ENV, read_lock
 from w2s.pipeline.runlog import log_to
-from w2s.report.provenance import collect
+from w2s.report.provenance import CONFIG_FILES_ENV, collect, run_files
 
 log_to(snakemake.log[0])
 record = collect(
@@ -18,5 +18,8 @@ record = collect(
     # The config's hash is a param, so a changed model entry rebuilds this record.
     models=snakemake.config["models"],
     hub_lock=read_lock(os.environ[WORKFLOW_LOCK_ENV]),  # the lock rules/common.smk read
+    # Untracked or changed config and data files are named: the commit alone would not reproduce the run.
+    read_files=run_files([f for f in os.environ[CONFIG_FILES_ENV].split(os.pathsep) if f],
+                         snakemake.config["datasets"]),
 )
 io.write_json(record, snakemake.output[0])

@@ -26,7 +26,7 @@ train(snakemake.resources.processes, dict(
     oracle_labels_path=snakemake.input.get("oracle_labels"),
     # Beside the outputs, not one of them: Snakemake deletes an incomplete job's outputs before a rerun.
     resume_dir=str(Path(snakemake.output.predictions).parent / ".resume"),
-    code_paths=list(snakemake.input.code),
+    code_paths=[snakemake.input.code],  # the digest of this script and the modules it imports
     task=snakemake.params.task,
     # a data axis: train on a seeded nested subset of this many rows (rules with no axis give none)
     n_rows=snakemake.params.get("n_rows"),

@@ -1,5 +1,5 @@
 """The package code a script runs: the modules of one package its imports reach, found by reading
-the source with `ast`, never by importing it.
+the source with `ast`, never by importing it; and the digest file of that code, which a rule depends on.
 
 What counts: every `import` and `from ... import` statement anywhere in a file, at module level,
 inside functions or under `if TYPE_CHECKING:`. A lazy import inside a function runs in the job
@@ -10,11 +10,18 @@ imports resolve against the importing module's package, and `from pkg import nam
 `pkg.mod` runs `pkg/__init__.py` first, so the package's `__init__.py` counts too. Imports of
 other packages are not followed, and names built at run time (`importlib.import_module(f"...")`)
 are not seen.
+
+A rule's code input is one digest file per script (write_digest): the sha256 of the script and of
+every module of its closure, one line each as `sha256sum` writes them. It is rewritten only when a
+line changes, so its time moves with the code's content, not with the files' times: a `touch`, or a
+`git checkout` of another commit and back, reruns nothing.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import os
 from pathlib import Path
 
 
@@ -94,3 +101,31 @@ def import_closure(source: str | Path, package_dir: str | Path) -> list[Path]:
                     pending.append(target)
     found.discard(start)
     return sorted(found)
+
+
+def code_digest(files: list[Path], root: str | Path) -> str:
+    """One line per file, `sha256  path` with the path relative to `root` (as `sha256sum` writes them, so
+    `sha256sum -c` in `root` names a file that changed since), sorted by path: what the files say, not where
+    the checkout is."""
+    root = Path(root).resolve()
+    named = sorted((Path(f).resolve().relative_to(root).as_posix(), Path(f)) for f in files)
+    return "".join(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {name}\n" for name, path in named)
+
+
+def write_digest(path: str | Path, files: list[Path], root: str | Path) -> Path:
+    """The digest file of `files` (code_digest) at `path`, rewritten only when their content changed. A first
+    digest takes the newest time among the files, so that results built from this code before the digest
+    existed (or after its folder was deleted) stay as current as the files' times made them."""
+    path = Path(path)
+    content = code_digest(files, root)
+    if path.is_file() and path.read_text() == content:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside and renamed: a job that loads the workflow meanwhile reads the old digest or the new one.
+    staged = path.with_name(f".{path.name}.{os.getpid()}")
+    staged.write_text(content)
+    if not path.exists():
+        newest = max(Path(f).stat().st_mtime_ns for f in files)
+        os.utime(staged, ns=(newest, newest))
+    os.replace(staged, path)
+    return path

@@ -6,6 +6,7 @@ import argparse
 import copy
 import inspect
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import jsonschema
 import numpy as np
 import yaml
 
-from w2s import tasks
+from w2s import WORKFLOW_DIR_ENV, tasks
 from w2s.data.sources import CHESS_DATASETS, DATASETS
 from w2s.training.losses import GENERATIVE_LOSSES, LOSSES
 from w2s.training.settings import TrainingSettings
@@ -24,8 +25,11 @@ CHAIN_SEPARATOR = "__"
 COMMIT_PATTERN = r"[0-9a-f]{40}"
 
 
-# The schema of a source checkout (an editable install); other installs pass --schema.
-SHIPPED_SCHEMA = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"
+# The checkout whose config/schema.yaml the package reads: under Snakemake the workflow's own (WORKFLOW_DIR_ENV,
+# which rules/common.smk sets and its jobs inherit), so a package installed from another checkout still reads this
+# run's defaults; elsewhere the package's own source checkout (an editable install). Other installs pass --schema.
+CHECKOUT = Path(os.environ.get(WORKFLOW_DIR_ENV) or Path(__file__).resolve().parents[3])
+SHIPPED_SCHEMA = CHECKOUT / "config" / "schema.yaml"
 
 
 def schema_defaults(node: dict[str, Any]) -> dict[str, Any]:

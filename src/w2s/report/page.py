@@ -952,6 +952,9 @@ def _provenance_html(record: dict[str, Any]) -> str:
     git = record["git"]
     if git.get("commit"):
         code = f"git commit {git['commit']}" + (" with uncommitted changes (dirty)" if git.get("dirty") else ", clean")
+        uncommitted = [f"{f['path']} ({f['status']})" for f in git.get("files", []) if f["status"] != "committed"]
+        if uncommitted:
+            code += "; config and data files not committed: " + ", ".join(uncommitted)
     else:
         code = git.get("note", "no git state recorded")
     dvc = record["dvc_data"]

@@ -25,6 +25,9 @@ PACKAGES = (
 DATA_STAGE = "data"
 # Where the convert rule (rules/models.smk) writes a converted model, relative to the workflow's working directory.
 CONVERTED_MODELS = "results/models"
+# Where a Snakemake run's provenance job finds the run's config files (os.pathsep between them): rules/common.smk
+# sets it, as scripts are not told them.
+CONFIG_FILES_ENV = "W2S_CONFIG_FILES"
 
 
 def config_sha256(config: dict[str, Any]) -> str:
@@ -33,14 +36,42 @@ def config_sha256(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def git_state(directory: str | Path) -> dict[str, Any]:
-    """The checked-out commit and whether tracked files differ from it; nulls with the reason outside git."""
+def git_state(directory: str | Path, files: list[str] = ()) -> dict[str, Any]:
+    """The checked-out commit and whether tracked files differ from it; nulls with the reason outside git. With
+    `files` (the run's config and data files, wherever they are), each one's state in the repository that holds
+    it: committed, modified (or staged), untracked, ignored, outside git, or missing."""
     try:
         commit = _git(directory, "rev-parse", "HEAD").strip()
         changed = _git(directory, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError) as error:
-        return {"commit": None, "dirty": None, "note": f"no git state: {error}"}
-    return {"commit": commit, "dirty": bool(changed.strip())}
+        return {"commit": None, "dirty": None, "note": f"no git state: {error}",
+                "files": [{"path": path, "status": file_status(path)} for path in files]}
+    return {"commit": commit, "dirty": bool(changed.strip()),
+            "files": [{"path": path, "status": file_status(path)} for path in files]}
+
+
+# `git status --porcelain` codes of a file that is not committed as it is; every other code is a change.
+UNCOMMITTED = {"??": "untracked", "!!": "ignored"}
+
+
+def file_status(path: str | Path) -> str:
+    """A file's git state in the repository that holds it (see git_state)."""
+    path = Path(path).resolve()
+    if not path.exists():
+        return "missing"
+    try:
+        code = _git(path.parent, "status", "--porcelain", "--ignored", "--", path.name)[:2]
+    except (OSError, subprocess.CalledProcessError):
+        return "outside git"
+    return "committed" if not code else UNCOMMITTED.get(code, "modified")
+
+
+def run_files(config_files: list[str], datasets: dict[str, dict[str, Any]]) -> list[str]:
+    """The files a run reads besides its code: its config files, then each dataset's local data_files (a remote
+    location, https:// or hf://, has no git state)."""
+    data = [path for entry in datasets.values() for path in entry.get("data_files", {}).values()
+            if path and "://" not in path]
+    return [*config_files, *data]
 
 
 def _git(directory: str | Path, *args: str) -> str:
@@ -153,10 +184,12 @@ def training_devices(curves: pd.DataFrame) -> list[dict[str, Any]]:
 
 def collect(*, workflow_dir: str | Path, config_sha256: str, benchmark_paths: list[str],
             curves: pd.DataFrame, data_paths: list[str], dvc_lock: str | Path,
-            models: dict[str, dict[str, Any]], hub_lock: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """The provenance record the report shows; git and DVC state are read when it is built."""
+            models: dict[str, dict[str, Any]], hub_lock: dict[str, dict[str, str]],
+            read_files: list[str] = ()) -> dict[str, Any]:
+    """The provenance record the report shows; git and DVC state (of the code and of `read_files`, the run's config
+    and data files: run_files) are read when it is built."""
     return {
-        "git": git_state(workflow_dir),
+        "git": git_state(workflow_dir, read_files),
         "config_sha256": config_sha256,
         "packages": package_versions(),
         "built_on": platform.platform(),

@@ -294,7 +294,7 @@ def train_model(
 
     With `resume_dir`, finetuning saves resume checkpoints there every `checkpoint_every` steps and
     a rerun of the same job continues from the newest one, unless its settings, inputs or code
-    (`code_paths`: the rule's code input, the script and the modules it imports) changed; the
+    (`code_paths`: the rule's code input, the digest of the script and the modules it imports) changed; the
     folder is removed once every output is written.
 
     With model_selection other than "final", a holdout of the training rows picks the best

@@ -9,8 +9,8 @@ Loading checks every hash and the tensors' names and shapes before touching the 
 checkpoint that fails is logged and skipped, and training starts afresh. Nothing is unpickled.
 
 Checkpoints live in `<root>/<key>/`, where the key hashes everything that determines the run, so
-a changed config, input or code (the job's script and the package modules it imports) never
-resumes another run's state.
+a changed config, input or code (the job's script and the package modules it imports, through their
+digest) never resumes another run's state.
 """
 
 from __future__ import annotations
@@ -70,9 +70,10 @@ def file_sha256(path: Path) -> str:
 def run_key(identity: dict[str, Any], input_paths: Iterable[str | Path], code_paths: Iterable[str | Path]) -> str:
     """A hash of the run's settings, the content of its inputs, its code and torch's version.
 
-    `code_paths` are the job's code files: its script and the package modules the script imports
-    (w2s.pipeline.codedeps), the same files its rule declares as code input. They count by name and
-    content, not folder, so a checkout moved elsewhere still resumes."""
+    `code_paths` are the job's code input as its rule declares it: the digest file of its script and the
+    package modules the script imports (w2s.pipeline.codedeps.write_digest), whose content is their sha256
+    each, by path inside the checkout. Files count by name and content, not folder, so a checkout moved
+    elsewhere still resumes."""
     digest = hashlib.sha256()
     settings = {k: v for k, v in identity.items() if k not in NOT_IN_KEY}
     if isinstance(settings.get("params"), dict):
