@@ -438,6 +438,7 @@ def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_bloc
         "supervisors": {},
         "analyses": {"ft_weak_lp_gt": False},
         "axes": {"n_weak_labels": [], "n_gt_rows": []},
+        "only_runs": [],
     }
     # Training defaults stay out of both training blocks, so a model's block overrides only what it sets.
     assert "training" not in filled and filled["models"]["a"] == {"path": "x", "training": {"lr": 1e-3}}
