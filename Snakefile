@@ -35,3 +35,11 @@ rule all:
         "results/summary_seeds.csv",
         "results/summary_losses.csv",
         "results/reference_comparison.csv",
+
+
+# A failed job's own message, last: Snakemake's report of the job (its inputs, outputs, command) comes after
+# what the job printed, and would bury it.
+onerror:
+    from w2s.pipeline import runlog as w2s_runlog
+
+    w2s_runlog.report_failures(log)

@@ -1,6 +1,8 @@
 """Bad weak labels and predictions stop the job that reads them, with the file and the fix; a
-config naming missing data files or out-of-range loss hyperparameters is refused before any job;
-and the source holds no unsafe loading: no pickle, no shell commands built from the config."""
+config naming missing data files, local data files of the wrong shape or out-of-range loss
+hyperparameters is refused before any job, naming the file, the column and the setting; a job that
+fails anyway ends the run with its own message; and the source holds no unsafe loading: no pickle,
+no shell commands built from the config."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import yaml
 from conftest import REPO
 from job_settings import training_settings
 from w2s.pipeline.config import ConfigError, check_data_files, validate_config
-from w2s.data.sources import rows_sha256, write_weak_labels
+from w2s.data.sources import DatasetError, prepare, rows_sha256, write_weak_labels
 from w2s.evaluation.runs import evaluate
 from w2s.training.jobs import _training_rows, train_model
 from w2s.data.labels import check_probabilities
@@ -236,7 +238,7 @@ def config_with(datasets: dict | None = None, losses: dict | None = None) -> dic
 
 
 def test_a_data_file_that_does_not_exist_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "train.jsonl").write_text("{}\n")
+    (tmp_path / "train.jsonl").write_text("{}\n" * 12)
     config = config_with({"sst2": {"n_train": 8, "n_test": 4,
                                    "data_files": {"train": "train.jsonl", "test": "tset.jsonl"}}})
     validate_config(config, SCHEMA)  # the schema and cross-references know nothing of files
@@ -272,6 +274,204 @@ def test_snakemake_refuses_a_missing_data_file_when_the_workflow_loads(tmp_path:
     assert (f"Invalid config: dataset 'sst2': data_files.test is 'validation.jsnl', which is no file "
             f"(relative to {tmp_path}); fix the path") in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+# --------------------------------------------------------------------------- your own data of the wrong shape
+
+REVIEWS = [("The plot is a joy.", 1), ("A dull mess.", 0), ("Superb acting.", 1), ("Painfully slow.", 0),
+           ("Clever and warm.", 1), ("Loud and lazy.", 0), ("A delight.", 1), ("It never works.", 0),
+           ("Fresh and funny.", 1), ("A waste of time.", 0), ("Gorgeous to look at.", 1), ("Falls flat.", 0)]
+
+
+def csv_file(path: Path, header: str | None, label: dict | None = None) -> str:
+    """REVIEWS as a CSV file under `header` (None: no header line), labels written through `label`."""
+    lines = [header] if header is not None else []
+    lines += [f"\"{text}\",{(label or {}).get(y, y)}" for text, y in REVIEWS]
+    path.write_text("\n".join(lines) + "\n")
+    return path.name
+
+
+def jsonl_file(path: Path, broken_line: int | None = None) -> str:
+    lines = [json.dumps({"text": text, "label": y}) for text, y in REVIEWS]
+    if broken_line is not None:
+        lines[broken_line - 1] = lines[broken_line - 1][:-4]  # cut off the end: '... "label": 1}' -> '... "label"'
+    path.write_text("\n".join(lines) + "\n")
+    return path.name
+
+
+def own_entry(train: str, **settings: object) -> dict:
+    return {"n_train": 6, "n_test": 4, "n_classes": 2, "data_files": {"train": train},
+            "splits": {"train": "train", "test": None}, **settings}
+
+
+# Each: the file and entry of a mistake a new user made, and what both the config check and the job say of it.
+SHAPE_FAULTS = {
+    "other column names": (
+        lambda d: own_entry(csv_file(d / "reviews.csv", "review,sentiment")),
+        "dataset 'mine': the train file reviews.csv has no column 'text' (the default of input_column) and no column "
+        "'label' (the default of label_column); its columns are: review, sentiment. Set datasets.mine.input_column "
+        "and datasets.mine.label_column to the columns that hold the text and the class label"),
+    "column names in another case": (
+        lambda d: own_entry(csv_file(d / "reviews.csv", "Text,Label")),
+        "dataset 'mine': the train file reviews.csv has no column 'text' (the default of input_column) and no column "
+        "'label' (the default of label_column); its columns are: Text, Label. Column names are case-sensitive: set "
+        "datasets.mine.input_column: Text and datasets.mine.label_column: Label"),
+    "a misspelt label_column": (
+        lambda d: own_entry(csv_file(d / "reviews.csv", "text,sentiment"), label_column="sentimnet"),
+        "dataset 'mine': the train file reviews.csv has no column 'sentimnet' (datasets.mine.label_column); its "
+        "columns are: text, sentiment. Set datasets.mine.label_column to the column that holds the class label"),
+    "labels as names": (
+        lambda d: own_entry(csv_file(d / "reviews.csv", "text,label", {0: "neg", 1: "pos"})),
+        "dataset 'mine': the label column 'label' of the train file reviews.csv holds 'neg' (6 rows), 'pos' (6 rows), "
+        "but a label is a class index 0..1 unless label_names names the classes: set datasets.mine.label_names: "
+        "[neg, pos] (the names of classes 0, 1, ... in that order), or write the labels as integers"),
+    "a name label_names lacks": (
+        lambda d: own_entry(csv_file(d / "reviews.csv", "text,label", {0: "neg", 1: "neutral"}),
+                            label_names=["neg", "pos"]),
+        "dataset 'mine': the label column 'label' of the train file reviews.csv holds 'neutral' (6 rows), which "
+        "label_names [neg, pos] does not name; add them to datasets.mine.label_names (and n_classes), or remove "
+        "those rows"),
+    "a class index beyond n_classes": (
+        lambda d: own_entry(csv_file(d / "reviews.csv", "text,label", {0: 2})),
+        "dataset 'mine': the label column 'label' of the train file reviews.csv holds 2 (6 rows), outside 0..1, the "
+        "class indices of n_classes 2; set datasets.mine.n_classes to the number of classes, or fix those labels"),
+    "labels -1 and 1": (
+        lambda d: own_entry(csv_file(d / "reviews.csv", "text,label", {0: -1})),
+        "dataset 'mine': every labelled row of the train file reviews.csv is of class 1, but a classifier needs rows "
+        "of at least two classes; check label_column and the file (-1 marks a hidden label and leaves its 6 rows "
+        "out: for labels -1 and 1 set label_names: [-1, 1])"),
+    "a CSV without a header line": (
+        lambda d: own_entry(csv_file(d / "reviews.csv", None)),
+        "dataset 'mine': the train file reviews.csv has no header line: its first line, '\"The plot is a joy.\",1', "
+        "reads as a row of data (its column name '1' is a number). The first line of a CSV file names its columns; "
+        "add one, e.g. text,label"),
+    "a broken JSON line": (
+        lambda d: own_entry(jsonl_file(d / "reviews.jsonl", broken_line=9)),
+        "dataset 'mine': the train file reviews.jsonl: line 9 is not valid JSON (Expecting ':' delimiter, at column "
+        "37); fix or remove that line"),
+    "no test file and test rows not drawn from train": (
+        lambda d: {key: value for key, value in own_entry(csv_file(d / "reviews.csv", "text,label")).items()
+                   if key != "splits"},
+        "dataset 'mine' reads its test rows from data_files.test, which is not set; add data_files.test, or set "
+        "splits: {train: train, test: null} to draw the test rows from the train file"),
+}
+
+
+@pytest.fixture
+def in_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Relative data files read from tmp_path, as the workflow reads them from its folder; a private datasets cache."""
+    import datasets.config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("fault", list(SHAPE_FAULTS))
+def test_a_data_file_of_the_wrong_shape_is_named_with_its_column_and_setting(fault: str, in_data_folder: Path) -> None:
+    """Before, the config check said valid to each of these, and the job blamed a row (`row 3 of the train split
+    of 'mine' does not fit the hub schema of local files (KeyError: 'text')`), a value (`invalid literal for
+    int() with base 10: 'neg'`) or nothing (`Expected object or value at position 43`); a headerless CSV with
+    the right column settings was read with its first row as the header."""
+    write, message = SHAPE_FAULTS[fault]
+    entry = write(in_data_folder)
+    config = config_with({"mine": entry})
+    validate_config(config, SCHEMA)
+    with pytest.raises(ConfigError) as checked:
+        check_data_files(config, in_data_folder)
+    assert str(checked.value) == message
+    with pytest.raises(DatasetError) as prepared:  # the job says the same, should it run without the check
+        prepare("mine", entry["n_train"], entry["n_test"], 0, entry["data_files"], entry=entry)
+    assert str(prepared.value) == message
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    (own_entry("reviews.csv", n_train=10),
+     "dataset 'mine': the train file reviews.csv has 12 usable rows, fewer than the 14 drawn from it (n_train 10 + "
+     "n_test 4, as splits.test is null); lower n_train or n_test, or add rows"),
+    ({**own_entry("reviews.csv"), "data_files": {"train": "reviews.csv", "test": "reviews.csv"}},
+     "dataset 'mine' sets data_files.test, but splits.test is null, which draws the test rows from the train file "
+     "instead; remove data_files.test, or splits.test"),
+    ({**own_entry("reviews.csv"), "data_files": {"train": "reviews.csv", "test": "test.csv"},
+      "splits": {"train": "train", "test": "test"}, "n_test": 13},
+     "dataset 'mine': the test file test.csv has 12 usable rows, fewer than the 13 drawn from it (n_test 13); lower "
+     "n_train or n_test, or add rows"),
+])
+def test_the_config_check_counts_a_files_rows_and_finds_its_test_rows(entry: dict, message: str,
+                                                                      in_data_folder: Path) -> None:
+    csv_file(in_data_folder / "reviews.csv", "text,label")
+    csv_file(in_data_folder / "test.csv", "text,label")
+    with pytest.raises(ConfigError) as checked:
+        check_data_files(config_with({"mine": entry}), in_data_folder)
+    assert str(checked.value) == message
+
+
+def test_the_config_check_refuses_a_file_without_rows_and_targets_left_empty(in_data_folder: Path) -> None:
+    (in_data_folder / "header.csv").write_text("text,label\n")
+    with pytest.raises(ConfigError) as checked:
+        check_data_files(config_with({"mine": own_entry("header.csv")}), in_data_folder)
+    assert str(checked.value) == ("dataset 'mine': the train file header.csv has no rows; point data_files.train at a "
+                                  "file with rows")
+    rows = [{"prompt": f"{a}+1=", "target": str(a + 1) if a != 4 else " "} for a in range(12)]
+    (in_data_folder / "sums.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    entry = {"kind": "generative", "data_files": {"train": "sums.jsonl"}, "splits": {"train": "train", "test": None},
+             "n_train": 6, "n_test": 4}
+    with pytest.raises(ConfigError) as checked:
+        check_data_files(config_with({"sums": entry}), in_data_folder)
+    assert str(checked.value) == ("dataset 'sums': the train file sums.jsonl has 1 row with an empty target (column "
+                                  "'target'; the first is row 4), so they have no answer to train on or to score; fill "
+                                  "them in or remove them")
+
+
+def test_snakemake_refuses_a_data_file_of_the_wrong_shape_when_the_workflow_loads(tmp_path: Path) -> None:
+    config = config_with({"mine": own_entry(csv_file(tmp_path / "reviews.csv", "review,sentiment"))})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
+                             "--configfile", str(tmp_path / "config.yaml")], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 1
+    assert (result.stdout + result.stderr).strip().splitlines()[-1] == (
+        "Invalid config: " + SHAPE_FAULTS["other column names"][1])
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_failed_job_ends_the_run_with_its_own_message(tmp_path: Path) -> None:
+    """A file the config check does not read (an image in a folder of images) breaks the first job. Before, the
+    job printed its two chained tracebacks, and Snakemake's report of the job (its inputs, outputs, command)
+    followed the message; now the job prints one line, and the run's last lines before Snakemake's closing
+    ones repeat it with the job's log, which holds the traceback."""
+    from PIL import Image
+
+    for kind in ("red", "blue"):
+        (tmp_path / "pics" / kind).mkdir(parents=True)
+        for n in range(6):
+            Image.new("RGB", (4, 4), (200, 0, 0) if kind == "red" else (0, 0, 200)).save(tmp_path / "pics" / kind / f"{n}.png")
+    (tmp_path / "pics" / "red" / "3.png").write_bytes(b"no image")
+    config = config_with({"pics": {"kind": "image_classification", "n_classes": 2, "image_folder": "pics",
+                                   "n_train": 6, "n_test": 4}})
+    config["models"] = {name: {"family": "torchvision", "name": "resnet18", "weights": None,
+                               "preprocess": {"resize": 8, "crop": 8}, "resources": {"gpu": 0}} for name in ("a", "b")}
+    config["training"] = {"mode": "probe", "model_selection": "final", "probe": {"l2_grid": [1.0]}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
+                             "results/data/pics/seed0/train_gt.parquet", "--configfile", "config.yaml"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    log = "results/logs/pics/seed0/prepare_data.log"
+    message = (f"dataset 'pics': image folder pics: file red/3.png is not a readable image (UnidentifiedImageError: "
+               "cannot identify image file <_io.BytesIO object at 0x")
+    lines = (result.stdout + result.stderr).splitlines()
+    closing = next(i for i, line in enumerate(lines) if line.startswith("Complete log(s): "))
+    assert lines[closing - 1].startswith(f"prepare_data failed: {message}")
+    assert lines[closing - 1].endswith(f"replace it with an intact image file (JPEG, PNG, ...) or remove it from "
+                                       f"the data (log: {log})")
+    assert lines[closing + 1:] == [lines[closing + 1], "WorkflowError:",
+                                   "At least one job did not complete successfully."]  # Elapsed time: ...
+    job_lines = [line for line in lines if line.startswith("DatasetError: ")]
+    assert len(job_lines) == 1 and job_lines[0].endswith(f"(traceback in {log})")
+    assert "Traceback (most recent call last)" not in result.stdout + result.stderr
+    written = (tmp_path / log).read_text()
+    assert f"CRITICAL w2s: job failed: {message}" in written and "Traceback (most recent call last)" in written
 
 
 @pytest.mark.parametrize(("losses", "message"), [

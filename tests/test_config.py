@@ -564,6 +564,47 @@ def test_a_catalogue_dataset_keeps_its_binary_text_task() -> None:
                                 "remove n_classes, or give the dataset another name to read it as a standard one")
 
 
+@pytest.mark.parametrize(("dataset", "message"), [
+    ({"hub_id": "org/reviews", "n_classes": 3, "label_names": ["neg", "pos"]},
+     "dataset 'reviews': label_names names 2 classes but n_classes is 3; list one name per class, class 0 first, or "
+     "set n_classes to their number"),
+    ({"hub_id": "org/reviews", "n_classes": 2, "label_names": [1, "1"]},
+     "dataset 'reviews': label_names lists 1 twice (names match the data's labels as text, so 1 and '1' are one "
+     "name); list each once"),
+    ({"image_folder": "pics", "kind": "image_classification", "n_classes": 2, "label_names": ["cat", "dog"]},
+     "dataset 'reviews' reads image_folder, whose class folders name the classes (sorted); remove label_names"),
+    ({"hub_id": "org/reviews", "kind": "generative", "label_names": ["a", "b"]},
+     "dataset 'reviews' is a generative task, whose targets are texts, not classes to name; remove label_names"),
+])
+def test_label_names_name_each_class_once(dataset: dict, message: str) -> None:
+    config = minimal()
+    config["datasets"] = {"reviews": {"n_train": 8, "n_test": 4, **dataset}}
+    assert error_of(config) == message
+    config["datasets"] = {"sst2": {"n_train": 8, "n_test": 4, "label_names": ["neg", "pos"]}}
+    assert error_of(config) == ("dataset 'sst2' is in the catalogue, which fixes its source and its binary task; "
+                                "remove label_names, or give the dataset another name to read it as a standard one")
+
+
+def test_the_config_check_says_what_each_local_file_holds(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, it printed `config.yaml: valid` and read no data file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reviews.csv").write_text("id,text,label\n" + "".join(f"r{i},text {i},{'pos' if i % 4 else 'neg'}\n"
+                                                                       for i in range(20)))
+    (tmp_path / "test.jsonl").write_text("".join(f'{{"text": "t{i}", "label": "{["neg", "pos"][i % 2]}"}}\n'
+                                                 for i in range(6)))
+    config = minimal()
+    config["datasets"] = {"reviews": {"data_files": {"train": "reviews.csv", "test": "test.jsonl"}, "n_classes": 2,
+                                      "label_names": ["neg", "pos"], "n_train": 12, "n_test": 6}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert cfg.main(["config.yaml", "--schema", str(SCHEMA)]) == 0
+    assert capsys.readouterr().out == (
+        "config.yaml: valid\n"
+        "  dataset 'reviews': the train file reviews.csv: 20 rows (classes 0 (neg): 5, 1 (pos): 15), ids from its id "
+        "column\n"
+        "  dataset 'reviews': the test file test.jsonl: 6 rows (classes 0 (neg): 3, 1 (pos): 3), ids by position\n")
+
+
 def test_prompting_a_many_class_task_is_refused() -> None:
     config = minimal()
     config["datasets"] = {"topics": {"hub_id": "org/topics", "n_classes": 4, "n_train": 8, "n_test": 4}}

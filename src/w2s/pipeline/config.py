@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from w2s import WORKFLOW_DIR_ENV, tasks
-from w2s.data.sources import CHESS_DATASETS, DATASETS
+from w2s.data.sources import CHESS_DATASETS, DATASETS, DatasetError, check_local_files, is_remote
 from w2s.training.losses import GENERATIVE_LOSSES, LOSSES
 from w2s.training.settings import TrainingSettings
 
@@ -93,14 +93,19 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
-    try:
-        with Path(path).open() as stream:  # a stream, so that the error names the file
-            config = yaml.safe_load(stream)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML; fix the line named here:\n{err}") from err
+    """A config file, validated, with its local data checked (check_data_files) from the working directory."""
+    config = read_config(path)
     validate_config(config, schema_path)
     check_data_files(config, Path.cwd())
     return config
+
+
+def read_config(path: str | Path) -> Any:
+    try:
+        with Path(path).open() as stream:  # a stream, so that the error names the file
+            return yaml.safe_load(stream)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML; fix the line named here:\n{err}") from err
 
 
 def _check(condition: bool, message: str) -> None:
@@ -323,7 +328,7 @@ def with_generative_variants(config: dict[str, Any]) -> dict[str, Any]:
 # The keys that describe a dataset outside the catalogue, where the catalogue's registry says nothing.
 STANDARD_SOURCE_KEYS = ("hub_id", "data_files", "image_folder", "imagenet_root")
 STANDARD_ONLY_KEYS = ("kind", "n_classes", "hub_id", "hub_config", "splits", "input_column", "label_column",
-                      "image_folder", "imagenet_root")
+                      "label_names", "image_folder", "imagenet_root")
 
 
 def _check_dataset(name: str, entry: dict[str, Any]) -> None:
@@ -356,10 +361,23 @@ def _check_dataset(name: str, entry: dict[str, Any]) -> None:
         _check(not entry.get("balance"),
                f"dataset '{name}' is a generative task: balance evens out class counts, and its rows have target "
                "texts, not classes; remove balance")
+        _check("label_names" not in entry,
+               f"dataset '{name}' is a generative task, whose targets are texts, not classes to name; remove "
+               "label_names")
         return
     _check("n_classes" in entry, f"dataset '{name}' is not in the catalogue, so it must give n_classes (K: its labels "
                                  "are 0..K-1)")
     folder = next((key for key in ("image_folder", "imagenet_root") if key in entry), None)
+    if "label_names" in entry:
+        names = [str(label) for label in entry["label_names"]]
+        _check(len(names) == entry["n_classes"],
+               f"dataset '{name}': label_names names {len(names)} classes but n_classes is {entry['n_classes']}; "
+               "list one name per class, class 0 first, or set n_classes to their number")
+        _check(len(set(names)) == len(names),
+               f"dataset '{name}': label_names lists {', '.join(sorted(n for n in set(names) if names.count(n) > 1))} "
+               "twice (names match the data's labels as text, so 1 and '1' are one name); list each once")
+        _check(folder is None, f"dataset '{name}' reads {folder}, whose class folders name the classes (sorted); "
+                               "remove label_names")
     if folder is not None:
         _check(kind.input_column == "image",
                f"dataset '{name}' reads {folder}, a folder of images, so its kind must be image_classification")
@@ -458,19 +476,18 @@ def _check_loss_params(loss: str, params: dict[str, Any], where: str) -> None:
         )
 
 
-def _is_url(path: str) -> bool:
-    """A remote location (https://, hf://, s3://, ...) that datasets reads itself, not a local path."""
-    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None
-
-
-def check_data_files(config: dict[str, Any], workdir: Path) -> None:
+def check_data_files(config: dict[str, Any], workdir: Path) -> list[str]:
     """Every local file a dataset's data_files names exists (relative paths from `workdir`, where the
-    workflow runs). Without this a typo is no error in a run of a dataset prepared before: Snakemake
-    plans nothing for existing outputs whose input is missing, so the old data stay."""
+    workflow runs), and has the shape its entry describes: a test file or test rows drawn from train, the
+    columns, labels and rows the entry needs (w2s.data.sources.check_local_files, which reads only those
+    columns). Without this a typo is no error in a run of a dataset prepared before: Snakemake plans nothing
+    for existing outputs whose input is missing, so the old data stay; and a file's other faults would stop
+    its first job. Returns one line per local file saying what it holds."""
+    notes = []
     for name, entry in config["datasets"].items():
         for split, path in entry.get("data_files", {}).items():
             _check(
-                _is_url(path) or (workdir / path).is_file(),
+                is_remote(path) or (workdir / path).is_file(),
                 f"dataset '{name}': data_files.{split} is '{path}', which is no file"
                 + ("" if Path(path).is_absolute() else f" (relative to {workdir})")
                 + "; fix the path",
@@ -481,6 +498,11 @@ def check_data_files(config: dict[str, Any], workdir: Path) -> None:
                        f"dataset '{name}': {key} is '{entry[key]}', which is no folder"
                        + ("" if Path(entry[key]).is_absolute() else f" (relative to {workdir})")
                        + "; point it at your local copy (ImageNet is licensed, so nothing downloads it)")
+        try:
+            notes.extend(check_local_files(name, entry, workdir))
+        except DatasetError as err:
+            raise ConfigError(str(err)) from err
+    return notes
 
 
 def canonical(value: Any) -> Any:
@@ -656,8 +678,8 @@ def split_chain(chain: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Check config files as the workflow does. Snakemake's own message for a --configfile that is
-    not YAML names neither the file nor the line; this names both."""
+    """Check config files as the workflow does, and say what each local data file holds. Snakemake's own
+    message for a --configfile that is not YAML names neither the file nor the line; this names both."""
     parser = argparse.ArgumentParser(prog="python -m w2s.pipeline.config", description="check w2s config files")
     parser.add_argument("configs", nargs="+", metavar="CONFIG")
     parser.add_argument("--schema", default=str(SHIPPED_SCHEMA))
@@ -665,12 +687,14 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for path in args.configs:
         try:
-            load_config(path, args.schema)
+            config = read_config(path)
+            validate_config(config, args.schema)
+            notes = check_data_files(config, Path.cwd())
         except (ConfigError, OSError) as err:
             print(f"{path}: {err}", file=sys.stderr)
             failed += 1
         else:
-            print(f"{path}: valid")
+            print(f"{path}: valid" + "".join(f"\n  {note}" for note in notes))
     return 1 if failed else 0
 
 
