@@ -125,6 +125,21 @@ def test_a_digest_lists_each_file_by_content_and_moves_only_when_a_content_does(
     assert sorted(p.name for p in digest.parent.iterdir()) == ["job.py.sha256"]
 
 
+def test_a_digest_names_files_reached_through_a_workflow_folder_of_links_inside_it(tmp_path: Path) -> None:
+    """docs/your-data.md's test runs the workflow from a folder of links to the checkout's folders: the digest still
+    names each file under the workflow folder (once, the failure: 'is not in the subpath of')."""
+    checkout = tmp_path / "checkout"
+    write(checkout / "workflow" / "job.py", "import pkg.a\n")
+    write(checkout / "pkg" / "a.py", "A = 1\n")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for name in ("workflow", "pkg"):
+        (linked / name).symlink_to(checkout / name)
+    digest = write_digest(tmp_path / "job.py.sha256", [(linked / "workflow" / "job.py").resolve(),
+                                                      linked / "pkg" / "a.py"], linked)
+    assert [line.split("  ")[1] for line in digest.read_text().splitlines()] == ["pkg/a.py", "workflow/job.py"]
+
+
 def test_every_rule_that_runs_a_script_declares_the_digest_of_its_script_and_every_module_it_imports(
     tmp_path: Path
 ) -> None:

@@ -107,9 +107,22 @@ def code_digest(files: list[Path], root: str | Path) -> str:
     """One line per file, `sha256  path` with the path relative to `root` (as `sha256sum` writes them, so
     `sha256sum -c` in `root` names a file that changed since), sorted by path: what the files say, not where
     the checkout is."""
-    root = Path(root).resolve()
-    named = sorted((Path(f).resolve().relative_to(root).as_posix(), Path(f)) for f in files)
+    named = sorted((_name_under(Path(f), Path(root)), Path(f)) for f in files)
     return "".join(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {name}\n" for name, path in named)
+
+
+def _name_under(file: Path, root: Path) -> str:
+    """`file`'s path relative to `root`: as given, through a link among `root`'s entries (a workflow folder of links
+    to a checkout's folders, as tests/test_your_data.py makes), or with both resolved; else its absolute path."""
+    resolved = file.resolve()
+    candidates = [(Path(os.path.abspath(file)), Path(os.path.abspath(root)), ""), (resolved, root.resolve(), "")]
+    if root.is_dir():
+        candidates += [(resolved, entry.resolve(), entry.name + "/") for entry in sorted(root.iterdir())
+                       if entry.is_symlink()]
+    for path, folder, prefix in candidates:
+        if path.is_relative_to(folder):
+            return prefix + path.relative_to(folder).as_posix()
+    return resolved.as_posix()
 
 
 def write_digest(path: str | Path, files: list[Path], root: str | Path) -> Path:
