@@ -284,3 +284,23 @@ def test_alexnet_weights_transform_is_the_papers_without_download(digits: tuple[
     image = decode_image(digits[0][0], "digit")
     paper = preprocess_transform({"resize": 256, "crop": 224})  # Resize(256) bilinear, CenterCrop(224), ImageNet stats
     torch.testing.assert_close(paper(image), transform(image))
+
+
+def test_looking_for_torchvision_imports_no_torch_and_importing_it_declares_its_ops() -> None:
+    """datasets and transformers ask importlib.util.find_spec whether torchvision is installed: after `import w2s` that
+    must not import torch (2 s a job that never loads a model, such as prepare_data), while an import of torchvision
+    still gets its ops declared first and its own loader."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import importlib.util, sys, w2s\n"
+        "assert importlib.util.find_spec('torchvision') is not None\n"
+        "import datasets\n"
+        "print('torch' in sys.modules)\n"
+        "import torch, torchvision\n"
+        "print(hasattr(torch.ops.torchvision, 'nms'), type(torchvision.__loader__).__name__,\n"
+        "      torchvision.__spec__.loader is torchvision.__loader__)\n"
+    )
+    printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert printed.split("\n")[:2] == ["False", "True SourceFileLoader True"]

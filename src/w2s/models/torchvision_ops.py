@@ -15,6 +15,7 @@ and test that imports the package first gets a working torchvision, and jobs tha
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -91,13 +92,38 @@ def declare_missing_ops() -> None:
 
 
 
-class _BeforeTorchvision(importlib.abc.MetaPathFinder):
-    """Runs declare_missing_ops when torchvision is first imported, then leaves the import to the other finders."""
+class _DeclaringLoader(importlib.abc.Loader):
+    """torchvision's own loader, running declare_missing_ops just before it executes torchvision's module, and then
+    putting itself aside so that the module's spec and __loader__ are torchvision's own."""
 
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "torchvision":
-            sys.meta_path.remove(self)
-            declare_missing_ops()
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self.inner = inner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        module.__spec__.loader = module.__loader__ = self.inner
+        declare_missing_ops()
+        self.inner.exec_module(module)
+
+
+class _BeforeTorchvision(importlib.abc.MetaPathFinder):
+    """Finds torchvision through the other finders and wraps its loader (_DeclaringLoader), so that
+    declare_missing_ops runs when torchvision is imported, not when a package only looks for it:
+    datasets and transformers call importlib.util.find_spec("torchvision") when they are imported."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "torchvision":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _DeclaringLoader(spec.loader)
+                return spec
         return None
 
 

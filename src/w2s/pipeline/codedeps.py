@@ -20,6 +20,7 @@ line changes, so its time moves with the code's content, not with the files' tim
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -41,10 +42,18 @@ def _module_name(package_dir: Path, path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imported_modules(source: Path, importer: str | None, is_package: bool) -> set[str]:
+def _imported_modules(source: Path, importer: str | None, is_package: bool) -> frozenset[str]:
     """Dotted names every import statement in `source` may load: for `from m import a`, m and m.a.
     `importer` is the source's own module name (None for a script outside the package), against
-    which relative imports resolve."""
+    which relative imports resolve. Read once per version of the file: loading the workflow derives
+    the closure of every script, and most scripts reach the same modules."""
+    status = source.stat()
+    return _read_imports(source, status.st_mtime_ns, status.st_size, importer, is_package)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_imports(source: Path, _mtime_ns: int, _size: int, importer: str | None, is_package: bool) -> frozenset[str]:
+    """_imported_modules of `source` as it is at that time and size (the cache's key)."""
     try:
         tree = ast.parse(source.read_text(), filename=str(source))
     except SyntaxError as err:
@@ -68,7 +77,7 @@ def _imported_modules(source: Path, importer: str | None, is_package: bool) -> s
                 module = node.module or ""
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names if alias.name != "*")
-    return names
+    return frozenset(names)
 
 
 def import_closure(source: str | Path, package_dir: str | Path) -> list[Path]:
