@@ -40,6 +40,6 @@ rule all:
 # A failed job's own message, last: Snakemake's report of the job (its inputs, outputs, command) comes after
 # what the job printed, and would bury it.
 onerror:
-    from w2s.pipeline import runlog as w2s_runlog
+    from w2s import runlog as w2s_runlog
 
     w2s_runlog.report_failures(log)

@@ -31,7 +31,7 @@ from w2s.pipeline import config as w2s_config
 from w2s.data import sources as w2s_data
 from w2s.report import provenance as w2s_provenance
 from w2s.pipeline import resources as w2s_resources
-from w2s.pipeline import revisions as w2s_revisions
+from w2s import revisions as w2s_revisions
 from w2s.training import settings as w2s_settings
 
 try:
@@ -53,7 +53,7 @@ os.environ.setdefault("W2S_ROOT", workflow.basedir)
 # The files the run reads besides its code, whose git state the provenance record names (w2s.report.provenance).
 os.environ[w2s_provenance.CONFIG_FILES_ENV] = os.pathsep.join(str(Path(f).resolve()) for f in workflow.configfiles)
 
-# Hub commits that preflight resolved for repositories nothing else pins (w2s.pipeline.revisions).
+# Hub commits that preflight resolved for repositories nothing else pins (w2s.revisions).
 HUB_LOCK = w2s_revisions.workflow_lock(workflow.configfiles, Path(workflow.basedir) / "config" / "config.yaml")
 
 

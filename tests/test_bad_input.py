@@ -20,11 +20,12 @@ import yaml
 from conftest import REPO
 from job_settings import training_settings
 from w2s.pipeline.config import ConfigError, check_data_files, validate_config
-from w2s.data.sources import DatasetError, prepare, rows_sha256, write_weak_labels
+from w2s.data.sources import DatasetError, prepare, rows_sha256
+from w2s.data.weak_labels import write_weak_labels
 from w2s.evaluation.runs import evaluate
 from w2s.training.jobs import _training_rows, train_model
 from w2s.data.labels import check_probabilities
-from w2s.data.truncation import write_truncation
+from w2s.models.truncation import write_truncation
 
 
 def train_w2s(n: int = 6) -> pd.DataFrame:

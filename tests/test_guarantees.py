@@ -283,7 +283,7 @@ def mixed_precision_step(on: torch.device, dtype: str) -> None:
 
 def test_bf16_autocast_on_a_cpu_that_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # This machine's CPU may lack bf16 instructions; torch emulates them, which is slow but exact to bf16.
-    monkeypatch.setattr("w2s.training.loop.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("w2s.models.devices.cpu_has_bf16", lambda: True)
     mixed_precision_step(CPU, "bfloat16")
 
 

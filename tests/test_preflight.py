@@ -138,7 +138,7 @@ def test_the_lock_file_is_beside_the_config_wherever_the_package_is_installed(tm
 
 
 def preflight_lock_entries(lock: Path) -> dict[str, str]:
-    from w2s.pipeline import revisions
+    from w2s import revisions
 
     return revisions.read_lock(lock)["models"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from w2s.pipeline import revisions
+from w2s import revisions
 from w2s.data.sources import data_source
-from w2s.pipeline.revisions import RevisionError
+from w2s.revisions import RevisionError
 
 SHA_A, SHA_B = "a" * 40, "0123456789abcdef0123456789abcdef01234567"
 

@@ -10,7 +10,8 @@ import torch
 
 from w2s.training.losses import LOSSES, logconf, xent
 from w2s.models.text import ProbeClassifier
-from w2s.training.loop import Schedule, Selection, fit, lr_factor, make_optimizer, predict, supported_dtype
+from w2s.models.devices import supported_dtype
+from w2s.training.loop import Schedule, Selection, fit, lr_factor, make_optimizer, predict
 
 CPU = torch.device("cpu")
 
@@ -110,9 +111,9 @@ def test_adafactor_is_selectable_and_learns() -> None:
 
 def test_reduced_precision_only_where_the_device_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
     cuda = torch.device("cuda")
-    monkeypatch.setattr("w2s.training.loop.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("w2s.models.devices.cpu_has_bf16", lambda: False)
     assert supported_dtype(CPU, "bfloat16") == "float32"
-    monkeypatch.setattr("w2s.training.loop.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("w2s.models.devices.cpu_has_bf16", lambda: True)
     assert supported_dtype(CPU, "bfloat16") == "bfloat16"
     assert supported_dtype(CPU, "float16") == "float32"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)

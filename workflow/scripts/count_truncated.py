@@ -1,6 +1,6 @@
-from w2s.data.truncation import write_truncation
+from w2s.models.truncation import write_truncation
 from w2s.models.text import job_model_entry
-from w2s.pipeline.runlog import log_to
+from w2s.runlog import log_to
 
 log_to(snakemake.log[0])
 write_truncation(

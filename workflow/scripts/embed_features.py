@@ -4,7 +4,7 @@ from w2s.pipeline.gpus import claim_gpus
 claim_gpus(snakemake.resources.gpu)
 
 from w2s.models.text import job_model_entry  # noqa: E402
-from w2s.pipeline.runlog import log_to  # noqa: E402
+from w2s.runlog import log_to  # noqa: E402
 from w2s.training.jobs import embed_features  # noqa: E402
 from w2s.training.settings import EmbeddingSettings  # noqa: E402
 

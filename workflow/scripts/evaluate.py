@@ -1,6 +1,6 @@
 from w2s import io
 from w2s.evaluation.runs import ALL_ROLES, evaluate
-from w2s.pipeline.runlog import log_to
+from w2s.runlog import log_to
 
 log_to(snakemake.log[0])
 evaluate(

@@ -6,7 +6,7 @@ from w2s.pipeline.gpus import claim_gpus
 claim_gpus(snakemake.resources.gpu)
 
 from w2s.models.text import job_model_entry  # noqa: E402
-from w2s.pipeline.runlog import log_to  # noqa: E402
+from w2s.runlog import log_to  # noqa: E402
 from w2s.training.lm_finetune import GenerativeSettings, generative_finetune  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)

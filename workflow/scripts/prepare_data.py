@@ -1,6 +1,6 @@
 from w2s.data.sources import DataSource, write_prepared
 from w2s.pipeline.filetimes import write_manifest
-from w2s.pipeline.runlog import log_to
+from w2s.runlog import log_to
 
 log_to(snakemake.log[0])
 outputs = dict(snakemake.output.items())

@@ -5,7 +5,7 @@ claim_gpus(snakemake.resources.gpu)
 
 from w2s.models.prompting import PromptSettings, prompt_baseline  # noqa: E402
 from w2s.models.text import job_model_entry  # noqa: E402
-from w2s.pipeline.runlog import log_to  # noqa: E402
+from w2s.runlog import log_to  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 prompt_baseline(

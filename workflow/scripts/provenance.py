@@ -3,8 +3,8 @@ import os
 import pandas as pd
 
 from w2s import io
-from w2s.pipeline.revisions import WORKFLOW_LOCK_ENV, read_lock
-from w2s.pipeline.runlog import log_to
+from w2s.revisions import WORKFLOW_LOCK_ENV, read_lock
+from w2s.runlog import log_to
 from w2s.report.provenance import CONFIG_FILES_ENV, collect, run_files
 
 log_to(snakemake.log[0])

@@ -1,5 +1,5 @@
 from w2s.data.supervisors import write_simulated
-from w2s.pipeline.runlog import log_to
+from w2s.runlog import log_to
 
 log_to(snakemake.log[0])
 write_simulated(

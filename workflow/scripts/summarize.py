@@ -1,5 +1,5 @@
 from w2s.evaluation.runs import summarize
-from w2s.pipeline.runlog import log_to
+from w2s.runlog import log_to
 
 log_to(snakemake.log[0])
 summarize(list(snakemake.input.metrics), dict(snakemake.output.items()))

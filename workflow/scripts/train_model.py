@@ -6,8 +6,8 @@ from w2s.pipeline.gpus import claim_gpus
 claim_gpus(snakemake.resources.gpu)
 
 from w2s.models.text import job_model_entry  # noqa: E402
-from w2s.pipeline.runlog import log_to  # noqa: E402
-from w2s.training.distributed import train  # noqa: E402
+from w2s.runlog import log_to  # noqa: E402
+from w2s.training.launch import train  # noqa: E402
 
 log_to(snakemake.log[0], snakemake.threads)
 # With several processes (one per GPU, or CPU processes where the job has no GPU) the model is sharded

@@ -1,5 +1,5 @@
-from w2s.data.sources import write_weak_labels
-from w2s.pipeline.runlog import log_to
+from w2s.data.weak_labels import write_weak_labels
+from w2s.runlog import log_to
 
 log_to(snakemake.log[0])
 write_weak_labels(

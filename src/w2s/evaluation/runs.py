@@ -67,7 +67,7 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     (w2s.data.labels); AUROC is the binary one for K = 2 and the macro one-vs-rest one above, named by
     `auroc_kind`. `label_balance` holds each prepared split's {"n", "class_fractions"} (and, binary,
     "positive_fraction"); it is stored whole and, for a binary task, as one `<split>_positive_fraction`
-    key per split. `truncation` (w2s.data.truncation) gives the model's max_length and one
+    key per split. `truncation` (w2s.models.truncation) gives the model's max_length and one
     `<split>_truncated` count of texts longer than it per split. A generative task's runs
     (context's task_kind) are scored by exact match of their generations (_evaluate_generations); a
     generative student also reads the weak labels it learned from (`weak_labels_path`).

@@ -17,9 +17,10 @@ from torch import nn
 from w2s import io
 from w2s.data import labels as class_probs
 from w2s.evaluation import metrics
-from w2s.models.text import ModelLoadError, last_token_index, load_causal_lm, load_tokenizer, model_parallel_map, place
+from w2s.models.devices import autocast, device, supported_dtype
+from w2s.models.source import ModelLoadError
+from w2s.models.text import last_token_index, load_causal_lm, load_tokenizer, model_parallel_map, place
 from w2s.params import check_keys
-from w2s.training.loop import autocast, device, supported_dtype
 
 log = logging.getLogger("w2s")
 

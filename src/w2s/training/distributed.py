@@ -1,7 +1,8 @@
 """Sharded data-parallel finetuning (PyTorch FSDP2) of one job in several processes on one node.
 
-A training job with `processes` > 1 (its GPUs, or CPU processes over gloo where it has none) re-launches
-its training through torchrun (train): every process runs w2s.training.jobs.train_model with its Ranks.
+A training job with `processes` > 1 (its GPUs, or CPU processes over gloo where it has none) is started
+in that many processes by w2s.training.launch; each joins the process group (run_in_process_group) and runs
+w2s.training.jobs.train_model with its Ranks.
 The classifier is sharded with fully_shard (shard): each process keeps 1/N of the float32 weights, their
 gradients and the optimiser state, and gathers a block's weights only while that block computes, in
 bf16 on GPUs (MixedPrecisionPolicy). Each process trains on its own rows of every batch (Ranks.chunks);
@@ -20,9 +21,7 @@ import logging
 import math
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -207,37 +206,6 @@ def _checked(name: str, collective: Callable[..., Any]) -> Callable[..., Any]:
 _HELPER = Ranks._collective.__code__
 # torch.distributed's own collectives while strict_collectives has replaced them, by name.
 _UNCHECKED: dict[str, Callable[..., Any]] = {}
-
-
-def train(processes: int, job: dict[str, Any], log_path: str, threads: int) -> None:
-    """w2s.training.jobs.train_model of `job`, its keyword arguments as plain values (`settings`: the rule's
-    training params), in this process or, with `processes` > 1, in that many started by torchrun on this
-    node. Each of those logs to `log_path` with its rank and uses threads // processes CPU threads."""
-    if processes < 1:
-        raise ValueError(f"a training job runs in 1 or more processes, got {processes}; fix the model's "
-                         "resources.processes")
-    if processes == 1:
-        _train(job)
-        return
-    package_root = str(Path(__file__).resolve().parents[2])
-    with tempfile.TemporaryDirectory(prefix="w2s-fsdp-") as scratch:
-        spec = Path(scratch) / "job.json"
-        spec.write_text(json.dumps({"job": job, "log_path": log_path, "threads": max(1, threads // processes)}))
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-                   "-m", "w2s.training.distributed", str(spec)]
-        # The processes import this very w2s, wherever the launching one found it.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        result = subprocess.run(command, env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"the {processes} training processes failed (torchrun exit status {result.returncode}); "
-                           f"each process's error is in {log_path}")
-
-
-def _train(job: dict[str, Any], ranks: Ranks = SINGLE, on: torch.device | None = None) -> None:
-    from w2s.training.jobs import train_model
-    from w2s.training.settings import TrainingSettings
-
-    train_model(**{**job, "settings": TrainingSettings.from_params(job["settings"])}, ranks=ranks, on=on)
 
 
 def shard(model: nn.Module, blocks: list[nn.Module], compute_dtype: torch.dtype | None) -> nn.Module:
@@ -453,16 +421,3 @@ def run_in_process_group(job: Callable[[Ranks, torch.device], None],
         job(ranks, ranks.device)
     finally:
         leave_process_group()
-
-
-def _main(spec_path: str) -> None:
-    from w2s.pipeline.runlog import log_to
-
-    spec = json.loads(Path(spec_path).read_text())
-    ranks = job_ranks()
-    log_to(spec["log_path"], spec["threads"], prefix=f"rank {ranks.rank}/{ranks.world} ")
-    run_in_process_group(lambda ranks, on: _train(spec["job"], ranks, on))
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,14 +24,13 @@ from w2s import io
 from w2s.data.generations import GENERATION_COLUMN, prediction_frame, training_targets
 from w2s.data.sources import w2s_slice
 from w2s.evaluation import metrics
+from w2s.models.devices import autocast, describe_device, device
 from w2s.models.text import add_lora, disable_dropout, load_pretrained, load_tokenizer, model_parallel_map, place
 from w2s.tasks import Task
-from w2s.training.loop import Selection, autocast, describe_device, device, fit
+from w2s.training.job import TrainingJob
+from w2s.training.loop import Selection, fit
 from w2s.training.losses import IGNORE_INDEX, token_xent
 from w2s.training.resume import ResumeCheckpoints
-
-if TYPE_CHECKING:
-    from w2s.training.jobs import TrainingJob
 
 log = logging.getLogger("w2s")
 
@@ -195,7 +194,7 @@ def predicted_frames(frames: dict[str, pd.DataFrame], task: Task) -> dict[str, p
     return {"test": frames["test"], "train_w2s": train_w2s}
 
 
-def finetune(job: "TrainingJob", resume: ResumeCheckpoints | None) -> None:
+def finetune(job: TrainingJob, resume: ResumeCheckpoints | None) -> None:
     """Train a causal LM on its rows' targets (true targets, or a supervisor's generations for a student) and
     write its greedy generations on test and on the slices of train_w2s it labels as predictions
     (predicted_frames, w2s.data.generations).

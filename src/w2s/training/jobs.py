@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -24,6 +23,7 @@ from w2s import io
 from w2s.data import labels as class_probs
 from w2s.data.sources import REMAKE_WEAK_LABELS, rows_sha256, weak_label_positions
 from w2s.evaluation import metrics
+from w2s.models.devices import describe_device, device, frozen_weights_dtype, supported_dtype
 from w2s.models.text import (
     DTYPES,
     ProbeClassifier,
@@ -48,17 +48,8 @@ from w2s.training.distributed import (
     layer_blocks,
     shard_from_first,
 )
-from w2s.training.loop import (
-    Batcher,
-    Selection,
-    describe_device,
-    device,
-    embed,
-    fit,
-    frozen_weights_dtype,
-    predict,
-    supported_dtype,
-)
+from w2s.training.job import TrainingJob
+from w2s.training.loop import Batcher, Selection, embed, fit, predict
 from w2s.training.losses import GENERATIVE_LOSSES, LOSSES, NEEDS_BATCH_PROBS
 from w2s.training.probe import choose_l2, final_sweep, grid_history
 from w2s.training.resume import ResumeCheckpoints, run_key
@@ -238,30 +229,6 @@ def _build_model(model_entry: dict[str, Any], settings: TrainingSettings, on: to
     if settings.compile:
         model.compile(dynamic=True)  # in place, so the checkpoint keeps the module's own names
     return model, tokenizer
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    """What every trainer reads: the model, its settings, the task, the rows to train on (positions in
-    `train_split` with soft labels, without the held-out ones), the loss and where outputs go."""
-
-    model_entry: dict[str, Any]
-    settings: TrainingSettings
-    seed: int
-    task: Task
-    frames: dict[str, pd.DataFrame]
-    train_split: str
-    rows: pd.DataFrame
-    holdout: pd.DataFrame | None
-    loss: str
-    loss_params: dict[str, Any]
-    out: dict[str, str]
-    features_path: str | None
-    input_paths: list[str]
-    resume_dir: str | Path | None
-    code_paths: Sequence[str | Path]
-    ranks: Ranks = SINGLE
-    on: torch.device | None = None
 
 
 def train_model(

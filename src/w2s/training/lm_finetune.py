@@ -21,9 +21,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from w2s import io
+from w2s.models.devices import describe_device, device
 from w2s.models.text import disable_dropout, load_causal_lm, load_tokenizer, model_parallel_map, place
 from w2s.params import check_keys
-from w2s.training.loop import Batcher, Schedule, describe_device, device, fit
+from w2s.training.loop import Batcher, Schedule, fit
 from w2s.training.losses import Batch
 from w2s.training.resume import ResumeCheckpoints, run_key
 
