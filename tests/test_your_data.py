@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 DOC = REPO / "docs" / "your-data.md"
 # A fenced block: its language, its file name (title="..."), its body.
