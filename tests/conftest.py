@@ -1,13 +1,10 @@
-"""Shared fixtures and helpers: tiny randomly initialised models, a tiny SST-2-schema dataset on disk, the tiny
-config the workflow tests run, a copy of the workflow, and the jobs a dry run plans."""
+"""Shared fixtures: tiny randomly initialised models, a model folder with its own code, and a private datasets
+cache. The plain functions and constants the tests share are in helpers.py; a test file imports those, and
+requests these by name."""
 
 from __future__ import annotations
 
 import json
-import random
-import re
-import shutil
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,117 +12,7 @@ import pytest
 # Before any test module imports transformers: a CPU torch needs w2s's torchvision shim
 # (w2s.models.torchvision_ops).
 import w2s  # noqa: F401
-
-REPO = Path(__file__).resolve().parents[1]
-POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun"]
-NEGATIVE = ["bad", "awful", "dull", "poor", "boring", "weak"]
-FILLER = ["the", "film", "was", "a", "plot", "actors", "really", "quite", "story", "movie"]
-LOSSES = ("xent", "logconf")
-LINEAGES = ("small__mid", "small__big", "mid__big", "small__mid__big")
-# What a copy of the workflow needs to run on its own (copy_workflow).
-WORKFLOW_FILES = (".gitignore", "Snakefile", "environment.yml", "config", "rules", "src", "workflow")
-
-
-def sst2_rows(n: int, seed: int, with_labels: bool = True) -> list[dict]:
-    """Sentences in SST-2's hub schema (idx, sentence, label) whose label a model can learn."""
-    rng = random.Random(seed)
-    rows = []
-    for idx in range(n):
-        label = rng.randint(0, 1)
-        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
-        rng.shuffle(words)
-        rows.append({"idx": idx, "sentence": " ".join(words), "label": label if with_labels else -1})
-    return rows
-
-
-def write_jsonl(rows: list[dict], path: Path) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def copy_workflow(destination: Path) -> Path:
-    """A copy of this checkout's workflow (its Snakefile, rules, scripts, package and configs) at `destination`."""
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, destination / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(REPO / name, destination / name)
-    return destination
-
-
-def _tokenizer(directory: Path) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + POSITIVE + NEGATIVE + FILLER)}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]",
-                                   cls_token="[CLS]", sep_token="[SEP]", model_max_length=32)
-    fast.save_pretrained(directory)
-
-
-def make_tiny_model(directory: Path, kind: str, seed: int) -> Path:
-    """A randomly initialised BERT (encoder) or GPT-2 (causal LM) with a few thousand weights."""
-    import torch
-    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
-
-    torch.manual_seed(seed)
-    vocab_size = 4 + len(POSITIVE) + len(NEGATIVE) + len(FILLER)
-    if kind == "bert":
-        model = BertModel(BertConfig(vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=32))
-    else:
-        model = GPT2Model(GPT2Config(vocab_size=vocab_size, n_embd=16, n_layer=1, n_head=2, n_positions=32,
-                                     bos_token_id=2, eos_token_id=3))
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    _tokenizer(directory)
-    return directory
-
-
-def planned_jobs(output: str) -> Counter:
-    """(rule, first output) of every job in a dry run's listing."""
-    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    output: ([^,\n]+)", output, flags=re.M)
-    return Counter(jobs)
-
-
-def lengthened(rows: list[dict]) -> list[dict]:
-    """Every third sentence gets four more words: nine tokens, over the weak model's max_length of 8."""
-    return [{**row, "sentence": row["sentence"] + " really quite a story" * (row["idx"] % 3 == 0)} for row in rows]
-
-
-def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) -> dict:
-    train = write_jsonl(lengthened(sst2_rows(64, seed=1)), data_dir / "train.jsonl")
-    validation = write_jsonl(lengthened(sst2_rows(32, seed=2)), data_dir / "validation.jsonl")
-    return {
-        "seeds": [0],
-        "w2s_slices": 2,
-        "datasets": {"sst2": {"n_train": 48, "n_test": 24,
-                              "data_files": {"train": str(train), "test": str(validation)},
-                              "prompt": {"question": "the film was", "label_words": ["bad", "good"]}}},
-        "training": {"lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 4,
-                     "eval_batch_size": 16, "max_length": 16},
-        "models": {
-            "small": {"path": str(models["tiny-bert"]), "params_b": 0.1,
-                      "training": {"mode": "lora", "pooling": "mean", "lora": {"r": 2}, "max_length": 8},
-                      # Its one training job (gt/small) shards the model over two CPU processes (FSDP on gloo).
-                      "resources": {"gpu": 0, "processes": 2}},
-            "mid": {"path": str(models["tiny-gpt2"]), "params_b": 0.2,
-                    "training": {"mode": "full", "pooling": "last", "model_selection": "weak_holdout",
-                                 "holdout_frac": 0.25, "evals_per_epoch": 1},
-                    "resources": {"gpu": 0}},
-            "big": {"path": str(models["tiny-bert"]), "params_b": 0.3,
-                    "training": {"mode": "probe", "pooling": "first", "probe": {"l2_grid": [0.1]}},
-                    "resources": {"gpu": 0}},
-        },
-        "ladder": ["small", "mid", "big"],
-        "chains": [["small", "mid", "big"]],
-        "losses": {"xent": {}, "logconf": {"aux_coef": aux_coef, "warmup_frac": 0.2}},
-        "prompting": {"models": ["mid"], "shots": [0, 2], "max_length": 32},
-        "report": {"bootstrap_samples": 50},
-    }
+from helpers import make_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -137,27 +24,92 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def rehearse_shipped_config(name: str, workdir: Path) -> None:
-    """Rehearse config/<name>.yaml in `workdir` (w2s.pipeline.rehearse) and check that every job signature of its
-    whole DAG ran, and that the summary and report hold the runs it built. A failure names the config, the job
-    and its signature."""
-    import io
+@pytest.fixture
+def _private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the Arrow cache of every test in its own folder, so no test reads another's files,
+    and never touch the network: `load_dataset("json", ...)` otherwise sends a download-count
+    request to the hub, which stalls for seconds on an offline machine. A test file that reads
+    datasets asks for it for all its tests: `pytestmark = pytest.mark.usefixtures(...)`."""
+    import datasets.config
 
-    import pandas as pd
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
 
-    from w2s.pipeline import rehearse
-    from w2s.pipeline.rehearsal.plan import signature
 
-    printed = io.StringIO()
-    config = REPO / "config" / f"{name}.yaml"
-    try:
-        result = rehearse.rehearse(config, workdir, out=printed)
-    except rehearse.RehearsalError as err:
-        pytest.fail(str(err), pytrace=False)
-    assert result.plan is not None
-    assert result.plan.signatures == {signature(job, result.filled) for job in result.whole}
-    summary = pd.read_csv(workdir / "results" / "summary.csv")
-    built = {f"{row.dataset}/seed{row.seed}/{row.run}" for row in summary.itertuples()}
-    assert built == set(result.plan.runs) or not result.plan.runs
-    assert (workdir / "results" / "report" / "report.html").stat().st_size > 0
-    assert f"rehearsal of {config}: {len(result.plan.jobs)} of {len(result.whole)} jobs run" in printed.getvalue()
+REMOTE_CONFIG = '''
+from transformers import PretrainedConfig
+
+
+class TinyConfig(PretrainedConfig):
+    model_type = "tiny-remote"
+
+    def __init__(self, vocab_size=12, hidden_size=8, **kwargs):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        super().__init__(**kwargs)
+'''
+
+REMOTE_MODEL = '''
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+
+
+class TinyAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_attn = nn.Linear(config.hidden_size, config.hidden_size)
+        self.c_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        # As in Qwen-1's attention. transformers 5 re-creates non-persistent buffers after loading,
+        # so this module counts as not initialised and its _init_weights runs.
+        self.register_buffer("masked_bias", torch.tensor(-1e4), persistent=False)
+
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+    base_model_prefix = "transformer"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.attn = TinyAttention(config)
+        self.post_init()
+
+    def _init_weights(self, module):
+        # Qwen-1's own rule, writing .data directly, past transformers' guards on loaded weights.
+        if isinstance(module, nn.Linear):
+            module.weight.data.normal_(std=0.02)
+            module.bias.data.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.data.normal_(std=0.02)
+        for name, p in module.named_parameters():
+            if name == "c_proj.weight":
+                p.data.normal_(mean=0.0, std=0.02)
+
+    def forward(self, input_ids):
+        return self.attn.c_proj(self.attn.c_attn(self.wte(input_ids)))
+'''
+
+
+@pytest.fixture()
+def remote_code_model(tmp_path: Path) -> Path:
+    """A model folder with its own code (auto_map), whose _init_weights re-draws one loaded weight
+    under transformers 5 the way Qwen-1's re-draws every attn.c_proj.weight."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "tiny_remote"
+    folder.mkdir()
+    (folder / "configuration_tiny.py").write_text(REMOTE_CONFIG)
+    (folder / "modeling_tiny.py").write_text(REMOTE_MODEL)
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "tiny-remote", "vocab_size": 12, "hidden_size": 32, "architectures": ["TinyModel"],
+        "auto_map": {"AutoConfig": "configuration_tiny.TinyConfig", "AutoModel": "modeling_tiny.TinyModel"}}))
+    generator = torch.Generator().manual_seed(0)
+    shapes = {"wte.weight": (12, 32), "attn.c_attn.weight": (32, 32), "attn.c_attn.bias": (32,),
+              "attn.c_proj.weight": (32, 32), "attn.c_proj.bias": (32,)}
+    save_file({name: torch.randn(shape, generator=generator) for name, shape in shapes.items()},
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed.tensor import DTensor
 
-from conftest import sst2_rows
+from helpers import sst2_rows
 from job_settings import training_settings
 from w2s.evaluation import metrics
 from w2s.training.distributed import (

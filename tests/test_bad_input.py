@@ -10,14 +10,12 @@ import json
 import re
 from pathlib import Path
 
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO, snakemake
 from job_settings import training_settings
 from w2s.pipeline.config import ConfigError, check_data_files, validate_config
 from w2s.data.sources import DatasetError, prepare, rows_sha256
@@ -269,8 +267,7 @@ def test_snakemake_refuses_a_missing_data_file_when_the_workflow_loads(tmp_path:
                                    "data_files": {"train": "train.jsonl", "test": "validation.jsnl"}}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     # Launched elsewhere: relative data files are read from the workdir (-d), where the jobs run.
-    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
-                             "--configfile", str(tmp_path / "config.yaml")], capture_output=True, text=True, cwd=REPO)
+    result = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"), cores=None, cwd=REPO, check=False)
     assert result.returncode == 1
     assert (f"Invalid config: dataset 'sst2': data_files.test is 'validation.jsnl', which is no file "
             f"(relative to {tmp_path}); fix the path") in result.stdout + result.stderr
@@ -428,8 +425,7 @@ def test_the_config_check_refuses_a_file_without_rows_and_targets_left_empty(in_
 def test_snakemake_refuses_a_data_file_of_the_wrong_shape_when_the_workflow_loads(tmp_path: Path) -> None:
     config = config_with({"mine": own_entry(csv_file(tmp_path / "reviews.csv", "review,sentiment"))})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
-                             "--configfile", str(tmp_path / "config.yaml")], capture_output=True, text=True, cwd=REPO)
+    result = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"), cores=None, cwd=REPO, check=False)
     assert result.returncode == 1
     assert (result.stdout + result.stderr).strip().splitlines()[-1] == (
         "Invalid config: " + SHAPE_FAULTS["other column names"][1])
@@ -454,9 +450,8 @@ def test_a_failed_job_ends_the_run_with_its_own_message(tmp_path: Path) -> None:
                                "preprocess": {"resize": 8, "crop": 8}, "resources": {"gpu": 0}} for name in ("a", "b")}
     config["training"] = {"mode": "probe", "model_selection": "final", "probe": {"l2_grid": [1.0]}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
-                             "results/data/pics/seed0/train_gt.parquet", "--configfile", "config.yaml"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = snakemake(tmp_path, "results/data/pics/seed0/train_gt.parquet", "--configfile", "config.yaml", cores=1,
+                       check=False)
     assert result.returncode == 1
     log = "results/logs/pics/seed0/prepare_data.log"
     message = (f"dataset 'pics': image folder pics: file red/3.png is not a readable image (UnidentifiedImageError: "

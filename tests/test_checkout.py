@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, planned_jobs, tiny_config
+from helpers import REPO, copy_workflow, planned_jobs, snakemake, tiny_config
 
 LOSSES_MODULE = "src/w2s/training/losses.py"
 
@@ -29,12 +29,7 @@ def snakemake_in(checkout: Path, *args: str, package: Path | None = None) -> sub
     folder; the checkout's own by default)."""
     env = {**os.environ, "PYTHONPATH": str(package or checkout / "src")}
     env.pop("W2S_WORKFLOW_DIR", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(checkout / "Snakefile"), "-d", str(checkout), "--cores", "2",
-         "--configfile", "tiny.yaml", *args], cwd=checkout, capture_output=True, text=True, env=env,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return snakemake(checkout, "--configfile", "tiny.yaml", *args, snakefile=checkout / "Snakefile", env=env)
 
 
 def probe_config(models: dict[str, Path], data_dir: Path) -> dict:

@@ -14,7 +14,7 @@ import chess
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 
 from w2s.data import sources
 from w2s.data.chess import (
@@ -53,12 +53,7 @@ LICHESS_0009B = {
 AFTER_E4_E5 = "rnbqkbnr/pppp1ppp/8/4p3/4P3/8/PPPP1PPP/RNBQKBNR w KQkq - 0 2"
 
 
-@pytest.fixture(autouse=True)
-def _private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import datasets.config
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
-    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+pytestmark = pytest.mark.usefixtures("_private_datasets_cache")
 
 
 def test_a_hub_row_becomes_the_numbered_transcript_and_the_move_with_a_leading_space() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LINEAGES, LOSSES, REPO, copy_workflow, planned_jobs, tiny_config
+from helpers import LINEAGES, LOSSES, REPO, copy_workflow, planned_jobs, snakemake, tiny_config
 from w2s.pipeline.codedeps import import_closure, write_digest
 
 PACKAGE = REPO / "src" / "w2s"
@@ -213,12 +213,8 @@ def test_the_closure_covers_every_module_python_loads_for_each_script() -> None:
 # --- a dry run of a copy of the workflow, every output in place, after one module changes ----------
 
 def dry_run(checkout: Path) -> str:
-    result = subprocess.run(
-        ["snakemake", "-d", str(checkout), "--cores", "1", "--configfile", "tiny.yaml", "-n"],
-        cwd=checkout, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(checkout / "src")},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    return snakemake(checkout, "--configfile", "tiny.yaml", "-n", snakefile=checkout / "Snakefile", cores=1,
+                     env={**os.environ, "PYTHONPATH": str(checkout / "src")}).stdout
 
 
 def set_time(paths: list[Path], when: float) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import REPO, SCHEMA, minimal_config, snakemake, validation_error
 from w2s.data import sources
 from w2s.pipeline import config as cfg
 from w2s.pipeline import resources as w2s_resources
@@ -26,29 +26,9 @@ from w2s.pipeline.config import (
     validate_config,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "config" / "schema.yaml"
 ALL_DATASETS = ", ".join(sorted(sources.DATASETS))
 COMMIT = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
 assert len(sources.DATASETS) == 27
-
-
-def minimal() -> dict:
-    return {
-        "seeds": [0],
-        "w2s_slices": 2,
-        "datasets": {"sst2": {"n_train": 8, "n_test": 4}},
-        "models": {"a": {"path": "x"}, "b": {"path": "y"}, "c": {"path": "z"}},
-        "ladder": ["a", "b"],
-        "chains": [["a", "b", "c"]],
-        "losses": {"xent": {}, "logconf": {"aux_coef": 0.5}},
-    }
-
-
-def error_of(config: dict) -> str:
-    with pytest.raises(ConfigError) as info:
-        validate_config(config, SCHEMA)
-    return str(info.value)
 
 
 def test_schema_file_is_yaml_json_schema() -> None:
@@ -58,13 +38,13 @@ def test_schema_file_is_yaml_json_schema() -> None:
 
 
 def test_minimal_config_is_valid() -> None:
-    config = minimal()
+    config = minimal_config()
     validate_config(config, SCHEMA)
-    assert config == minimal()  # validation does not rewrite the config
+    assert config == minimal_config()  # validation does not rewrite the config
 
 
 def test_fuller_config_is_valid() -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"]["a"] = {"hub_id": "org/model-a", "revision": COMMIT, "trust_remote_code": True,
                              "params_b": 0.1, "training": {"mode": "probe", "probe": {"l2_grid": [1e-2]}},
                              "resources": {"gpu": 1, "mem_mb": 1000, "runtime": 5}}
@@ -77,7 +57,7 @@ def test_fuller_config_is_valid() -> None:
 
 
 def test_config_without_chains_is_valid() -> None:
-    config = minimal()
+    config = minimal_config()
     del config["chains"]
     validate_config(config, SCHEMA)
     assert student_chains(config) == [["a", "b"]]
@@ -85,88 +65,88 @@ def test_config_without_chains_is_valid() -> None:
 
 
 def test_unknown_dataset() -> None:
-    config = minimal()
+    config = minimal_config()
     config["datasets"]["imdb"] = {"n_train": 8, "n_test": 4}
-    message = error_of(config)
+    message = validation_error(config)
     assert message == (f"dataset 'imdb' is not in the catalogue ({ALL_DATASETS}), so it must say where its rows are "
                        "with exactly one of hub_id, data_files, image_folder, imagenet_root")
 
 
 def test_unknown_loss() -> None:
-    config = minimal()
+    config = minimal_config()
     config["losses"]["hinge"] = {}
-    message = error_of(config)
+    message = validation_error(config)
     assert "unknown loss 'hinge'" in message
     assert "entropy, kl, logconf, product, window, xent, xent_hard" in message
 
 
 def test_unknown_loss_hyperparameter() -> None:
-    config = minimal()
+    config = minimal_config()
     config["losses"]["logconf"] = {"aux_coef": 0.5, "temperature": 2.0}
-    message = error_of(config)
+    message = validation_error(config)
     assert "'logconf'" in message and "'temperature'" in message
     assert "aux_coef, warmup_frac" in message
     assert "step_frac" not in message and "logits" not in message
 
 
 def test_xent_takes_no_hyperparameters() -> None:
-    config = minimal()
+    config = minimal_config()
     config["losses"]["xent"] = {"aux_coef": 0.5}
-    message = error_of(config)
+    message = validation_error(config)
     assert "'xent'" in message and "'aux_coef'" in message and "none" in message
 
 
 def test_unknown_model_in_ladder() -> None:
-    config = minimal()
+    config = minimal_config()
     config["ladder"] = ["a", "gpt5"]
-    message = error_of(config)
+    message = validation_error(config)
     assert "unknown model 'gpt5'" in message and "ladder" in message
     assert "a, b, c" in message
 
 
 def test_unknown_model_in_chain() -> None:
-    config = minimal()
+    config = minimal_config()
     config["chains"] = [["a", "b", "nope"]]
-    message = error_of(config)
+    message = validation_error(config)
     assert "unknown model 'nope'" in message and "chain a -> b -> nope" in message
     assert "a, b, c" in message
 
 
 def test_chain_longer_than_the_slices() -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"]["d"] = {"path": "w"}
     config["chains"] = [["a", "b", "c", "d"]]  # 3 steps, 2 slices
-    message = error_of(config)
+    message = validation_error(config)
     assert "chain a -> b -> c -> d" in message and "3 steps" in message and "w2s_slices is 2" in message
 
     config["w2s_slices"] = 3  # w2s_slices + 1 models is the longest allowed chain
     validate_config(config, SCHEMA)
 
-    config = minimal()
+    config = minimal_config()
     config["w2s_slices"] = 1
-    assert "w2s_slices is 1" in error_of(config)
+    assert "w2s_slices is 1" in validation_error(config)
 
 
 def test_chain_repeating_a_model() -> None:
-    config = minimal()
+    config = minimal_config()
     config["chains"] = [["a", "b", "a"]]
-    assert "repeats a model" in error_of(config)
+    assert "repeats a model" in validation_error(config)
 
 
 @pytest.mark.parametrize("revision, shown", [(None, "nothing"), ("v1.0", "v1.0"), ("main", "main"),
                                              ("0123abcd", "0123abcd"), (COMMIT.upper(), COMMIT.upper())])
 def test_trust_remote_code_needs_a_commit(revision: str | None, shown: str) -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"]["a"] = {"hub_id": "org/model", "trust_remote_code": True}
     if revision is not None:
         config["models"]["a"]["revision"] = revision
-    assert error_of(config) == (
+    assert validation_error(config) == (
         f"model 'a' sets trust_remote_code, so it must pin revision to a commit (40 hex digits, not {shown}): the "
         "hub's code runs on your machine, and a tag or branch can be moved to other code")
 
 
 def test_trust_remote_code_with_a_commit_a_local_folder_or_off() -> None:
-    config = minimal()
+    config = minimal_config()
     for entry in ({"hub_id": "org/model", "trust_remote_code": True, "revision": COMMIT},
                   {"path": "/models/qwen", "trust_remote_code": True},
                   {"hub_id": "org/model", "revision": "v1.0"}, {"hub_id": "org/model", "trust_remote_code": False}):
@@ -182,9 +162,9 @@ def test_trust_remote_code_with_a_commit_a_local_folder_or_off() -> None:
     ({"hub_id": "org/m", "revision": "main; ls"}, "models/a/revision", "a commit (40 hex digits), tag or branch"),
 ])
 def test_hub_ids_and_revisions_cannot_carry_commands_or_paths(entry: dict, where: str, expected: str) -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"]["a"] = entry
-    message = error_of(config)
+    message = validation_error(config)
     value = entry["revision"] if where.endswith("revision") else entry["hub_id"]
     assert message.startswith(f"config error at {where}: {value!r} does not match ")
     assert f"; expected {expected}" in message
@@ -192,17 +172,17 @@ def test_hub_ids_and_revisions_cannot_carry_commands_or_paths(entry: dict, where
 
 @pytest.mark.parametrize("name", ["a; rm -rf ~", "../up", "a b", "-flag", "a/b"])
 def test_model_names_cannot_carry_commands_or_paths(name: str) -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"][name] = {"path": "x"}
-    assert error_of(config) == (
+    assert validation_error(config) == (
         f"config error at models: {name!r} does not match '^[A-Za-z0-9][A-Za-z0-9.-]*$'; expected letters, digits, "
         "dots and hyphens, starting with a letter or digit (model names become file names)")
 
 
 def test_schema_violation_names_the_path() -> None:
-    config = minimal()
+    config = minimal_config()
     config["datasets"]["sst2"]["n_train"] = -5
-    message = error_of(config)
+    message = validation_error(config)
     assert "datasets/sst2/n_train" in message
     assert "-5" in message
 
@@ -223,24 +203,24 @@ def test_schema_violation_names_the_path() -> None:
     ],
 )
 def test_other_schema_violations(change, path: str) -> None:
-    config = minimal()
+    config = minimal_config()
     change(config)
-    message = error_of(config)
+    message = validation_error(config)
     assert message.startswith(f"config error at {path}:"), message
 
 
 def test_model_with_hub_id_and_path() -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"]["a"] = {"hub_id": "org/model", "path": "/models/a"}
-    message = error_of(config)
+    message = validation_error(config)
     assert "models/a" in message
     assert "hub_id" in message and "path" in message
 
 
 def test_model_with_no_source() -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"]["a"] = {"params_b": 1.0}
-    assert "models/a" in error_of(config)
+    assert "models/a" in validation_error(config)
 
 
 def test_config_must_be_a_mapping() -> None:
@@ -250,14 +230,14 @@ def test_config_must_be_a_mapping() -> None:
 
 def test_load_config(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(minimal()))
-    assert load_config(path, SCHEMA) == minimal()
+    path.write_text(yaml.safe_dump(minimal_config()))
+    assert load_config(path, SCHEMA) == minimal_config()
 
     path.write_text("seeds: [0\n")
     with pytest.raises(ConfigError, match=rf'^not valid YAML; fix the line named here:\n(.|\n)*in "{re.escape(str(path))}", line 2'):
         load_config(path, SCHEMA)
 
-    bad = minimal()
+    bad = minimal_config()
     bad["losses"]["hinge"] = {}
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(ConfigError, match="unknown loss 'hinge'"):
@@ -276,19 +256,19 @@ def test_shipped_configs_are_valid(name: str, tmp_path: Path, monkeypatch: pytes
 
 
 def test_pairs() -> None:
-    assert pairs(minimal()) == [("a", "b")]
-    config = minimal()
+    assert pairs(minimal_config()) == [("a", "b")]
+    config = minimal_config()
     config["ladder"] = ["a", "b", "c"]
     assert pairs(config) == [("a", "b"), ("a", "c"), ("b", "c")]
 
 
 def test_student_chains_minimal() -> None:
     # The direct pair a -> b and the chain's prefixes a -> b (already there) and a -> b -> c.
-    assert student_chains(minimal()) == [["a", "b"], ["a", "b", "c"]]
+    assert student_chains(minimal_config()) == [["a", "b"], ["a", "b", "c"]]
 
 
 def test_student_chains_bigger() -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"].update(d={"path": "w"}, e={"path": "v"})
     config["ladder"] = ["a", "b", "c"]
     config["w2s_slices"] = 3
@@ -303,8 +283,8 @@ def test_student_chains_bigger() -> None:
 
 
 def test_trained_models() -> None:
-    assert trained_models(minimal()) == ["a", "b", "c"]
-    config = minimal()
+    assert trained_models(minimal_config()) == ["a", "b", "c"]
+    config = minimal_config()
     config["models"].update(d={"path": "w"})
     config["ladder"] = ["b", "c"]
     config["chains"] = [["d", "a", "c"], ["a", "b", "c"]]
@@ -312,19 +292,19 @@ def test_trained_models() -> None:
 
 
 def test_training_params_override_order() -> None:
-    config = minimal()
+    config = minimal_config()
     config["training"] = {"lr": 1e-3, "epochs": 3}
     config["models"]["a"]["training"] = {"lr": 5e-5, "pooling": "last"}
     a = training_params(config, "a")
     b = training_params(config, "b")
     assert a == {**TRAINING_DEFAULTS, "lr": 5e-5, "epochs": 3, "pooling": "last"}
     assert b == {**TRAINING_DEFAULTS, "lr": 1e-3, "epochs": 3}
-    assert training_params(minimal(), "c") == TRAINING_DEFAULTS
+    assert training_params(minimal_config(), "c") == TRAINING_DEFAULTS
 
 
 def test_training_params_do_not_leak_between_calls() -> None:
     before = copy.deepcopy(TRAINING_DEFAULTS)
-    config = minimal()
+    config = minimal_config()
     config["training"] = {"lr": 1e-3}
     params = training_params(config, "a")
     params["epochs"] = 99
@@ -334,7 +314,7 @@ def test_training_params_do_not_leak_between_calls() -> None:
 
 
 def test_lora_settings_merge_key_by_key() -> None:
-    config = minimal()
+    config = minimal_config()
     config["training"] = {"mode": "lora", "lora": {"r": 4}}
     config["models"]["a"]["training"] = {"lora": {"alpha": 8}}
     validate_config(config, SCHEMA)
@@ -343,7 +323,7 @@ def test_lora_settings_merge_key_by_key() -> None:
 
 
 def test_a_student_model_overrides_loss_hyperparameters() -> None:
-    config = minimal()
+    config = minimal_config()
     config["losses"]["logconf"] = {"aux_coef": 0.5, "warmup_frac": 0.2}
     config["models"]["c"]["loss_params"] = {"logconf": {"aux_coef": 0.75}}
     validate_config(config, SCHEMA)
@@ -356,13 +336,13 @@ def test_a_student_model_overrides_loss_hyperparameters() -> None:
     ({"logconf": {"alpha": 1}}, "models.c.loss_params.logconf: loss 'logconf' has no hyperparameter 'alpha'"),
 ])
 def test_bad_model_loss_params(loss_params: dict, expected: str) -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"]["c"]["loss_params"] = loss_params
-    assert expected in error_of(config)
+    assert expected in validation_error(config)
 
 
 def test_prompting_params_layer_defaults_block_and_dataset() -> None:
-    config = minimal()
+    config = minimal_config()
     config["prompting"] = {"models": ["b"], "shots": [0, 5], "max_length": 256}
     config["datasets"]["sst2"]["prompt"] = {"question": "Positive?"}
     validate_config(config, SCHEMA)
@@ -371,19 +351,19 @@ def test_prompting_params_layer_defaults_block_and_dataset() -> None:
 
 
 def test_prompting_an_unknown_model() -> None:
-    config = minimal()
+    config = minimal_config()
     config["prompting"] = {"models": ["gpt5"], "shots": [0]}
-    assert "unknown model 'gpt5' in prompting.models" in error_of(config)
+    assert "unknown model 'gpt5' in prompting.models" in validation_error(config)
 
 
 def test_label_words_must_be_two_different_words() -> None:
-    config = minimal()
+    config = minimal_config()
     config["prompting"] = {"models": ["b"], "shots": [0], "label_words": [" Yes", " Yes"]}
-    assert "prompting/label_words" in error_of(config)
+    assert "prompting/label_words" in validation_error(config)
 
 
 def test_training_defaults_are_allowed_by_the_schema() -> None:
-    config = minimal()
+    config = minimal_config()
     config["training"] = dict(TRAINING_DEFAULTS)
     validate_config(config, SCHEMA)
 
@@ -407,7 +387,7 @@ def test_the_defaults_the_code_uses_are_the_schemas() -> None:
     from_schema = {key: prop["default"] for key, prop in training.items() if "default" in prop}
     for block in ("lora", "probe"):
         from_schema[block] = {key: prop["default"] for key, prop in training[block]["properties"].items()}
-    assert training_params(minimal(), "c") == from_schema == FORMER_TRAINING_DEFAULTS
+    assert training_params(minimal_config(), "c") == from_schema == FORMER_TRAINING_DEFAULTS
     prompting = schema["properties"]["prompting"]["properties"]
     assert cfg.PROMPTING_DEFAULTS == {key: prompting[key]["default"] for key in
                                       ("question", "label_words", "max_length", "eval_batch_size")} == {
@@ -419,7 +399,7 @@ def test_the_defaults_the_code_uses_are_the_schemas() -> None:
 
 
 def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_block() -> None:
-    config = minimal()
+    config = minimal_config()
     config["datasets"]["boolq"] = {"n_train": 8, "n_test": 4, "balance": True}
     config["models"]["a"]["training"] = {"lr": 1e-3}
     config["resources"] = {"cpus_per_gpu": 8}
@@ -447,7 +427,7 @@ def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_bloc
 
 
 def test_a_datasets_prepare_params_are_the_same_with_a_default_spelled_out_or_left_out() -> None:
-    config = minimal()
+    config = minimal_config()
     left_out = cfg.dataset_entry_params(cfg.apply_defaults(config, SCHEMA), "sst2")
     config["datasets"]["sst2"]["balance"] = False
     assert cfg.dataset_entry_params(config, "sst2") == left_out == {"n_test": 4, "n_train": 8}
@@ -470,7 +450,7 @@ BROKEN_YAML = "seeds: [0]\ndatasets:\n\tsst2: {n_train: 8}\n"  # a tab cannot in
 def test_checking_a_broken_config_names_the_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     broken, valid = tmp_path / "broken.yaml", tmp_path / "valid.yaml"
     broken.write_text(BROKEN_YAML)
-    valid.write_text(yaml.safe_dump(minimal()))
+    valid.write_text(yaml.safe_dump(minimal_config()))
     assert cfg.main([str(broken), str(valid), "--schema", str(SCHEMA)]) == 1
     out, err = capsys.readouterr()
     assert out == f"{valid}: valid\n"
@@ -483,8 +463,7 @@ def test_snakemake_says_only_that_a_broken_config_is_not_yaml(tmp_path: Path) ->
     """Snakemake reads --configfile before the workflow's code runs and names neither file nor line,
     which is why `python -m w2s.pipeline.config` exists (docs/faults.md); this notices if Snakemake changes."""
     (tmp_path / "broken.yaml").write_text(BROKEN_YAML)
-    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
-                             "--configfile", "broken.yaml"], capture_output=True, text=True, cwd=tmp_path)
+    result = snakemake(tmp_path, "-n", "--configfile", "broken.yaml", cores=None, check=False)
     assert result.returncode == 1
     assert "Config file is not valid JSON or YAML" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
@@ -516,28 +495,28 @@ def test_an_image_task_config_is_valid() -> None:
 def test_a_text_model_on_an_image_task_is_refused() -> None:
     config = image_config()
     config["models"]["vit"] = {"path": "x"}
-    assert error_of(config) == ("dataset 'digits' is a image_classification task, which torchvision, timm models read, "
+    assert validation_error(config) == ("dataset 'digits' is a image_classification task, which torchvision, timm models read, "
                                 "but model 'vit' is a transformers model; run image and text tasks from separate configs")
 
 
 def test_an_image_model_on_a_catalogue_text_task_is_refused() -> None:
-    config = minimal()
+    config = minimal_config()
     config["models"]["c"] = {"family": "timm", "name": "resnet50"}
-    assert error_of(config) == ("dataset 'sst2' is a text_classification task, which transformers models read, but "
+    assert validation_error(config) == ("dataset 'sst2' is a text_classification task, which transformers models read, but "
                                 "model 'c' is a timm model; run image and text tasks from separate configs")
 
 
 def test_finetuning_an_image_model_is_refused() -> None:
     config = image_config()
     config["models"]["vit"]["training"] = {"mode": "full"}
-    assert error_of(config) == ("model 'vit' trains in mode full, which a image_classification task does not support; "
+    assert validation_error(config) == ("model 'vit' trains in mode full, which a image_classification task does not support; "
                                 "use one of probe, pretrained_head")
 
 
 def test_a_pretrained_head_is_never_a_student() -> None:
     config = image_config()
     config["ladder"] = ["vit", "alexnet"]
-    assert error_of(config) == ("model 'alexnet' uses its pretrained head with no training (mode pretrained_head), so "
+    assert validation_error(config) == ("model 'alexnet' uses its pretrained head with no training (mode pretrained_head), so "
                                 "it cannot learn from vit's weak labels in lineage vit -> alexnet; put it first in the "
                                 "ladder and chains, as a weak supervisor only")
 
@@ -545,22 +524,22 @@ def test_a_pretrained_head_is_never_a_student() -> None:
 def test_a_standard_dataset_needs_its_class_count_and_one_source() -> None:
     config = image_config()
     del config["datasets"]["digits"]["n_classes"]
-    assert error_of(config) == ("dataset 'digits' is not in the catalogue, so it must give n_classes (K: its labels "
+    assert validation_error(config) == ("dataset 'digits' is not in the catalogue, so it must give n_classes (K: its labels "
                                 "are 0..K-1)")
     config = image_config()
     config["datasets"]["digits"]["hub_id"] = "ylecun/mnist"
-    assert error_of(config).endswith("with exactly one of hub_id, data_files, image_folder, imagenet_root, not hub_id, "
+    assert validation_error(config).endswith("with exactly one of hub_id, data_files, image_folder, imagenet_root, not hub_id, "
                                      "image_folder")
     config = image_config()
     config["datasets"]["digits"]["kind"] = "text_classification"
-    assert error_of(config) == ("dataset 'digits' reads image_folder, a folder of images, so its kind must be "
+    assert validation_error(config) == ("dataset 'digits' reads image_folder, a folder of images, so its kind must be "
                                 "image_classification")
 
 
 def test_a_catalogue_dataset_keeps_its_binary_text_task() -> None:
-    config = minimal()
+    config = minimal_config()
     config["datasets"]["sst2"]["n_classes"] = 3
-    assert error_of(config) == ("dataset 'sst2' is in the catalogue, which fixes its source and its binary task; "
+    assert validation_error(config) == ("dataset 'sst2' is in the catalogue, which fixes its source and its binary task; "
                                 "remove n_classes, or give the dataset another name to read it as a standard one")
 
 
@@ -577,11 +556,11 @@ def test_a_catalogue_dataset_keeps_its_binary_text_task() -> None:
      "dataset 'reviews' is a generative task, whose targets are texts, not classes to name; remove label_names"),
 ])
 def test_label_names_name_each_class_once(dataset: dict, message: str) -> None:
-    config = minimal()
+    config = minimal_config()
     config["datasets"] = {"reviews": {"n_train": 8, "n_test": 4, **dataset}}
-    assert error_of(config) == message
+    assert validation_error(config) == message
     config["datasets"] = {"sst2": {"n_train": 8, "n_test": 4, "label_names": ["neg", "pos"]}}
-    assert error_of(config) == ("dataset 'sst2' is in the catalogue, which fixes its source and its binary task; "
+    assert validation_error(config) == ("dataset 'sst2' is in the catalogue, which fixes its source and its binary task; "
                                 "remove label_names, or give the dataset another name to read it as a standard one")
 
 
@@ -593,7 +572,7 @@ def test_the_config_check_says_what_each_local_file_holds(tmp_path: Path, capsys
                                                                        for i in range(20)))
     (tmp_path / "test.jsonl").write_text("".join(f'{{"text": "t{i}", "label": "{["neg", "pos"][i % 2]}"}}\n'
                                                  for i in range(6)))
-    config = minimal()
+    config = minimal_config()
     config["datasets"] = {"reviews": {"data_files": {"train": "reviews.csv", "test": "test.jsonl"}, "n_classes": 2,
                                       "label_names": ["neg", "pos"], "n_train": 12, "n_test": 6}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -606,20 +585,20 @@ def test_the_config_check_says_what_each_local_file_holds(tmp_path: Path, capsys
 
 
 def test_prompting_a_many_class_task_is_refused() -> None:
-    config = minimal()
+    config = minimal_config()
     config["datasets"] = {"topics": {"hub_id": "org/topics", "n_classes": 4, "n_train": 8, "n_test": 4}}
     config["prompting"] = {"models": ["c"], "shots": [0]}
-    assert error_of(config) == ("dataset 'topics' is a 4-class text_classification task, but prompting baselines ask "
+    assert validation_error(config) == ("dataset 'topics' is a 4-class text_classification task, but prompting baselines ask "
                                 "binary text questions with two label words; remove the prompting block")
 
 
 def test_an_image_model_names_a_family_and_a_model() -> None:
     config = image_config()
     config["models"]["vit"] = {"family": "timm"}
-    assert error_of(config) == ("config error at models/vit: set exactly one of hub_id, path or package (a "
+    assert validation_error(config) == ("config error at models/vit: set exactly one of hub_id, path or package (a "
                                 "transformers model), or family torchvision or timm with a name (an image model)")
     config["models"]["vit"] = {"family": "torchvision", "name": "alexnet", "weights": "IMAGENET1K_V1"}
-    assert error_of(config).startswith("config error at models/vit/weights: 'IMAGENET1K_V1' does not match")
+    assert validation_error(config).startswith("config error at models/vit/weights: 'IMAGENET1K_V1' does not match")
 
 
 def test_a_missing_image_folder_is_refused(tmp_path: Path) -> None:
@@ -639,7 +618,7 @@ def test_a_pretrained_heads_job_receives_no_training_settings() -> None:
 # --- named variants of a loss: several settings of one loss in one run --------------------------------------
 
 def with_variants() -> dict:
-    config = minimal()
+    config = minimal_config()
     config["losses"] = {"xent": {}, "logconf-0.25": {"loss": "logconf", "aux_coef": 0.25},
                         "logconf-0.75": {"loss": "logconf", "aux_coef": 0.75, "warmup_frac": 0.2}}
     return config
@@ -674,14 +653,14 @@ def test_a_named_variant_trains_with_its_base_loss_and_its_own_hyperparameters()
      "losses.logconf: 'logconf' is itself a loss, so it cannot be a variant of 'xent'"),
 ])
 def test_bad_loss_variants(name: str, entry: dict, expected: str) -> None:
-    config = minimal()
+    config = minimal_config()
     config["losses"][name] = entry
-    assert error_of(config).startswith(expected)
+    assert validation_error(config).startswith(expected)
 
 
 def test_a_model_overrides_a_variant_within_its_base_loss_ranges() -> None:
     config = with_variants()
     config["models"]["c"]["loss_params"] = {"logconf-0.25": {"aux_coef": -0.1}}
-    assert error_of(config) == "models.c.loss_params.logconf-0.25: loss 'logconf' needs aux_coef in [0, 1], not -0.1"
+    assert validation_error(config) == "models.c.loss_params.logconf-0.25: loss 'logconf' needs aux_coef in [0, 1], not -0.1"
     config["models"]["c"]["loss_params"] = {"logconf": {"aux_coef": 0.5}}
-    assert error_of(config).startswith("models.c.loss_params sets 'logconf', which is not in losses")
+    assert validation_error(config).startswith("models.c.loss_params sets 'logconf', which is not in losses")

@@ -11,27 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import EXPECTED_CONVERSIONS, HUB_DATASETS, source_row
 from w2s.data import sources
 from w2s.data.sources import DatasetError, prepare
 from w2s.pipeline.rehearsal.hub_rows import NONE_OF_THE_ABOVE, ROWS, amazon_rows, sst2_rows, unusable
 
-HUB_DATASETS = [
-    "amazon_polarity", "sciq", "anthropic_hh", "cosmos_qa", "boolq", "sst2",
-    "anthropic_hh_pairwise", "dream", "ethics_justice", "ethics_deontology", "ethics_virtue",
-    "ethics_utilitarianism", "anli_r2", "cola", "hellaswag", "mc_taco", "openbookqa", "paws", "quail",
-    "piqa", "quartz", "social_iqa", "multirc", "wic", "twitter_sentiment",
-]
-
-
-@pytest.fixture(autouse=True)
-def _private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the Arrow cache of every test in its own folder, so no test reads another's files,
-    and never touch the network: `load_dataset("json", ...)` otherwise sends a download-count
-    request to the hub, which stalls for seconds on an offline machine."""
-    import datasets.config
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
-    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+pytestmark = pytest.mark.usefixtures("_private_datasets_cache")
 
 
 def write_jsonl(rows: list[dict], path: Path) -> str:
@@ -48,167 +33,12 @@ def files_for(name: str, tmp_path: Path) -> tuple[dict[str, str], dict[str, list
     return files, rows
 
 
-def source_row(row_id: str, rows: dict[str, list[dict]]) -> dict:
-    split, index = row_id.split(":")
-    return rows[split][int(index)]
-
-
 def all_rows(out: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([out["train_gt"], out["train_w2s"], out["test"]], ignore_index=True)
 
 
-# --------------------------------------------------------------------------- the exact conversions
-
-
-def expected_amazon(row: dict) -> set[tuple[str, int]]:
-    return {(f"{row['title']} {row['content']}", row["label"])}
-
-
-def expected_sciq(row: dict) -> set[tuple[str, int]]:
-    q = row["question"]
-    return {(f"Q: {q} A: {row['correct_answer']}", 1)} | {
-        (f"Q: {q} A: {row[f'distractor{k}']}", 0) for k in (1, 2, 3)
-    }
-
-
-def expected_hh(row: dict) -> set[tuple[str, int]]:
-    return {(row["chosen"], 1), (row["rejected"], 0)}
-
-
-def expected_cosmos(row: dict) -> set[tuple[str, int]]:
-    answers = [row[f"answer{k}"] for k in range(4)]
-    true = answers[row["label"]]
-    prefix = f"Context: {row['context']}\nQuestion: {row['question']}\nAnswer: "
-    wrong = {(prefix + a, 0) for a in answers if a != true}
-    if true == NONE_OF_THE_ABOVE:
-        return wrong  # every shown answer is then a false claim
-    return wrong | {(prefix + true, 1)}
-
-
-def expected_boolq(row: dict) -> set[tuple[str, int]]:
-    return {(f"Passage: {row['passage']}\nQuestion: {row['question']}", int(row["answer"]))}
-
-
-def expected_sst2(row: dict) -> set[tuple[str, int]]:
-    return {(row["sentence"].strip(), row["label"])}
-
-
-def shown(prompt: str, correct: str, options: list[str]) -> set[tuple[str, int]]:
-    """A multiple-choice row: the prompt with its correct answer (1) or any other option (0)."""
-    return {(prompt + correct, 1)} | {(prompt + o, 0) for o in options if o != correct}
-
-
-def labelled(text: str, label: int) -> set[tuple[str, int]]:
-    return {(text, label)} if label in (0, 1) else set()
-
-
-def expected_hh_pairwise(row: dict) -> set[tuple[str, int]]:
-    head, _, chosen = row["chosen"].rpartition("\n\nAssistant: ")
-    other_head, _, rejected = row["rejected"].rpartition("\n\nAssistant: ")
-    if row["chosen"] == row["rejected"] or head != other_head:
-        return set()
-    prompt = head.strip()
-    return {(f"{prompt}\n\nResponse A: {chosen}\n\nResponse B: {rejected}", 1),
-            (f"{prompt}\n\nResponse A: {rejected}\n\nResponse B: {chosen}", 0)}
-
-
-def expected_dream(row: dict) -> set[tuple[str, int]]:
-    dialogue = "\n".join(row["dialogue"])
-    return shown(f"Dialogue:\n{dialogue}\nQuestion: {row['question']}\nAnswer: ", row["answer"], row["choice"])
-
-
-def expected_ethics_virtue(row: dict) -> set[tuple[str, int]]:
-    behaviour, trait = row["scenario"].split(" [SEP] ")
-    return labelled(f"Behaviour: {behaviour}\nTrait: {trait}\nDoes the behaviour show the trait?", row["label"])
-
-
-def expected_ethics_utilitarianism(row: dict) -> set[tuple[str, int]]:
-    question = "Is scenario 1 more pleasant than scenario 2?"
-    better, worse = row["baseline"], row["less_pleasant"]
-    return {(f"Scenario 1: {better}\nScenario 2: {worse}\n{question}", 1),
-            (f"Scenario 1: {worse}\nScenario 2: {better}\n{question}", 0)}
-
-
-def expected_anli(row: dict) -> set[tuple[str, int]]:
-    text = (f"Premise: {row['premise']}\nHypothesis: {row['hypothesis']}\n"
-            "Does the premise entail the hypothesis?")
-    return {0: {(text, 1)}, 1: set(), 2: {(text, 0)}}[row["label"]]
-
-
-def expected_hellaswag(row: dict) -> set[tuple[str, int]]:
-    if row["label"] == "":
-        return set()
-    return shown(f"Context: {row['ctx']}\nEnding: ", row["endings"][int(row["label"])], row["endings"])
-
-
-def expected_lettered(prompt: str, row: dict) -> set[tuple[str, int]]:
-    texts = row["choices"]["text"]
-    return shown(prompt, texts[row["choices"]["label"].index(row["answerKey"])], texts)
-
-
-def expected_quail(row: dict) -> set[tuple[str, int]]:
-    prompt = f"Passage: {row['context']}\nQuestion: {row['question']}\nAnswer: "
-    return shown(prompt, row["answers"][row["correct_answer_id"]], row["answers"])
-
-
-def expected_piqa(row: dict) -> set[tuple[str, int]]:
-    if row["label"] == -1:
-        return set()
-    solutions = [row["sol1"], row["sol2"]]
-    return shown(f"Goal: {row['goal']}\nSolution: ", solutions[row["label"]], solutions)
-
-
-def expected_social_iqa(row: dict) -> set[tuple[str, int]]:
-    answers = [row["answerA"], row["answerB"], row["answerC"]]
-    prompt = f"Context: {row['context']}\nQuestion: {row['question']}\nAnswer: "
-    return shown(prompt, answers[int(row["label"]) - 1], answers)
-
-
-def expected_tweet(row: dict) -> set[tuple[str, int]]:
-    return {0: {(row["text"].strip(), 0)}, 1: set(), 2: {(row["text"].strip(), 1)}}[row["label"]]
-
-
-EXPECTED = {
-    "amazon_polarity": expected_amazon,
-    "sciq": expected_sciq,
-    "anthropic_hh": expected_hh,
-    "cosmos_qa": expected_cosmos,
-    "boolq": expected_boolq,
-    "sst2": expected_sst2,
-    "anthropic_hh_pairwise": expected_hh_pairwise,
-    "dream": expected_dream,
-    "ethics_justice": lambda r: labelled(f"Claim: {r['scenario']}\nIs this claim just?", r["label"]),
-    "ethics_deontology": lambda r: labelled(
-        f"Scenario: {r['scenario']}\nExcuse: {r['excuse']}\nIs the excuse reasonable?", r["label"]),
-    "ethics_virtue": expected_ethics_virtue,
-    "ethics_utilitarianism": expected_ethics_utilitarianism,
-    "anli_r2": expected_anli,
-    "cola": lambda r: labelled(r["sentence"].strip(), r["label"]),
-    "hellaswag": expected_hellaswag,
-    "mc_taco": lambda r: labelled(
-        f"{r['sentence']}\nQuestion: {r['question']}\nCandidate answer: {r['answer']}\n"
-        "Is the answer plausible?",
-        r["label"]),
-    "openbookqa": lambda r: expected_lettered(f"Question: {r['question_stem']}\nAnswer: ", r),
-    "paws": lambda r: labelled(
-        f"Sentence 1: {r['sentence1']}\nSentence 2: {r['sentence2']}\nAre the sentences paraphrases?",
-        r["label"]),
-    "quail": expected_quail,
-    "piqa": expected_piqa,
-    "quartz": lambda r: expected_lettered(f"Passage: {r['para']}\nQuestion: {r['question']}\nAnswer: ", r),
-    "social_iqa": expected_social_iqa,
-    "multirc": lambda r: labelled(
-        f"Passage: {r['paragraph']}\nQuestion: {r['question']}\nCandidate answer: {r['answer']}\n"
-        "Is the answer correct?", r["label"]),
-    "wic": lambda r: labelled(
-        f"Sentence 1: {r['sentence1']}\nSentence 2: {r['sentence2']}\n"
-        f"Does '{r['word']}' mean the same in both sentences?", r["label"]),
-    "twitter_sentiment": expected_tweet,
-}
-
-
 def usable_count(name: str, rows: list[dict]) -> int:
-    return sum(bool(EXPECTED[name](row)) for row in rows)
+    return sum(bool(EXPECTED_CONVERSIONS[name](row)) for row in rows)
 
 
 @pytest.mark.parametrize("name", HUB_DATASETS)
@@ -225,7 +55,7 @@ def test_every_row_is_the_exact_conversion_of_its_source_row(name: str, tmp_path
         wanted_prefix = "test:" if split == "test" else "train:"
         assert frame["id"].str.startswith(wanted_prefix).all(), split
         for row in frame.itertuples():
-            assert (row.text, row.label) in EXPECTED[name](source_row(row.id, rows)), (split, row)
+            assert (row.text, row.label) in EXPECTED_CONVERSIONS[name](source_row(row.id, rows)), (split, row)
 
 
 @pytest.mark.parametrize("name", HUB_DATASETS)
@@ -273,7 +103,7 @@ def test_odd_n_train_puts_the_extra_row_in_train_w2s(tmp_path: Path) -> None:
 
 
 def test_specific_rows_by_hand(tmp_path: Path) -> None:
-    """A few rows spelled out literally, in case the helpers above share a mistake with the code."""
+    """A few rows spelled out literally, in case EXPECTED_CONVERSIONS shares a mistake with the code."""
     amazon = prepare("amazon_polarity", 40, 20, 0, data_files=files_for("amazon_polarity", tmp_path)[0])
     train = pd.concat([amazon["train_gt"], amazon["train_w2s"]]).set_index("id")
     assert train.loc["train:7", "text"] == "train title 7 train review body 7."

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
-from test_workflow import planned_jobs, tiny_config
+from helpers import REPO, interpreter_first_on_path, planned_jobs, snakemake, tiny_config
 from w2s.pipeline.filetimes import md5_of
 
 OUTS = ("results/data", "results/report", "results/summary.csv", "results/summary_seeds.csv",
@@ -34,10 +33,8 @@ DATA_FILES = {f"results/data/sst2/seed0/{name}"
 
 
 def command_env() -> dict[str, str]:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
     # dvc.yaml's commands run `python` and `snakemake`: the ones next to this interpreter.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return env
+    return interpreter_first_on_path(dict(os.environ, DVC_NO_ANALYTICS="1"))
 
 
 def run(repo: Path, *command: str) -> str:
@@ -48,8 +45,15 @@ def run(repo: Path, *command: str) -> str:
     return output
 
 
-def dry_run(repo: Path, *args: str) -> str:
-    return run(repo, "snakemake", "--cores", "2", "--configfile", "config/config.yaml", "-n", *args)
+def dvc(repo: Path, *args: str) -> str:
+    return run(repo, sys.executable, "-m", "dvc", *args)
+
+
+def dry_run(repo: Path, *args: str, snakefile: Path | None = None) -> str:
+    """What a dry run of config/config.yaml in `repo` prints, planned by `snakefile` (repo's own by default)."""
+    result = snakemake(repo, "--configfile", "config/config.yaml", "-n", *args,
+                       snakefile=snakefile or repo / "Snakefile", env=command_env())
+    return result.stdout + result.stderr
 
 
 def copy_working_tree(destination: Path) -> None:
@@ -107,15 +111,15 @@ def published(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     run(repo, "git", "init", "-q")
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "clone")
-    default_remote = run(repo, "dvc", "remote", "default").strip()
-    run(repo, "dvc", "remote", "modify", "--local", default_remote, "url", str(remote))
-    run(repo, "dvc", "config", "--local", "core.site_cache_dir", str(root / "dvc-site-cache"))
+    default_remote = dvc(repo, "remote", "default").strip()
+    dvc(repo, "remote", "modify", "--local", default_remote, "url", str(remote))
+    dvc(repo, "config", "--local", "core.site_cache_dir", str(root / "dvc-site-cache"))
     publish = ("make", "publish", f"PYTHON={sys.executable}", f"SNAKEMAKE_PROFILE={profile}")
     output = run(repo, *publish)
     # A plain `dvc checkout` leaves the data newer than the models; then a change to the report's
     # title, which the reproduce stage must redo without retraining.
     shutil.rmtree(repo / "results" / "data")
-    run(repo, "dvc", "checkout")
+    dvc(repo, "checkout")
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     config["report"]["title"] = "Retitled"
     (repo / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -130,7 +134,7 @@ def fetched(published: Published) -> Fetched:
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     shutil.rmtree(repo / ".dvc" / "cache")
     assert out_checksums(repo) == {}
-    run(repo, "dvc", "pull")
+    dvc(repo, "pull")
     plan = dry_run(repo, "--max-checksum-file-size", str(CHECKSUM_LIMIT))
     return Fetched(plan, run(repo, "make", "fetch", f"PYTHON={sys.executable}"))
 
@@ -172,7 +176,7 @@ def test_after_publish_snakemake_plans_nothing_even_by_file_times(published: Pub
 
 def test_fetch_brings_back_identical_files(published: Published, fetched: Fetched) -> None:
     assert out_checksums(published.repo) == published.checksums
-    assert "Data and pipelines are up to date." in run(published.repo, "dvc", "status")
+    assert "Data and pipelines are up to date." in dvc(published.repo, "status")
 
 
 def test_fetch_restores_every_recorded_file_time(published: Published, fetched: Fetched) -> None:
@@ -187,8 +191,7 @@ def test_without_restored_times_snakemake_would_rerun_everything_after_the_data(
 ) -> None:
     (tmp_path / "config").mkdir()
     shutil.copy(published.repo / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
-    whole_workflow = planned_jobs(run(tmp_path, "snakemake", "-s", str(published.repo / "Snakefile"),
-                                      "--cores", "2", "--configfile", "config/config.yaml", "-n"))
+    whole_workflow = planned_jobs(dry_run(tmp_path, snakefile=published.repo / "Snakefile"))
     after_the_data = whole_workflow - Counter({("prepare_data", "results/data/sst2/seed0/train_gt.parquet"): 1})
     assert sum(after_the_data.values()) < sum(whole_workflow.values())
     assert planned_jobs(fetched.plan_before_restoring_times) == after_the_data

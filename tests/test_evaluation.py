@@ -10,59 +10,28 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from w2s.evaluation.runs import evaluate, summarize
-
-LABELS = [1, 1, 1, 1, 0, 0, 0, 0]
-# Predictions (p > 0.5) and correctness against LABELS:
-CEILING = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1]  # all right: accuracy 1, AUROC 1
-WEAK = [0.6, 0.4, 0.7, 0.3, 0.2, 0.8, 0.1, 0.45]  # 1 0 1 0 0 1 0 0: right on rows 0 2 4 6 7 -> 5/8
-# Weak AUROC: 0.6 beats 0.2 0.1 0.45 (3), 0.4 beats 0.2 0.1 (2), 0.7 beats 3, 0.3 beats 2 -> 10/16.
-STUDENT = [0.9, 0.6, 0.4, 0.7, 0.3, 0.2, 0.55, 0.1]  # 1 1 0 1 0 0 1 0: wrong on rows 2 and 6 -> 6/8
-# Student AUROC: 0.9, 0.6, 0.7 beat all four negatives, 0.4 beats 0.3 0.2 0.1 -> 15/16.
-CONTEXT = {"dataset": "sciq", "seed": 0, "hub_id": "openai-community/gpt2-medium", "mode": "full",
-           "model_selection": "final", "uses_ground_truth_selection": False, "shots": None}
-
-
-# Every example is written this many times: each resample then holds both classes, so every interval
-# is defined, and no point value changes (no score is shared across the classes).
-COPIES = 10
-
-
-def write_predictions(path: Path, probs: list[float], shuffle_seed: int = 0) -> str:
-    """Test predictions plus one train row, which evaluate must ignore; like a job's, with no labels."""
-    frame = pd.DataFrame({"id": [f"t{i}" for i in range(len(probs) * COPIES)], "split": "test",
-                          "probs": [[1 - p, p] for p in probs * COPIES]})
-    train = pd.DataFrame({"id": ["r0"], "split": ["train_gt"], "probs": [[1.0, 0.0]]})
-    # Each file in its own order, so that predictions must be joined by id, not position.
-    pd.concat([frame.sample(frac=1, random_state=shuffle_seed), train]).to_parquet(path, index=False)
-    return str(path)
+from helpers import (
+    CEILING_PROBS,
+    EVALUATION_CONTEXT,
+    EXAMPLE_COPIES,
+    STUDENT_PROBS,
+    WEAK_PROBS,
+    run_evaluate,
+    write_predictions,
+)
+from w2s.evaluation.runs import summarize
 
 
 def student_predictions(tmp_path: Path) -> dict[str, str]:
-    roles = (("self", STUDENT), ("supervisor", WEAK), ("weak", WEAK), ("ceiling", CEILING))
+    roles = (("self", STUDENT_PROBS), ("supervisor", WEAK_PROBS), ("weak", WEAK_PROBS), ("ceiling", CEILING_PROBS))
     return {role: write_predictions(tmp_path / f"{role}.parquet", probs, shuffle_seed=i)
             for i, (role, probs) in enumerate(roles)}
 
 
-def write_test_split(path: Path) -> str:
-    """The labelled test split, in its own order: evaluate joins its labels to predictions by id."""
-    n = len(LABELS) * COPIES
-    frame = pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": "x", "label": LABELS * COPIES})
-    frame.iloc[::-1].to_parquet(path, index=False)
-    return str(path)
-
-
-def run_evaluate(tmp_path: Path, predictions: dict[str, str], context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    out = tmp_path / "metrics.json"
-    evaluate(run=context["run"], predictions=predictions, test_path=write_test_split(tmp_path / "test.parquet"),
-             bootstrap_samples=200, seed=0, out_path=str(out), context=context, **kwargs)
-    return json.loads(out.read_text())
-
-
 def test_student_metrics_by_hand(tmp_path: Path) -> None:
-    context = {**CONTEXT, "run": "w2s/xent/gpt2__gpt2-medium", "kind": "student", "model": "gpt2-medium"}
+    context = {**EVALUATION_CONTEXT, "run": "w2s/xent/gpt2__gpt2-medium", "kind": "student", "model": "gpt2-medium"}
     result = run_evaluate(tmp_path, student_predictions(tmp_path), context)
-    assert result["n_test"] == 8 * COPIES and result["test_positive_fraction"] == 0.5
+    assert result["n_test"] == 8 * EXAMPLE_COPIES and result["test_positive_fraction"] == 0.5
     assert result["accuracy"] == 0.75 and result["weak_accuracy"] == 0.625 and result["ceiling_accuracy"] == 1.0
     assert result["auroc"] == 15 / 16 and result["weak_auroc"] == 10 / 16 and result["ceiling_auroc"] == 1.0
     assert result["pgr"] == pytest.approx((0.75 - 0.625) / (1 - 0.625))  # 1/3
@@ -76,14 +45,14 @@ def test_student_metrics_by_hand(tmp_path: Path) -> None:
                        ("agreement_ci", 3 / 8)):
         low, high = result[key]
         assert low <= point <= high, key
-    assert {k: result[k] for k in CONTEXT} == CONTEXT
+    assert {k: result[k] for k in EVALUATION_CONTEXT} == EVALUATION_CONTEXT
     assert "label_balance" not in result
 
 
 def test_pgr_on_auroc_is_undefined_when_the_ceiling_does_not_beat_weak(tmp_path: Path) -> None:
     predictions = student_predictions(tmp_path)
     predictions["ceiling"] = predictions["weak"]
-    context = {**CONTEXT, "run": "w2s/xent/gpt2__gpt2-medium", "kind": "student", "model": "gpt2-medium"}
+    context = {**EVALUATION_CONTEXT, "run": "w2s/xent/gpt2__gpt2-medium", "kind": "student", "model": "gpt2-medium"}
     result = run_evaluate(tmp_path, predictions, context)
     assert result["pgr"] is None and result["pgr_auroc"] is None
     assert "0.6250" in result["pgr_undefined_reason"] and "0.6250" in result["pgr_auroc_undefined_reason"]
@@ -91,9 +60,9 @@ def test_pgr_on_auroc_is_undefined_when_the_ceiling_does_not_beat_weak(tmp_path:
 
 
 def test_prompt_run_is_evaluated_without_pgr(tmp_path: Path) -> None:
-    context = {**CONTEXT, "run": "prompt/qwen-7b/5shot", "kind": "prompt", "model": "qwen-7b", "shots": 5,
+    context = {**EVALUATION_CONTEXT, "run": "prompt/qwen-7b/5shot", "kind": "prompt", "model": "qwen-7b", "shots": 5,
                "mode": "prompt"}
-    result = run_evaluate(tmp_path, {"self": write_predictions(tmp_path / "p.parquet", WEAK)}, context)
+    result = run_evaluate(tmp_path, {"self": write_predictions(tmp_path / "p.parquet", WEAK_PROBS)}, context)
     assert result["accuracy"] == 0.625 and result["auroc"] == 10 / 16
     assert result["shots"] == 5 and result["kind"] == "prompt"
     low, high = result["accuracy_ci"]
@@ -104,8 +73,8 @@ def test_prompt_run_is_evaluated_without_pgr(tmp_path: Path) -> None:
 def test_label_balance_is_stored_and_flattened(tmp_path: Path) -> None:
     balance = {"train_gt": {"n": 10, "positive_fraction": 0.4}, "train_w2s": {"n": 10, "positive_fraction": 0.6},
                "test": {"n": 8, "positive_fraction": 0.5}}
-    context = {**CONTEXT, "run": "gt/gpt2", "kind": "ground_truth", "model": "gpt2"}
-    result = run_evaluate(tmp_path, {"self": write_predictions(tmp_path / "p.parquet", CEILING)}, context,
+    context = {**EVALUATION_CONTEXT, "run": "gt/gpt2", "kind": "ground_truth", "model": "gpt2"}
+    result = run_evaluate(tmp_path, {"self": write_predictions(tmp_path / "p.parquet", CEILING_PROBS)}, context,
                           label_balance=balance)
     assert result["label_balance"] == balance
     assert result["train_gt_positive_fraction"] == 0.4
@@ -115,10 +84,10 @@ def test_label_balance_is_stored_and_flattened(tmp_path: Path) -> None:
 
 def test_predictions_must_match_the_kind(tmp_path: Path) -> None:
     predictions = student_predictions(tmp_path)
-    student = {**CONTEXT, "run": "w2s/xent/gpt2__gpt2-medium", "kind": "student", "model": "gpt2-medium"}
+    student = {**EVALUATION_CONTEXT, "run": "w2s/xent/gpt2__gpt2-medium", "kind": "student", "model": "gpt2-medium"}
     with pytest.raises(ValueError, match="ceiling"):
         run_evaluate(tmp_path, {k: v for k, v in predictions.items() if k != "ceiling"}, student)
-    ground_truth = {**CONTEXT, "run": "gt/gpt2", "kind": "ground_truth", "model": "gpt2"}
+    ground_truth = {**EVALUATION_CONTEXT, "run": "gt/gpt2", "kind": "ground_truth", "model": "gpt2"}
     with pytest.raises(ValueError, match="compared with no other model"):
         run_evaluate(tmp_path, predictions, ground_truth)
 

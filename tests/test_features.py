@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import sst2_rows
+from helpers import sst2_rows
 from safetensors.torch import load_file
 
 from w2s import io

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from conftest import REPO
+from helpers import REPO
 from job_settings import training_settings
 from w2s.training import distributed
 from w2s.training.distributed import COLLECTIVES, PROCESS_GROUP_TIMEOUT, Ranks

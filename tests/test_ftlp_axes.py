@@ -14,22 +14,32 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from test_evaluation import CEILING, CONTEXT, STUDENT, WEAK, run_evaluate, write_predictions
-from test_workflow import planned_jobs, run_workflow, snakemake, tiny_config
+from helpers import (
+    CEILING_PROBS,
+    EVALUATION_CONTEXT,
+    STUDENT_PROBS,
+    WEAK_PROBS,
+    planned_jobs,
+    run_evaluate,
+    run_workflow,
+    snakemake,
+    tiny_config,
+    write_predictions,
+)
 
 from w2s.evaluation.runs import pair_means, run_table
 from w2s.pipeline import config as w2s_config
 from w2s.training.jobs import nested_subset
 from w2s.training.probe import ProbeSettings, choose_l2
 
-# ft(weak) + lp(gt)'s predictions: wrong on row 6 only -> 7/8 (STUDENT 6/8, WEAK 5/8, CEILING 8/8).
+# ft(weak) + lp(gt)'s predictions: wrong on row 6 only -> 7/8 (the student's 6/8, the weak's 5/8, the ceiling's 8/8).
 FTLP = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.6, 0.1]
-FTLP_CONTEXT = {**CONTEXT, "run": "ftlp/xent/gpt2__gpt2-medium", "kind": "ft_weak_lp_gt", "model": "gpt2-medium",
-                "student_run": "w2s/xent/gpt2__gpt2-medium"}
+FTLP_CONTEXT = {**EVALUATION_CONTEXT, "run": "ftlp/xent/gpt2__gpt2-medium", "kind": "ft_weak_lp_gt",
+                "model": "gpt2-medium", "student_run": "w2s/xent/gpt2__gpt2-medium"}
 
 
 def ftlp_predictions(tmp_path: Path) -> dict[str, str]:
-    roles = (("self", FTLP), ("student", STUDENT), ("weak", WEAK), ("ceiling", CEILING))
+    roles = (("self", FTLP), ("student", STUDENT_PROBS), ("weak", WEAK_PROBS), ("ceiling", CEILING_PROBS))
     return {role: write_predictions(tmp_path / f"{role}.parquet", probs, shuffle_seed=i)
             for i, (role, probs) in enumerate(roles)}
 

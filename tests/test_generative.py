@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO
 from generative_fixtures import make_tiny_causal_lm, toy_rows
 
 from w2s import io

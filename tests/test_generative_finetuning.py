@@ -12,10 +12,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import sst2_rows, write_jsonl
+from helpers import SCHEMA, minimal_config, snakemake, sst2_rows, validation_error, write_jsonl
 from safetensors.torch import load_file
-from test_config import SCHEMA, error_of, minimal
-from test_workflow import snakemake
 
 from w2s.models.text import (
     ModelLoadError,
@@ -140,7 +138,7 @@ def test_a_twin_job_loads_the_stage_checkpoint_it_was_given(tmp_path: Path) -> N
 
 
 def genft_config() -> dict:
-    config = minimal()
+    config = minimal_config()
     config["generative_finetuning"] = {"models": ["b"]}
     return config
 
@@ -181,7 +179,7 @@ def test_twins_follow_their_model_in_the_ladder_and_every_lineage_that_ends_in_i
 def test_bad_generative_finetuning_configs_are_refused(change, message: str) -> None:
     config = genft_config()
     change(config)
-    assert error_of(config) == message
+    assert validation_error(config) == message
 
 
 def job_blocks(output: str) -> list[dict[str, str]]:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from generative_fixtures import make_tiny_causal_lm, write_toy_parquet
-from test_workflow import planned_jobs, snakemake
+from helpers import planned_jobs, snakemake
 
 RUNS = ("gt/weak", "gt/mid", "gt/strong", "w2s/xent/weak__strong", "w2s/xent/weak__mid", "w2s/xent/weak__mid__strong")
 

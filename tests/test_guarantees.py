@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from conftest import sst2_rows
+from helpers import sst2_rows
 from job_settings import training_settings
 from w2s.data.sources import rows_sha256
 from w2s.training.jobs import _build_model, _text_batcher, _training_rows, split_holdout, train_model

@@ -15,18 +15,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_datasets import EXPECTED, HUB_DATASETS, source_row
+from helpers import EXPECTED_CONVERSIONS, HUB_DATASETS, source_row
 from w2s.data import sources
 from w2s.data.sources import DatasetError, data_source, load_arguments, prepare
 from w2s.pipeline.rehearsal.hub_layouts import hub_folder
 
 
-@pytest.fixture(autouse=True)
-def _private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import datasets.config
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
-    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+pytestmark = pytest.mark.usefixtures("_private_datasets_cache")
 
 
 @pytest.mark.parametrize("name", HUB_DATASETS)
@@ -39,7 +34,7 @@ def test_the_registry_reads_each_repository_layout(name: str, tmp_path: Path) ->
         for row in frame.itertuples():
             split, index = row.id.split(":")
             # Positions are within the split as the loader returns it: the files' rows in order.
-            assert (row.text, row.label) in EXPECTED[name](source_row(row.id, rows)), (name, row)
+            assert (row.text, row.label) in EXPECTED_CONVERSIONS[name](source_row(row.id, rows)), (name, row)
             assert int(index) < len(rows[split])
 
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from test_workflow import snakemake, tiny_config
+from helpers import snakemake, tiny_config
 from w2s.data.sources import rows_sha256
 from w2s.training.jobs import _training_rows
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, sst2_rows, write_jsonl
-from test_workflow import planned_jobs
+from helpers import REPO, planned_jobs, snakemake, sst2_rows, write_jsonl
 
 VARIANTS = ("logconf-0.25", "logconf-0.75")
 LOSS_NAMES = ("xent", *VARIANTS)
@@ -34,15 +33,6 @@ def variants_config(data_dir: Path, aux_coef: float = 0.25) -> dict:
                    "logconf-0.25": {"loss": "logconf", "aux_coef": aux_coef},
                    "logconf-0.75": {"loss": "logconf", "aux_coef": 0.75, "warmup_frac": 0.2}},
     }
-
-
-def snakemake(workdir: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1", "--configfile",
-         "config.yaml", *args], capture_output=True, text=True, cwd=workdir, check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
 
 
 @pytest.fixture
@@ -86,7 +76,7 @@ def test_a_variants_student_job_gets_the_base_loss_and_the_variants_hyperparamet
 
 def test_each_variant_has_its_own_students_and_changing_its_hyperparameter_reruns_exactly_them(workdir: Path) -> None:
     # Every output in place and recorded as made by this config (--touch writes Snakemake's metadata, params too).
-    plan = snakemake(workdir, "-n")
+    plan = snakemake(workdir, "--configfile", "config.yaml", "-n", cores=1).stdout
     jobs = planned_jobs(plan)
     students = {output for rule, output in jobs if rule == "train_student"}
     assert students == {f"{SEED_DIR}/w2s/{loss}/{lineage}/checkpoint" for loss in LOSS_NAMES for lineage in LINEAGES}
@@ -100,12 +90,12 @@ def test_each_variant_has_its_own_students_and_changing_its_hyperparameter_rerun
                 path = workdir / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.mkdir() if name.endswith(("/checkpoint", "/figures")) else path.touch()
-    snakemake(workdir, "--touch", "--forceall")
-    assert "Nothing to be done" in snakemake(workdir, "-n")
+    snakemake(workdir, "--configfile", "config.yaml", "--touch", "--forceall", cores=1)
+    assert "Nothing to be done" in snakemake(workdir, "--configfile", "config.yaml", "-n", cores=1).stdout
 
     (workdir / "config.yaml").write_text(yaml.safe_dump(variants_config(workdir, aux_coef=0.3)))
     base = f"{SEED_DIR}/w2s/logconf-0.25"
-    assert planned_jobs(snakemake(workdir, "-n")) == Counter(
+    assert planned_jobs(snakemake(workdir, "--configfile", "config.yaml", "-n", cores=1).stdout) == Counter(
         [("train_student", f"{base}/{lineage}/checkpoint") for lineage in LINEAGES]
         + [("evaluate", f"{base}/{lineage}/metrics.json") for lineage in LINEAGES]
         + [("weak_labels", f"{base}/small__mid/weak_labels.parquet"),

@@ -13,18 +13,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, _tokenizer, make_tiny_model
+from helpers import (
+    QWEN1_FIXTURE,
+    QWEN1_TIKTOKEN,
+    QWEN1_TINY_CHECKPOINT,
+    REPO,
+    hub_cache_with_blobs,
+    make_tiny_model,
+    save_tiny_tokenizer,
+    sharded_qwen1_source,
+    vision_config,
+    write_digits_folder,
+)
 from w2s.pipeline.rehearsal.hub_layouts import hub_folder
-from test_weights import remote_code_model  # noqa: F401 (a fixture)
 from w2s.pipeline import preflight
 
 
-@pytest.fixture(autouse=True)
-def _private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import datasets.config
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
-    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+pytestmark = pytest.mark.usefixtures("_private_datasets_cache")
 
 
 def experiment(datasets: dict, models: dict, mode: str = "full") -> dict:
@@ -152,7 +157,7 @@ def test_each_injected_fault_fails_its_own_row(tmp_path: Path, tiny_models: dict
     no_validation, _ = hub_folder("social_iqa", tmp_path / "hub", layout)
     no_pad = make_tiny_model(tmp_path / "no-pad", "gpt2", 2)
     _tokenizer_without_pad(no_pad)
-    _tokenizer(remote_code_model)  # so that only its weights are at fault
+    save_tiny_tokenizer(remote_code_model)  # so that only its weights are at fault
     config = experiment(
         {"cosmos_qa": {"n_train": 20, "n_test": 10, "mirror": str(script_only)},
          "social_iqa": {"n_train": 20, "n_test": 10, "mirror": str(no_validation)}},
@@ -210,9 +215,6 @@ def test_a_broken_config_is_named_and_checks_nothing(tmp_path: Path, capsys: pyt
     assert f"{broken}: not valid YAML" in capsys.readouterr().err
 
 
-QWEN1_FIXTURE = REPO.parent / "shared" / "fixtures" / "qwen1"
-
-
 @pytest.mark.skipif(not QWEN1_FIXTURE.is_dir(), reason="../shared/fixtures/qwen1 is absent")
 def test_a_converted_qwen1_is_checked_and_a_tokenizer_too_large_for_its_embedding_fails(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,9 +227,9 @@ def test_a_converted_qwen1_is_checked_and_a_tokenizer_too_large_for_its_embeddin
     from w2s.models import qwen1
 
     monkeypatch.chdir(tmp_path)  # preflight finds a converted model at results/models/<name>
-    qwen1.convert_checkpoint(QWEN1_FIXTURE / "tiny-checkpoint", tmp_path / "results" / "models" / "qwen-7b",
-                             tiktoken_path=QWEN1_FIXTURE / "tokenizer" / "qwen.tiktoken")
-    source_sha256 = hashlib.sha256((QWEN1_FIXTURE / "tiny-checkpoint" / "model.safetensors").read_bytes()).hexdigest()
+    qwen1.convert_checkpoint(QWEN1_TINY_CHECKPOINT, tmp_path / "results" / "models" / "qwen-7b",
+                             tiktoken_path=QWEN1_TIKTOKEN)
+    source_sha256 = hashlib.sha256((QWEN1_TINY_CHECKPOINT / "model.safetensors").read_bytes()).hexdigest()
     monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, **_: SimpleNamespace(siblings=[
         SimpleNamespace(rfilename="model.safetensors", lfs=SimpleNamespace(sha256=source_sha256))]))
     revision = "d4efd21e866b9cb3466cb65b963933f5e98016d1"
@@ -320,9 +322,7 @@ def test_no_weights_reads_a_qwen1_checkpoints_config_tokenizer_and_headers_only(
     """--no-weights downloaded and converted every Qwen-1 checkpoint (about 200 GB for config/config.yaml); it
     reads config.json, qwen.tiktoken and the safetensors headers, checks every tensor's name and shape against
     the config, and converts nothing."""
-    from test_qwen1 import sharded_source
-
-    repo = sharded_source(tmp_path / "Qwen-7B")
+    repo = sharded_qwen1_source(tmp_path / "Qwen-7B")
     hub = FakeHub({"Qwen/Qwen-7B": repo})
     hub.install(monkeypatch)
     monkeypatch.chdir(tmp_path)  # where a conversion would write results/models/qwen-7b
@@ -353,9 +353,7 @@ def test_no_weights_names_a_qwen1_tensor_whose_header_shape_is_wrong(tmp_path: P
     from safetensors.torch import load_file, save_file
     import torch
 
-    from test_qwen1 import sharded_source
-
-    repo = sharded_source(tmp_path / "Qwen-7B")
+    repo = sharded_qwen1_source(tmp_path / "Qwen-7B")
     second = repo / "model-00002-of-00002.safetensors"
     tensors = load_file(second)
     tensors["transformer.h.1.mlp.w1.weight"] = torch.zeros(128, 64)
@@ -432,7 +430,6 @@ def test_the_loaded_weights_are_compared_with_the_hubs_sha256(tmp_path: Path, mo
     from types import SimpleNamespace
 
     from huggingface_hub import HfApi
-    from test_weights import hub_cache_with_blobs
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     snapshot = hub_cache_with_blobs(tiny_models["tiny-gpt2"], tmp_path / "hub", "org/tiny-gpt2", commit)
@@ -470,8 +467,6 @@ def test_an_image_task_is_checked_folder_and_models(tmp_path: Path) -> None:
     """The vision task's rows: the image folder read and split, a torchvision model whose weights enum
     resolves without a download, a timm model named by its hub repository, and a random model loaded and
     run on one image; a model name torchvision lacks fails its own row."""
-    from test_vision_workflow import vision_config, write_digits_folder
-
     config = vision_config(write_digits_folder(tmp_path / "digits"))
     config["models"]["alexnet"]["weights"] = "AlexNet_Weights.IMAGENET1K_V1"
     config["models"]["vit"]["pretrained"] = True

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from test_report import _summary
+from helpers import synthetic_summary
 from w2s import io
 from job_settings import job_params
 from w2s.pipeline.config import ConfigError, SHIPPED_SCHEMA, training_job_params, validate_config
@@ -307,7 +307,7 @@ def test_the_report_draws_the_sweep_and_lists_each_probe_run_with_its_chosen_str
                             "batch_target_accuracy": np.nan, "holdout_accuracy": score, "device": "CPU", "l2": l2,
                             "iterations": 40, "rounds": 1, "converged": True, "chosen": i == 1}
                            for i, (l2, loss, score) in enumerate([(0.1, 0.25, 0.7), (1.0, 0.4, 0.75)])])
-    files = build_report(_summary(), tmp_path, "probes", curves=curves, sweep=sweep_table(tmp_path))
+    files = build_report(synthetic_summary(), tmp_path, "probes", curves=curves, sweep=sweep_table(tmp_path))
     page = files["html"].read_text(encoding="utf-8")
     assert files["regularisation"].read_bytes().startswith(b"\x89PNG")
     assert "Overfitting to weak supervision: PGR against L2 strength" in page

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO, snakemake
 
 pytest.importorskip("snakemake_executor_plugin_slurm", reason="the cluster extra is not installed")
 pytest.importorskip("snakemake_executor_plugin_kubernetes", reason="the cluster extra is not installed")
@@ -26,12 +25,7 @@ STUDENT_72B = "w2s/xent/gpt2__qwen-72b/checkpoint"
 
 
 def dry_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n", *args],
-        capture_output=True, text=True, cwd=workdir, env={**os.environ, **(env or {})},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    return snakemake(workdir, "-n", *args, cores=None, env={**os.environ, **(env or {})}).stdout
 
 
 def planned(output: str) -> list[tuple[str, str, dict[str, str]]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers import hub_cache_with_blobs
 from w2s.report import provenance
 
 # md5("abc"), as in RFC 1321's test suite.
@@ -175,8 +176,6 @@ def test_model_sources_carry_each_weights_files_sha256(tmp_path: Path, monkeypat
     save_file({"w": torch.ones(3)}, saved / "model.safetensors")
     (saved / "config.json").write_text("{}")
     sha256 = hashlib.sha256((saved / "model.safetensors").read_bytes()).hexdigest()
-    from test_weights import hub_cache_with_blobs
-
     hub_cache_with_blobs(saved, tmp_path / "hub", "org/tiny", commit)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     converted = tmp_path / "results" / "models" / "qwen"

@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,16 +16,13 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from conftest import REPO
+from helpers import QWEN1_FIXTURE, QWEN1_TIKTOKEN, QWEN1_TINY_CHECKPOINT, REPO, sharded_qwen1_source, snakemake
 from w2s.models import text
 from w2s.pipeline.config import ConfigError, validate_config
 from w2s.models.qwen1 import Qwen1ConversionError, convert_checkpoint, fetch_and_convert
 
-FIXTURE = REPO.parent / "shared" / "fixtures" / "qwen1"
-pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason="../shared/fixtures/qwen1 is absent")
+pytestmark = pytest.mark.skipif(not QWEN1_FIXTURE.is_dir(), reason="../shared/fixtures/qwen1 is absent")
 
-TINY = FIXTURE / "tiny-checkpoint"
-TIKTOKEN = FIXTURE / "tokenizer" / "qwen.tiktoken"
 TOLERANCE = 1e-5
 QWEN_MODELS = ("qwen-1.8b", "qwen-7b", "qwen-14b", "qwen-72b")
 COMMIT = "d4efd21e866b9cb3466cb65b963933f5e98016d1"
@@ -34,12 +30,13 @@ COMMIT = "d4efd21e866b9cb3466cb65b963933f5e98016d1"
 
 @pytest.fixture(scope="module")
 def golden() -> dict[str, torch.Tensor]:
-    return load_file(FIXTURE / "golden.safetensors")
+    return load_file(QWEN1_FIXTURE / "golden.safetensors")
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return convert_checkpoint(TINY, tmp_path_factory.mktemp("converted") / "qwen-tiny", tiktoken_path=TIKTOKEN)
+    return convert_checkpoint(QWEN1_TINY_CHECKPOINT, tmp_path_factory.mktemp("converted") / "qwen-tiny",
+                              tiktoken_path=QWEN1_TIKTOKEN)
 
 
 def load(folder: Path) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -152,7 +149,7 @@ def test_loaded_weights_equal_the_converted_files_and_qwen1s_tensors(converted: 
     loaded = causal.state_dict()
     assert sorted(loaded) == sorted(written) and len(written) == 27
     assert all(torch.equal(loaded[name], written[name]) for name in written)
-    source = load_file(TINY / "model.safetensors")
+    source = load_file(QWEN1_TINY_CHECKPOINT / "model.safetensors")
     q, k, v = source["transformer.h.1.attn.c_attn.weight"].split(64)
     assert torch.equal(written["model.layers.1.self_attn.q_proj.weight"], q)
     assert torch.equal(written["model.layers.1.self_attn.v_proj.weight"], v)
@@ -169,7 +166,8 @@ def test_the_conversion_records_each_files_sha256_and_a_converted_file_edited_la
     manifest = json.loads((converted / "conversion.json").read_text())
     [(source_file, shard)] = manifest["shards"].items()
     assert source_file == "model.safetensors"
-    assert shard["source_sha256"] == hashlib.sha256((TINY / "model.safetensors").read_bytes()).hexdigest()
+    assert shard["source_sha256"] == hashlib.sha256(
+        (QWEN1_TINY_CHECKPOINT / "model.safetensors").read_bytes()).hexdigest()
     assert shard["sha256"] == hashlib.sha256((converted / shard["file"]).read_bytes()).hexdigest()
     edited = tmp_path / "edited"
     shutil.copytree(converted, edited)
@@ -202,7 +200,7 @@ def test_converted_config_reads_every_value_from_qwen1s(converted: Path) -> None
 def test_tokenizer_reproduces_qwen1s_token_ids(converted: Path) -> None:
     from transformers import AutoTokenizer
 
-    expected = json.loads((FIXTURE / "tokenizer" / "token_ids.json").read_text())
+    expected = json.loads((QWEN1_FIXTURE / "tokenizer" / "token_ids.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(converted)
     texts = expected["texts"]
     assert len(texts) == 45
@@ -234,29 +232,12 @@ def test_the_pipeline_loads_a_converted_entry_without_remote_code(converted: Pat
         text.resolve_source({**entry, "converted": "results/models/none"})
 
 
-def sharded_source(folder: Path, tiktoken: Path = TIKTOKEN) -> Path:
-    """The tiny checkpoint as a hub repo with two shards and an index, as Qwen-7B ships its weights."""
-    folder.mkdir()
-    tensors = load_file(TINY / "model.safetensors")
-    first = {n: t for n, t in tensors.items() if n.startswith(("transformer.wte", "transformer.h.0."))}
-    shards = {"model-00001-of-00002.safetensors": first,
-              "model-00002-of-00002.safetensors": {n: t for n, t in tensors.items() if n not in first}}
-    for name, part in shards.items():
-        save_file(part, folder / name)
-    index = {"weight_map": {n: file for file, part in shards.items() for n in part}}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    shutil.copyfile(TINY / "config.json", folder / "config.json")
-    shutil.copyfile(tiktoken, folder / "qwen.tiktoken")
-    shutil.copyfile(FIXTURE / "LICENSE", folder / "LICENSE")
-    return folder
-
-
 def test_a_failed_conversion_leaves_no_output_and_its_rerun_keeps_the_finished_shards(
     converted: Path, tmp_path: Path
 ) -> None:
     broken_vocabulary = tmp_path / "broken.tiktoken"
-    broken_vocabulary.write_bytes(b"".join(TIKTOKEN.read_bytes().splitlines(keepends=True)[:1000]))
-    source = sharded_source(tmp_path / "source", broken_vocabulary)
+    broken_vocabulary.write_bytes(b"".join(QWEN1_TIKTOKEN.read_bytes().splitlines(keepends=True)[:1000]))
+    source = sharded_qwen1_source(tmp_path / "source", broken_vocabulary)
     out, partial = tmp_path / "models" / "qwen-tiny", tmp_path / "models" / ".qwen-tiny.partial"
     # The vocabulary is read after the weights: a failure there comes after both shards are written.
     with pytest.raises(Qwen1ConversionError, match="must rank 151643 distinct tokens 0..151642"):
@@ -268,7 +249,7 @@ def test_a_failed_conversion_leaves_no_output_and_its_rerun_keeps_the_finished_s
     written_at = first.stat().st_mtime_ns
     second.unlink()
     (partial / ".model-00002-of-00002.safetensors.tmp999").write_bytes(b"cut short")
-    shutil.copyfile(TIKTOKEN, source / "qwen.tiktoken")
+    shutil.copyfile(QWEN1_TIKTOKEN, source / "qwen.tiktoken")
 
     convert_checkpoint(source, out)
     assert not partial.exists()
@@ -287,10 +268,10 @@ def test_a_failed_conversion_leaves_no_output_and_its_rerun_keeps_the_finished_s
 
 def with_tensors(folder: Path, change: Callable[[dict[str, torch.Tensor]], None]) -> Path:
     folder.mkdir()
-    tensors = load_file(TINY / "model.safetensors")
+    tensors = load_file(QWEN1_TINY_CHECKPOINT / "model.safetensors")
     change(tensors)
     save_file(tensors, folder / "model.safetensors")
-    shutil.copyfile(TINY / "config.json", folder / "config.json")
+    shutil.copyfile(QWEN1_TINY_CHECKPOINT / "config.json", folder / "config.json")
     return folder
 
 
@@ -312,7 +293,7 @@ def test_a_tensor_the_converter_cannot_place_is_refused_by_name(
 ) -> None:
     source = with_tensors(tmp_path / "source", change)
     with pytest.raises(Qwen1ConversionError, match=re.escape(message.format(source=source))):
-        convert_checkpoint(source, tmp_path / "out", tiktoken_path=TIKTOKEN)
+        convert_checkpoint(source, tmp_path / "out", tiktoken_path=QWEN1_TIKTOKEN)
     assert [p.name for p in tmp_path.iterdir()] == ["source"]
 
 
@@ -328,14 +309,14 @@ def test_a_config_that_is_not_qwen1s_is_refused(tmp_path: Path, key: str, value:
     config.pop(key) if value is None else config.update({key: value})
     (source / "config.json").write_text(json.dumps(config))
     with pytest.raises(Qwen1ConversionError, match=re.escape(message)):
-        convert_checkpoint(source, tmp_path / "out", tiktoken_path=TIKTOKEN)
+        convert_checkpoint(source, tmp_path / "out", tiktoken_path=QWEN1_TIKTOKEN)
 
 
 def test_a_qwen_72b_like_config_carries_its_own_vocabulary_rope_base_and_dtype(tmp_path: Path) -> None:
     """Qwen-72B's values (vocab 152064, rope base 1e6, eps 1e-5, bf16) on tiny sizes."""
-    config = {**json.loads((TINY / "config.json").read_text()), "vocab_size": 152064, "padded_vocab_size": 152064,
-              "rotary_emb_base": 1000000, "layer_norm_epsilon": 1e-5, "seq_length": 8192, "num_hidden_layers": 1,
-              "hidden_size": 16, "num_attention_heads": 2, "kv_channels": 8, "intermediate_size": 32,
+    config = {**json.loads((QWEN1_TINY_CHECKPOINT / "config.json").read_text()), "vocab_size": 152064,
+              "padded_vocab_size": 152064, "rotary_emb_base": 1000000, "layer_norm_epsilon": 1e-5, "seq_length": 8192,
+              "num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2, "kv_channels": 8, "intermediate_size": 32,
               "use_dynamic_ntk": False, "use_logn_attn": False, "bf16": True}
     shapes = {"transformer.wte.weight": (152064, 16), "lm_head.weight": (152064, 16), "transformer.ln_f.weight": (16,),
               "transformer.h.0.ln_1.weight": (16,), "transformer.h.0.ln_2.weight": (16,),
@@ -348,7 +329,7 @@ def test_a_qwen_72b_like_config_carries_its_own_vocabulary_rope_base_and_dtype(t
     source.mkdir()
     save_file(tensors, source / "model.safetensors")
     (source / "config.json").write_text(json.dumps(config))
-    out = convert_checkpoint(source, tmp_path / "out", tiktoken_path=TIKTOKEN)
+    out = convert_checkpoint(source, tmp_path / "out", tiktoken_path=QWEN1_TIKTOKEN)
 
     from transformers import AutoModelForCausalLM
 
@@ -380,14 +361,14 @@ def test_fetch_and_convert_reads_the_hub_cache_and_says_when_the_hub_is_out_of_r
         fetch_and_convert("Qwen/Qwen-7B", COMMIT, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
-    hub_cache_with(sharded_source(tmp_path / "repo"), tmp_path / "cache", "Qwen/Qwen-7B", COMMIT)
+    hub_cache_with(sharded_qwen1_source(tmp_path / "repo"), tmp_path / "cache", "Qwen/Qwen-7B", COMMIT)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "stale.txt").write_text("an earlier conversion's, replaced whole")
     out = fetch_and_convert("Qwen/Qwen-7B", COMMIT, tmp_path / "out")
     assert sorted(p.name for p in out.iterdir()) == [
         "LICENSE", "config.json", "conversion.json", "model-00001-of-00002.safetensors",
         "model-00002-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json"]
-    assert (out / "LICENSE").read_bytes() == (FIXTURE / "LICENSE").read_bytes()
+    assert (out / "LICENSE").read_bytes() == (QWEN1_FIXTURE / "LICENSE").read_bytes()
     assert json.loads((out / "config.json").read_text())["model_type"] == "qwen2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out", "repo"]
 
@@ -412,9 +393,7 @@ def test_convert_needs_a_pinned_commit_and_no_remote_code(entry: dict, message: 
 
 
 def test_the_real_config_converts_each_qwen_model_once_before_any_job_loads_it(tmp_path: Path) -> None:
-    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "2",
-                             "--configfile", str(REPO / "config" / "config.yaml"), "-n"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "config.yaml"), "-n", check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = re.findall(r"^rule (\w+):\n((?:    .*\n)*)", result.stdout, flags=re.M)
     conversions = sorted(re.search(r"^    output: (.*)$", body, flags=re.M).group(1)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 import yaml
 from safetensors import safe_open
 
-from conftest import REPO
+from helpers import REPO, snakemake
 from w2s.data.chess import puzzle_example
 from w2s.pipeline import config as w2s_config
 from w2s.pipeline import rehearse
@@ -24,10 +22,7 @@ from w2s.pipeline.rehearsal.plan import Job, describe_signature, parse_dry_run, 
 
 
 def dry_run(config: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", config, *args],
-                            capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
+    return snakemake(REPO, "-n", "--configfile", config, *args, cores=None).stdout
 
 
 def filled(path: Path) -> dict:
@@ -108,8 +103,8 @@ def test_only_runs_builds_the_named_runs_and_what_they_need() -> None:
 
 
 def test_only_runs_that_match_nothing_are_refused() -> None:
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/config.yaml", "--config",
-                             "only_runs=['sciq/seed0/gt/gpt3']"], capture_output=True, text=True, cwd=REPO)
+    result = snakemake(REPO, "-n", "--configfile", "config/config.yaml", "--config",
+                       "only_runs=['sciq/seed0/gt/gpt3']", cores=None, check=False)
     assert result.returncode != 0
     assert ("Invalid config: only_runs 'sciq/seed0/gt/gpt3' match no run of this config; a run is named "
             "'<dataset>/seed<seed>/<run>', e.g. 'sciq/seed0/gt/gpt2'") in result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import rehearse_shipped_config
+from helpers import rehearse_shipped_config
 
 
 @pytest.mark.parametrize("name", ["config", "chess", "pretraining_axis"])

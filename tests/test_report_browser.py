@@ -14,7 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from browser import BrowserMissing, render_page
-from test_report import PNG_MAGIC, _curves, _provenance, _selection_summary, _summarize_tables
+from helpers import (
+    PNG_MAGIC,
+    synthetic_curves,
+    synthetic_provenance,
+    synthetic_selection_summary,
+    synthetic_summarize_tables,
+)
 
 from w2s.report.page import build_report
 
@@ -33,15 +39,15 @@ PER_DATASET_FIGURES = ("accuracy", "pgr", "agreement", "chains", "curves")
 def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fullest report the summary tests build: ground-truth selection, prompted models, every table,
     training curves and provenance."""
-    files = build_report(_selection_summary(), tmp_path_factory.mktemp("browser"), "browser", **_summarize_tables(),
-                         curves=_curves(), provenance=_provenance())
+    files = build_report(synthetic_selection_summary(), tmp_path_factory.mktemp("browser"), "browser",
+                         **synthetic_summarize_tables(), curves=synthetic_curves(), provenance=synthetic_provenance())
     return files["html"]
 
 
 @pytest.fixture(scope="module")
 def sweep_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same runs and curves repeated over 20 datasets."""
-    summary, curves = _selection_summary(), _curves()
+    summary, curves = synthetic_selection_summary(), synthetic_curves()
     summary = pd.concat([summary.assign(dataset=name) for name in SWEEP_DATASETS], ignore_index=True)
     curves = pd.concat([curves.assign(dataset=name) for name in SWEEP_DATASETS], ignore_index=True)
     files = build_report(summary, tmp_path_factory.mktemp("sweep"), "sweep", curves=curves)

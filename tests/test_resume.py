@@ -20,8 +20,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from conftest import REPO, sst2_rows
-from test_train import schedule as train_schedule
+from helpers import REPO, sst2_rows, training_schedule
 from w2s.pipeline.config import TRAINING_DEFAULTS
 from w2s.evaluation.runs import evaluate
 from w2s.training.jobs import train_model
@@ -37,8 +36,8 @@ CPU = torch.device("cpu")
 
 def schedule(**overrides: object) -> Schedule:
     """Every schedule setting that a checkpoint must carry through, in use: warmup, decay, clipping, minibatches."""
-    return train_schedule(**{"lr": 0.05, "epochs": 3, "minibatch_size": 4, "weight_decay": 0.01,
-                             "warmup_frac": 0.2, "max_grad_norm": 1.0, **overrides})
+    return training_schedule(**{"lr": 0.05, "epochs": 3, "minibatch_size": 4, "weight_decay": 0.01,
+                                "warmup_frac": 0.2, "max_grad_norm": 1.0, **overrides})
 
 
 # Holdout scores after steps 3, 6, 9, 12 and 15 (0-based 2, 5, ...): the best is step 6.

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO
-from test_workflow import snakemake, tiny_config
+from helpers import snakemake, snakemake_command, tiny_config
 
 TARGET = "results/sst2/seed0/gt/mid/metrics.json"
 RUN = Path("results/sst2/seed0/gt/mid")
@@ -28,9 +27,8 @@ def write_config(workdir: Path, tiny_models: dict[str, Path]) -> None:
 
 def start(workdir: Path) -> subprocess.Popen:
     # A session of its own, so that SIGKILL reaches Snakemake and its job together, as a lost node would.
-    return subprocess.Popen(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-                             TARGET, "--configfile", "config.yaml"], cwd=workdir, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(snakemake_command(workdir, TARGET, "--configfile", "config.yaml"), cwd=workdir,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def saved_steps(workdir: Path) -> list[int]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from test_workflow import tiny_config
+from helpers import tiny_config
 
 sys.path.insert(0, str(Path(__file__).parent / "slurm"))
 from run_slurm_integration import IntegrationResult, run_integration  # noqa: E402

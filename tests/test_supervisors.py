@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
-from test_workflow import planned_jobs, snakemake, tiny_config
+from helpers import REPO, planned_jobs, snakemake, tiny_config
 
 from w2s.data import supervisors
 from w2s.data.labels import as_column

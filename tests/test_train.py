@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import training_schedule
 from w2s.training.losses import LOSSES, logconf, xent
 from w2s.models.text import ProbeClassifier
 from w2s.models.devices import supported_dtype
-from w2s.training.loop import Schedule, Selection, fit, lr_factor, make_optimizer, predict
+from w2s.training.loop import Selection, fit, lr_factor, make_optimizer, predict
 
 CPU = torch.device("cpu")
-
-
-def schedule(**overrides: float) -> Schedule:
-    values = dict(lr=0.1, epochs=2, batch_size=8, minibatch_size=8, weight_decay=0.0,
-                  warmup_frac=0.0, max_grad_norm=10.0, seed=0)
-    values.update(overrides)
-    return Schedule(**values)  # type: ignore[arg-type]
 
 
 def separable(n: int = 64) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -41,7 +35,7 @@ def test_lr_factor_warms_up_linearly_then_decays_as_a_cosine() -> None:
 def test_fit_takes_ceil_epochs_times_rows_over_batch_steps_and_learns() -> None:
     features, targets, labels = separable(60)
     model = ProbeClassifier(4)
-    history = fit(model, lambda rows: {"features": features[rows]}, targets, xent, schedule(epochs=1.5), CPU)
+    history = fit(model, lambda rows: {"features": features[rows]}, targets, xent, training_schedule(epochs=1.5), CPU)
     assert len(history) == math.ceil(1.5 * 60 / 8)
     assert history[-1]["loss"] < history[0]["loss"]
     probs = predict(model, lambda rows: {"features": features[rows]}, np.arange(60), 16, CPU)
@@ -58,8 +52,8 @@ def test_minibatches_give_the_same_model_as_whole_batches(loss) -> None:
     for minibatch in (8, 2):
         model = ProbeClassifier(4)
         torch.nn.init.normal_(model.head.weight, generator=torch.Generator().manual_seed(1))
-        fit(model, lambda rows: {"features": features[rows]}, targets, loss, schedule(minibatch_size=minibatch), CPU,
-            needs_batch_probs=loss is logconf)
+        fit(model, lambda rows: {"features": features[rows]}, targets, loss,
+            training_schedule(minibatch_size=minibatch), CPU, needs_batch_probs=loss is logconf)
         weights.append(model.head.weight.detach().clone())
     assert torch.allclose(weights[0], weights[1], atol=1e-6)
 
@@ -75,7 +69,7 @@ def test_selection_restores_the_best_scored_weights() -> None:
         snapshots.append(model.head.weight.detach().clone())
         return next(scores)
 
-    history = fit(model, lambda rows: {"features": features[rows]}, targets, xent, schedule(epochs=2),
+    history = fit(model, lambda rows: {"features": features[rows]}, targets, xent, training_schedule(epochs=2),
                   CPU, selection=Selection(score, every=2))
     assert len(history) == 8
     assert [h.get("selection_score") for h in history[1::2]] == [0.5, 0.9, 0.7, 0.6]
@@ -92,7 +86,7 @@ def test_equal_scores_keep_the_earliest_weights() -> None:
         snapshots.append(model.head.weight.detach().clone())
         return 1.0
 
-    fit(model, lambda rows: {"features": features[rows]}, targets, xent, schedule(epochs=1), CPU,
+    fit(model, lambda rows: {"features": features[rows]}, targets, xent, training_schedule(epochs=1), CPU,
         selection=Selection(score, every=1))
     assert torch.equal(model.head.weight, snapshots[0])
 
@@ -101,7 +95,7 @@ def test_adafactor_is_selectable_and_learns() -> None:
     features, targets, labels = separable(64)
     model = ProbeClassifier(4)
     fit(model, lambda rows: {"features": features[rows]}, targets, xent,
-        schedule(optimizer="adafactor", lr=0.05, epochs=3), CPU)
+        training_schedule(optimizer="adafactor", lr=0.05, epochs=3), CPU)
     probs = predict(model, lambda rows: {"features": features[rows]}, np.arange(64), 16, CPU)
     assert probs.shape == (len(labels), 2)
     assert float(np.mean(probs.argmax(axis=1) == labels)) >= 0.95
@@ -165,7 +159,7 @@ def peak_saved_bytes(batch_size: int, minibatch_size: int, loss) -> int:
     meter = SavedActivationMeter()
     with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
         fit(HiddenLayerClassifier(), lambda rows: {"features": features[rows]}, targets, loss,
-            schedule(batch_size=batch_size, minibatch_size=minibatch_size, epochs=1), CPU,
+            training_schedule(batch_size=batch_size, minibatch_size=minibatch_size, epochs=1), CPU,
             needs_batch_probs=loss is logconf)
     return meter.peak
 
@@ -186,7 +180,7 @@ def test_rows_of_a_batch_reach_the_model_sorted_by_length() -> None:
         def batcher(rows: np.ndarray, seen: list[np.ndarray] = calls[bucketed]) -> dict[str, torch.Tensor]:
             seen.append(np.array(rows))
             return {"features": features[rows]}
-        fit(ProbeClassifier(4), batcher, targets, xent, schedule(epochs=1, minibatch_size=2), CPU,
+        fit(ProbeClassifier(4), batcher, targets, xent, training_schedule(epochs=1, minibatch_size=2), CPU,
             lengths=lengths if bucketed else None)
     plain, bucketed = (np.concatenate(calls[b]).reshape(4, 8) for b in (False, True))
     # Same batches, rows reordered within each: every batch of 8 arrives in ascending length.

@@ -14,52 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
-from test_workflow import planned_jobs, snakemake
+from helpers import N_DIGIT_CLASSES, REPO, planned_jobs, snakemake, vision_config, write_digits_folder
 
-N_CLASSES = 10
 LINEAGES = ("alexnet__mobilenet", "alexnet__vit", "mobilenet__vit", "alexnet__mobilenet__vit")
-
-
-def write_digits_folder(root: Path) -> Path:
-    """The 1,797 digits as PNG files in an ImageFolder layout: root/<digit>/<index>.png."""
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    for index, (pixels, label) in enumerate(zip(digits.images, digits.target)):
-        folder = root / str(label)
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((pixels * 255 / 16).astype(np.uint8)).save(folder / f"{index:04d}.png")
-    return root
-
-
-def vision_config(image_folder: Path) -> dict:
-    small = {"resize": 32, "crop": 32}
-    return {
-        "seeds": [0],
-        "w2s_slices": 2,
-        "datasets": {"digits": {"kind": "image_classification", "n_classes": N_CLASSES,
-                                "image_folder": str(image_folder), "n_train": 600, "n_test": 300}},
-        "training": {"mode": "probe", "model_selection": "weak_holdout", "eval_batch_size": 128,
-                     "probe": {"l2_grid": [0.01, 1.0]}},
-        "models": {
-            # AlexNet's architecture with a 10-class head, used as it is: the pretrained-head supervisor.
-            "alexnet": {"family": "torchvision", "name": "alexnet", "weights": None,
-                        "model_kwargs": {"num_classes": N_CLASSES}, "preprocess": {"resize": 64, "crop": 64},
-                        "training": {"mode": "pretrained_head"}, "resources": {"gpu": 0}},
-            "mobilenet": {"family": "torchvision", "name": "mobilenet_v3_small", "weights": None,
-                          "model_kwargs": {"num_classes": N_CLASSES}, "preprocess": small, "resources": {"gpu": 0}},
-            "vit": {"family": "timm", "name": "vit_base_patch8_224.dino", "pretrained": False,
-                    "model_kwargs": {"img_size": 32, "depth": 1, "embed_dim": 32, "num_heads": 2, "num_classes": 0},
-                    "preprocess": small, "resources": {"gpu": 0}},
-        },
-        "ladder": ["alexnet", "mobilenet", "vit"],
-        "chains": [["alexnet", "mobilenet", "vit"]],
-        # One loss keeps the run short; logconf's many-class rounds are tested in tests/test_multiclass.py.
-        "losses": {"xent": {}},
-        "report": {"bootstrap_samples": 50},
-    }
 
 
 def test_vision_config_plans_the_papers_sweep_offline(tmp_path: Path) -> None:
@@ -107,14 +64,14 @@ def test_prepared_splits_hold_the_image_files_bytes_and_labels(vision_run: Path)
     assert Image.open(bytes_io.BytesIO(first["image"])).size == (8, 8)
     assert set(pd.read_parquet(data / "unlabelled" / "test.parquet").columns) == {"id", "image"}
     balance = json.loads((data / "label_balance.json").read_text())
-    assert len(balance["test"]["class_fractions"]) == N_CLASSES
+    assert len(balance["test"]["class_fractions"]) == N_DIGIT_CLASSES
     assert abs(sum(balance["test"]["class_fractions"]) - 1) < 1e-9
 
 
 def test_weak_labels_hold_ten_class_probabilities(vision_run: Path) -> None:
     labels = pd.read_parquet(vision_run / "results" / "digits" / "seed0" / "gt" / "alexnet" / "weak_labels.parquet")
     soft = np.stack(labels["soft_label"].to_numpy())
-    assert soft.shape == (150, N_CLASSES)  # slice 1 of 2 of train_w2s's 300 rows
+    assert soft.shape == (150, N_DIGIT_CLASSES)  # slice 1 of 2 of train_w2s's 300 rows
     np.testing.assert_allclose(soft.sum(axis=1), 1, atol=1e-6)
     assert (labels["hard_label"].to_numpy() == soft.argmax(axis=1)).all()
     assert "label" not in labels.columns
@@ -134,7 +91,7 @@ def test_every_run_is_scored_as_a_ten_class_task(vision_run: Path) -> None:
     runs = ["gt/alexnet", "gt/mobilenet", "gt/vit"] + [f"w2s/xent/{lineage}" for lineage in LINEAGES]
     for run in runs:
         metrics = json.loads((seed / run / "metrics.json").read_text())
-        assert (metrics["task_kind"], metrics["n_classes"]) == ("image_classification", N_CLASSES), run
+        assert (metrics["task_kind"], metrics["n_classes"]) == ("image_classification", N_DIGIT_CLASSES), run
         assert metrics["auroc_kind"] == "macro one-vs-rest AUROC", run
         assert "test_positive_fraction" not in metrics and "max_length" not in metrics, run
         assert 0 <= metrics["accuracy"] <= 1, run

@@ -7,7 +7,6 @@ import hashlib
 import importlib.util
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from helpers import hub_cache_with_blobs
 from w2s.models.text import ModelLoadError, load_backbone, load_failure, load_pretrained, resolve_source
 from w2s.models.weights import LARGE_MODEL_PARAMETERS, SAMPLED_ROWS, WeightsMismatchError, verify_loaded_weights
 
@@ -98,22 +98,6 @@ def test_a_hub_model_is_checked_against_the_files_in_the_cache(tmp_path: Path, m
     assert (report.tensors, report.elements) == _unique_parameters(model)
 
 
-def hub_cache_with_blobs(folder: Path, cache: Path, hub_id: str, commit: str) -> Path:
-    """A Hugging Face cache as huggingface_hub writes it: each file a blob named by its sha256 (the LFS sha256 the
-    hub sends for weights), the snapshot's files links to the blobs, refs/main the commit. Returns the snapshot."""
-    repo = cache / f"models--{hub_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    (repo / "blobs").mkdir()
-    for path in folder.iterdir():
-        blob = repo / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
-        shutil.copyfile(path, blob)
-        (snapshot / path.name).symlink_to(Path("..") / ".." / "blobs" / blob.name)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    return snapshot
-
-
 @pytest.fixture()
 def cached_tiny_gpt2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], Path]:
     """org/tiny-gpt2 at a commit in an offline Hugging Face cache with blobs; its entry and snapshot folder."""
@@ -189,82 +173,6 @@ def test_offloaded_weights_are_read_from_accelerates_offload(tmp_path: Path) -> 
     assert model.embeddings.word_embeddings.weight.device.type == "meta"
     report = verify_loaded_weights(model, resolve_source({"path": str(tmp_path / "model")}))
     assert (report.tensors, report.elements) == _unique_parameters(model)
-
-
-REMOTE_CONFIG = '''
-from transformers import PretrainedConfig
-
-
-class TinyConfig(PretrainedConfig):
-    model_type = "tiny-remote"
-
-    def __init__(self, vocab_size=12, hidden_size=8, **kwargs):
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        super().__init__(**kwargs)
-'''
-
-REMOTE_MODEL = '''
-import torch
-from torch import nn
-from transformers import PreTrainedModel
-
-from .configuration_tiny import TinyConfig
-
-
-class TinyAttention(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.c_attn = nn.Linear(config.hidden_size, config.hidden_size)
-        self.c_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        # As in Qwen-1's attention. transformers 5 re-creates non-persistent buffers after loading,
-        # so this module counts as not initialised and its _init_weights runs.
-        self.register_buffer("masked_bias", torch.tensor(-1e4), persistent=False)
-
-
-class TinyModel(PreTrainedModel):
-    config_class = TinyConfig
-    base_model_prefix = "transformer"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.attn = TinyAttention(config)
-        self.post_init()
-
-    def _init_weights(self, module):
-        # Qwen-1's own rule, writing .data directly, past transformers' guards on loaded weights.
-        if isinstance(module, nn.Linear):
-            module.weight.data.normal_(std=0.02)
-            module.bias.data.zero_()
-        elif isinstance(module, nn.Embedding):
-            module.weight.data.normal_(std=0.02)
-        for name, p in module.named_parameters():
-            if name == "c_proj.weight":
-                p.data.normal_(mean=0.0, std=0.02)
-
-    def forward(self, input_ids):
-        return self.attn.c_proj(self.attn.c_attn(self.wte(input_ids)))
-'''
-
-
-@pytest.fixture()
-def remote_code_model(tmp_path: Path) -> Path:
-    """A model folder with its own code (auto_map), whose _init_weights re-draws one loaded weight
-    under transformers 5 the way Qwen-1's re-draws every attn.c_proj.weight."""
-    folder = tmp_path / "tiny_remote"
-    folder.mkdir()
-    (folder / "configuration_tiny.py").write_text(REMOTE_CONFIG)
-    (folder / "modeling_tiny.py").write_text(REMOTE_MODEL)
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "tiny-remote", "vocab_size": 12, "hidden_size": 32, "architectures": ["TinyModel"],
-        "auto_map": {"AutoConfig": "configuration_tiny.TinyConfig", "AutoModel": "modeling_tiny.TinyModel"}}))
-    generator = torch.Generator().manual_seed(0)
-    shapes = {"wte.weight": (12, 32), "attn.c_attn.weight": (32, 32), "attn.c_attn.bias": (32,),
-              "attn.c_proj.weight": (32, 32), "attn.c_proj.bias": (32,)}
-    save_file({name: torch.randn(shape, generator=generator) for name, shape in shapes.items()},
-              str(folder / "model.safetensors"), metadata={"format": "pt"})
-    return folder
 
 
 def test_a_weight_re_initialised_by_remote_code_stops_the_load(remote_code_model: Path) -> None:

@@ -4,7 +4,6 @@ run on randomly initialised models followed by an incremental rerun."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import zipfile
 from collections import Counter
@@ -15,30 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 from browser import render_page
-from conftest import LINEAGES, LOSSES, REPO, planned_jobs, tiny_config
+from helpers import HUB_TOKEN, LINEAGES, LOSSES, REPO, planned_jobs, run_workflow, snakemake, tiny_config
 
 from w2s.data.sources import rows_sha256
 from w2s.report.provenance import config_sha256
-
-# Every workflow here runs with this hub token in its environment; no file it writes may hold it.
-HUB_TOKEN = "hf_w2sSentinelTokenNeverWritten0123456789"
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True, cwd=workdir, env={**os.environ, "HF_TOKEN": HUB_TOKEN},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def run_workflow(workdir: Path, config: dict) -> Path:
-    """The whole workflow of `config`, written to workdir/config.yaml, run to the end in workdir."""
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    snakemake(workdir, "--configfile", "config.yaml")
-    return workdir
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO, interpreter_first_on_path
 
 DOC = REPO / "docs" / "your-data.md"
 # A fenced block: its language, its file name (title="..."), its body.
@@ -64,8 +64,9 @@ def shown_lines_in_order(shown: str, printed: str) -> list[str]:
 def test_each_example_runs_as_written(heading: str, tmp_path: Path) -> None:
     for name in CHECKOUT:
         (tmp_path / name).symlink_to(REPO / name)
-    # Offline, and the datasets cache of this run only.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets")}
+    # Offline, and the datasets cache of this run only; `python` and `snakemake` are this interpreter's.
+    env = interpreter_first_on_path({**os.environ, "HF_HUB_OFFLINE": "1",
+                                     "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets")})
     printed = None
     for block in EXAMPLES[heading]:
         if block.title is not None:

@@ -30,7 +30,10 @@ from pathlib import Path
 import yaml
 
 TESTS = Path(__file__).resolve().parents[1]
-REPO = TESTS.parent
+# Run on its own, the script finds the tests' helpers in the folder above its own.
+sys.path.insert(0, str(TESTS))
+from helpers import REPO, make_tiny_model, snakemake, tiny_config  # noqa: E402
+
 CLUSTER_DIR = Path(tempfile.gettempdir()) / "w2s-slurm-cluster"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 MARKER = "# Written by tests/slurm/run_slurm_integration.py for a test cluster; removed when it ends."
@@ -196,16 +199,6 @@ class IntegrationResult:
     local_wall_s: float
 
 
-def snakemake(workdir: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", "config.yaml", *args],
-        capture_output=True, text=True, cwd=workdir,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stderr[-4000:]}")
-    return result.stderr
-
-
 def jobs_in_stats(log: str) -> int:
     """Jobs in the 'Job stats' table of a Snakemake log, less the target rule `all`."""
     table = log.split("Job stats:", 1)[1]
@@ -229,17 +222,18 @@ def run_integration(workdir: Path, config: dict) -> IntegrationResult:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
 
     start = time.monotonic()
-    snakemake(local, "--cores", "2", *SAME_THREADS)
+    snakemake(local, "--configfile", "config.yaml", *SAME_THREADS)
     local_wall_s = time.monotonic() - start
 
     with LocalSlurm() as cluster:
         start = time.monotonic()
         log = snakemake(
-            on_slurm, "--profile", str(REPO / "profiles" / "slurm"), *SAME_THREADS,
+            on_slurm, "--configfile", "config.yaml", "--profile", str(REPO / "profiles" / "slurm"), *SAME_THREADS,
             # Without accounting storage sacct cannot report a job's state; squeue can. The
             # first status check after 2 s instead of 40: these jobs take seconds.
             "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-        )
+            cores=None,  # the profile's
+        ).stderr
         slurm_wall_s = time.monotonic() - start
         run_id = RUN_ID.search(log).group(1)
         completed = [row for row in cluster.completed_jobs() if row[1] == run_id]
@@ -259,11 +253,7 @@ def run_integration(workdir: Path, config: dict) -> IntegrationResult:
 
 
 def tiny_pipeline_config(workdir: Path) -> dict:
-    """tests/test_workflow.py's tiny config on conftest's tiny models, written under `workdir`."""
-    sys.path.insert(0, str(TESTS))
-    from conftest import make_tiny_model
-    from test_workflow import tiny_config
-
+    """The tests' tiny config on their tiny models (tests/helpers.py), written under `workdir`."""
     models = {"tiny-bert": make_tiny_model(workdir / "models" / "tiny-bert", "bert", 0),
               "tiny-gpt2": make_tiny_model(workdir / "models" / "tiny-gpt2", "gpt2", 1)}
     return tiny_config(models, workdir)
