@@ -129,7 +129,8 @@ def test_the_lock_file_is_beside_the_config_wherever_the_package_is_installed(tm
     commit = "0123456789abcdef0123456789abcdef01234567"
     script = (
         "import sys\n"
-        "from w2s.pipeline import preflight, revisions\n"
+        "from w2s import revisions\n"
+        "from w2s.pipeline import preflight\n"
         f"assert preflight.__file__.startswith({str(site)!r}), preflight.__file__\n"
         f"revisions.resolve_head = lambda repo_type, hub_id, branch: {commit!r}\n"
         f"sys.exit(preflight.main([{str(config_path)!r}, '--skip', 'datasets', 'machine', '--no-weights']))\n"
