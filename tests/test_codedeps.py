@@ -54,6 +54,25 @@ def test_the_closure_follows_direct_transitive_relative_and_function_level_impor
     ]
 
 
+def test_a_module_edited_in_the_same_process_is_read_again(tmp_path: Path) -> None:
+    """Imports are read once per version of a file (its time and size), so an edit is seen at once, even one
+    that keeps the file's size, as a long-lived process (a test session) may make."""
+    pkg = tmp_path / "pkg"
+    write(pkg / "__init__.py", "")
+    write(pkg / "a.py", "")
+    write(pkg / "b.py", "")
+    write(pkg / "c.py", "")
+    script = tmp_path / "job.py"
+    write(script, "import pkg.a\n")
+    assert [p.name for p in import_closure(script, pkg)] == ["__init__.py", "a.py"]
+    write(pkg / "a.py", "import pkg.b\n")
+    os.utime(pkg / "a.py", ns=(1, 1))
+    assert [p.name for p in import_closure(script, pkg)] == ["__init__.py", "a.py", "b.py"]
+    write(pkg / "a.py", "import pkg.c\n")  # the same size, a later time
+    os.utime(pkg / "a.py", ns=(2, 2))
+    assert [p.name for p in import_closure(script, pkg)] == ["__init__.py", "a.py", "c.py"]
+
+
 def test_bad_sources_are_refused_with_what_to_fix(tmp_path: Path) -> None:
     write(tmp_path / "pkg" / "__init__.py", "")
     write(tmp_path / "job.py", "from . import pkg\n")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from w2s.models.text import DTYPES
-
+# torch's dtype for each dtype name a config may give.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Set to 1 to run bf16 autocast on CPUs without native bf16 (cpu_has_bf16).
 EMULATE_BF16_ENV = "W2S_EMULATE_BF16"
 

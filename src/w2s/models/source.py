@@ -19,4 +19,3 @@ class ModelSource:
     location: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-

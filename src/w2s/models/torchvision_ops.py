@@ -91,7 +91,6 @@ def declare_missing_ops() -> None:
     _DECLARED.append(declared)
 
 
-
 class _DeclaringLoader(importlib.abc.Loader):
     """torchvision's own loader, running declare_missing_ops just before it executes torchvision's module, and then
     putting itself aside so that the module's spec and __loader__ are torchvision's own."""

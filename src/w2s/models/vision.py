@@ -26,8 +26,8 @@ from PIL import Image
 from torch import nn
 
 from w2s.data.images import decode_image
+from w2s.models.devices import DTYPES
 from w2s.models.source import ModelLoadError
-from w2s.models.text import DTYPES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

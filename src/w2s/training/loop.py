@@ -10,8 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from w2s.models.devices import autocast, supported_dtype
-from w2s.models.text import DTYPES
+from w2s.models.devices import DTYPES, autocast, supported_dtype
 from w2s.training.distributed import SINGLE, Ranks, restore_snapshot, snapshot
 from w2s.training.losses import Batch, LossFn
 from w2s.training.resume import Progress, ResumeCheckpoints, Trainer
