@@ -453,7 +453,8 @@ def test_a_students_metrics_count_its_empty_weak_labels_in_any_generative_task(t
 
 
 def test_the_report_shows_a_chess_table_of_legal_moves_and_accuracy_by_rating_band_and_theme(tmp_path: Path) -> None:
-    from w2s.report import page
+    from w2s.report.aggregation import with_selection_marked
+    from w2s.report.tables import chess_table, summary_tables_html
 
     paths = _chess_run(tmp_path, csv_schema=True)
     balance = {"train_gt": {"n": 4, "distinct_targets": 3, "over_max_moves": 2}}
@@ -466,8 +467,8 @@ def test_the_report_shows_a_chess_table_of_legal_moves_and_accuracy_by_rating_ba
                        "chain_length": 1 if kind == "ground_truth" else 2, "weak_model": "a", "weak_kind": "model"},
                       label_balance=balance, weak_labels_path=paths["weak_labels"] if kind == "student" else None)
         records.append(io.read_json(out))
-    summary = page._with_selection_marked(runs.run_table(records))
-    table = page._chess_table(summary)
+    summary = with_selection_marked(runs.run_table(records))
+    table = chess_table(summary)
     assert table.to_dict("records") == [
         {"dataset": "chess_puzzles", "run": "gt/b", "seeds": 1, "exact match": "0.750", "legal moves": "1.000",
          "weak labels: legal moves": "–", "weak labels: empty": "–", "<1000 rated": "1.000",
@@ -476,8 +477,8 @@ def test_the_report_shows_a_chess_table_of_legal_moves_and_accuracy_by_rating_ba
          "weak labels: legal moves": "0.333", "weak labels: empty": "1", "<1000 rated": "1.000",
          "1000-1499 rated": "1.000", "2500+ rated": "0.000", "mateIn1": "0.667", "short": "1.000", "opening": "1.000",
          "advantage": "1.000"}]
-    html = page._summary_tables(summary, None, None, None)
+    html = summary_tables_html(summary, None, None, None, None)
     assert "Puzzles left out at preparation, past max_moves: chess_puzzles seed 0: 2." in html
     assert "<th>weak labels: legal moves</th>" in html
     # Without chess runs the table is absent.
-    assert page._chess_table(summary.drop(columns=["legal_move_rate"])).empty
+    assert chess_table(summary.drop(columns=["legal_move_rate"])).empty

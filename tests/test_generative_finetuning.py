@@ -272,7 +272,7 @@ def test_a_probe_twin_embeds_with_the_stage_checkpoint(tiny_models: dict[str, Pa
 
 
 def test_the_report_sets_each_twin_run_beside_the_same_run_without_the_stage() -> None:
-    from w2s.report.page import _generative_table
+    from w2s.report.tables import generative_table
 
     def run(seed: int, run: str, kind: str, loss: str | None, lineage: str, accuracy: float, pgr: float | None,
             twin_of: str | None) -> dict:
@@ -286,11 +286,11 @@ def test_the_report_sets_each_twin_run_beside_the_same_run_without_the_stage() -
                  run(seed, "gt/b-genft", "ground_truth", None, "b-genft", 0.8 + shift, None, "gt/b"),
                  run(seed, "w2s/xent/a__b", "student", "xent", "a → b", 0.6 + shift, 0.2 + shift, None),
                  run(seed, "w2s/xent/a__b-genft", "student", "xent", "a → b-genft", 0.65, 0.5, "w2s/xent/a__b")]
-    table = _generative_table(pd.DataFrame(rows))
+    table = generative_table(pd.DataFrame(rows))
     assert table.to_dict("records") == [
         {"dataset": "sst2", "ceiling or loss": "ground truth (ceiling)", "lineage": "b", "seeds": 2,
          "accuracy without": "0.750", "accuracy with": "0.850", "PGR without": "–", "PGR with": "–"},
         {"dataset": "sst2", "ceiling or loss": "xent", "lineage": "a → b", "seeds": 2,
          "accuracy without": "0.650", "accuracy with": "0.650", "PGR without": "0.250", "PGR with": "0.500"},
     ]
-    assert _generative_table(pd.DataFrame(rows).drop(columns="generative_finetuning")).empty
+    assert generative_table(pd.DataFrame(rows).drop(columns="generative_finetuning")).empty

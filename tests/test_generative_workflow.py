@@ -119,10 +119,11 @@ def test_every_run_is_scored_by_exact_match_with_pgr_and_agreement(generative_ru
 
 
 def test_the_report_tables_name_the_generative_task(generative_run: Path) -> None:
-    from w2s.report.page import _ground_truth_table, _with_selection_marked
+    from w2s.report.aggregation import with_selection_marked
+    from w2s.report.tables import ground_truth_table
 
-    summary = _with_selection_marked(pd.read_csv(generative_run / "results" / "summary.csv"))
-    table = _ground_truth_table(summary)
+    summary = with_selection_marked(pd.read_csv(generative_run / "results" / "summary.csv"))
+    table = ground_truth_table(summary)
     assert set(table["task"]) == {"generative, exact match"}
     assert set(table["AUROC kind"]) == {"none (generative: exact match)"}
     assert sorted(table["model"]) == ["mid", "strong", "weak"]

@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import altair as alt
 import pandas as pd
 import pytest
 
@@ -21,7 +22,9 @@ from helpers import (
     synthetic_summarize_tables,
     synthetic_summary,
 )
+from w2s.report.figures import Figure
 from w2s.report.page import build_report
+from w2s.report.views import VIEWS, Report, ReportInputs, View
 
 # By hand from STUDENT_PGR: xent PGRs sorted 0.3 0.4 0.45 0.5 0.55 0.6 0.7 0.9, median (0.5 + 0.55) / 2, mean 4.4 / 8;
 # logconf defined 0.2 0.5 0.6 0.7 0.8, median 0.6, mean 2.8 / 5.
@@ -31,8 +34,8 @@ LOGCONF_ROW = ("sciq", "logconf", "6", "5", "0.600", "0.560")
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], str]:
-    files = build_report(synthetic_summary(), tmp_path_factory.mktemp("report"), "W2S <test> report",
-                         curves=synthetic_curves(), provenance=synthetic_provenance())
+    files = build_report(ReportInputs(synthetic_summary(), curves=synthetic_curves(), provenance=synthetic_provenance()),
+                         tmp_path_factory.mktemp("report"), "W2S <test> report")
     return files, files["html"].read_text(encoding="utf-8")
 
 
@@ -106,7 +109,7 @@ def test_a_pair_undefined_in_every_seed_gets_a_grey_cell(tmp_path: Path) -> None
     pair = summary["run"] == "w2s/xent/minilm__smollm2"
     summary.loc[pair, ["pgr", "pgr_ci_low", "pgr_ci_high"]] = math.nan
     summary.loc[pair, "pgr_undefined_reason"] = PGR_UNDEFINED_REASON
-    page = build_report(summary, tmp_path, "undefined")["html"].read_text(encoding="utf-8")
+    page = build_report(ReportInputs(summary), tmp_path, "undefined")["html"].read_text(encoding="utf-8")
     (rows,) = _specs(page)["pgr"]["datasets"].values()
     (cell,) = [r for r in rows if (r["weak_model"], r["model"], r["loss"]) == ("minilm", "smollm2", "xent")]
     assert (cell["label"], cell["seeds"], cell.get("pgr")) == ("undefined", 0, None)
@@ -152,16 +155,53 @@ def test_summary_table_values(built: tuple[dict[str, Path], str]) -> None:
                                          "0.700", "AUROC")), page)
 
 
-def test_without_chains_shows_note(tmp_path: Path) -> None:
+CORE_HEADINGS = ["Test accuracy against strong model", "PGR per weak and strong model", "Summary tables"]
+
+
+def _headings(page: str) -> list[str]:
+    return re.findall(r"<section><h2>(.*?)</h2>", page)
+
+
+def test_views_without_rows_are_left_out_with_their_pngs(tmp_path: Path) -> None:
     summary = synthetic_summary()
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "chains.png").write_bytes(PNG_MAGIC)  # stale, from an earlier build
-    files = build_report(summary[summary["chain_length"] < 3], tmp_path, "no chains")
+    files = build_report(ReportInputs(summary[summary["chain_length"] < 3]), tmp_path, "no chains")
     page = files["html"].read_text(encoding="utf-8")
     assert sorted(files) == ["accuracy", "agreement", "html", "pgr"]
     assert not (tmp_path / "figures" / "chains.png").exists()
     assert page.count('class="vega-spec"') == 3
-    assert "No bootstrap chains in this run" in page
+    # No chains, supervisors, ft(weak) + lp(gt), data axes, sweep, curves or provenance: no section, no note.
+    assert _headings(page) == [*CORE_HEADINGS[:2], "Student–supervisor agreement", CORE_HEADINGS[2]]
+    assert 'class="note"' not in page
+
+
+def test_a_summary_without_students_keeps_only_the_core_views(tmp_path: Path) -> None:
+    summary = synthetic_summary()
+    page = build_report(ReportInputs(summary[summary["kind"] == "ground_truth"]), tmp_path, "ceilings only")[
+        "html"].read_text(encoding="utf-8")
+    assert _headings(page) == CORE_HEADINGS
+    assert "No direct weak → strong students in the summary." in page
+    assert "No students in the summary." in page
+
+
+def test_a_view_registered_in_views_alone_appears_on_the_page(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def toy_figure(report: Report) -> Figure:
+        rows = report.summary[report.summary["kind"] == "ground_truth"]
+        return Figure("One point per ceiling.", alt.Chart(rows[["model", "accuracy"]]).mark_point().encode(
+            x="model:N", y="accuracy:Q"))
+
+    monkeypatch.setitem(VIEWS, "toy", View("A toy view", lambda report: True, toy_figure))
+    monkeypatch.setitem(VIEWS, "hidden", View("A view without rows", lambda report: False, toy_figure))
+    files = build_report(ReportInputs(synthetic_summary()), tmp_path, "toy")
+    page = files["html"].read_text(encoding="utf-8")
+    assert _headings(page)[-1] == "A toy view" and "A view without rows" not in page
+    assert "<p>One point per ceiling.</p>" in page
+    (rows,) = _specs(page)["toy"]["datasets"].values()
+    assert sorted((r["model"], r["accuracy"]) for r in rows) == [
+        (model, accuracy) for (model, _), accuracy in sorted(CEILING_ACCURACY.items())]
+    assert files["toy"].read_bytes()[:8] == PNG_MAGIC and "hidden" not in files
 
 
 GT_MARK = "(GT early stopping)"
@@ -169,8 +209,8 @@ GT_MARK = "(GT early stopping)"
 
 @pytest.fixture(scope="module")
 def built_with_tables(tmp_path_factory: pytest.TempPathFactory) -> str:
-    files = build_report(synthetic_selection_summary(), tmp_path_factory.mktemp("tables"), "tables",
-                         **synthetic_summarize_tables())
+    files = build_report(ReportInputs(synthetic_selection_summary(), **synthetic_summarize_tables()),
+                         tmp_path_factory.mktemp("tables"), "tables")
     return files["html"].read_text(encoding="utf-8")
 
 
@@ -245,7 +285,7 @@ def _supervised_summary() -> pd.DataFrame:
 
 
 def test_simulated_and_ensemble_supervisors_get_their_views_and_labels(tmp_path: Path) -> None:
-    files = build_report(_supervised_summary(), tmp_path, "supervisors")
+    files = build_report(ReportInputs(_supervised_summary()), tmp_path, "supervisors")
     assert {"error_structure", "ensembles"} <= set(files)
     specs = _specs(files["html"].read_text(encoding="utf-8"))
     (structure,) = specs["error_structure"]["datasets"].values()
@@ -261,3 +301,56 @@ def test_simulated_and_ensemble_supervisors_get_their_views_and_labels(tmp_path:
     assert student_pgr == pytest.approx({"small-mean (ensemble)": 0.5, "minilm": 0.35, "smollm2": 0.8})
     (accuracy,) = specs["accuracy"]["datasets"].values()
     assert {"weak: minilm-random (simulated)", "weak: small-mean (ensemble)"} <= {r["series"] for r in accuracy}
+
+
+def _analyses_summary() -> pd.DataFrame:
+    """_supervised_summary() (chains, simulated and ensemble supervisors) with ft(weak) + lp(gt) of the finetuned
+    student minilm → smollm2 (xent), the probe-mode student minilm → mpnet (xent) without one, and that probe
+    student trained on 6 weak labels (a data axis)."""
+    summary = _supervised_summary().assign(mode="full", data_axis=None, n_weak_labels=12.0)
+    summary.loc[summary["run"] == "w2s/xent/minilm__mpnet", "mode"] = "probe"
+    runs = [summary_row(seed, "smollm2", run="ftlp/xent/minilm__smollm2", kind="ft_weak_lp_gt", loss="xent",
+                        lineage="minilm → smollm2", chain_length=2, weak_model="minilm", mode="full",
+                        student_run="w2s/xent/minilm__smollm2", accuracy=0.69, weak_accuracy=CEILING_ACCURACY[
+                            ("minilm", seed)], student_accuracy=0.66, ceiling_accuracy=CEILING_ACCURACY[
+                            ("smollm2", seed)], student_pgr=0.5, pgr=0.8) for seed in (0, 1)]
+    axis = [summary_row(seed, "mpnet", run="w2s/xent/minilm__mpnet/n_weak_labels6", kind="student", loss="xent",
+                        lineage="minilm → mpnet", chain_length=2, weak_model="minilm", mode="probe", accuracy=0.65,
+                        pgr=0.2, data_axis="n_weak_labels", n_weak_labels=6.0) for seed in (0, 1)]
+    return pd.concat([summary, pd.DataFrame(runs + axis)], ignore_index=True)
+
+
+def _sweep() -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": "sciq", "seed": 0, "run": "w2s/xent/minilm__mpnet", "kind": "student",
+                          "model": "mpnet", "loss": "xent", "lineage": "minilm → mpnet", "model_selection": "weak_holdout",
+                          "l2": l2, "chosen": l2 == 1.0, "accuracy": 0.7, "weak_accuracy": 0.6,
+                          "ceiling_accuracy": 0.8, "pgr": 0.5} for l2 in (0.1, 1.0)])
+
+
+def test_every_analysis_with_rows_gets_its_view_in_order(tmp_path: Path) -> None:
+    inputs = ReportInputs(_analyses_summary(), curves=synthetic_curves(), sweep=_sweep(),
+                          provenance=synthetic_provenance())
+    files = build_report(inputs, tmp_path, "analyses")
+    page = files["html"].read_text(encoding="utf-8")
+    assert _headings(page) == [
+        "Test accuracy against strong model", "PGR per weak and strong model",
+        "Overfitting to weak supervision: PGR against L2 strength", "Student–supervisor agreement",
+        "Simulated weak supervisors: which errors students imitate", "Ensembles of weak supervisors against their members",
+        "Bootstrap chains vs direct supervision", "Training curves", "ft(weak) + lp(gt): what the student&#x27;s features hold",
+        "PGR against the amount of data", "Summary tables", "Provenance"]
+    assert sorted(files) == ["accuracy", "agreement", "chains", "curves", "data_axes", "ensembles", "error_structure",
+                             "ft_weak_lp_gt", "html", "pgr", "regularisation"]
+
+
+def test_a_probe_student_without_its_run_is_shown_at_its_ceiling_in_ft_weak_lp_gt(tmp_path: Path) -> None:
+    page = build_report(ReportInputs(_analyses_summary()), tmp_path, "ftlp")["html"].read_text(encoding="utf-8")
+    (rows,) = _specs(page)["ft_weak_lp_gt"]["datasets"].values()
+    points = {(r["student"], r["model"]): r["test accuracy"] for r in rows}
+    probe = "minilm → mpnet [xent] (probe student: = ceiling)"
+    assert points == pytest.approx({
+        ("minilm → smollm2 [xent]", "weak model"): 0.61, ("minilm → smollm2 [xent]", "student (ft(weak))"): 0.66,
+        ("minilm → smollm2 [xent]", "ft(weak) + lp(gt)"): 0.69, ("minilm → smollm2 [xent]", "ground truth (ceiling)"): 0.71,
+        (probe, "weak model"): 0.61, (probe, "student (ft(weak))"): 0.68, (probe, "ft(weak) + lp(gt)"): 0.81,
+        (probe, "ground truth (ceiling)"): 0.81})
+    # The table: weak, student, student PGR, ft(weak) + lp(gt), its PGR (1: it is the ceiling), ceiling.
+    assert re.search(_table_row(("sciq", probe, "2", "0.610", "0.680", "0.350", "0.810", "1.000", "0.810")), page)

@@ -23,6 +23,7 @@ from helpers import (
 )
 
 from w2s.report.page import build_report
+from w2s.report.views import ReportInputs
 
 CDN_SCRIPT = "https://cdn.jsdelivr.net/npm/vega@6"
 REMOTE_DATA = "https://example.com/rows.json"
@@ -39,8 +40,8 @@ PER_DATASET_FIGURES = ("accuracy", "pgr", "agreement", "chains", "curves")
 def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fullest report the summary tests build: ground-truth selection, prompted models, every table,
     training curves and provenance."""
-    files = build_report(synthetic_selection_summary(), tmp_path_factory.mktemp("browser"), "browser",
-                         **synthetic_summarize_tables(), curves=synthetic_curves(), provenance=synthetic_provenance())
+    files = build_report(ReportInputs(synthetic_selection_summary(), **synthetic_summarize_tables(), curves=synthetic_curves(),
+                                      provenance=synthetic_provenance()), tmp_path_factory.mktemp("browser"), "browser")
     return files["html"]
 
 
@@ -50,7 +51,7 @@ def sweep_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     summary, curves = synthetic_selection_summary(), synthetic_curves()
     summary = pd.concat([summary.assign(dataset=name) for name in SWEEP_DATASETS], ignore_index=True)
     curves = pd.concat([curves.assign(dataset=name) for name in SWEEP_DATASETS], ignore_index=True)
-    files = build_report(summary, tmp_path_factory.mktemp("sweep"), "sweep", curves=curves)
+    files = build_report(ReportInputs(summary, curves=curves), tmp_path_factory.mktemp("sweep"), "sweep")
     return files["html"]
 
 

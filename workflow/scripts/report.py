@@ -4,12 +4,11 @@ from w2s import io
 from w2s.evaluation.runs import regularisation_sweep
 from w2s.runlog import log_to
 from w2s.report.page import build_report
+from w2s.report.views import ReportInputs
 
 log_to(snakemake.log[0])
-build_report(
-    pd.read_parquet(snakemake.input.summary),
-    snakemake.params.out_dir,
-    snakemake.params.title,
+inputs = ReportInputs(
+    summary=pd.read_parquet(snakemake.input.summary),
     seed_summary=pd.read_csv(snakemake.input.seeds),
     loss_summary=pd.read_csv(snakemake.input.losses),
     reference=pd.read_csv(snakemake.input.reference),
@@ -18,3 +17,4 @@ build_report(
                                snakemake.params.runs),
     provenance=io.read_json(snakemake.input.provenance),
 )
+build_report(inputs, snakemake.params.out_dir, snakemake.params.title)
