@@ -11,11 +11,9 @@ import yaml
 from job_settings import job_params
 from w2s.models.prompting import PromptSettings
 from w2s.pipeline import config as cfg
-from w2s.training.loop import Schedule
-from w2s.training.probe import ProbeSettings
-from w2s.models.text import LoraSettings
+from w2s.models.lora import LoraSettings
 from w2s.params import SettingsError
-from w2s.training.settings import EmbeddingSettings, TrainingSettings
+from w2s.training.settings import EmbeddingSettings, ProbeSettings, Schedule, TrainingSettings
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 STALE = "The params were not made by this version's rules; rerun the job through the workflow"
