@@ -36,9 +36,12 @@ from w2s.training.distributed import (
     shard,
     snapshot,
 )
-from w2s.training.jobs import _build_model, _text_batcher
-from w2s.training.loop import Schedule, Selection, fit, make_optimizer, predict
-from w2s.training.losses import LOSSES, logconf_threshold
+from w2s.training.features import text_batcher
+from w2s.training.finetune import build_classifier
+from w2s.training.loop import Selection, fit, make_optimizer, predict
+from w2s.training.loss_registry import loss_function
+from w2s.training.losses import logconf_threshold
+from w2s.training.settings import Schedule
 from w2s.training.resume import CheckpointError, Progress, Trainer
 
 CPU = torch.device("cpu")
@@ -73,8 +76,8 @@ def run(model_dir: str, mode: str, loss: str, schedule: Schedule, ranks: Ranks, 
     torch.manual_seed(0)  # LoRA's initial adapters
     pooling = "mean" if mode == "full" else "last"
     settings = training_settings(mode=mode, pooling=pooling, lora={"r": 2})
-    model, tokenizer = _build_model({"path": model_dir}, settings, CPU, 2, ranks)
-    batcher = _text_batcher(tokenizer, [row["sentence"] for row in ROWS], 16)
+    model, tokenizer = build_classifier({"path": model_dir}, settings, CPU, 2, ranks)
+    batcher = text_batcher(tokenizer, [row["sentence"] for row in ROWS], 16)
     thresholds: list[float] = []
     total_steps = round(schedule.epochs * len(TRAIN) / schedule.batch_size)
 
@@ -83,7 +86,7 @@ def run(model_dir: str, mode: str, loss: str, schedule: Schedule, ranks: Ranks, 
             raise Interrupted
         if batch.probs is not None and (not thresholds or thresholds[-1][0] != step_frac):
             thresholds.append((step_frac, float(logconf_threshold(batch.probs, batch.targets))))
-        return LOSSES[loss](logits, targets, step_frac, batch=batch)
+        return loss_function(loss)(logits, targets, step_frac, batch=batch)
 
     def holdout_accuracy() -> float:
         probs = predict(model, lambda rows: batcher(HOLDOUT[rows]), np.arange(len(HOLDOUT)), 3, CPU, ranks=ranks)

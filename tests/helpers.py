@@ -34,7 +34,7 @@ from w2s.evaluation.runs import evaluate
 from w2s.pipeline.rehearsal.hub_rows import NONE_OF_THE_ABOVE
 
 if TYPE_CHECKING:
-    from w2s.training.loop import Schedule
+    from w2s.training.settings import Schedule
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -647,7 +647,7 @@ def hub_cache_with_blobs(folder: Path, cache: Path, hub_id: str, commit: str) ->
 
 def training_schedule(**overrides: float) -> Schedule:
     """The training loop's Schedule for a few steps on CPU, with `overrides`."""
-    from w2s.training.loop import Schedule
+    from w2s.training.settings import Schedule
 
     values = dict(lr=0.1, epochs=2, batch_size=8, minibatch_size=8, weight_decay=0.0,
                   warmup_frac=0.0, max_grad_norm=10.0, seed=0)

@@ -21,7 +21,8 @@ from w2s.pipeline.config import ConfigError, check_data_files, validate_config
 from w2s.data.sources import DatasetError, prepare, rows_sha256
 from w2s.data.weak_labels import write_weak_labels
 from w2s.evaluation.runs import evaluate
-from w2s.training.jobs import _training_rows, train_model
+from w2s.training.jobs import train_model
+from w2s.training.rows import training_rows
 from w2s.data.labels import check_probabilities
 from w2s.models.truncation import write_truncation
 
@@ -107,7 +108,7 @@ def test_weak_labels_refuse_predictions_of_other_rows(tmp_path: Path) -> None:
 
 def test_weak_labels_of_the_right_rows_are_read(tmp_path: Path) -> None:
     path = weak_labels_file(tmp_path / "weak.parquet", ["train:4", "train:1"], [0.0, 1.0])
-    rows = _training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path)
+    rows = training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path)
     # No true label: a student's rows carry only what it may train on.
     assert list(rows.columns) == ["row", "soft_label"]
     assert rows["row"].tolist() == [4, 1] and np.stack(rows["soft_label"]).tolist() == binary([0.0, 1.0])
@@ -119,9 +120,9 @@ def test_the_oracle_adds_true_labels_joined_by_id(tmp_path: Path) -> None:
     train_w2s().iloc[::-1].to_parquet(oracle, index=False)  # another order: joined by id, not position
     with pytest.raises(ValueError, match=rf"^{re.escape(str(oracle))}: the ground-truth oracle's rows are not this "
                        "job's train_w2s rows; rerun prepare_data"):
-        _training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path, str(oracle))
+        training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path, str(oracle))
     train_w2s().to_parquet(oracle, index=False)
-    rows = _training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path, str(oracle))
+    rows = training_rows({"train_w2s": train_w2s()[["id", "text"]]}, path, str(oracle))
     assert rows["row"].tolist() == [4, 1, 3] and rows["true_label"].tolist() == [0, 1, 1]
     assert np.stack(rows["soft_label"]).tolist() == binary([0.0, 1.0, 0.2])
 
@@ -141,14 +142,14 @@ def test_soft_weak_labels_out_of_range_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=rf"^{re.escape(path)}, the soft weak labels: 2 of 3 rows hold probabilities "
                        r"that are NaN or outside \[0, 1\] \(the first is row 1: \[-0.19999999999999996, 1.2\]\); delete "
                        "it and let the weak_labels rule"):
-        _training_rows({"train_w2s": train_w2s()}, path)
+        training_rows({"train_w2s": train_w2s()}, path)
 
 
 def test_weak_labels_of_another_class_count_are_refused(tmp_path: Path) -> None:
     path = weak_labels_file(tmp_path / "weak.parquet", ["train:0", "train:1"], [0.1, 0.9])
     with pytest.raises(ValueError, match=rf"^{re.escape(path)}: the weak labels have 2 classes but this task has 10, "
                        "so their supervisor was made for another task; check the dataset's n_classes, then delete it"):
-        _training_rows({"train_w2s": train_w2s()}, path, n_classes=10)
+        training_rows({"train_w2s": train_w2s()}, path, n_classes=10)
 
 
 def test_weak_labels_with_foreign_ids_or_repeated_ids_are_refused(tmp_path: Path) -> None:
@@ -156,10 +157,10 @@ def test_weak_labels_with_foreign_ids_or_repeated_ids_are_refused(tmp_path: Path
     with pytest.raises(ValueError, match=rf"^{re.escape(path)}: 2 weak-label ids are not in train_w2s, or ids repeat, "
                        "so the file was not written by the weak_labels rule; delete it and let the weak_labels rule "
                        "make it again from this dataset and seed$"):
-        _training_rows({"train_w2s": train_w2s()}, path)
+        training_rows({"train_w2s": train_w2s()}, path)
     repeated = weak_labels_file(tmp_path / "repeated.parquet", ["train:0", "train:0"], [0.1, 0.2])
     with pytest.raises(ValueError, match="0 weak-label ids are not in train_w2s, or ids repeat"):
-        _training_rows({"train_w2s": train_w2s()}, repeated)
+        training_rows({"train_w2s": train_w2s()}, repeated)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -544,4 +545,4 @@ def test_weak_labels_of_one_number_per_row_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: 'soft_label' holds one number per row, not each "
                        "row's K class probabilities, so an older w2s wrote it; delete the file and let its rule make "
                        "it again$"):
-        _training_rows({"train_w2s": train_w2s()}, str(path))
+        training_rows({"train_w2s": train_w2s()}, str(path))

@@ -54,6 +54,21 @@ def test_the_closure_follows_direct_transitive_relative_and_function_level_impor
     ]
 
 
+def test_a_module_named_by_a_module_function_reference_counts_as_imported(tmp_path: Path) -> None:
+    """A registered loss's function is resolved from its reference when a job trains (w2s.training.loss_registry):
+    editing its module reruns the jobs as an edit of an imported module does."""
+    pkg = tmp_path / "pkg"
+    write(pkg / "__init__.py", "")
+    write(pkg / "registry.py", 'LOSSES = {"toy": "pkg.toy_loss:toy", "not_ours": "numpy:mean"}\n'
+                               '"""pkg.docstring_only: a sentence is no reference."""\n')
+    write(pkg / "toy_loss.py", "def toy():\n    return 0\n")
+    write(pkg / "docstring_only.py", "")
+    script = tmp_path / "scripts" / "job.py"
+    write(script, "from pkg import registry\n")
+    assert [p.relative_to(tmp_path).as_posix() for p in import_closure(script, pkg)] == [
+        "pkg/__init__.py", "pkg/registry.py", "pkg/toy_loss.py"]
+
+
 def test_a_module_edited_in_the_same_process_is_read_again(tmp_path: Path) -> None:
     """Imports are read once per version of a file (its time and size), so an edit is seen at once, even one
     that keeps the file's size, as a long-lived process (a test session) may make."""
@@ -190,11 +205,13 @@ def test_every_rule_that_runs_a_script_declares_the_digest_of_its_script_and_eve
     assert [p.relative_to(PACKAGE).as_posix() for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
         "__init__.py", "data/__init__.py", "data/chess.py", "data/generations.py", "data/images.py", "data/labels.py",
         "data/sources.py", "evaluation/__init__.py", "evaluation/metrics.py", "io.py", "models/__init__.py",
-        "models/devices.py", "models/source.py", "models/text.py", "models/torchvision_ops.py", "models/vision.py",
-        "models/weights.py", "params.py", "pipeline/__init__.py", "pipeline/gpus.py", "revisions.py", "runlog.py",
-        "tasks.py", "training/__init__.py", "training/distributed.py", "training/generative.py", "training/job.py",
-        "training/jobs.py", "training/launch.py", "training/loop.py", "training/losses.py", "training/probe.py",
-        "training/resume.py", "training/settings.py", "training/sharded_adafactor.py",
+        "models/devices.py", "models/lora.py", "models/source.py", "models/text.py", "models/torchvision_ops.py",
+        "models/vision.py", "models/weights.py", "params.py", "pipeline/__init__.py", "pipeline/gpus.py",
+        "revisions.py", "runlog.py", "tasks.py", "training/__init__.py", "training/distributed.py",
+        "training/features.py", "training/finetune.py", "training/generative.py", "training/heads.py",
+        "training/job.py", "training/jobs.py", "training/launch.py", "training/loop.py", "training/loss_registry.py",
+        "training/losses.py", "training/outputs.py", "training/probe.py", "training/resume.py", "training/rows.py",
+        "training/settings.py", "training/sharded_adafactor.py",
     ]
 
 

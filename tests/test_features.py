@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from w2s import io
 from job_settings import training_settings
 from w2s.training.settings import EmbeddingSettings
-from w2s.training.jobs import _text_batcher, _token_ids, embed_features, padded_tokens, train_model
+from w2s.training.features import embed_features, padded_tokens, text_batcher, tokenize
+from w2s.training.jobs import train_model
 from w2s.models.text import TextClassifier, load_backbone, load_tokenizer
 from w2s.models.devices import cpu_has_bf16, frozen_weights_dtype
 from w2s.training.loop import embed
@@ -58,7 +59,7 @@ def test_batches_of_pretokenised_texts_equal_the_tokenizer_padding_them_itself(
     texts = ["good film", "the plot was really quite dull and the actors bad", "fun", "a story"]
     rows = np.array([2, 1, 3])
     expected = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=6, return_tensors="pt")
-    batch = _text_batcher(tokenizer, texts, max_length=6)(rows)
+    batch = text_batcher(tokenizer, texts, max_length=6)(rows)
     assert torch.equal(batch["input_ids"], expected["input_ids"])
     assert torch.equal(batch["attention_mask"], expected["attention_mask"])
     assert batch["attention_mask"].sum(1).tolist() == [1, 6, 2]
@@ -112,8 +113,8 @@ def test_bf16_features_of_real_minilm_stay_within_tolerance_of_float32() -> None
     tokenizer = load_tokenizer(MINILM)
     classifier = TextClassifier(load_backbone(MINILM, frozen_weights_dtype(torch.device("cpu"), "bfloat16")),
                                 "mean").eval()
-    token_ids = _token_ids(tokenizer, REVIEWS, max_length=128)
-    batcher = _text_batcher(tokenizer, REVIEWS, max_length=128)
+    token_ids = tokenize(tokenizer, REVIEWS, max_length=128)
+    batcher = text_batcher(tokenizer, REVIEWS, max_length=128)
     order = np.argsort([len(ids) for ids in token_ids], kind="stable")
     cpu = torch.device("cpu")
     exact = embed(classifier.features, batcher, order, 4, cpu, "float32")

@@ -29,8 +29,9 @@ from helpers import (
 
 from w2s.evaluation.runs import pair_means, run_table
 from w2s.pipeline import config as w2s_config
-from w2s.training.jobs import nested_subset
-from w2s.training.probe import ProbeSettings, choose_l2
+from w2s.training.probe import choose_l2
+from w2s.training.rows import nested_subset
+from w2s.training.settings import ProbeSettings
 
 # ft(weak) + lp(gt)'s predictions: wrong on row 6 only -> 7/8 (the student's 6/8, the weak's 5/8, the ceiling's 8/8).
 FTLP = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.6, 0.1]

@@ -25,8 +25,7 @@ from w2s.models.text import (
     resolve_source,
 )
 from w2s.pipeline import config as cfg
-from w2s.training.lm_finetune import (
-    GenerativeSettings,
+from w2s.training.unsupervised_lm import (
     NextTokenLosses,
     generative_finetune,
     lm_batcher,
@@ -34,14 +33,15 @@ from w2s.training.lm_finetune import (
     read_texts,
 )
 from w2s.training.losses import Batch
+from w2s.training.settings import GenerativeFinetuningSettings
 
 TEXTS = ["the film was really good", "bad plot", "a dull movie"]  # 5, 2 and 3 tokens
 
 
-def settings(**overrides: object) -> GenerativeSettings:
+def settings(**overrides: object) -> GenerativeFinetuningSettings:
     params = {**cfg.GENERATIVE_DEFAULTS, "lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 3,
               "max_length": 16, **overrides}
-    return GenerativeSettings.from_params({k: v for k, v in params.items() if k != "splits"})
+    return GenerativeFinetuningSettings.from_params({k: v for k, v in params.items() if k != "splits"})
 
 
 def views(tmp_path: Path, n: int) -> Path:

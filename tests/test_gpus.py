@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -133,3 +134,40 @@ def test_gpus_are_counted_with_nvidia_smi(
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert visible_gpu_count() == count
+
+
+# A GPU job's start, in a process of its own as a job's script: a fake `snakemake` with no GPU wanted.
+STARTER = """
+import logging, os, sys
+from types import SimpleNamespace
+from w2s.pipeline.gpus import start_gpu_job
+os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+start_gpu_job(SimpleNamespace(resources=SimpleNamespace(gpu=0), log=[sys.argv[1]], threads=3))
+import torch
+logging.getLogger("w2s").info("sees %r with %d threads", os.environ["CUDA_VISIBLE_DEVICES"], torch.get_num_threads())
+"""
+
+
+def test_a_gpu_job_claims_its_gpus_then_logs_to_its_log_with_its_threads(tmp_path: Path) -> None:
+    log = tmp_path / "job.log"
+    subprocess.run([sys.executable, "-c", STARTER, str(log)], check=True)
+    assert "w2s: sees '' with 3 threads" in log.read_text()
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+# The scripts whose jobs load a model: each reads its model entry with job_model_entry.
+MODEL_SCRIPTS = sorted(path.name for path in SCRIPTS.glob("*.py") if "job_model_entry" in path.read_text())
+
+
+def test_the_model_scripts_are_found() -> None:
+    assert {"train_model.py", "embed_features.py", "generative_finetuning.py", "prompt_baseline.py",
+            "count_truncated.py"} <= set(MODEL_SCRIPTS)
+
+
+@pytest.mark.parametrize("script", MODEL_SCRIPTS)
+def test_every_script_that_loads_a_model_starts_its_job_before_importing_it(script: str) -> None:
+    tree = ast.parse((SCRIPTS / script).read_text())
+    statements = [node for node in tree.body
+                  if not (isinstance(node, ast.ImportFrom) and not node.module.startswith("w2s"))]
+    assert ast.unparse(statements[0]) == "from w2s.pipeline.gpus import start_gpu_job"
+    assert ast.unparse(statements[1]) == "start_gpu_job(snakemake)"

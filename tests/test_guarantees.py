@@ -16,11 +16,14 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from helpers import sst2_rows
 from job_settings import training_settings
 from w2s.data.sources import rows_sha256
-from w2s.training.jobs import _build_model, _text_batcher, _training_rows, split_holdout, train_model
+from w2s.training.features import text_batcher
+from w2s.training.finetune import build_classifier
+from w2s.training.jobs import train_model
+from w2s.training.rows import split_holdout, training_rows
 from w2s.training.losses import xent
 from w2s.models.text import ProbeClassifier
-from w2s.training.loop import Schedule, fit, make_optimizer
-from w2s.training.settings import TrainingSettings
+from w2s.training.loop import fit, make_optimizer
+from w2s.training.settings import Schedule, TrainingSettings
 
 CPU = torch.device("cpu")
 CUDA_ONLY = pytest.mark.skipif(not torch.cuda.is_available(), reason="float16 and bf16 on a GPU need CUDA")
@@ -182,13 +185,13 @@ def build(tiny_models: dict[str, Path], **overrides: object) -> tuple[torch.nn.M
     whatever the settings: both start at 0, which would stop every gradient into the backbone."""
     settings = text_settings(**overrides)
     torch.manual_seed(0)
-    model, tokenizer = _build_model({"path": str(tiny_models["tiny-bert"])}, settings, CPU)
+    model, tokenizer = build_classifier({"path": str(tiny_models["tiny-bert"])}, settings, CPU)
     generator = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for name, parameter in sorted(model.named_parameters()):
             if name.startswith("head.") or "lora_B" in name:
                 parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator))
-    return model, _text_batcher(tokenizer, TEXTS, settings.max_length)(np.arange(len(TEXTS)))
+    return model, text_batcher(tokenizer, TEXTS, settings.max_length)(np.arange(len(TEXTS)))
 
 
 def trainable_gradients(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -328,7 +331,7 @@ def test_selection_scores_the_holdout_against_the_weak_labels_unless_told_otherw
     holdout, checked by hand against the labels of its selection, give the best score."""
     paths, weak, oracle = student_data(tmp_path)
     frames = {split: pd.read_parquet(path) for split, path in paths.items()}
-    _, holdout = split_holdout(_training_rows(frames, weak, oracle), 0.25, 0)
+    _, holdout = split_holdout(training_rows(frames, weak, oracle), 0.25, 0)
     weak_class = np.stack(holdout["soft_label"]).argmax(axis=1)
     assert len(holdout) == 8 and (holdout["true_label"] != weak_class).all()
     runs = {}

@@ -16,7 +16,7 @@ import yaml
 
 from helpers import snakemake, tiny_config
 from w2s.data.sources import rows_sha256
-from w2s.training.jobs import _training_rows
+from w2s.training.rows import training_rows
 
 # Columns that hold a true label; a weak label (soft_label, hard_label) is what a student may read.
 TRUE_LABEL_COLUMNS = {"label", "true_label"}
@@ -57,12 +57,12 @@ def test_weak_labels_made_for_other_rows_are_refused(tmp_path: Path) -> None:
                f"['{rows_sha256(theirs)}'], but this job's train_w2s hashes to {rows_sha256(ours)}, so they label "
                "other data; delete it and let the weak_labels rule make it again from this dataset and seed")
     with pytest.raises(ValueError) as refused:
-        _training_rows({"train_w2s": ours}, str(path))
+        training_rows({"train_w2s": ours}, str(path))
     assert str(refused.value) == message
     # Weak labels written before the hash existed name no rows at all.
     pd.read_parquet(path).drop(columns="train_w2s_sha256").to_parquet(path, index=False)
     with pytest.raises(ValueError, match=r"hash to nothing \(no train_w2s_sha256 column\), but this job's"):
-        _training_rows({"train_w2s": ours}, str(path))
+        training_rows({"train_w2s": ours}, str(path))
 
 
 # --------------------------------------------------------------------------- the inputs of a real workflow

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from w2s.training.losses import LOSSES, Batch, entropy, kl, logconf, product, window, xent, xent_hard
+from w2s.training.loss_registry import LOSSES, loss_function
+from w2s.training.losses import Batch, entropy, kl, logconf, product, window, xent, xent_hard
 
 # Four rows whose class-0 probabilities are all distinct:
 # p0 = sigmoid(z0 - z1) = [sigmoid(2), sigmoid(-1), 0.5, sigmoid(-3)] = [0.8808, 0.2689, 0.5, 0.0474]
@@ -44,7 +45,8 @@ def effective_target(loss_fn, logits: list[list[float]], targets: list[list[floa
 
 def test_registry_names_each_loss_once() -> None:
     # Each loss is registered under its function's name.
-    assert LOSSES == {f.__name__: f for f in (xent, xent_hard, kl, logconf, product, entropy, window)}
+    assert {name: loss_function(name) for name in LOSSES} == {
+        f.__name__: f for f in (xent, xent_hard, kl, logconf, product, entropy, window)}
 
 
 def test_hand_ce_itself() -> None:
@@ -203,7 +205,7 @@ def test_every_loss_gives_a_finite_float32_scalar_and_gradient(
     name: str, step_frac: float, logits: list[list[float]], weak: list[list[float]]
 ) -> None:
     z = tensor(logits).bfloat16().requires_grad_()
-    loss = LOSSES[name](z, tensor(weak), step_frac)
+    loss = loss_function(name)(z, tensor(weak), step_frac)
     assert loss.shape == () and loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
     assert z.grad is not None and torch.isfinite(z.grad).all()
@@ -211,19 +213,19 @@ def test_every_loss_gives_a_finite_float32_scalar_and_gradient(
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_every_loss_takes_hyperparameters_only_as_keywords_with_defaults(name: str) -> None:
-    params = list(inspect.signature(LOSSES[name]).parameters.values())
+    params = list(inspect.signature(loss_function(name)).parameters.values())
     assert [p.name for p in params[:3]] == ["logits", "targets", "step_frac"]
     for p in params[3:]:
         assert p.kind is inspect.Parameter.KEYWORD_ONLY, p.name
         assert p.default is not inspect.Parameter.empty, p.name
     with pytest.raises(TypeError):
-        LOSSES[name](tensor(LOGITS), tensor(WEAK), 0.5, 1.0)  # a fourth positional argument
+        loss_function(name)(tensor(LOGITS), tensor(WEAK), 0.5, 1.0)  # a fourth positional argument
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_every_loss_leaves_its_inputs_alone(name: str) -> None:
     z, weak = tensor(LOGITS), tensor(WEAK)
-    LOSSES[name](z, weak, 1.0)
+    loss_function(name)(z, weak, 1.0)
     torch.testing.assert_close(z, tensor(LOGITS), atol=0, rtol=0)
     torch.testing.assert_close(weak, tensor(WEAK), atol=0, rtol=0)
 
@@ -415,14 +417,14 @@ def test_minibatch_shares_add_up_to_the_batch_loss_and_its_gradient(name: str, m
     """Gradient accumulation is exact: the minibatches' shares, each scored with the whole batch in
     view, sum to the whole-batch loss, and so do their gradients."""
     whole = tensor(BATCH_LOGITS, grad=True)
-    LOSSES[name](whole, tensor(BATCH_WEAK), 0.5).backward()
-    expected_loss = LOSSES[name](tensor(BATCH_LOGITS), tensor(BATCH_WEAK), 0.5)
+    loss_function(name)(whole, tensor(BATCH_WEAK), 0.5).backward()
+    expected_loss = loss_function(name)(tensor(BATCH_LOGITS), tensor(BATCH_WEAK), 0.5)
     parts = tensor(BATCH_LOGITS, grad=True)
     batch = Batch(len(BATCH_LOGITS), tensor(BATCH_WEAK), torch.softmax(tensor(BATCH_LOGITS), dim=-1))
     total = torch.zeros(())
     for start in range(0, len(BATCH_LOGITS), minibatch):
         rows = slice(start, start + minibatch)
-        share = LOSSES[name](parts[rows], tensor(BATCH_WEAK)[rows], 0.5, batch=batch)
+        share = loss_function(name)(parts[rows], tensor(BATCH_WEAK)[rows], 0.5, batch=batch)
         share.backward()
         total += share.detach()
     torch.testing.assert_close(total, expected_loss.detach(), atol=1e-6, rtol=0)

@@ -84,7 +84,7 @@ def test_disable_dropout_makes_training_mode_deterministic(tiny_models: dict[str
 
 
 def test_lora_trains_adapters_and_head_only(tiny_models: dict[str, Path]) -> None:
-    from w2s.models.text import LoraSettings, add_lora
+    from w2s.models.lora import LoraSettings, add_lora
 
     backbone = load_backbone({"path": str(tiny_models["tiny-bert"])})
     frozen_before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
@@ -102,7 +102,7 @@ def test_lora_trains_adapters_and_head_only(tiny_models: dict[str, Path]) -> Non
 
 
 def test_lora_on_missing_modules_says_what_to_set(tiny_models: dict[str, Path]) -> None:
-    from w2s.models.text import LoraSettings, add_lora
+    from w2s.models.lora import LoraSettings, add_lora
 
     backbone = load_backbone({"path": str(tiny_models["tiny-bert"])})
     with pytest.raises(ModelLoadError, match="training.lora.target_modules"):

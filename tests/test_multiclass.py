@@ -15,8 +15,10 @@ from sklearn.linear_model import LogisticRegression
 
 from w2s.evaluation.metrics import (MAX_AUROC_INTERVAL_CLASSES, accuracy, agreement, auroc, auroc_kind,
                                     bootstrap_intervals, bootstrap_weights, weighted_macro_auroc)
-from w2s.training.losses import LOSSES, Batch, entropy, kl, logconf, product, window, xent, xent_hard
-from w2s.training.probe import ProbeSettings, choose_l2, final_sweep, fit_probe
+from w2s.training.loss_registry import LOSSES, loss_function
+from w2s.training.losses import Batch, entropy, kl, logconf, product, window, xent, xent_hard
+from w2s.training.probe import choose_l2, final_sweep, fit_probe
+from w2s.training.settings import ProbeSettings
 
 # --------------------------------------------------------------------------- losses
 
@@ -92,7 +94,7 @@ def test_every_loss_pulls_a_k_class_student_with_a_gradient_whose_rows_sum_to_ze
     logits = torch.tensor(LOGITS, requires_grad=True)
     targets = torch.tensor(TARGETS)
     batch = Batch(3, targets, torch.softmax(logits.detach(), dim=-1))
-    LOSSES[name](logits, targets, 1.0, batch=batch).backward()
+    loss_function(name)(logits, targets, 1.0, batch=batch).backward()
     assert logits.grad.abs().max() > 1e-3
     torch.testing.assert_close(logits.grad.sum(dim=1), torch.zeros(3), atol=1e-6, rtol=0)
 

@@ -20,8 +20,9 @@ from w2s.evaluation.runs import regularisation_sweep
 from w2s.data.sources import rows_sha256
 from w2s.training.jobs import train_model
 from w2s.training.settings import TrainingSettings
-from w2s.training.losses import LOSSES
-from w2s.training.probe import FROZEN_TARGETS, ProbeSettings, check_loss, choose_l2, final_sweep, fit_probe, two_logits
+from w2s.training.loss_registry import LOSSES, loss_function, resolve
+from w2s.training.probe import choose_l2, final_sweep, fit_probe, two_logits
+from w2s.training.settings import ProbeSettings
 from w2s.report.page import build_report
 from w2s.report.views import ReportInputs
 
@@ -97,7 +98,7 @@ def test_a_fit_stopped_by_max_iter_is_recorded_and_logged_as_not_converged(caplo
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
-@pytest.mark.parametrize("loss", sorted(FROZEN_TARGETS))
+@pytest.mark.parametrize("loss", sorted(name for name, entry in LOSSES.items() if entry.probe_targets))
 def test_frozen_targets_give_the_gradient_of_their_loss_at_the_point_they_were_frozen(loss: str,
                                                                                       n_classes: int) -> None:
     """So a fixed point of the rounds is a point where the training loss (step_frac 1) has zero gradient:
@@ -111,8 +112,8 @@ def test_frozen_targets_give_the_gradient_of_their_loss_at_the_point_they_were_f
         z = (3 * torch.randn(64, n_classes, generator=generator, dtype=torch.float64)).requires_grad_(True)
         targets = torch.softmax(2 * torch.randn(64, n_classes, generator=generator, dtype=torch.float64), dim=1)
         head = lambda logits: logits  # noqa: E731 - the multinomial probe's logits are its scores
-    (loss_gradient,) = torch.autograd.grad(LOSSES[loss](head(z), targets, 1.0), z)
-    frozen, weight = FROZEN_TARGETS[loss](torch.softmax(head(z.detach()), -1), targets)
+    (loss_gradient,) = torch.autograd.grad(loss_function(loss)(head(z), targets, 1.0), z)
+    frozen, weight = resolve(LOSSES[loss].probe_targets)(torch.softmax(head(z.detach()), -1), targets)
     surrogate = (weight * F.cross_entropy(head(z), frozen, reduction="none")).mean()
     (surrogate_gradient,) = torch.autograd.grad(surrogate, z)
     torch.testing.assert_close(surrogate_gradient, loss_gradient, atol=1e-12, rtol=0)
@@ -129,9 +130,10 @@ def test_every_loss_fits_as_a_probe(loss: str) -> None:
         assert fit.converged and fit.rounds >= 2  # hardened self-predictions differ from the xent start
 
 
-def test_a_loss_without_a_probe_procedure_is_named() -> None:
-    with pytest.raises(ValueError, match="loss 'mystery' has no full-batch probe procedure in w2s.training.probe"):
-        check_loss("mystery")
+def test_an_unregistered_loss_is_named() -> None:
+    x, labels = noisy_data(4)
+    with pytest.raises(ValueError, match="unknown loss 'mystery'; the registered losses .* are: entropy, kl, "):
+        fit_probe(torch.tensor(x), classes(labels), "mystery")
 
 
 def test_a_grid_without_a_holdout_is_refused() -> None:

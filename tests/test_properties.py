@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from w2s.training.losses import LOSSES, NEEDS_BATCH_PROBS, Batch, kl, logconf, xent
+from w2s.training.loss_registry import LOSSES, loss_function
+from w2s.training.losses import Batch, kl, logconf, xent
 from w2s.evaluation.metrics import (accuracy, agreement, auroc, bootstrap_intervals, bootstrap_mean_interval,
                          gap_recovered, pgr)
 
@@ -72,8 +73,8 @@ def test_logconf_with_aux_coef_zero_is_xent(case: tuple[torch.Tensor, torch.Tens
 def test_every_loss_is_finite_and_non_negative(name: str, case: tuple[torch.Tensor, torch.Tensor],
                                                step_frac: float) -> None:
     logits, targets = case
-    batch = whole_batch(logits, targets) if name in NEEDS_BATCH_PROBS else None
-    value = LOSSES[name](logits, targets, step_frac, batch=batch).item()
+    batch = whole_batch(logits, targets) if LOSSES[name].needs_batch_probs else None
+    value = loss_function(name)(logits, targets, step_frac, batch=batch).item()
     assert np.isfinite(value)
     assert value >= -1e-5  # KL is 0 at its minimum, so allow float rounding below it
 
@@ -100,9 +101,9 @@ def test_minibatch_shares_add_up_to_the_batch_loss(case: tuple[torch.Tensor, tor
     cut = min(cut, len(logits) - 1)
     for name in ("xent", "kl", "logconf", "window"):
         batch = whole_batch(logits, targets)
-        shares = sum(LOSSES[name](logits[part], targets[part], step_frac, batch=batch).item()
+        shares = sum(loss_function(name)(logits[part], targets[part], step_frac, batch=batch).item()
                      for part in (slice(0, cut), slice(cut, None)))
-        whole = LOSSES[name](logits, targets, step_frac, batch=batch).item()
+        whole = loss_function(name)(logits, targets, step_frac, batch=batch).item()
         assert shares == pytest.approx(whole, rel=1e-5, abs=1e-5), name
 
 

@@ -27,8 +27,8 @@ from w2s.training.jobs import train_model
 from w2s.training.losses import logconf, xent
 from w2s.models.text import ProbeClassifier
 from w2s.training.resume import CheckpointError, ResumeCheckpoints, Trainer, run_key
-from w2s.training.loop import Schedule, Selection, fit
-from w2s.training.settings import TrainingSettings
+from w2s.training.loop import Selection, fit
+from w2s.training.settings import Schedule, TrainingSettings
 from job_settings import job_params as settings_params
 
 CPU = torch.device("cpu")

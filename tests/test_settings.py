@@ -3,6 +3,7 @@ the params rules pass, refusing stale params by name."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,9 @@ import yaml
 from job_settings import job_params
 from w2s.models.prompting import PromptSettings
 from w2s.pipeline import config as cfg
-from w2s.training.loop import Schedule
-from w2s.training.probe import ProbeSettings
-from w2s.models.text import LoraSettings
+from w2s.models.lora import LoraSettings
 from w2s.params import SettingsError
-from w2s.training.settings import EmbeddingSettings, TrainingSettings
+from w2s.training.settings import EmbeddingSettings, ProbeSettings, Schedule, TrainingSettings
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 STALE = "The params were not made by this version's rules; rerun the job through the workflow"
@@ -55,6 +54,18 @@ def test_the_keys_a_rule_passes_are_the_keys_the_settings_read(mode: str) -> Non
     if mode == "pretrained_head":
         assert sorted(params) == ["dtype", "eval_batch_size", "holdout_frac", "max_length", "mode", "model_selection",
                                   "pooling"]
+
+
+@pytest.mark.parametrize("mode", ["full", "lora", "probe", "pretrained_head"])
+def test_settings_travel_to_torchrun_workers_as_their_params_and_come_back_the_same(mode: str) -> None:
+    """A sharded job's workers receive the settings as JSON (w2s.training.launch) and build them again."""
+    params = job_params(mode=mode, **({"probe": {"l2_grid": [0.1, 1]}} if mode == "probe" else {}),
+                        **({"lora": {"target_modules": ["q", "v"]}} if mode == "lora" else {}))
+    settings = TrainingSettings.from_params(params)
+    plain = json.loads(json.dumps(settings.params()))
+    assert plain == json.loads(json.dumps(params))
+    assert TrainingSettings.from_params(plain) == settings
+    assert TrainingSettings.from_params(plain).identity() == settings.identity()  # the resume run key's input
 
 
 def test_an_unknown_training_key_is_refused_by_name() -> None:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from helpers import training_schedule
-from w2s.training.losses import LOSSES, logconf, xent
+from w2s.training.loss_registry import LOSSES, loss_function
+from w2s.training.losses import logconf, xent
 from w2s.models.text import ProbeClassifier
 from w2s.models.devices import supported_dtype
 from w2s.training.loop import Selection, fit, lr_factor, make_optimizer, predict
@@ -43,7 +44,7 @@ def test_fit_takes_ceil_epochs_times_rows_over_batch_steps_and_learns() -> None:
     assert float(np.mean(probs.argmax(axis=1) == labels)) >= 0.95
 
 
-@pytest.mark.parametrize("loss", LOSSES.values(), ids=LOSSES.keys())
+@pytest.mark.parametrize("loss", [loss_function(name) for name in LOSSES], ids=LOSSES.keys())
 def test_minibatches_give_the_same_model_as_whole_batches(loss) -> None:
     """Accumulated minibatch gradients equal the whole batch's, for every loss: logconf's batch
     threshold comes from a pass over the whole batch, so it does not depend on minibatching."""

@@ -1,18 +1,16 @@
-# This job's GPUs are claimed before torch loads: CUDA reads CUDA_VISIBLE_DEVICES once.
 from pathlib import Path
 
-from w2s.pipeline.gpus import claim_gpus
+from w2s.pipeline.gpus import start_gpu_job
 
-claim_gpus(snakemake.resources.gpu)
+start_gpu_job(snakemake)  # first: it claims the job's GPUs before anything imports torch
 
 from w2s.models.text import job_model_entry  # noqa: E402
-from w2s.runlog import log_to  # noqa: E402
-from w2s.training.lm_finetune import GenerativeSettings, generative_finetune  # noqa: E402
+from w2s.training.settings import GenerativeFinetuningSettings  # noqa: E402
+from w2s.training.unsupervised_lm import generative_finetune  # noqa: E402
 
-log_to(snakemake.log[0], snakemake.threads)
 generative_finetune(
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
-    settings=GenerativeSettings.from_params(snakemake.params.settings),
+    settings=GenerativeFinetuningSettings.from_params(snakemake.params.settings),
     seed=int(snakemake.wildcards.seed),
     # The label-free views of the configured splits, in the config's order.
     text_paths=list(snakemake.input.texts),

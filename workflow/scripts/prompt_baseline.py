@@ -1,13 +1,10 @@
-# This job's GPUs are claimed before torch loads: CUDA reads CUDA_VISIBLE_DEVICES once.
-from w2s.pipeline.gpus import claim_gpus
+from w2s.pipeline.gpus import start_gpu_job
 
-claim_gpus(snakemake.resources.gpu)
+start_gpu_job(snakemake)  # first: it claims the job's GPUs before anything imports torch
 
 from w2s.models.prompting import PromptSettings, prompt_baseline  # noqa: E402
 from w2s.models.text import job_model_entry  # noqa: E402
-from w2s.runlog import log_to  # noqa: E402
 
-log_to(snakemake.log[0], snakemake.threads)
 prompt_baseline(
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
     settings=PromptSettings.from_params(snakemake.params.prompting),

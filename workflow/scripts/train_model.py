@@ -1,20 +1,18 @@
-# This job's GPUs are claimed before torch loads: CUDA reads CUDA_VISIBLE_DEVICES once.
 from pathlib import Path
 
-from w2s.pipeline.gpus import claim_gpus
+from w2s.pipeline.gpus import start_gpu_job
 
-claim_gpus(snakemake.resources.gpu)
+start_gpu_job(snakemake)  # first: it claims the job's GPUs before anything imports torch
 
 from w2s.models.text import job_model_entry  # noqa: E402
-from w2s.runlog import log_to  # noqa: E402
 from w2s.training.launch import train  # noqa: E402
+from w2s.training.settings import TrainingSettings  # noqa: E402
 
-log_to(snakemake.log[0], snakemake.threads)
 # With several processes (one per GPU, or CPU processes where the job has no GPU) the model is sharded
-# over them (FSDP), each started by torchrun with these same plain values.
+# over them (FSDP), each started by torchrun with these same values (the settings as their plain params).
 train(snakemake.resources.processes, dict(
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
-    settings=snakemake.params.training,
+    settings=TrainingSettings.from_params(snakemake.params.training),
     seed=int(snakemake.wildcards.seed),
     # train_gt (labelled) for ground-truth runs only; train_w2s and test as label-free views.
     split_paths={k: snakemake.input[k] for k in ("train_gt", "train_w2s", "test") if k in snakemake.input.keys()},

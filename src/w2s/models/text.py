@@ -9,7 +9,6 @@ import os
 import socket
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +98,7 @@ def generative_checkpoint_files(entry: dict[str, Any]) -> list[str]:
 def resolve_source(entry: dict[str, Any]) -> ModelSource:
     """Map a model's config entry to from_pretrained arguments."""
     if "generative_checkpoint" in entry:
-        # The model after the generative finetuning stage (w2s.training.lm_finetune), a save_pretrained folder.
+        # The model after the generative finetuning stage (w2s.training.unsupervised_lm), a save_pretrained folder.
         folder = entry["generative_checkpoint"]
         description = f"the generative finetuning checkpoint '{folder}'"
         if not Path(folder).is_dir():
@@ -315,7 +314,7 @@ def empty_backbone(entry: dict[str, Any]) -> nn.Module:
 
 def load_student_backbone(entry: dict[str, Any], checkpoint: str | Path, dtype: str = "float32",
                           device_map: str | None = None) -> nn.Module:
-    """A finetuned student's backbone from its checkpoint folder (w2s.training.jobs._save_checkpoint): the
+    """A finetuned student's backbone from its checkpoint folder (w2s.training.outputs.save_checkpoint): the
     whole model saved there (full finetuning), or the model of `entry` with the LoRA adapters saved there
     merged in."""
     saved = Path(checkpoint) / "backbone"
@@ -332,32 +331,6 @@ def load_student_backbone(entry: dict[str, Any], checkpoint: str | Path, dtype: 
 def load_causal_lm(entry: dict[str, Any], dtype: str = "float32", device_map: str | None = None) -> nn.Module:
     """The model with its language-modelling head, for prompting baselines."""
     return load_pretrained(entry, dtype, device_map, causal_lm=True)[0]
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """training.lora: the adapters add_lora puts on the backbone (built by w2s.training.settings)."""
-
-    r: int
-    alpha: float
-    dropout: float
-    target_modules: str | tuple[str, ...]
-
-
-def add_lora(backbone: nn.Module, settings: LoraSettings) -> nn.Module:
-    """Freeze the backbone and train low-rank adapters on its linear layers (Hu et al. 2021)."""
-    from peft import LoraConfig, get_peft_model
-
-    modules = settings.target_modules
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=modules if isinstance(modules, str) else list(modules))
-    try:
-        return get_peft_model(backbone, config)
-    except ValueError as err:
-        raise ModelLoadError(
-            f"LoRA could not wrap the model: {err}. Set training.lora.target_modules to names of its "
-            "linear layers, or to all-linear"
-        ) from err
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,8 @@ imports resolve against the importing module's package, and `from pkg import nam
 `pkg/name.py` when that file exists (else `name` is an attribute of the package). Importing
 `pkg.mod` runs `pkg/__init__.py` first, so the package's `__init__.py` counts too. Imports of
 other packages are not followed, and names built at run time (`importlib.import_module(f"...")`)
-are not seen.
+are not seen. A string that is a whole 'module:function' reference (a registered loss's function,
+w2s.training.loss_registry, resolved when a job trains) counts as an import of its module.
 
 A rule's code input is one digest file per script (write_digest): the sha256 of the script and of
 every module of its closure, one line each as `sha256sum` writes them. It is rewritten only when a
@@ -23,7 +24,11 @@ import ast
 import functools
 import hashlib
 import os
+import re
 from pathlib import Path
+
+# A 'module:function' reference, which the package resolves by importing the module at run time.
+REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 def _module_file(package_dir: Path, module: str) -> Path | None:
@@ -77,6 +82,8 @@ def _read_imports(source: Path, _mtime_ns: int, _size: int, importer: str | None
                 module = node.module or ""
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names if alias.name != "*")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and REFERENCE.fullmatch(node.value):
+            names.add(node.value.partition(":")[0])
     return frozenset(names)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import inspect
 import math
 import os
 import re
@@ -18,7 +17,7 @@ import yaml
 
 from w2s import WORKFLOW_DIR_ENV, tasks
 from w2s.data.sources import CHESS_DATASETS, DATASETS, DatasetError, check_local_files, is_remote
-from w2s.training.losses import GENERATIVE_LOSSES, LOSSES
+from w2s.training.loss_registry import GENERATIVE_LOSSES, LOSSES
 from w2s.training.settings import TrainingSettings
 
 CHAIN_SEPARATOR = "__"
@@ -425,16 +424,6 @@ def _check_task_kinds(config: dict[str, Any]) -> None:
                "and chains, as a weak supervisor only")
 
 
-# The values each loss hyperparameter may take (w2s.training.losses), as (lowest, highest, the range in words);
-# every hyperparameter is a finite number, and those not listed take any.
-LOSS_PARAM_RANGES: dict[str, tuple[float, float, str]] = {
-    # aux_coef weighs a mix (1 - c) * weak + c * self-target: above 1 the weak label's weight turns negative.
-    "aux_coef": (0.0, 1.0, "in [0, 1]"),
-    "warmup_frac": (0.0, 1.0, "in [0, 1]"),
-    "radius": (0.0, 0.5, "in [0, 0.5]"),
-}
-
-
 # A variant's name is a path segment (results/.../w2s/<name>/...) and a label in tables and plots.
 VARIANT_NAME_PATTERN = r"[A-Za-z0-9.-]+(_[A-Za-z0-9.-]+)*"
 
@@ -462,17 +451,18 @@ def loss_base(config: dict[str, Any], name: str) -> str:
 
 
 def _check_loss_params(loss: str, params: dict[str, Any], where: str) -> None:
-    accepted = set(inspect.signature(LOSSES[loss]).parameters) - {"logits", "targets", "step_frac", "batch"}
+    """A loss's params against its registered hyperparameters and their ranges (w2s.training.loss_registry)."""
+    accepted = LOSSES[loss].hyperparameters
     for key, value in params.items():
         _check(
             key in accepted,
             f"{where}: loss '{loss}' has no hyperparameter '{key}'; it takes: {', '.join(sorted(accepted)) or 'none'}",
         )
-        low, high, allowed = LOSS_PARAM_RANGES.get(key, (-math.inf, math.inf, "a finite number"))
+        hyperparameter = accepted[key]
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
         _check(
-            is_number and math.isfinite(value) and low <= value <= high,
-            f"{where}: loss '{loss}' needs {key} {allowed}, not {value!r}",
+            is_number and math.isfinite(value) and hyperparameter.low <= value <= hyperparameter.high,
+            f"{where}: loss '{loss}' needs {key} {hyperparameter.allowed}, not {value!r}",
         )
 
 

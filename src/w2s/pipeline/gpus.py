@@ -5,7 +5,7 @@ not say which job gets which, so every job would train on GPU 0. A job therefore
 with an exclusive file lock per GPU, held for the life of its process (the OS releases it when the
 process ends, also on a crash), and sets CUDA_VISIBLE_DEVICES to them before torch initialises
 CUDA. Where a scheduler has already chosen (SLURM's --gpus sets CUDA_VISIBLE_DEVICES), the job
-keeps its choice.
+keeps its choice. Every script whose job loads a model starts with start_gpu_job, before it imports torch.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import tempfile
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
+
+from w2s.runlog import log_to
 
 LOCK_DIR = Path(tempfile.gettempdir()) / "w2s-gpu-locks"
 
@@ -87,3 +90,11 @@ def claim_gpus(count: int, total: int | None = None, environ: MutableMapping[str
     environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, indices))
     print(f"w2s: this job uses GPU {environ['CUDA_VISIBLE_DEVICES']} (locks in {lock_dir})", file=sys.stderr)
     return indices
+
+
+def start_gpu_job(job: Any) -> None:
+    """The start of a job that loads a model, given the script's `snakemake` object: claim its GPUs
+    (resources.gpu) before anything imports torch, since CUDA reads CUDA_VISIBLE_DEVICES once, then log to its
+    log file (w2s.runlog.log_to) with its threads. The script imports its job's modules after this call."""
+    claim_gpus(job.resources.gpu)
+    log_to(job.log[0], job.threads)

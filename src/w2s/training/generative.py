@@ -25,10 +25,12 @@ from w2s.data.generations import GENERATION_COLUMN, prediction_frame, training_t
 from w2s.data.sources import w2s_slice
 from w2s.evaluation import metrics
 from w2s.models.devices import autocast, describe_device, device
-from w2s.models.text import add_lora, disable_dropout, load_pretrained, load_tokenizer, model_parallel_map, place
+from w2s.models.lora import add_lora
+from w2s.models.text import disable_dropout, load_pretrained, load_tokenizer, model_parallel_map, place
 from w2s.tasks import Task
 from w2s.training.job import TrainingJob
 from w2s.training.loop import Selection, fit
+from w2s.training.outputs import PREDICTED_SPLITS
 from w2s.training.losses import IGNORE_INDEX, token_xent
 from w2s.training.resume import ResumeCheckpoints
 
@@ -187,11 +189,12 @@ def predicted_frames(frames: dict[str, pd.DataFrame], task: Task) -> dict[str, p
     """The rows a generative run generates on: all of test, and of train_w2s the slices its task names (those
     its weak labels are read from; none for a run that supervises nobody), or every row where the task names
     no slices."""
-    train_w2s = frames["train_w2s"]
+    predicted = {split: frames[split] for split in PREDICTED_SPLITS}
     if task.n_slices is not None:
+        train_w2s = predicted["train_w2s"]
         parts = [w2s_slice(train_w2s, index, task.n_slices) for index in task.generated_slices]
-        train_w2s = pd.concat(parts) if parts else train_w2s.iloc[:0]
-    return {"test": frames["test"], "train_w2s": train_w2s}
+        predicted["train_w2s"] = pd.concat(parts) if parts else train_w2s.iloc[:0]
+    return predicted
 
 
 def finetune(job: TrainingJob, resume: ResumeCheckpoints | None) -> None:

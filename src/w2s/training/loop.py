@@ -14,24 +14,10 @@ from w2s.models.devices import DTYPES, autocast, supported_dtype
 from w2s.training.distributed import SINGLE, Ranks, restore_snapshot, snapshot
 from w2s.training.losses import Batch, LossFn
 from w2s.training.resume import Progress, ResumeCheckpoints, Trainer
+from w2s.training.settings import Schedule
 from w2s.training.sharded_adafactor import ShardedAdafactor
 
 Batcher = Callable[[np.ndarray], dict[str, torch.Tensor]]
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The minibatch schedule fit reads (w2s.training.settings.TrainingSettings.schedule)."""
-
-    lr: float
-    epochs: float
-    batch_size: int
-    minibatch_size: int
-    weight_decay: float
-    warmup_frac: float
-    max_grad_norm: float
-    seed: int
-    optimizer: str = "adamw"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""Losses for training on (possibly weak) soft labels, as small pure functions selected by name.
+"""Losses for training on (possibly weak) soft labels, as small pure functions; a config names them by the
+names w2s.training.loss_registry gives them.
 
 Every loss takes logits of shape (n, K), soft targets of shape (n, K) whose rows sum to 1,
 for any number of classes K >= 2, and step_frac, the fraction of training done so far; hyperparameters follow as keyword-only
-arguments with defaults, so a config can name them and the config validator can check them.
+arguments with defaults, which the registry lists so that a config can name them and the config validator can
+check them.
 
 Under gradient accumulation the rows are one minibatch of a larger optimiser batch, described by
 the keyword `batch`. Every loss returns the minibatch's share of the batch loss, a sum over its
@@ -27,16 +29,11 @@ LossFn = Callable[..., torch.Tensor]
 @dataclass(frozen=True)
 class Batch:
     """The optimiser batch a minibatch belongs to: its size, every row's soft target and, for the
-    losses in NEEDS_BATCH_PROBS, the student's detached probabilities on every row."""
+    losses registered with needs_batch_probs, the student's detached probabilities on every row."""
 
     size: int
     targets: torch.Tensor
     probs: torch.Tensor | None = None
-
-
-# Losses that read the student's predictions on the whole batch; the trainer computes them in a
-# no-grad pass before accumulating minibatch gradients.
-NEEDS_BATCH_PROBS = frozenset({"logconf"})
 
 
 def _wide(tensor: torch.Tensor) -> torch.Tensor:
@@ -210,22 +207,9 @@ def window(
     return _share(torch.where(in_window, per_example, 0.0), batch)
 
 
-LOSSES: dict[str, LossFn] = {
-    "xent": xent,
-    "xent_hard": xent_hard,
-    "kl": kl,
-    "logconf": logconf,
-    "product": product,
-    "entropy": entropy,
-    "window": window,
-}
-
-
 # The label of a position that no loss reads: a prompt token, padding or a target slot a row does not fill
 # (the value transformers' own causal-LM loss ignores).
 IGNORE_INDEX = -100
-# The losses a generative task trains with (w2s.training.generative): cross-entropy on the target's tokens.
-GENERATIVE_LOSSES = frozenset({"xent"})
 
 
 def token_xent(logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0, *,

@@ -35,29 +35,15 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from w2s.training.losses import LOSSES, hardened_predictions
+from w2s.training.loss_registry import loss_function, registered, resolve
+from w2s.training.losses import hardened_predictions
+from w2s.training.settings import ProbeSettings
 
 log = logging.getLogger("w2s")
 
 # Rounds of a self-referential loss stop once no training row's probability moves by more than this.
 PREDICTION_TOLERANCE = 1e-6
 Objective = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    """training.probe: the L2 strengths to choose from and when a solve has converged."""
-
-    l2_grid: tuple[float, ...]
-    tolerance: float
-    max_iter: int
-    max_rounds: int
-
-    @classmethod
-    def from_params(cls, probe: dict[str, Any]) -> "ProbeSettings":
-        """From the training params' probe block (w2s.training.settings.TrainingSettings checks its keys)."""
-        return cls(tuple(float(v) for v in probe["l2_grid"]), float(probe["tolerance"]), int(probe["max_iter"]),
-                   int(probe["max_rounds"]))
 
 
 @dataclass(frozen=True)
@@ -125,41 +111,26 @@ def _check_soft_labels(soft_labels: np.ndarray | torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- frozen targets of self-referential losses
 # Each returns (targets (n, K), row weights (n,)) computed from detached probabilities (n, K), such that
 # mean_i weight_i · CE(logits_i, targets_i) has, at those probabilities, the gradient of the loss in
-# w2s.training.losses at step_frac 1 (tests/test_probe.py checks every one against its loss).
+# w2s.training.losses at step_frac 1 (tests/test_probe.py checks every one against its loss). A loss names
+# its own in the registry (w2s.training.loss_registry, probe_targets); a loss that names none is a fixed
+# objective.
 
 
-def _logconf_targets(probs: torch.Tensor, targets: torch.Tensor, *, aux_coef: float = 0.5,
-                     warmup_frac: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+def logconf_targets(probs: torch.Tensor, targets: torch.Tensor, *, aux_coef: float = 0.5,
+                    warmup_frac: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
     hardened = hardened_predictions(probs, probs, targets)
     return (1 - aux_coef) * targets + aux_coef * hardened, torch.ones(len(targets), dtype=targets.dtype)
 
 
-def _product_targets(probs: torch.Tensor, targets: torch.Tensor, *, alpha: float = 1.0,
-                     beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def product_targets(probs: torch.Tensor, targets: torch.Tensor, *, alpha: float = 1.0,
+                    beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     log_q = torch.xlogy(alpha, targets) + beta * torch.log(probs)
     return torch.softmax(log_q, dim=-1), torch.ones(len(targets), dtype=targets.dtype)
 
 
-def _window_targets(probs: torch.Tensor, targets: torch.Tensor, *,
-                    radius: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+def window_targets(probs: torch.Tensor, targets: torch.Tensor, *,
+                   radius: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
     return targets, (probs.max(dim=-1).values < 0.5 + radius).to(targets.dtype)
-
-
-FROZEN_TARGETS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
-    "logconf": _logconf_targets,
-    "product": _product_targets,
-    "window": _window_targets,
-}
-# Fixed objectives that are solved once from the xent solution rather than from zero: not convex.
-FROM_XENT = frozenset({"entropy"})
-FIXED_OBJECTIVES = frozenset({"xent", "xent_hard", "kl", "entropy"})
-
-
-def check_loss(loss: str) -> None:
-    """Every loss in w2s.training.losses must have a probe procedure here; a new one without fails by name."""
-    if loss not in FIXED_OBJECTIVES | FROZEN_TARGETS.keys():
-        raise ValueError(f"loss '{loss}' has no full-batch probe procedure in w2s.training.probe: say whether it is a "
-                         "fixed objective (FIXED_OBJECTIVES) or give its frozen targets (FROZEN_TARGETS)")
 
 
 # ---------------------------------------------------------------- solving
@@ -206,7 +177,7 @@ def fit_probe(features: torch.Tensor, soft_labels: np.ndarray | torch.Tensor, lo
               settings: ProbeSettings | None = None) -> LinearFit:
     """Fit one probe on `features` (n, d) against soft labels (n, K), rows of class probabilities, at L2
     strength `l2`: one logit for K = 2, multinomial for K > 2."""
-    check_loss(loss)
+    registered(loss)
     with _one_thread() if features.device.type == "cpu" else contextlib.nullcontext():
         return _fit_probe(features, soft_labels, loss, loss_params, l2, settings)
 
@@ -226,25 +197,28 @@ def _fit_probe(features: torch.Tensor, soft_labels: np.ndarray | torch.Tensor, l
     def solve(data_loss: Objective, start: tuple[torch.Tensor, torch.Tensor]):
         return _solve(x, data_loss, l2, start, settings.tolerance, settings.max_iter)
 
+    entry, loss_fn, xent = registered(loss), loss_function(loss), loss_function("xent")
+
     def xent_loss(scores: torch.Tensor) -> torch.Tensor:
-        return LOSSES["xent"](_logits(scores), targets, 1.0)
+        return xent(_logits(scores), targets, 1.0)
 
     def loss_at_end(scores: torch.Tensor) -> torch.Tensor:
-        return LOSSES[loss](_logits(scores), targets, 1.0, **loss_params)
+        return loss_fn(_logits(scores), targets, 1.0, **loss_params)
 
-    if loss in FIXED_OBJECTIVES:
+    if entry.probe_targets is None:
         start = zero
         iterations, converged = 0, True
-        if loss in FROM_XENT:
+        if entry.probe_from_xent:
             *start, iterations, converged = solve(xent_loss, zero)
         weight, bias, more, solved = solve(loss_at_end, tuple(start))
         rounds, iterations, converged, stable = 1, iterations + more, converged and solved, True
     else:
+        frozen_targets = resolve(entry.probe_targets)
         weight, bias, iterations, converged = solve(xent_loss, zero)
         stable = False
         for rounds in range(1, settings.max_rounds + 1):
             probs = torch.softmax(_logits(x @ weight + bias), dim=-1)
-            frozen, row_weight = FROZEN_TARGETS[loss](probs, targets, **loss_params)
+            frozen, row_weight = frozen_targets(probs, targets, **loss_params)
 
             def surrogate(scores: torch.Tensor, frozen=frozen, row_weight=row_weight) -> torch.Tensor:
                 return (row_weight * F.cross_entropy(_logits(scores), frozen, reduction="none")).sum() / n

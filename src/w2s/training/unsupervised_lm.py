@@ -1,5 +1,6 @@
-"""Generative finetuning (Burns et al. 2023, Section 5.2): a causal LM trained with its next-token loss on a
-task's texts without labels, before weak-to-strong training starts from it.
+"""The generative_finetuning rule's stage (Burns et al. 2023, Section 5.2): a causal LM trained, unsupervised,
+with its next-token loss on a task's texts without labels, before weak-to-strong training starts from it.
+(Not a generative task, w2s.tasks kind `generative`, whose models learn targets: w2s.training.generative.)
 
 The stage runs on the training loop of every other job (w2s.training.loop.fit): the language model is
 wrapped so that its output per row is the summed next-token loss of the row's text, and the loss of a batch is
@@ -10,7 +11,7 @@ mean. Padding is no target (-100), as in transformers' own `labels`.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,40 +24,13 @@ from torch.nn import functional as F
 from w2s import io
 from w2s.models.devices import describe_device, device
 from w2s.models.text import disable_dropout, load_causal_lm, load_tokenizer, model_parallel_map, place
-from w2s.params import check_keys
-from w2s.training.loop import Batcher, Schedule, fit
+from w2s.training.loop import Batcher, fit
 from w2s.training.losses import Batch
 from w2s.training.resume import ResumeCheckpoints, run_key
+from w2s.training.settings import GenerativeFinetuningSettings
 
 log = logging.getLogger("w2s")
 IGNORED = -100  # the target id cross_entropy and transformers' `labels` skip
-
-
-@dataclass(frozen=True)
-class GenerativeSettings:
-    """generative_finetuning's hyperparameters as its job receives them (w2s.pipeline.config.generative_params)."""
-
-    lr: float
-    epochs: float
-    batch_size: int
-    minibatch_size: int
-    max_length: int
-    weight_decay: float
-    warmup_frac: float
-    max_grad_norm: float
-    optimizer: str
-    dtype: str
-    gradient_checkpointing: bool
-    checkpoint_every: int
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "GenerativeSettings":
-        check_keys("generative finetuning params", params, [field.name for field in fields(cls)])
-        return cls(**params)
-
-    def schedule(self, seed: int) -> Schedule:
-        names = [field.name for field in fields(Schedule) if field.name != "seed"]
-        return Schedule(**{name: getattr(self, name) for name in names}, seed=seed)
 
 
 def next_token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -117,8 +91,8 @@ def read_texts(paths: Sequence[str]) -> list[str]:
     return texts
 
 
-def generative_finetune(model_entry: dict[str, Any], settings: GenerativeSettings, seed: int, text_paths: Sequence[str],
-                        out: dict[str, str], resume_dir: str | Path | None = None,
+def generative_finetune(model_entry: dict[str, Any], settings: GenerativeFinetuningSettings, seed: int,
+                        text_paths: Sequence[str], out: dict[str, str], resume_dir: str | Path | None = None,
                         code_paths: Sequence[str | Path] = ()) -> None:
     """Finetune the model's causal LM on the texts at `text_paths` with the next-token loss on every text token
     (the first token of a row is no target; texts are cut at max_length); save it as a save_pretrained
