@@ -37,11 +37,12 @@ import numpy as np
 import torch
 import yaml
 
-from w2s.training.losses import xent
+from w2s.models.devices import describe_device, device, supported_dtype
 from w2s.models.text import TextClassifier, disable_dropout
 from w2s.training.distributed import SINGLE, Ranks, run_in_process_group, shard
+from w2s.training.loop import fit, lr_factor
+from w2s.training.losses import xent
 from w2s.training.settings import Schedule
-from w2s.training.loop import describe_device, device, fit, lr_factor, supported_dtype
 
 REPO = Path(__file__).resolve().parents[1]
 # (layers, width, heads): a small GPT-2 for CPUs, GPT-2 small to XL, and a Qwen-1.8B-sized stack
