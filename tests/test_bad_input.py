@@ -18,7 +18,9 @@ import yaml
 from helpers import REPO, snakemake
 from job_settings import training_settings
 from w2s.pipeline.config import ConfigError, check_data_files, validate_config
-from w2s.data.sources import DatasetError, prepare, rows_sha256
+from w2s.data.preparation import prepare
+from w2s.data.spec import DatasetError
+from w2s.data.splits import rows_sha256
 from w2s.data.weak_labels import write_weak_labels
 from w2s.evaluation.runs import evaluate
 from w2s.training.jobs import _training_rows, train_model

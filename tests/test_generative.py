@@ -17,7 +17,9 @@ from generative_fixtures import make_tiny_causal_lm, toy_rows
 
 from w2s import io
 from w2s.data import generations
-from w2s.data.sources import DatasetError, prepare, rows_sha256, w2s_slice
+from w2s.data.preparation import prepare
+from w2s.data.spec import DatasetError
+from w2s.data.splits import rows_sha256, w2s_slice
 from w2s.data.weak_labels import write_weak_labels
 from w2s.evaluation import metrics, runs
 from w2s.pipeline.config import (

@@ -15,7 +15,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from helpers import sst2_rows
 from job_settings import training_settings
-from w2s.data.sources import rows_sha256
+from w2s.data.splits import rows_sha256
 from w2s.training.jobs import _build_model, _text_batcher, _training_rows, split_holdout, train_model
 from w2s.training.losses import xent
 from w2s.models.text import ProbeClassifier

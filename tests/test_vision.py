@@ -16,7 +16,8 @@ from PIL import Image
 
 # w2s before torchvision and timm: it makes torchvision importable beside a CPU torch.
 from w2s.data.images import ImageDataError, decode_image, read_image_folder, read_imagenet
-from w2s.data.sources import DatasetError, prepare
+from w2s.data.preparation import prepare
+from w2s.data.spec import DatasetError
 from w2s.models.text import ModelLoadError
 from w2s.models.vision import embed_images, load_image_model, predict_with_head, preprocess_transform
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from w2s import io
 from w2s.data import labels as class_probs
-from w2s.data.sources import w2s_slice
+from w2s.data.splits import w2s_slice
 
 log = logging.getLogger("w2s")
 

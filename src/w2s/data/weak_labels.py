@@ -12,7 +12,7 @@ import pandas as pd
 from w2s import io
 from w2s.data import labels as class_probs
 from w2s.data.generations import write_generated_weak_labels
-from w2s.data.sources import rows_sha256, w2s_slice
+from w2s.data.splits import rows_sha256, w2s_slice
 
 log = logging.getLogger("w2s")
 

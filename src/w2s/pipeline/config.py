@@ -17,7 +17,9 @@ import numpy as np
 import yaml
 
 from w2s import WORKFLOW_DIR_ENV, tasks
-from w2s.data.sources import CHESS_DATASETS, DATASETS, DatasetError, check_local_files, is_remote
+from w2s.data.catalogue import CHESS_DATASETS, DATASETS
+from w2s.data.local_files import check_local_files, is_remote
+from w2s.data.spec import DatasetError
 from w2s.training.losses import GENERATIVE_LOSSES, LOSSES
 from w2s.training.settings import TrainingSettings
 

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from w2s import io
 from w2s.data import labels as class_probs
-from w2s.data.sources import REMAKE_WEAK_LABELS, rows_sha256, weak_label_positions
+from w2s.data.splits import REMAKE_WEAK_LABELS, rows_sha256, weak_label_positions
 from w2s.evaluation import metrics
 from w2s.models.devices import DTYPES, describe_device, device, frozen_weights_dtype, supported_dtype
 from w2s.models.text import (
