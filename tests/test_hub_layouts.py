@@ -1,6 +1,6 @@
 """Every registered hub dataset read from a folder laid out as its hub repository is at the registered
 revision (file paths, config folders, README configs, split names), through the very
-`datasets.load_dataset` arguments the registry passes for the hub (w2s.data.sources.load_arguments) less the
+`datasets.load_dataset` arguments the registry passes for the hub (w2s.data.reading.load_arguments) less the
 revision. A wrong config name, folder or split name in the registry fails here.
 
 The layouts and rows are w2s.pipeline.rehearsal's (hub_layouts, hub_rows), which the rehearsal reads too.

@@ -143,7 +143,7 @@ def standard_entry(path: str, **extra: object) -> dict:
 def test_hub_schema_parquet_is_prepared_as_image_bytes_skipping_hidden_labels(
     tmp_path: Path, digits: tuple[list[bytes], np.ndarray]
 ) -> None:
-    """The pipeline's one reader of hub image datasets (w2s.data.sources): load_dataset, the image column
+    """The pipeline's one reader of hub image datasets (w2s.data.reading): load_dataset, the image column
     cast to Image(decode=False), hidden labels (-1) left out, the encoded bytes kept as stored."""
     import pyarrow.parquet as pq
 

@@ -1,6 +1,6 @@
 """What a supervisor's predictions on one slice of train_w2s become: the student's weak labels, soft and hard
 class labels for classification (here) or generations for generative tasks (w2s.data.generations), each with the
-hash of the rows they label (w2s.data.sources.rows_sha256), which the student checks before it trains."""
+hash of the rows they label (w2s.data.splits.rows_sha256), which the student checks before it trains."""
 
 from __future__ import annotations
 
