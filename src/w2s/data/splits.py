@@ -5,17 +5,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 
+@dataclass(frozen=True)
+class W2sSlice:
+    """Slice `index` (1-based) of `n_slices` equal, disjoint, contiguous slices of train_w2s: the rows one
+    supervisor labels for one student."""
+
+    index: int
+    n_slices: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.n_slices:
+            raise ValueError(f"slice {self.index} does not exist among {self.n_slices} slices")
+
+    def of(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """This slice of `rows`, train_w2s or a frame in its order."""
+        bounds = np.linspace(0, len(rows), self.n_slices + 1).astype(int)
+        return rows.iloc[bounds[self.index - 1] : bounds[self.index]]
+
+
 def w2s_slice(rows: pd.DataFrame, slice_index: int, n_slices: int) -> pd.DataFrame:
     """Slice `slice_index` (1-based) of `n_slices` equal, disjoint, contiguous slices of train_w2s."""
-    if not 1 <= slice_index <= n_slices:
-        raise ValueError(f"slice {slice_index} does not exist among {n_slices} slices")
-    bounds = np.linspace(0, len(rows), n_slices + 1).astype(int)
-    return rows.iloc[bounds[slice_index - 1] : bounds[slice_index]]
+    return W2sSlice(slice_index, n_slices).of(rows)
 
 
 def rows_sha256(frame: pd.DataFrame) -> str:
