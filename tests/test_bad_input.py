@@ -456,7 +456,7 @@ def test_a_failed_job_ends_the_run_with_its_own_message(tmp_path: Path) -> None:
                        check=False)
     assert result.returncode == 1
     log = "results/logs/pics/seed0/prepare_data.log"
-    message = (f"dataset 'pics': image folder pics: file red/3.png is not a readable image (UnidentifiedImageError: "
+    message = ("dataset 'pics': image folder pics: file red/3.png is not a readable image (UnidentifiedImageError: "
                "cannot identify image file <_io.BytesIO object at 0x")
     lines = (result.stdout + result.stderr).splitlines()
     closing = next(i for i, line in enumerate(lines) if line.startswith("Complete log(s): "))

@@ -15,7 +15,7 @@ from helpers import EXPECTED_CONVERSIONS, HUB_DATASETS, source_row
 from w2s.data import catalogue, preparation
 from w2s.data.preparation import prepare
 from w2s.data.spec import DatasetError
-from w2s.pipeline.rehearsal.hub_rows import NONE_OF_THE_ABOVE, ROWS, amazon_rows, sst2_rows, unusable
+from w2s.pipeline.rehearsal.hub_rows import NONE_OF_THE_ABOVE, ROWS, amazon_rows, sst2_rows
 
 pytestmark = pytest.mark.usefixtures("_private_datasets_cache")
 
