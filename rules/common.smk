@@ -28,7 +28,8 @@ if W2S_SPEC and Path(W2S_SPEC.origin).resolve().parent != W2S_OWN:
 from w2s import tasks as w2s_tasks
 from w2s.pipeline import codedeps as w2s_codedeps
 from w2s.pipeline import config as w2s_config
-from w2s.data import sources as w2s_data
+from w2s.data import catalogue as w2s_catalogue
+from w2s.data import reading as w2s_reading
 from w2s.report import provenance as w2s_provenance
 from w2s.pipeline import resources as w2s_resources
 from w2s import revisions as w2s_revisions
@@ -58,8 +59,8 @@ HUB_LOCK = w2s_revisions.workflow_lock(workflow.configfiles, Path(workflow.based
 
 
 def data_source(dataset):
-    """Where a dataset is read: its hub repository, commit and why that commit (w2s.data.sources.data_source)."""
-    return w2s_data.data_source(dataset, config["datasets"][dataset], HUB_LOCK)
+    """Where a dataset is read: its hub repository, commit and why that commit (w2s.data.reading.data_source)."""
+    return w2s_reading.data_source(dataset, config["datasets"][dataset], HUB_LOCK)
 
 
 def unpinned_datasets():
@@ -71,7 +72,7 @@ def dataset_files_configured(dataset):
     """Read from local files or folders (or a package), so no hub commit applies."""
     entry = config["datasets"][dataset]
     local = ("data_files", "image_folder", "imagenet_root")
-    return any(entry.get(key) for key in local) or dataset in w2s_data.PACKAGED_DATASETS
+    return any(entry.get(key) for key in local) or dataset in w2s_catalogue.PACKAGED_DATASETS
 
 
 def task_params(dataset):

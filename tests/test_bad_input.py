@@ -18,7 +18,9 @@ import yaml
 from helpers import REPO, snakemake
 from job_settings import training_settings
 from w2s.pipeline.config import ConfigError, check_data_files, validate_config
-from w2s.data.sources import DatasetError, prepare, rows_sha256
+from w2s.data.preparation import prepare
+from w2s.data.spec import DatasetError
+from w2s.data.splits import W2sSlice, rows_sha256
 from w2s.data.weak_labels import write_weak_labels
 from w2s.evaluation.runs import evaluate
 from w2s.training.jobs import train_model
@@ -84,9 +86,9 @@ def test_weak_labels_refuse_a_supervisor_whose_predictions_are_nan(tmp_path: Pat
     with pytest.raises(ValueError, match=rf"^{re.escape(predictions)}, the supervisor's predictions on train_w2s: 1 "
                        r"of 3 rows hold probabilities that are NaN .* its training diverged, so it cannot supervise: "
                        "lower its lr"):
-        write_weak_labels(predictions, rows, 1, 2, str(out))
+        write_weak_labels(predictions, rows, W2sSlice(1, 2), str(out))
     assert not out.exists()
-    write_weak_labels(predictions, rows, 2, 2, str(out))  # the other slice is fine
+    write_weak_labels(predictions, rows, W2sSlice(2, 2), str(out))  # the other slice is fine
     written = pd.read_parquet(out)
     assert np.stack(written["soft_label"]).tolist() == binary([0.8, 0.3, 0.6])
     assert written["hard_label"].tolist() == [1, 0, 1]
@@ -99,7 +101,7 @@ def test_weak_labels_refuse_predictions_of_other_rows(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=rf"^{re.escape(predictions)}: the supervisor's train_w2s predictions are not "
                        rf"of the rows of {re.escape(rows)} in their order \(6 predictions, 5 rows\), so they were made "
                        "from other data; delete the predictions and let the supervisor's training rule make them"):
-        write_weak_labels(predictions, rows, 1, 2, str(out))
+        write_weak_labels(predictions, rows, W2sSlice(1, 2), str(out))
     assert not out.exists()
 
 
@@ -455,7 +457,7 @@ def test_a_failed_job_ends_the_run_with_its_own_message(tmp_path: Path) -> None:
                        check=False)
     assert result.returncode == 1
     log = "results/logs/pics/seed0/prepare_data.log"
-    message = (f"dataset 'pics': image folder pics: file red/3.png is not a readable image (UnidentifiedImageError: "
+    message = ("dataset 'pics': image folder pics: file red/3.png is not a readable image (UnidentifiedImageError: "
                "cannot identify image file <_io.BytesIO object at 0x")
     lines = (result.stdout + result.stderr).splitlines()
     closing = next(i for i, line in enumerate(lines) if line.startswith("Complete log(s): "))

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from helpers import REPO
 
-from w2s.data import sources
+from w2s.data import catalogue, preparation, reading
 from w2s.data.chess import (
     HUB_COLUMNS,
     PuzzleError,
@@ -30,7 +30,9 @@ from w2s.data.chess import (
     rating_band,
     write_hub_copy,
 )
-from w2s.data.sources import data_source, label_balance, load_arguments
+from w2s.data.preparation import label_balance
+from w2s.data.reading import data_source, load_arguments
+from w2s.data.spec import DatasetError
 from w2s.pipeline.config import ConfigError, _check_dataset, slice_rows, train_gt_rows
 
 SHARED = REPO.parent / "shared"
@@ -76,7 +78,7 @@ def test_a_lichess_csv_row_becomes_a_pgn_game_from_its_position() -> None:
 
 
 def test_the_registry_converts_with_the_same_function() -> None:
-    spec = sources.DATASETS["chess_puzzles"]
+    spec = catalogue.DATASETS["chess_puzzles"]
     # The prompt and target, then the columns preparation keeps: the move number, and the CSV's rating and themes.
     assert spec.convert(SCHOLARS_MATE, random.Random(0)) == (*puzzle_example(SCHOLARS_MATE), {"move_number": 4})
     assert spec.convert(LICHESS_0009B, random.Random(0)) == (
@@ -153,22 +155,22 @@ def test_the_generated_hub_copy_is_read_with_the_registrys_arguments(generated: 
     rows = datasets.load_dataset(path, **kwargs)
     assert rows.features == datasets.Features({column: datasets.Value("string") for column in HUB_COLUMNS})
     assert rows.to_list() == generated
-    convert = sources.DATASETS["chess_puzzles"].convert
+    convert = catalogue.DATASETS["chess_puzzles"].convert
     assert [convert(row, random.Random(0))[:2] for row in rows] == [(row["ctx"], row["target"]) for row in generated]
 
 
 def test_a_lichess_csv_file_is_read_through_data_files(tmp_path: Path) -> None:
     csv = tmp_path / "lichess_db_puzzle.csv"
     pd.DataFrame([LICHESS_0009B]).to_csv(csv, index=False)
-    rows = sources._load_rows("chess_puzzles", "train", {"train": str(csv)}, data_source("chess_puzzles"))
-    assert [sources.DATASETS["chess_puzzles"].convert(row, random.Random(0))[:2] for row in rows] == [
+    rows = reading.load_rows("chess_puzzles", "train", {"train": str(csv)}, data_source("chess_puzzles"))
+    assert [catalogue.DATASETS["chess_puzzles"].convert(row, random.Random(0))[:2] for row in rows] == [
         puzzle_example(LICHESS_0009B)]
 
 
 def test_prepare_writes_prompt_and_target_splits(generated: list[dict[str, str]], tmp_path: Path) -> None:
     folder = write_hub_copy(tmp_path / "lichess-puzzles", generated)
     source = replace(data_source("chess_puzzles"), mirror=str(folder))
-    splits = sources.prepare("chess_puzzles", n_train=4, n_test=2, seed=0, source=source)
+    splits = preparation.prepare("chess_puzzles", n_train=4, n_test=2, seed=0, source=source)
     assert [len(splits[s]) for s in ("train_gt", "train_w2s", "test")] == [2, 2, 2]
     by_ctx = {row["ctx"]: row["target"] for row in generated}
     for frame in splits.values():
@@ -250,7 +252,7 @@ def test_preparation_leaves_out_puzzles_past_max_moves_the_same_for_every_model_
     folder = write_hub_copy(tmp_path / "lichess-puzzles", rows)
     source = replace(data_source("chess_puzzles"), mirror=str(folder))
     entry = {"kind": "generative", "n_train": kept - 2, "n_test": 2, "max_moves": limit}
-    splits = sources.prepare("chess_puzzles", n_train=kept - 2, n_test=2, seed=0, source=source, entry=entry)
+    splits = preparation.prepare("chess_puzzles", n_train=kept - 2, n_test=2, seed=0, source=source, entry=entry)
     prepared = pd.concat(splits.values())
     assert sorted(prepared["move_number"]) == sorted(n for n in numbers if n <= limit)
     # Rows are read in the seed's shuffled order until the splits are full: the long ones met before the last
@@ -261,20 +263,21 @@ def test_preparation_leaves_out_puzzles_past_max_moves_the_same_for_every_model_
     balance = label_balance(splits, 0)
     assert sum(split["over_max_moves"] for split in balance.values()) == \
         sum(numbers[i] > limit for i in order[:last]) > 0
-    with pytest.raises(sources.DatasetError) as err:
-        sources.prepare("chess_puzzles", n_train=10, n_test=2, seed=0, source=source, entry={**entry, "n_train": 10})
+    with pytest.raises(DatasetError) as err:
+        preparation.prepare("chess_puzzles", n_train=10, n_test=2, seed=0, source=source,
+                            entry={**entry, "n_train": 10})
     assert str(err.value) == (f"dataset 'chess_puzzles' has only {kept} usable rows in its train split but the config "
                               f"asks for 12; lower n_train or n_test, or raise max_moves ({12 - kept} puzzles are past "
                               f"move {limit})")
     # Without the limit every puzzle is kept, and the count is absent.
-    splits = sources.prepare("chess_puzzles", n_train=10, n_test=2, seed=0, source=source,
-                             entry={"kind": "generative", "n_train": 10, "n_test": 2})
+    splits = preparation.prepare("chess_puzzles", n_train=10, n_test=2, seed=0, source=source,
+                                 entry={"kind": "generative", "n_train": 10, "n_test": 2})
     assert all("over_max_moves" not in split for split in label_balance(splits, 0).values())
 
 
 @pytest.mark.skipif(not LICHESS_SAMPLE.is_file(), reason="../shared/datasets/lichess-puzzles-sample is absent")
 def test_the_real_lichess_sample_converts_through_the_csv_path_with_its_rating_and_themes(tmp_path: Path) -> None:
-    rows = sources._load_rows("chess_puzzles", "train", {"train": str(LICHESS_SAMPLE)}, data_source("chess_puzzles"))
+    rows = reading.load_rows("chess_puzzles", "train", {"train": str(LICHESS_SAMPLE)}, data_source("chess_puzzles"))
     assert len(rows) == 1499
     converted = [puzzle_example(row) for row in rows]
     mates = [target for row, (_, target) in zip(rows, converted) if "mateIn1" in row["Themes"].split()]
@@ -283,7 +286,7 @@ def test_the_real_lichess_sample_converts_through_the_csv_path_with_its_rating_a
     assert sum(puzzle_record(row)["move_number"] > 75 for row in rows) == 6
     entry = {"kind": "generative", "n_train": 1400, "n_train_gt": 400, "n_test": 93, "max_moves": 75,
              "data_files": {"train": str(LICHESS_SAMPLE)}}
-    splits = sources.prepare("chess_puzzles", 1400, 93, 0, entry["data_files"], entry=entry)
+    splits = preparation.prepare("chess_puzzles", 1400, 93, 0, entry["data_files"], entry=entry)
     assert [len(splits[s]) for s in ("train_gt", "train_w2s", "test")] == [400, 1000, 93]
     assert sum(split["over_max_moves"] for split in label_balance(splits, 0).values()) == 6
     test = splits["test"]

@@ -203,15 +203,15 @@ def test_every_rule_that_runs_a_script_declares_the_digest_of_its_script_and_eve
             assert listed == sorted(p.relative_to(REPO).as_posix() for p in [script, *import_closure(script, PACKAGE)])
     # The closure names the modules a training job runs, the lazily imported weights included.
     assert [p.relative_to(PACKAGE).as_posix() for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
-        "__init__.py", "data/__init__.py", "data/chess.py", "data/generations.py", "data/images.py", "data/labels.py",
-        "data/sources.py", "evaluation/__init__.py", "evaluation/metrics.py", "io.py", "models/__init__.py",
-        "models/devices.py", "models/lora.py", "models/source.py", "models/text.py", "models/torchvision_ops.py",
-        "models/vision.py", "models/weights.py", "params.py", "pipeline/__init__.py", "pipeline/gpus.py",
-        "revisions.py", "runlog.py", "tasks.py", "training/__init__.py", "training/distributed.py",
-        "training/features.py", "training/finetune.py", "training/generative.py", "training/heads.py",
-        "training/job.py", "training/jobs.py", "training/launch.py", "training/loop.py", "training/loss_registry.py",
-        "training/losses.py", "training/outputs.py", "training/probe.py", "training/resume.py", "training/rows.py",
-        "training/settings.py", "training/sharded_adafactor.py",
+        "__init__.py", "data/__init__.py", "data/generations.py", "data/images.py", "data/labels.py", "data/splits.py",
+        "evaluation/__init__.py", "evaluation/metrics.py", "io.py", "models/__init__.py", "models/devices.py",
+        "models/lora.py", "models/source.py", "models/text.py", "models/torchvision_ops.py", "models/vision.py",
+        "models/weights.py", "params.py", "pipeline/__init__.py", "pipeline/gpus.py", "runlog.py", "tasks.py",
+        "training/__init__.py", "training/distributed.py", "training/features.py", "training/finetune.py",
+        "training/generative.py", "training/heads.py", "training/job.py", "training/jobs.py", "training/launch.py",
+        "training/loop.py", "training/loss_registry.py", "training/losses.py", "training/outputs.py",
+        "training/probe.py", "training/resume.py", "training/rows.py", "training/settings.py",
+        "training/sharded_adafactor.py",
     ]
 
 

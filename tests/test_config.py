@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from helpers import REPO, SCHEMA, minimal_config, snakemake, validation_error
-from w2s.data import sources
+from w2s.data import catalogue
 from w2s.pipeline import config as cfg
 from w2s.pipeline import resources as w2s_resources
 from w2s.pipeline.config import (
@@ -26,9 +26,9 @@ from w2s.pipeline.config import (
     validate_config,
 )
 
-ALL_DATASETS = ", ".join(sorted(sources.DATASETS))
+ALL_DATASETS = ", ".join(sorted(catalogue.DATASETS))
 COMMIT = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
-assert len(sources.DATASETS) == 27
+assert len(catalogue.DATASETS) == 27
 
 
 def test_schema_file_is_yaml_json_schema() -> None:

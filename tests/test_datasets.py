@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from helpers import EXPECTED_CONVERSIONS, HUB_DATASETS, source_row
-from w2s.data import sources
-from w2s.data.sources import DatasetError, prepare
-from w2s.pipeline.rehearsal.hub_rows import NONE_OF_THE_ABOVE, ROWS, amazon_rows, sst2_rows, unusable
+from w2s.data import catalogue, preparation
+from w2s.data.preparation import prepare
+from w2s.data.spec import DatasetError
+from w2s.pipeline.rehearsal.hub_rows import NONE_OF_THE_ABOVE, ROWS, amazon_rows, sst2_rows
 
 pytestmark = pytest.mark.usefixtures("_private_datasets_cache")
 
@@ -208,7 +209,7 @@ def test_sst2_drops_unlabeled_rows(tmp_path: Path) -> None:
 
 
 def convert_row(name: str, row: dict, seed: int = 0) -> tuple[str, int] | None:
-    return sources.DATASETS[name].convert(row, random.Random(seed))
+    return catalogue.DATASETS[name].convert(row, random.Random(seed))
 
 
 HH_PROMPT = "\n\nHuman: Hi!\n\nAssistant: Hello.\n\nHuman: Can you tell me a joke?"
@@ -356,22 +357,22 @@ def test_balance_off_is_the_default(tmp_path: Path) -> None:
 def test_label_balance_by_hand() -> None:
     splits = {"train_gt": pd.DataFrame({"label": [1, 0, 1, 1]}),
               "test": pd.DataFrame({"label": [0, 0, 0, 1, 1]})}
-    assert sources.label_balance(splits) == {
+    assert preparation.label_balance(splits) == {
         "train_gt": {"n": 4, "class_fractions": [0.25, 0.75], "positive_fraction": 0.75},
         "test": {"n": 5, "class_fractions": [0.6, 0.4], "positive_fraction": 0.4}}
     # Many classes: a fraction per class, the absent class 3 included, and no positive fraction.
-    assert sources.label_balance({"test": pd.DataFrame({"label": [2, 0, 2, 1]})}, n_classes=4) == {
+    assert preparation.label_balance({"test": pd.DataFrame({"label": [2, 0, 2, 1]})}, n_classes=4) == {
         "test": {"n": 4, "class_fractions": [0.25, 0.25, 0.5, 0.0]}}
 
 
 def test_write_prepared_writes_label_balance_when_asked(tmp_path: Path) -> None:
     files = skewed_boolq_files(tmp_path)
     outputs = {split: str(tmp_path / f"{split}.parquet") for split in ("train_gt", "train_w2s", "test")}
-    sources.write_prepared("boolq", 20, 10, 0, files, outputs)
+    preparation.write_prepared("boolq", 20, 10, 0, files, outputs)
     assert not (tmp_path / "label_balance.json").exists()
 
     outputs["label_balance"] = str(tmp_path / "label_balance.json")
-    sources.write_prepared("boolq", 20, 10, 0, files, outputs, balance=True)
+    preparation.write_prepared("boolq", 20, 10, 0, files, outputs, balance=True)
     written = json.loads((tmp_path / "label_balance.json").read_text())
     assert written == {split: {"n": 10, "class_fractions": [0.5, 0.5], "positive_fraction": 0.5}
                        for split in ("train_gt", "train_w2s", "test")}
@@ -517,21 +518,21 @@ def test_a_split_without_a_usable_row_is_an_error(tmp_path: Path) -> None:
 
 
 def test_registry() -> None:
-    assert set(sources.DATASETS) == set(HUB_DATASETS) | {"vader_movies", "chess_puzzles"}
-    assert sources.DATASETS["sst2"].splits["test"] == "validation"
-    assert sources.DATASETS["vader_movies"].splits["test"] is None
-    assert sources.DATASETS["anli_r2"].splits == {"train": "train_r2", "test": "test_r2"}
-    assert sources.DATASETS["mc_taco"].splits == {"train": "test", "test": "validation"}  # it has no train split
+    assert set(catalogue.DATASETS) == set(HUB_DATASETS) | {"vader_movies", "chess_puzzles"}
+    assert catalogue.DATASETS["sst2"].splits["test"] == "validation"
+    assert catalogue.DATASETS["vader_movies"].splits["test"] is None
+    assert catalogue.DATASETS["anli_r2"].splits == {"train": "train_r2", "test": "test_r2"}
+    assert catalogue.DATASETS["mc_taco"].splits == {"train": "test", "test": "validation"}  # it has no train split
     # quail's main branch holds a loading script, as cosmos_qa's does: it is read from the parquet export.
-    quail = sources.DATASETS["quail"]
+    quail = catalogue.DATASETS["quail"]
     assert (quail.branch, quail.hub_config, quail.revision) == ("refs/convert/parquet", "default", None)
     for name in ("cola", "hellaswag", "piqa", "multirc", "wic", "quail", "social_iqa", "ethics_justice"):
-        assert sources.DATASETS[name].splits["test"] == "validation", name
-    assert len({spec.hub_id for name, spec in sources.DATASETS.items() if name.startswith("ethics_")}) == 1
+        assert catalogue.DATASETS[name].splits["test"] == "validation", name
+    assert len({spec.hub_id for name, spec in catalogue.DATASETS.items() if name.startswith("ethics_")}) == 1
 
 
 def test_w2s_slices_are_disjoint_contiguous_and_cover_train_w2s() -> None:
-    from w2s.data.sources import w2s_slice
+    from w2s.data.splits import w2s_slice
 
     rows = pd.DataFrame({"id": [f"train:{i}" for i in range(10)]})
     slices = [list(w2s_slice(rows, k, 3)["id"]) for k in (1, 2, 3)]

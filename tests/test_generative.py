@@ -17,7 +17,9 @@ from generative_fixtures import make_tiny_causal_lm, toy_rows
 
 from w2s import io
 from w2s.data import generations
-from w2s.data.sources import DatasetError, prepare, rows_sha256, w2s_slice
+from w2s.data.preparation import prepare
+from w2s.data.spec import DatasetError
+from w2s.data.splits import W2sSlice, rows_sha256, w2s_slice
 from w2s.data.weak_labels import write_weak_labels
 from w2s.evaluation import metrics, runs
 from w2s.pipeline.config import (
@@ -205,7 +207,7 @@ def test_training_writes_generations_and_weak_labels_carry_prompts(lm_dir: Path,
     # Weak labels: slice 1 of 2 of train_w2s, each generation beside its prompt and id.
     weak = tmp_path / "weak.parquet"
     train_w2s = pd.read_parquet(paths["train_w2s"])
-    write_weak_labels(out["predictions"], paths["train_w2s"], 1, 2, str(weak))
+    write_weak_labels(out["predictions"], paths["train_w2s"], W2sSlice(1, 2), str(weak))
     labels = pd.read_parquet(weak)
     w2s_predictions = predictions[predictions["split"] == "train_w2s"].iloc[:4]
     assert labels["id"].tolist() == train_w2s["id"].iloc[:4].tolist()
@@ -239,7 +241,7 @@ def test_an_empty_generation_is_kept_as_a_weak_label_and_counted(tmp_path: Path)
     predictions.to_parquet(paths["predictions"])
     train_w2s.to_parquet(paths["train_w2s"])
     out = tmp_path / "weak.parquet"
-    write_weak_labels(paths["predictions"], paths["train_w2s"], 1, 1, str(out))
+    write_weak_labels(paths["predictions"], paths["train_w2s"], W2sSlice(1, 1), str(out))
     labels = pd.read_parquet(out)
     assert labels["generation"].tolist() == ["b", "", "b", ""]
     assert labels["empty"].tolist() == [False, True, False, True]
@@ -371,10 +373,10 @@ def test_a_supervisor_generates_on_its_slice_only_and_weak_labels_are_read_from_
     assert predictions.groupby("split").size().to_dict() == {"test": 6, "train_w2s": 4}
     assert predictions.query("split == 'train_w2s'")["id"].tolist() == w2s_slice(train_w2s, 2, 2)["id"].tolist()
     weak = tmp_path / "weak.parquet"
-    write_weak_labels(out["predictions"], paths["train_w2s"], 2, 2, str(weak))
+    write_weak_labels(out["predictions"], paths["train_w2s"], W2sSlice(2, 2), str(weak))
     assert pd.read_parquet(weak)["id"].tolist() == train_w2s["id"].iloc[4:].tolist()
     with pytest.raises(ValueError) as err:
-        write_weak_labels(out["predictions"], paths["train_w2s"], 1, 2, str(weak))
+        write_weak_labels(out["predictions"], paths["train_w2s"], W2sSlice(1, 2), str(weak))
     assert str(err.value) == (
         f"{out['predictions']}: the supervisor generated nothing for 4 of the 4 prompts of train_w2s slice 1/2 (ids "
         "train:12, train:13, train:14, train:15), so it was trained to label another slice; delete its predictions "

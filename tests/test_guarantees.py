@@ -15,7 +15,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from helpers import sst2_rows
 from job_settings import training_settings
-from w2s.data.sources import rows_sha256
+from w2s.data.splits import rows_sha256
 from w2s.training.features import text_batcher
 from w2s.training.finetune import build_classifier
 from w2s.training.jobs import train_model

@@ -1,6 +1,6 @@
 """Every registered hub dataset read from a folder laid out as its hub repository is at the registered
 revision (file paths, config folders, README configs, split names), through the very
-`datasets.load_dataset` arguments the registry passes for the hub (w2s.data.sources.load_arguments) less the
+`datasets.load_dataset` arguments the registry passes for the hub (w2s.data.reading.load_arguments) less the
 revision. A wrong config name, folder or split name in the registry fails here.
 
 The layouts and rows are w2s.pipeline.rehearsal's (hub_layouts, hub_rows), which the rehearsal reads too.
@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 
 from helpers import EXPECTED_CONVERSIONS, HUB_DATASETS, source_row
-from w2s.data import sources
-from w2s.data.sources import DatasetError, data_source, load_arguments, prepare
+from w2s.data import catalogue, preparation
+from w2s.data.preparation import prepare
+from w2s.data.reading import data_source, load_arguments
+from w2s.data.spec import DatasetError
 from w2s.pipeline.rehearsal.hub_layouts import hub_folder
 
 
@@ -40,7 +42,7 @@ def test_the_registry_reads_each_repository_layout(name: str, tmp_path: Path) ->
 
 @pytest.mark.parametrize("name", HUB_DATASETS)
 def test_the_hub_is_read_with_the_mirrors_arguments_plus_the_revision(name: str) -> None:
-    spec = sources.DATASETS[name]
+    spec = catalogue.DATASETS[name]
     source = data_source(name)
     hub_path, hub_kwargs = load_arguments(source, "train")
     mirror_path, mirror_kwargs = load_arguments(replace(source, mirror="/copy"), "train")
@@ -49,13 +51,13 @@ def test_the_hub_is_read_with_the_mirrors_arguments_plus_the_revision(name: str)
 
 
 def test_registered_revisions() -> None:
-    pinned = {name: spec.revision for name, spec in sources.DATASETS.items() if spec.revision}
+    pinned = {name: spec.revision for name, spec in catalogue.DATASETS.items() if spec.revision}
     assert all(len(sha) == 40 and int(sha, 16) >= 0 for sha in pinned.values())
-    assert set(sources.DATASETS) - set(pinned) == {"amazon_polarity", "vader_movies", "mc_taco", "quail",
-                                                "ethics_justice", "ethics_deontology", "ethics_virtue",
-                                                "ethics_utilitarianism"}
+    assert set(catalogue.DATASETS) - set(pinned) == {"amazon_polarity", "vader_movies", "mc_taco", "quail",
+                                                  "ethics_justice", "ethics_deontology", "ethics_virtue",
+                                                  "ethics_utilitarianism"}
     assert pinned["cosmos_qa"] == "ed50fe83db62b355759053b1cd5eef344ee371e0"
-    exports = {name for name, spec in sources.DATASETS.items() if spec.parquet_export}
+    exports = {name for name, spec in catalogue.DATASETS.items() if spec.parquet_export}
     assert exports == {"cosmos_qa", "dream", "mc_taco", "piqa", "quail", "social_iqa", "ethics_justice",
                        "ethics_deontology", "ethics_virtue", "ethics_utilitarianism"}
 
@@ -92,7 +94,7 @@ def test_the_source_record_names_the_commit_read(tmp_path: Path) -> None:
     source = replace(data_source("boolq"), mirror=str(folder))
     outputs = {split: str(tmp_path / f"{split}.parquet") for split in ("train_gt", "train_w2s", "test")}
     outputs["source"] = str(tmp_path / "source.json")
-    sources.write_prepared("boolq", 20, 10, 0, None, outputs, source=source)
+    preparation.write_prepared("boolq", 20, 10, 0, None, outputs, source=source)
     record = json.loads((tmp_path / "source.json").read_text())
     import datasets
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from helpers import snakemake, tiny_config
-from w2s.data.sources import rows_sha256
+from w2s.data.splits import rows_sha256
 from w2s.training.rows import training_rows
 
 # Columns that hold a true label; a weak label (soft_label, hard_label) is what a student may read.

@@ -17,7 +17,7 @@ from w2s import io
 from job_settings import job_params
 from w2s.pipeline.config import ConfigError, SHIPPED_SCHEMA, training_job_params, validate_config
 from w2s.evaluation.runs import regularisation_sweep
-from w2s.data.sources import rows_sha256
+from w2s.data.splits import rows_sha256
 from w2s.training.jobs import train_model
 from w2s.training.settings import TrainingSettings
 from w2s.training.loss_registry import LOSSES, loss_function, resolve

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from w2s import revisions
-from w2s.data.sources import data_source
+from w2s.data.reading import data_source
 from w2s.revisions import RevisionError
 
 SHA_A, SHA_B = "a" * 40, "0123456789abcdef0123456789abcdef01234567"

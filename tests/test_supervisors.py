@@ -83,10 +83,11 @@ def split_files(tmp_path: Path) -> dict[str, object]:
             "strong": str(tmp_path / "strong.parquet"), "dir": tmp_path}
 
 
-def wrong_rows(split_files: dict[str, object], structure: str, **options: object) -> dict[str, list[int]]:
+def wrong_rows(split_files: dict[str, object], structure: str, column: str | None = None,
+               strong_path: str | None = None) -> dict[str, list[int]]:
     out = Path(split_files["dir"]) / f"{structure}.parquet"
-    supervisors.write_simulated(structure, split_files["splits"], split_files["like"], seed=0, n_slices=2,
-                                out_path=str(out), **options)
+    supervisors.write_simulated(supervisors.Simulation(structure, column), split_files["splits"], split_files["like"],
+                                seed=0, n_slices=2, out_path=str(out), strong_path=strong_path)
     made = pd.read_parquet(out)
     wrong = {}
     for split, path in split_files["splits"].items():
@@ -161,8 +162,8 @@ def test_an_ensemble_reads_its_members_by_id(tmp_path: Path) -> None:
     second = pd.DataFrame({"split": ["test", "test"], "id": ["b", "a"], "probs": as_column(binary([0.4, 0.5]))})
     first.to_parquet(tmp_path / "m1.parquet")
     second.to_parquet(tmp_path / "m2.parquet")
-    supervisors.write_ensemble([str(tmp_path / "m1.parquet"), str(tmp_path / "m2.parquet")], "mean", "none",
-                               str(tmp_path / "ens.parquet"))
+    supervisors.write_ensemble([str(tmp_path / "m1.parquet"), str(tmp_path / "m2.parquet")],
+                               supervisors.Ensemble("mean", "none"), str(tmp_path / "ens.parquet"))
     made = pd.read_parquet(tmp_path / "ens.parquet")
     assert made["id"].tolist() == ["a", "b"]
     assert np.stack(made["probs"])[:, 1] == pytest.approx([0.7, 0.3])
@@ -284,3 +285,11 @@ def test_supervisor_rules_run_into_weak_labels_and_metrics(tmp_path: Path) -> No
     made = pd.read_parquet(seed_dir / "ens" / "pair-vote" / "predictions.parquet")
     weak_labels = pd.read_parquet(seed_dir / "ens" / "pair-vote" / "weak_labels.parquet")
     assert weak_labels["id"].tolist() == made[made["split"] == "train_w2s"]["id"].tolist()[:12]
+
+
+def test_a_supervisors_settings_refuse_values_the_schema_does_not_name() -> None:
+    with pytest.raises(ValueError, match="simulate is 'worst', not one of random, longest, least_confident, column"):
+        supervisors.Simulation("worst")
+    with pytest.raises(ValueError, match="not 'median' and 'none'"):
+        supervisors.Ensemble("median", "none")
+    assert supervisors.Ensemble("vote", "confidence").combine == "vote"

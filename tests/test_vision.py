@@ -16,7 +16,8 @@ from PIL import Image
 
 # w2s before torchvision and timm: it makes torchvision importable beside a CPU torch.
 from w2s.data.images import ImageDataError, decode_image, read_image_folder, read_imagenet
-from w2s.data.sources import DatasetError, prepare
+from w2s.data.preparation import prepare
+from w2s.data.spec import DatasetError
 from w2s.models.text import ModelLoadError
 from w2s.models.vision import embed_images, load_image_model, predict_with_head, preprocess_transform
 
@@ -142,7 +143,7 @@ def standard_entry(path: str, **extra: object) -> dict:
 def test_hub_schema_parquet_is_prepared_as_image_bytes_skipping_hidden_labels(
     tmp_path: Path, digits: tuple[list[bytes], np.ndarray]
 ) -> None:
-    """The pipeline's one reader of hub image datasets (w2s.data.sources): load_dataset, the image column
+    """The pipeline's one reader of hub image datasets (w2s.data.reading): load_dataset, the image column
     cast to Image(decode=False), hidden labels (-1) left out, the encoded bytes kept as stored."""
     import pyarrow.parquet as pq
 

@@ -16,7 +16,7 @@ import yaml
 from browser import render_page
 from helpers import HUB_TOKEN, LINEAGES, LOSSES, REPO, planned_jobs, run_workflow, snakemake, tiny_config
 
-from w2s.data.sources import rows_sha256
+from w2s.data.splits import rows_sha256
 from w2s.report.provenance import config_sha256
 
 

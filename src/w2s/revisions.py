@@ -2,7 +2,7 @@
 registry and the config leave open.
 
 A branch name (main, refs/convert/parquet) moves whenever its owner pushes, so a run that reads a
-branch is not reproducible. The dataset registry (w2s.data.sources) carries a commit where public sources
+branch is not reproducible. The dataset registry (w2s.data.catalogue) carries a commit where public sources
 confirm one, and a config entry may set its own. For the rest the first preflight on a machine that
 reaches the hub resolves the branch's head commit and writes it to the lock file beside the config
 (config/config.yaml -> config/hub.lock.yaml); the user commits that file, and every later run of the
@@ -32,7 +32,7 @@ LOCK_NAME = "hub.lock.yaml"
 WORKFLOW_LOCK_ENV = "W2S_HUB_LOCK"
 LOCK_HEADER = (
     "# Hub commits resolved by `python -m w2s.pipeline.preflight` for repositories that neither the dataset\n"
-    "# registry (src/w2s/data/sources.py) nor the config pins. Commit this file: every run of the checkout then\n"
+    "# registry (src/w2s/data/catalogue.py) nor the config pins. Commit this file: every run of the checkout then\n"
     "# reads the same data and weights. Delete an entry and rerun preflight to move it to the branch's head.\n"
 )
 SECTIONS: dict[RepoType, str] = {"dataset": "datasets", "model": "models"}

@@ -1,4 +1,5 @@
-from w2s.data.sources import DataSource, write_prepared
+from w2s.data.preparation import write_prepared
+from w2s.data.reading import DataSource
 from w2s.pipeline.filetimes import write_manifest
 from w2s.runlog import log_to
 

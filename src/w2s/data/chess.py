@@ -20,7 +20,7 @@ Two row schemas are read by one converter (puzzle_example):
 
 A bad row raises PuzzleError naming the puzzle and what to fix; no row is dropped silently.
 puzzle_record also gives the puzzle's move number (that of the move to find, which a prompt of the hub's
-schema grows with: preparation leaves out those above a dataset's max_moves, w2s.data.sources) and, from
+schema grows with: preparation leaves out those above a dataset's max_moves, w2s.data.preparation) and, from
 the CSV, its Rating and Themes, by which the metrics break accuracy down (rating_band).
 
 prompt_position replays either prompt form, so that a generation can be checked for a legal move where

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from w2s import io
-from w2s.data.sources import REMAKE_WEAK_LABELS, rows_sha256, w2s_slice, weak_label_positions
+from w2s.data.splits import REMAKE_WEAK_LABELS, rows_sha256, w2s_slice, weak_label_positions
 
 log = logging.getLogger("w2s")
 GENERATION_COLUMN = "generation"

@@ -8,7 +8,7 @@ index; and decoding an image's bytes.
   torchvision.datasets.ImageNet, which also gives the class names from its meta.bin.
 
 Hub image datasets (an image column of datasets.Image and an integer label column, or local
-parquet files in that schema) are read by w2s.data.sources like every other standard dataset, with
+parquet files in that schema) are read by w2s.data.reading like every other standard dataset, with
 the image column cast to Image(decode=False) so that rows keep the encoded bytes.
 """
 

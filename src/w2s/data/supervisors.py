@@ -22,19 +22,46 @@ the lowest class.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from w2s import io
 from w2s.data import labels as class_probs
-from w2s.data.sources import w2s_slice
+from w2s.data.splits import w2s_slice
 
 log = logging.getLogger("w2s")
 
 STRUCTURES = ("random", "longest", "least_confident", "column")
 COMBINES = ("mean", "vote")
 WEIGHTINGS = ("none", "confidence")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A simulated supervisor's error structure (STRUCTURES), and the column whose highest values get the errors
+    for the structure `column`."""
+
+    structure: str
+    column: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.structure not in STRUCTURES:
+            raise ValueError(f"simulate is {self.structure!r}, not one of {', '.join(STRUCTURES)}")
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """How an ensemble supervisor combines its members (COMBINES) and weights them (WEIGHTINGS)."""
+
+    combine: str
+    weighting: str
+
+    def __post_init__(self) -> None:
+        if self.combine not in COMBINES or self.weighting not in WEIGHTINGS:
+            raise ValueError(f"an ensemble combines by {', '.join(COMBINES)} and weights by {', '.join(WEIGHTINGS)}, "
+                             f"not {self.combine!r} and {self.weighting!r}")
 
 
 def wrong_labels(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -107,16 +134,18 @@ def _blocks(split: str, n_rows: int, n_slices: int) -> list[np.ndarray]:
     return [w2s_slice(positions, k, n_slices).index.to_numpy() for k in range(1, n_slices + 1)]
 
 
-def write_simulated(structure: str, split_paths: dict[str, str], like_path: str, seed: int, n_slices: int,
-                    out_path: str, strong_path: str | None = None, column: str | None = None) -> None:
+def write_simulated(simulation: Simulation, split_paths: dict[str, str], like_path: str, seed: int, n_slices: int,
+                    out_path: str, strong_path: str | None = None) -> None:
     """A simulated supervisor's predictions on train_w2s and test (`split_paths`: the labelled splits), with the
-    error count of the real weak model's predictions (`like_path`) on each block, placed by `structure`."""
+    error count of the real weak model's predictions (`like_path`) on each block, placed by the simulation's
+    structure (`strong_path`: the strong ground-truth model's predictions, for least_confident)."""
+    structure = simulation.structure
     frames = []
     for split_number, split in enumerate(("train_w2s", "test")):
         rows = pd.read_parquet(split_paths[split])
         like = _aligned_probs(like_path, split, rows["id"])
         strong = _aligned_probs(strong_path, split, rows["id"]) if structure == "least_confident" else None
-        scores = error_scores(structure, rows, strong, column, split_paths[split])
+        scores = error_scores(structure, rows, strong, simulation.column, split_paths[split])
         given = np.empty(len(rows), dtype=np.int64)
         for block_number, block in enumerate(_blocks(split, len(rows), n_slices)):
             given[block] = simulated_labels(rows["label"].to_numpy()[block], like[block], structure,
@@ -154,8 +183,9 @@ def combined_probs(member_probs: np.ndarray, combine: str, weighting: str) -> np
     return class_probs.one_hot(tie_break.argmax(axis=1), n_classes)
 
 
-def write_ensemble(member_paths: list[str], combine: str, weighting: str, out_path: str) -> None:
+def write_ensemble(member_paths: list[str], ensemble: Ensemble, out_path: str) -> None:
     """An ensemble supervisor's predictions on every row of its first member's prediction file."""
+    combine, weighting = ensemble.combine, ensemble.weighting
     first = pd.read_parquet(member_paths[0])
     frames = []
     for split, rows in first.groupby("split", sort=False):

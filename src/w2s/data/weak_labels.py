@@ -1,6 +1,6 @@
 """What a supervisor's predictions on one slice of train_w2s become: the student's weak labels, soft and hard
 class labels for classification (here) or generations for generative tasks (w2s.data.generations), each with the
-hash of the rows they label (w2s.data.sources.rows_sha256), which the student checks before it trains."""
+hash of the rows they label (w2s.data.splits.rows_sha256), which the student checks before it trains."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import pandas as pd
 from w2s import io
 from w2s.data import labels as class_probs
 from w2s.data.generations import write_generated_weak_labels
-from w2s.data.sources import rows_sha256, w2s_slice
+from w2s.data.splits import W2sSlice, rows_sha256
 
 log = logging.getLogger("w2s")
 
 
-def write_weak_labels(predictions_path: str, train_w2s_path: str, slice_index: int, n_slices: int,
-                      out_path: str) -> None:
-    """The supervisor's predictions on one slice of train_w2s: id, soft label (its K class probabilities,
+def write_weak_labels(predictions_path: str, train_w2s_path: str, labelled: W2sSlice, out_path: str) -> None:
+    """The supervisor's predictions on one slice of train_w2s (`labelled`): id, soft label (its K class probabilities,
     w2s.data.labels) and hard label (the most probable class), and the sha256 of train_w2s's (id, input)
     pairs (`train_w2s_sha256`), which the student checks against its own rows. `train_w2s_path` is the
     split's label-free view: no true label is read or written."""
@@ -27,7 +26,7 @@ def write_weak_labels(predictions_path: str, train_w2s_path: str, slice_index: i
     w2s = preds[preds["split"] == "train_w2s"].reset_index(drop=True)
     train_w2s = pd.read_parquet(train_w2s_path)
     if "generation" in w2s:  # a generative task's predictions: texts on the slices it labels, not probabilities
-        write_generated_weak_labels(w2s, train_w2s, slice_index, n_slices, predictions_path, out_path)
+        write_generated_weak_labels(w2s, train_w2s, labelled.index, labelled.n_slices, predictions_path, out_path)
         return
     if w2s["id"].tolist() != train_w2s["id"].tolist():
         raise ValueError(
@@ -35,7 +34,7 @@ def write_weak_labels(predictions_path: str, train_w2s_path: str, slice_index: i
             f"in their order ({len(w2s)} predictions, {len(train_w2s)} rows), so they were made from other data; "
             "delete the predictions and let the supervisor's training rule make them again"
         )
-    rows = w2s_slice(w2s, slice_index, n_slices)
+    rows = labelled.of(w2s)
     probs = class_probs.read_column(rows, "probs", predictions_path)
     class_probs.check_probabilities(
         probs, f"{predictions_path}, the supervisor's predictions on train_w2s",
@@ -48,6 +47,7 @@ def write_weak_labels(predictions_path: str, train_w2s_path: str, slice_index: i
         "hard_label": hard,
         "train_w2s_sha256": rows_sha256(train_w2s),
     })
-    log.info("slice %d/%d: %d weak labels of %d classes, class fractions %s", slice_index, n_slices, len(frame),
-             probs.shape[1], [round(f, 3) for f in (np.bincount(hard, minlength=probs.shape[1]) / len(hard))[:10]])
+    log.info("slice %d/%d: %d weak labels of %d classes, class fractions %s", labelled.index, labelled.n_slices,
+             len(frame), probs.shape[1],
+             [round(f, 3) for f in (np.bincount(hard, minlength=probs.shape[1]) / len(hard))[:10]])
     io.write_parquet(frame, out_path)

@@ -4,7 +4,7 @@ Source: the README of github.com/openai/weak-to-strong, section "Expected result
 of each model finetuned on ground-truth labels, and the median PGR over weak→strong pairs per
 loss. Values the README gives only roughly ("about") are marked approximate. The README's
 anthropic_hh figure is for the single-response form, one transcript per example labelled chosen
-or rejected, which is the form w2s.data.sources builds.
+or rejected, which is the form w2s.data.catalogue builds.
 
 Reference models are matched by hub id, never by a config's model name, so a renamed model still
 matches and a different checkpoint under a familiar name does not.

@@ -12,7 +12,8 @@ import pandas as pd
 from w2s import io
 from w2s.data import generations
 from w2s.data import labels as class_probs
-from w2s.data.sources import CHESS_DATASETS, LEFT_OUT_OVER_MAX_MOVES
+from w2s.data.catalogue import CHESS_DATASETS
+from w2s.data.preparation import LEFT_OUT_OVER_MAX_MOVES
 from w2s.evaluation import metrics, reference
 from w2s.tasks import GENERATIVE
 

@@ -16,7 +16,9 @@ import numpy as np
 import yaml
 
 from w2s import WORKFLOW_DIR_ENV, tasks
-from w2s.data.sources import CHESS_DATASETS, DATASETS, DatasetError, check_local_files, is_remote
+from w2s.data.catalogue import CHESS_DATASETS, DATASETS
+from w2s.data.local_files import check_local_files, is_remote
+from w2s.data.spec import DatasetError
 from w2s.training.loss_registry import GENERATIVE_LOSSES, LOSSES
 from w2s.training.settings import TrainingSettings
 
@@ -331,7 +333,7 @@ STANDARD_ONLY_KEYS = ("kind", "n_classes", "hub_id", "hub_config", "splits", "in
 
 
 def _check_dataset(name: str, entry: dict[str, Any]) -> None:
-    """A catalogue dataset (w2s.data.sources.DATASETS) is read as the registry says, a binary text task but for
+    """A catalogue dataset (w2s.data.catalogue.DATASETS) is read as the registry says, a binary text task but for
     those of another kind (chess_puzzles, generative), whose entry states it; any other name is a dataset in a
     standard (input, label) schema, which must say where it is and its K. Only chess puzzles have max_moves."""
     _check("max_moves" not in entry or name in CHESS_DATASETS,
@@ -469,7 +471,7 @@ def _check_loss_params(loss: str, params: dict[str, Any], where: str) -> None:
 def check_data_files(config: dict[str, Any], workdir: Path) -> list[str]:
     """Every local file a dataset's data_files names exists (relative paths from `workdir`, where the
     workflow runs), and has the shape its entry describes: a test file or test rows drawn from train, the
-    columns, labels and rows the entry needs (w2s.data.sources.check_local_files, which reads only those
+    columns, labels and rows the entry needs (w2s.data.local_files.check_local_files, which reads only those
     columns). Without this a typo is no error in a run of a dataset prepared before: Snakemake plans nothing
     for existing outputs whose input is missing, so the old data stay; and a file's other faults would stop
     its first job. Returns one line per local file saying what it holds."""
@@ -570,12 +572,12 @@ def data_axis_values(config: dict[str, Any]) -> list[tuple[str, int]]:
 
 def train_gt_rows(entry: dict[str, Any]) -> int:
     """Rows of a dataset's train_gt: its entry's n_train_gt, by default half of n_train (rounded down), as
-    prepare cuts them (w2s.data.sources); train_w2s gets the rest of n_train."""
+    prepare cuts them (w2s.data.preparation); train_w2s gets the rest of n_train."""
     return int(entry.get("n_train_gt", entry["n_train"] // 2))
 
 
 def slice_rows(n_train: int, n_slices: int, index: int, n_train_gt: int | None = None) -> int:
-    """Rows of train_w2s's slice `index` (1-based), as prepare and w2s_slice cut them (w2s.data.sources); train_gt
+    """Rows of train_w2s's slice `index` (1-based), as prepare and w2s_slice cut them (w2s.data.preparation, w2s.data.splits); train_gt
     has n_train_gt rows, by default n_train // 2."""
     n_gt = n_train // 2 if n_train_gt is None else n_train_gt
     bounds = np.linspace(0, n_train - n_gt, n_slices + 1).astype(int)

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from w2s import tasks
-from w2s.data import sources
+from w2s.data import catalogue, packaged, preparation, reading
+from w2s.data.spec import DatasetError, DatasetSpec
 from w2s.pipeline import config as w2s_config
 from w2s import revisions
 
@@ -60,7 +61,7 @@ def _run(item: str, check: str, body: Callable[[], str]) -> Check:
     from w2s.models.source import ModelLoadError
 
     # The package's own errors already say what to fix; anything else is named by its type.
-    explained = (CheckFailed, sources.DatasetError, revisions.RevisionError, ModelLoadError, Qwen1ConversionError)
+    explained = (CheckFailed, DatasetError, revisions.RevisionError, ModelLoadError, Qwen1ConversionError)
     try:
         return Check(OK, item, check, body())
     except CheckSkipped as err:
@@ -76,14 +77,14 @@ def _run(item: str, check: str, body: Callable[[], str]) -> Check:
 def check_dataset(name: str, entry: dict[str, Any], seed: int, lock: dict[str, dict[str, str]],
                   lock_path: Path | None, fetch_dir: Path) -> Iterator[Check]:
     item = f"dataset {name}"
-    spec = sources.dataset_spec(name, entry)
+    spec = catalogue.dataset_spec(name, entry)
     if spec.folder is not None:
         # A local folder of images: nothing to pin; reading it is the check.
-        yield _run(item, spec.folder[0], lambda: _count_rows(name, "train", None, sources.data_source(name, entry),
+        yield _run(item, spec.folder[0], lambda: _count_rows(name, "train", None, reading.data_source(name, entry),
                                                              spec))
-        yield _run(item, "converts", lambda: _converts(name, entry, seed, None, sources.data_source(name, entry)))
+        yield _run(item, "converts", lambda: _converts(name, entry, seed, None, reading.data_source(name, entry)))
         return
-    source = sources.data_source(name, entry, lock)
+    source = reading.data_source(name, entry, lock)
     data_files = entry.get("data_files") or None
     if name == "vader_movies" and not data_files:
         target = fetch_dir / "movieReviewSnippets_GroundTruth.txt"
@@ -93,7 +94,7 @@ def check_dataset(name: str, entry: dict[str, Any], seed: int, lock: dict[str, d
             return
         data_files = {"train": str(target)}
     if not data_files and source.revision is None and source.mirror is None:
-        resolved: dict[str, sources.DataSource] = {}
+        resolved: dict[str, reading.DataSource] = {}
 
         def resolve() -> str:
             head = revisions.resolve_head("dataset", source.hub_id, source.branch)
@@ -124,13 +125,13 @@ def _lock_note(repo_type: revisions.RepoType, hub_id: str, branch: str, head: st
 
 
 def _fetch_vader(target: Path) -> str:
-    sources.fetch_vader_movies(target)
-    return f"{sources.VADER_MEMBER} from {sources.DATASETS['vader_movies'].hub_id}, sha256 checked"
+    packaged.fetch_vader_movies(target)
+    return f"{packaged.VADER_MEMBER} from {catalogue.DATASETS['vader_movies'].hub_id}, sha256 checked"
 
 
-def _count_rows(name: str, split: str, data_files: dict[str, str] | None, source: sources.DataSource,
-                spec: sources.DatasetSpec) -> str:
-    rows = sources._load_rows(name, split, data_files, source, spec)
+def _count_rows(name: str, split: str, data_files: dict[str, str] | None, source: reading.DataSource,
+                spec: DatasetSpec) -> str:
+    rows = reading.load_rows(name, split, data_files, source, spec)
     if spec.folder is not None:  # records of (id, image, label)
         return f"{len(rows):,} images in {len({row['label'] for row in rows})} class folders"
     hub_split = spec.splits[split]
@@ -138,12 +139,12 @@ def _count_rows(name: str, split: str, data_files: dict[str, str] | None, source
 
 
 def _converts(name: str, entry: dict[str, Any], seed: int, data_files: dict[str, str] | None,
-              source: sources.DataSource) -> str:
-    splits = sources.prepare(name, entry["n_train"], entry["n_test"], seed, data_files,
-                             balance=entry.get("balance", False), source=source, entry=entry)
-    task = sources.dataset_spec(name, entry).task
+              source: reading.DataSource) -> str:
+    splits = preparation.prepare(name, entry["n_train"], entry["n_test"], seed, data_files,
+                                 balance=entry.get("balance", False), source=source, entry=entry)
+    task = catalogue.dataset_spec(name, entry).task
     n_classes = task.n_classes
-    balance = sources.label_balance(splits, n_classes)
+    balance = preparation.label_balance(splits, n_classes)
     fits = "n_train {:,} and n_test {:,} fit; ".format(entry["n_train"], entry["n_test"])
     if task.is_generative:  # targets, not classes
         return fits + "a generative task: distinct targets per split " + ", ".join(

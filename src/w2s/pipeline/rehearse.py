@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from w2s.data import sources
+from w2s.data import catalogue
 from w2s.pipeline import config as w2s_config
 from w2s.pipeline import resources as w2s_resources
 from w2s.pipeline.rehearsal import fixtures
@@ -85,7 +85,7 @@ def _miniature_dataset(name: str, entry: dict[str, Any], slices: int, data: Path
     else:  # half of n_train is train_gt
         mini["n_train"] = 2 * max(GT_ROWS, slices * SLICE_ROWS)
     n_rows = {"train": FIXTURE_MARGIN * (mini["n_train"] + n_test), "test": FIXTURE_MARGIN * n_test}
-    if entry.get("data_files") or name in sources.PACKAGED_DATASETS:
+    if entry.get("data_files") or name in catalogue.PACKAGED_DATASETS:
         return mini  # the user's own files, or a dataset shipped in a PyPI package: read as they are
     if "image_folder" in entry or "imagenet_root" in entry:
         folder = fixtures.write_image_folder(data / name, entry["n_classes"], IMAGES_PER_CLASS)

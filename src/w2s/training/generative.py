@@ -22,7 +22,7 @@ from torch import nn
 
 from w2s import io
 from w2s.data.generations import GENERATION_COLUMN, prediction_frame, training_targets
-from w2s.data.sources import w2s_slice
+from w2s.data.splits import w2s_slice
 from w2s.evaluation import metrics
 from w2s.models.devices import autocast, describe_device, device
 from w2s.models.lora import add_lora

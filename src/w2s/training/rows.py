@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from w2s.data import labels as class_probs
-from w2s.data.sources import REMAKE_WEAK_LABELS, rows_sha256, weak_label_positions
+from w2s.data.splits import REMAKE_WEAK_LABELS, rows_sha256, weak_label_positions
 
 
 def training_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None,

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from w2s.data import sources
+from w2s.data import catalogue
 from w2s.pipeline.rehearsal.hub_rows import ROWS, RowBuilder
 
 N_ROWS = {"train": 40, "test": 20}
@@ -91,7 +91,7 @@ def hub_folder(name: str, root: Path, layout: dict[str, dict[str, str]] | None =
     """The repository's folder under `root` with rows in every file of the layout (LAYOUTS[name] unless given):
     `n_rows` per split (N_ROWS unless given) from `rows_of` (the dataset's hub_rows.ROWS builder unless given).
     Returns the folder and the rows of the files behind our train and test splits."""
-    spec = sources.DATASETS[name]
+    spec = catalogue.DATASETS[name]
     folder = root / spec.hub_id
     ours = {hub: split for split, hub in spec.splits.items() if hub}
     rows: dict[str, list[dict]] = {}
