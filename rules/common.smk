@@ -27,7 +27,9 @@ if W2S_SPEC and Path(W2S_SPEC.origin).resolve().parent != W2S_OWN:
 
 from w2s import tasks as w2s_tasks
 from w2s.pipeline import codedeps as w2s_codedeps
-from w2s.pipeline import config as w2s_config
+from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline import schema as w2s_schema
+from w2s.pipeline import validation as w2s_validation
 from w2s.data import sources as w2s_data
 from w2s.report import provenance as w2s_provenance
 from w2s.pipeline import resources as w2s_resources
@@ -35,17 +37,17 @@ from w2s import revisions as w2s_revisions
 from w2s.training import settings as w2s_settings
 
 try:
-    w2s_config.validate_config(config, workflow.source_path("../config/schema.yaml"))
-    w2s_config.check_data_files(config, Path.cwd())
-except w2s_config.ConfigError as err:
+    w2s_validation.validate_config(config, workflow.source_path("../config/schema.yaml"))
+    w2s_validation.check_data_files(config, Path.cwd())
+except w2s_validation.ConfigError as err:
     sys.exit(f"Invalid config: {err}")
 # The provenance record names the config as written, whose hash a reader can check against the file.
 CONFIG_SHA256 = w2s_provenance.config_sha256(config)
 # The schema's defaults, filled in once: rules read every top-level value without a fallback.
-config.update(w2s_config.apply_defaults(config, workflow.source_path("../config/schema.yaml")))
+config.update(w2s_schema.apply_defaults(config, workflow.source_path("../config/schema.yaml")))
 # A generative_finetuning twin ('<model>-genft') is a model entry like its model's, started from the stage.
-config.update(w2s_config.with_generative_variants(config))
-GENERATIVE_VARIANTS = w2s_config.generative_variants(config)
+config.update(w2s_experiment.with_generative_variants(config))
+GENERATIVE_VARIANTS = w2s_experiment.generative_variants(config)
 
 
 # environment.yml installs the package from here when rules run under --sdm conda.
@@ -82,12 +84,12 @@ def task_params(dataset):
 
 def training_task_params(wildcards, lineage):
     """A training job's task: task_params, and for a generative task also the slices of train_w2s the run
-    generates on, those its weak labels are read from (w2s.pipeline.config.generated_slices); `lineage` is
+    generates on, those its weak labels are read from (w2s.pipeline.experiment.generated_slices); `lineage` is
     the run's model, or its chain."""
     task = task_params(wildcards.dataset)
     if task["kind"] != "generative":
         return task
-    slices = w2s_config.generated_slices(config, lineage, wildcards_axis(wildcards))
+    slices = w2s_experiment.generated_slices(config, lineage, wildcards_axis(wildcards))
     return {**task, "generated_slices": slices, "n_slices": config["w2s_slices"]}
 
 
@@ -103,18 +105,18 @@ if unpinned_datasets():
     )
 
 SPLITS = ["train_gt", "train_w2s", "test"]
-TRAINED_MODELS = w2s_config.trained_models(config, variants=True)
-STUDENT_CHAINS = w2s_config.student_chains(config, variants=True)
+TRAINED_MODELS = w2s_experiment.trained_models(config, variants=True)
+STUDENT_CHAINS = w2s_experiment.student_chains(config, variants=True)
 # Supervisors that are no trained model (w2s.data.supervisors), by kind: their runs are sim/<name> and ens/<name>.
-SIMULATED = [s for s in config["supervisors"] if w2s_config.supervisor_kind(config, s) == "simulated"]
-ENSEMBLES = [s for s in config["supervisors"] if w2s_config.supervisor_kind(config, s) == "ensemble"]
+SIMULATED = [s for s in config["supervisors"] if w2s_experiment.supervisor_kind(config, s) == "simulated"]
+ENSEMBLES = [s for s in config["supervisors"] if w2s_experiment.supervisor_kind(config, s) == "ensemble"]
 
 
 def names_pattern(names):
     """A wildcard constraint matching exactly these names; one that matches nothing when there are none."""
     return "|".join(map(re.escape, names)) or "(?!)"
 # (axis, n) of every data-axis value (config axes): runs of the direct pairs on n rows (w2s.pipeline.config).
-DATA_AXIS_VALUES = w2s_config.data_axis_values(config)
+DATA_AXIS_VALUES = w2s_experiment.data_axis_values(config)
 
 
 wildcard_constraints:
@@ -183,11 +185,11 @@ def ground_truth_data(wildcards):
 
 
 def training_params(model):
-    return w2s_config.training_params(config, model)
+    return w2s_experiment.training_params(config, model)
 
 
 def ft_weak_lp_gt_params(model):
-    return w2s_config.ft_weak_lp_gt_params(config, model)
+    return w2s_experiment.ft_weak_lp_gt_params(config, model)
 
 
 def model_entry(model):
@@ -197,11 +199,11 @@ def model_entry(model):
     the stage's settings, which its jobs load from the stage's checkpoint (generative_checkpoint)."""
     if model in GENERATIVE_VARIANTS:
         base = model_entry(GENERATIVE_VARIANTS[model])
-        return w2s_config.canonical({**base, "generative_finetuning": w2s_config.generative_params(config)})
+        return w2s_experiment.canonical({**base, "generative_finetuning": w2s_experiment.generative_params(config)})
     entry = w2s_revisions.pin_model_entry(dict(config["models"][model]), HUB_LOCK)
     if "convert" in entry:
         entry["converted"] = f"results/models/{model}"
-    return w2s_config.canonical(entry)
+    return w2s_experiment.canonical(entry)
 
 
 def converted_model(model):
@@ -281,7 +283,7 @@ def axis_segments(axis):
 
 
 def student_run(loss, chain, axis=None):
-    return str(PurePosixPath("w2s", loss, w2s_config.join_chain(chain), *axis_segments(axis)))
+    return str(PurePosixPath("w2s", loss, w2s_experiment.join_chain(chain), *axis_segments(axis)))
 
 
 def ground_truth_run(model, axis=None):
@@ -289,14 +291,14 @@ def ground_truth_run(model, axis=None):
     return str(PurePosixPath("gt", model, *axis_segments(axis if axis and axis[0] == "n_gt_rows" else None)))
 
 
-# The run of a lineage's first member, by its kind (w2s.pipeline.config.supervisor_kind).
+# The run of a lineage's first member, by its kind (w2s.pipeline.experiment.supervisor_kind).
 ROOT_RUN_PREFIX = {"simulated": "sim", "ensemble": "ens"}
 
 
 def root_run(name, axis=None):
     """A lineage's first member's run: a model's ground-truth run (on n rows for n_gt_rows), or a simulated or
     ensemble supervisor's."""
-    kind = w2s_config.supervisor_kind(config, name)
+    kind = w2s_experiment.supervisor_kind(config, name)
     return ground_truth_run(name, axis) if kind == "model" else f"{ROOT_RUN_PREFIX[kind]}/{name}"
 
 
@@ -310,7 +312,7 @@ def supervisor_run(loss, chain, axis=None):
 
 def ft_weak_lp_gt_run(loss, chain):
     """The ground-truth probe on the features of student w2s/<loss>/<chain> (config analyses.ft_weak_lp_gt)."""
-    return f"ftlp/{loss}/{w2s_config.join_chain(chain)}"
+    return f"ftlp/{loss}/{w2s_experiment.join_chain(chain)}"
 
 
 RUN_KINDS = {"gt": "ground_truth", "sim": "simulated", "ens": "ensemble", "prompt": "prompt", "w2s": "student",
@@ -323,18 +325,18 @@ def parse_run(run):
     parts = run.split("/")
     if parts[0] in ("gt", "sim", "ens", "prompt"):
         return RUN_KINDS[parts[0]], None, [parts[1]]
-    return RUN_KINDS[parts[0]], parts[1], w2s_config.split_chain(parts[2])
+    return RUN_KINDS[parts[0]], parts[1], w2s_experiment.split_chain(parts[2])
 
 
 def run_axis(run):
     """(axis, n) of a data-axis run (gt/small/n_gt_rows500, w2s/xent/small__big/n_weak_labels1000), else None."""
-    found = re.search(f"(?:^|[/])({'|'.join(w2s_config.DATA_AXES)})(\\d+)$", run)
+    found = re.search(f"(?:^|[/])({'|'.join(w2s_experiment.DATA_AXES)})(\\d+)$", run)
     return None if found is None else (found.group(1), int(found.group(2)))
 
 
 def wildcards_axis(wildcards):
     """(axis, n) of a training job's data-axis wildcard, or None."""
-    return next(((axis, int(wildcards[axis])) for axis in w2s_config.DATA_AXES if axis in wildcards.keys()), None)
+    return next(((axis, int(wildcards[axis])) for axis in w2s_experiment.DATA_AXES if axis in wildcards.keys()), None)
 
 
 def supervisor_runs():
@@ -356,9 +358,9 @@ def trained_runs():
 def data_axis_runs():
     """Every data-axis value's runs: the weak models of the direct pairs on n train_gt rows (n_gt_rows), and
     each loss's direct students on the weak labels of those (n_gt_rows) or on n of their slice (n_weak_labels)."""
-    pairs = w2s_config.pairs(config)
+    pairs = w2s_experiment.pairs(config)
     # A simulated or ensemble supervisor trains on no ground truth, so n_gt_rows varies nothing of it.
-    trained = [pair for pair in pairs if w2s_config.supervisor_kind(config, pair[0]) == "model"]
+    trained = [pair for pair in pairs if w2s_experiment.supervisor_kind(config, pair[0]) == "model"]
     weak_models = list(dict.fromkeys(weak for weak, _ in trained))
     runs = [ground_truth_run(m, axis) for axis in DATA_AXIS_VALUES if axis[0] == "n_gt_rows" for m in weak_models]
     return runs + [student_run(loss, list(pair), axis) for axis in DATA_AXIS_VALUES for loss in config["losses"]
@@ -466,7 +468,7 @@ def student_inputs(wildcards):
     """What a student reads: label-free views of train_w2s and test, and its supervisor's weak labels.
     No true label reaches it, except the labelled train_w2s as `oracle_labels` when its model opts in
     to ground_truth_holdout (and its metrics then say uses_ground_truth_selection)."""
-    chain = w2s_config.split_chain(wildcards.chain)
+    chain = w2s_experiment.split_chain(wildcards.chain)
     supervisor = supervisor_run(wildcards.loss, chain, wildcards_axis(wildcards))
     inputs = {
         "train_w2s": unlabelled_path(wildcards, "train_w2s"),
@@ -479,7 +481,7 @@ def student_inputs(wildcards):
 
 
 def strong_model(wildcards):
-    return w2s_config.split_chain(wildcards.chain)[-1]
+    return w2s_experiment.split_chain(wildcards.chain)[-1]
 
 
 def prediction_file(wildcards, run):
@@ -509,7 +511,7 @@ def evaluation_inputs(wildcards):
     # supervisor reads none).
     if kind in ("ground_truth", "student", "ft_weak_lp_gt") and reads_text(wildcards.dataset):
         # A twin reads its model's tokenizer and max_length, so its model's counts are its own.
-        counted = w2s_config.generative_base(config, chain[-1])
+        counted = w2s_experiment.generative_base(config, chain[-1])
         inputs["truncation"] = f"results/{wildcards.dataset}/seed{wildcards.seed}/truncation/{counted}.json"
     if kind == "student":
         inputs["supervisor"] = prediction_file(wildcards, supervisor_run(loss, chain, axis))
@@ -530,8 +532,8 @@ def weak_context(name):
     """What supervises a lineage from its root `name`: a model, a simulated or an ensemble supervisor, in words."""
     entry = config["supervisors"].get(name, {})
     return {
-        "weak_kind": w2s_config.supervisor_kind(config, name),
-        "weak_method": w2s_config.supervisor_method(config, name),
+        "weak_kind": w2s_experiment.supervisor_kind(config, name),
+        "weak_method": w2s_experiment.supervisor_method(config, name),
         "weak_structure": entry.get("simulate"),
         "weak_like": entry.get("like"),
         "weak_members": ", ".join(entry["ensemble"]) if "ensemble" in entry else None,
@@ -544,13 +546,13 @@ def trained_rows(kind, chain, axis, dataset):
     if kind not in ("ground_truth", "student"):
         return None, None
     entry = config["datasets"][dataset]
-    n_train_gt = w2s_config.train_gt_rows(entry)
+    n_train_gt = w2s_experiment.train_gt_rows(entry)
     n_gt_rows = axis[1] if axis and axis[0] == "n_gt_rows" else n_train_gt
     if kind == "ground_truth":
         return n_gt_rows, None
     if axis and axis[0] == "n_weak_labels":
         return n_gt_rows, axis[1]
-    return n_gt_rows, w2s_config.slice_rows(entry["n_train"], config["w2s_slices"], len(chain) - 1, n_train_gt)
+    return n_gt_rows, w2s_experiment.slice_rows(entry["n_train"], config["w2s_slices"], len(chain) - 1, n_train_gt)
 
 
 def run_context(wildcards):
@@ -592,7 +594,7 @@ def run_context(wildcards):
     if GENERATIVE_VARIANTS:
         # Whether the model started from generative finetuning, and the same run without it, for the report.
         context["generative_finetuning"] = model in GENERATIVE_VARIANTS
-        base_chain = [w2s_config.generative_base(config, m) for m in chain]
+        base_chain = [w2s_experiment.generative_base(config, m) for m in chain]
         context["run_without_generative_finetuning"] = (
             None if model not in GENERATIVE_VARIANTS
             else f"gt/{base_chain[-1]}" if kind == "ground_truth" else student_run(loss, base_chain))
@@ -608,12 +610,12 @@ def supervisor_context(wildcards, kind, name):
         "n_weak_labels": None, "hub_id": None, "mode": kind,
         "task_kind": task_params(wildcards.dataset)["kind"], "n_classes": task_params(wildcards.dataset)["n_classes"],
         "shots": None, "model_selection": None, "uses_ground_truth_selection": False,
-        "supervisor": w2s_config.supervisor_entry(config, name), **weak_context(name),
+        "supervisor": w2s_experiment.supervisor_entry(config, name), **weak_context(name),
     }
 
 
 def simulated_entry(wildcards):
-    return w2s_config.supervisor_entry(config, wildcards.supervisor)
+    return w2s_experiment.supervisor_entry(config, wildcards.supervisor)
 
 
 def simulation_inputs(wildcards):

@@ -237,7 +237,7 @@ def minimal_config() -> dict:
 
 def validation_error(config: dict) -> str:
     """The message validate_config refuses `config` with (against SCHEMA)."""
-    from w2s.pipeline.config import ConfigError, validate_config
+    from w2s.pipeline.validation import ConfigError, validate_config
 
     with pytest.raises(ConfigError) as info:
         validate_config(config, SCHEMA)

@@ -17,7 +17,7 @@ import yaml
 
 from helpers import REPO, snakemake
 from job_settings import training_settings
-from w2s.pipeline.config import ConfigError, check_data_files, validate_config
+from w2s.pipeline.validation import check_data_files, ConfigError, validate_config
 from w2s.data.sources import DatasetError, prepare, rows_sha256
 from w2s.data.weak_labels import write_weak_labels
 from w2s.evaluation.runs import evaluate

@@ -31,7 +31,8 @@ from w2s.data.chess import (
     write_hub_copy,
 )
 from w2s.data.sources import data_source, label_balance, load_arguments
-from w2s.pipeline.config import ConfigError, _check_dataset, slice_rows, train_gt_rows
+from w2s.pipeline.experiment import slice_rows, train_gt_rows
+from w2s.pipeline.validation import _check_dataset, ConfigError
 
 SHARED = REPO.parent / "shared"
 LICHESS_SAMPLE = SHARED / "datasets" / "lichess-puzzles-sample" / "lichess_db_puzzle.csv"

@@ -20,14 +20,8 @@ from w2s.data import generations
 from w2s.data.sources import DatasetError, prepare, rows_sha256, w2s_slice
 from w2s.data.weak_labels import write_weak_labels
 from w2s.evaluation import metrics, runs
-from w2s.pipeline.config import (
-    ConfigError,
-    generated_slices,
-    slice_rows,
-    train_gt_rows,
-    training_job_params,
-    validate_config,
-)
+from w2s.pipeline.experiment import generated_slices, slice_rows, train_gt_rows, training_job_params
+from w2s.pipeline.validation import ConfigError, validate_config
 from w2s.tasks import Task, dataset_task, generative_task
 from w2s.training import generative
 from w2s.training.jobs import train_model

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from w2s.pipeline.config import training_params
+from w2s.pipeline.experiment import training_params
 from w2s.pipeline.resources import (
     FULL_TRAINING_BYTES_PER_PARAM,
     SHARDED_ACTIVATIONS_GB,

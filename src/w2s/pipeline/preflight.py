@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from w2s import tasks
 from w2s.data import sources
 from w2s.pipeline import config as w2s_config
+from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline import schema as w2s_schema
+from w2s.pipeline import validation as w2s_validation
 from w2s import revisions
 
 if TYPE_CHECKING:
@@ -529,10 +532,10 @@ def check_machine(config: dict[str, Any], only: set[str] | None = None) -> Itera
         yield Check(FAIL, "machine", "GPU memory",
                     f"jobs are sized for {assumed:g} GB GPUs but the smallest here has {min(memory):.0f} GB; "
                     f"set resources.gpu_memory_gb: {int(min(memory))} in the config")
-    for name in w2s_config.trained_models(config):
+    for name in w2s_experiment.trained_models(config):
         if only is not None and name not in only:
             continue
-        params = w2s_config.training_params(config, name)
+        params = w2s_experiment.training_params(config, name)
         # A probe's model runs in its feature extraction job; the head trains on CPU.
         kind = "embed" if params["mode"] == "probe" else "train"
         need = int(resources.model_job_resources(config["models"][name], params, kind,
@@ -585,13 +588,13 @@ def run(config: dict[str, Any], *, lock_path: Path | None, parts: set[str], load
                     emit(check_dataset(name, entry, seed, lock, lock_path, Path(fetch_dir)))
     if "models" in parts:
         prompted = set(config.get("prompting", {}).get("models", []))
-        names = list(dict.fromkeys([*w2s_config.trained_models(config), *prompted]))
+        names = list(dict.fromkeys([*w2s_experiment.trained_models(config), *prompted]))
         for name in names:
             if only is None or name in only:
                 entry = dict(config["models"][name])
                 if "convert" in entry:
                     entry["converted"] = f"results/models/{name}"
-                emit(check_model(name, entry, w2s_config.training_params(config, name), lock, lock_path,
+                emit(check_model(name, entry, w2s_experiment.training_params(config, name), lock, lock_path,
                                  load_weights=load_weights, causal_lm=name in prompted))
     if "machine" in parts:
         emit(check_machine(config, only))
@@ -604,7 +607,7 @@ def run(config: dict[str, Any], *, lock_path: Path | None, parts: set[str], load
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m w2s.pipeline.preflight", description=__doc__.split("\n\n")[0])
     parser.add_argument("config")
-    parser.add_argument("--schema", default=str(w2s_config.SHIPPED_SCHEMA))
+    parser.add_argument("--schema", default=str(w2s_schema.SHIPPED_SCHEMA))
     parser.add_argument("--only", nargs="+", metavar="NAME", help="check only these datasets and models")
     parser.add_argument("--skip", nargs="+", choices=["datasets", "models", "machine"], default=[],
                         help="leave out a part")
@@ -616,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = w2s_config.load_config(args.config, args.schema)
-    except (w2s_config.ConfigError, OSError) as err:
+    except (w2s_validation.ConfigError, OSError) as err:
         print(f"{args.config}: {err}", file=sys.stderr)
         return 2
     results = run(config, lock_path=Path(args.lock) if args.lock else revisions.lock_file(args.config),

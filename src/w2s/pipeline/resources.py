@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from w2s.pipeline.config import SCHEMA, schema_defaults
+from w2s.pipeline.schema import SCHEMA, schema_defaults
 
 JobKind = Literal["train", "embed", "prompt"]
 
@@ -141,7 +141,7 @@ def model_job_resources(
 ) -> dict[str, int | str | None]:
     """Snakemake resources of a `kind` job on one model.
 
-    `training` is the model's merged training block (w2s.pipeline.config.training_params), `defaults` the
+    `training` is the model's merged training block (w2s.pipeline.experiment.training_params), `defaults` the
     config's top-level resources block (the schema's defaults where it has no value). A binary probe
     head trains on cached features: PROBE_HEAD, whatever the config says; a probe head of a task with
     `n_classes` > 2 asks for one GPU (MANY_CLASS_PROBE_HEAD), then the model's own `resources:`. A

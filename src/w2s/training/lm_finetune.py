@@ -34,7 +34,7 @@ IGNORED = -100  # the target id cross_entropy and transformers' `labels` skip
 
 @dataclass(frozen=True)
 class GenerativeSettings:
-    """generative_finetuning's hyperparameters as its job receives them (w2s.pipeline.config.generative_params)."""
+    """generative_finetuning's hyperparameters as its job receives them (w2s.pipeline.experiment.generative_params)."""
 
     lr: float
     epochs: float
