@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from w2s import tasks
 from w2s.pipeline.schema import (ENSEMBLE_DEFAULTS, GENERATIVE_DEFAULTS, PROMPTING_DEFAULTS, SCHEMA, TRAINING_DEFAULTS,
                                  without_defaults)
 from w2s.training.settings import TrainingSettings
@@ -53,6 +54,7 @@ def supervisor_dependencies(config: dict[str, Any], name: str) -> list[str]:
     entry = config["supervisors"][name]
     if "simulate" in entry:
         return [entry["like"], *([entry["strong"]] if "strong" in entry else [])]
+    return list(entry["ensemble"])
 
 
 def generative_variants(config: dict[str, Any]) -> dict[str, str]:
@@ -88,6 +90,12 @@ def canonical(value: Any) -> Any:
     if isinstance(value, list):
         return [canonical(item) for item in value]
     return value
+
+
+def task_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """A dataset's task (w2s.tasks) as jobs receive it: its kind and number of classes (generative: and
+    generation.max_new_tokens)."""
+    return tasks.dataset_task(config["datasets"][dataset], config["generation"]["max_new_tokens"]).params()
 
 
 def training_params(config: dict[str, Any], model: str) -> dict[str, Any]:
