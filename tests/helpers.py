@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from w2s.evaluation.runs import evaluate
+from w2s.evaluation.run_metrics import evaluate
 from w2s.pipeline.rehearsal.hub_rows import NONE_OF_THE_ABOVE
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from job_settings import training_settings
 from w2s.pipeline.validation import check_data_files, ConfigError, validate_config
 from w2s.data.sources import DatasetError, prepare, rows_sha256
 from w2s.data.weak_labels import write_weak_labels
-from w2s.evaluation.runs import evaluate
+from w2s.evaluation.run_metrics import evaluate
 from w2s.training.jobs import _training_rows, train_model
 from w2s.data.labels import check_probabilities
 from w2s.models.truncation import write_truncation

@@ -27,7 +27,7 @@ from helpers import (
     write_predictions,
 )
 
-from w2s.evaluation.runs import pair_means, run_table
+from w2s.evaluation.summary import pair_means, run_table
 from w2s.pipeline import experiment as w2s_experiment
 from w2s.pipeline import schema as w2s_schema
 from w2s.pipeline import validation as w2s_validation

@@ -18,7 +18,7 @@ from job_settings import job_params
 from w2s.pipeline.experiment import training_job_params
 from w2s.pipeline.schema import SHIPPED_SCHEMA
 from w2s.pipeline.validation import ConfigError, validate_config
-from w2s.evaluation.runs import regularisation_sweep
+from w2s.evaluation.curves import regularisation_sweep
 from w2s.data.sources import rows_sha256
 from w2s.training.jobs import train_model
 from w2s.training.settings import TrainingSettings

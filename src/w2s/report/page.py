@@ -21,7 +21,7 @@ import vl_convert as vlc
 
 from w2s import io
 from w2s.evaluation.reference import SOURCE as REFERENCE_SOURCE
-from w2s.evaluation.runs import SEED_METRICS, uses_ground_truth_selection
+from w2s.evaluation.summary import SEED_METRICS, uses_ground_truth_selection
 
 # The Vega-Lite release Altair writes specs for, as vl-convert names it ("6.4").
 VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
