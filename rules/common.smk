@@ -51,7 +51,10 @@ CONFIG_SHA256 = w2s_provenance.config_sha256(config)
 config.update(w2s_schema.apply_defaults(config, workflow.source_path("../config/schema.yaml")))
 # A generative_finetuning twin ('<model>-genft') is a model entry like its model's, started from the stage.
 config.update(w2s_experiment.with_generative_variants(config))
-GENERATIVE_VARIANTS = w2s_experiment.generative_variants(config)
+try:
+    w2s_validation.check_only_runs(config)
+except w2s_validation.ConfigError as err:
+    sys.exit(f"Invalid config: {err}")
 
 # environment.yml installs the package from here when rules run under --sdm conda.
 os.environ.setdefault("W2S_ROOT", workflow.basedir)
@@ -66,15 +69,7 @@ def data_source(dataset):
     return w2s_data.data_source(dataset, config["datasets"][dataset], HUB_LOCK)
 
 
-def dataset_files_configured(dataset):
-    """Read from local files or folders (or a package), so no hub commit applies."""
-    entry = config["datasets"][dataset]
-    return any(entry.get(key) for key in ("data_files", "image_folder", "imagenet_root")) \
-        or dataset in w2s_data.PACKAGED_DATASETS
-
-
-UNPINNED = sorted(d for d in config["datasets"]
-                  if not dataset_files_configured(d) and data_source(d).pinned_by == "unpinned")
+UNPINNED = w2s_experiment.unpinned_datasets(config, HUB_LOCK)
 if UNPINNED:
     sys.stderr.write(
         f"Warning: {', '.join(UNPINNED)} pinned nowhere: each would be read at its branch's head "
@@ -88,14 +83,7 @@ def task_params(dataset):
 
 
 def training_task_params(wildcards, lineage):
-    """A training job's task: task_params, and for a generative task also the slices of train_w2s the run
-    generates on, those its weak labels are read from (w2s.pipeline.experiment.generated_slices); `lineage` is
-    the run's model, or its chain."""
-    task = task_params(wildcards.dataset)
-    if task["kind"] != "generative":
-        return task
-    slices = w2s_experiment.generated_slices(config, lineage, wildcards_axis(wildcards))
-    return {**task, "generated_slices": slices, "n_slices": config["w2s_slices"]}
+    return w2s_experiment.training_task_params(config, wildcards.dataset, lineage, wildcards_axis(wildcards))
 
 
 # Supervisors that are no trained model (w2s.data.supervisors), by kind: their runs are sim/<name> and ens/<name>.
@@ -114,10 +102,8 @@ wildcard_constraints:
     model="|".join(map(re.escape, config["models"])),
     loss="|".join(map(re.escape, config["losses"])),
     split="|".join(SPLITS),
-    chain=r"[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+",
-    run=r"gt/[A-Za-z0-9.-]+(/n_gt_rows\d+)?|sim/[A-Za-z0-9.-]+|ens/[A-Za-z0-9.-]+"
-    r"|(w2s|ftlp)/[A-Za-z0-9._-]+/[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+(/(n_gt_rows|n_weak_labels)\d+)?"
-    r"|prompt/[A-Za-z0-9.-]+/\d+shot",
+    chain=w2s_runs.CHAIN_PATTERN,
+    run=w2s_runs.RUN_PATTERN,
     shots=r"\d+",
     n_gt_rows=r"\d+",
     n_weak_labels=r"\d+",
@@ -180,69 +166,37 @@ def ft_weak_lp_gt_params(model):
     return w2s_experiment.ft_weak_lp_gt_params(config, model)
 
 
-def is_probe(model):
-    return w2s_artifacts.is_probe(config, model)
-
-
 def model_entry(model):
-    """A model's config entry with sorted keys, so reordering it in the YAML reruns nothing, and the
-    lock file's revision where the config pins none. A model with `convert` also names its converted
-    folder, which the loaders read instead of the hub. A generative_finetuning twin's is its model's with
-    the stage's settings, which its jobs load from the stage's checkpoint (generative_checkpoint)."""
-    if model in GENERATIVE_VARIANTS:
-        base = model_entry(GENERATIVE_VARIANTS[model])
-        return w2s_experiment.canonical({**base, "generative_finetuning": w2s_experiment.generative_params(config)})
-    entry = w2s_revisions.pin_model_entry(dict(config["models"][model]), HUB_LOCK)
-    if "convert" in entry:
-        entry["converted"] = f"results/models/{model}"
-    return w2s_experiment.canonical(entry)
+    return w2s_experiment.model_entry(config, model, HUB_LOCK)
 
 
 def converted_model(model):
-    """The converted checkpoint a job on `model` (a function of the wildcards) loads; nothing for a
-    model without `convert` or a twin, which starts from its generative_checkpoint instead."""
-
-    def inputs(wildcards):
-        name = model(wildcards)
-        if name in GENERATIVE_VARIANTS or "convert" not in config["models"][name]:
-            return {}
-        return {"converted_model": f"results/models/{name}"}
-
-    return inputs
+    """A job's converted checkpoint, `model` mapping its wildcards to its model (w2s.pipeline.artifacts)."""
+    return lambda w: w2s_artifacts.converted_model(config, model(w))
 
 
 def generative_checkpoint(model, job):
-    """The generative finetuning checkpoint a `job` ("train" or "embed") on a twin (`model`, a function of the
-    wildcards) loads, made for the job's dataset and seed: a probe's weights load where its features are
-    embedded, other modes' where they train. Nothing for other models and jobs."""
+    """A twin's generative finetuning checkpoint, for a `job` ("train" or "embed") (w2s.pipeline.artifacts)."""
+    return lambda w: w2s_artifacts.generative_checkpoint(config, model(w), job, w.dataset, w.seed)
 
-    def inputs(wildcards):
-        name = model(wildcards)
-        if name not in GENERATIVE_VARIANTS or is_probe(name) != (job == "embed"):
-            return {}
-        stage = f"results/{wildcards.dataset}/seed{wildcards.seed}/genft/{GENERATIVE_VARIANTS[name]}"
-        return {"generative_checkpoint": f"{stage}/checkpoint"}
 
-    return inputs
+def per_key(resources):
+    """Snakemake resources, one callable per key, from `resources` (the wildcards -> every key's value)."""
+
+    def value(key):
+        return lambda w: resources(w)[key]
+
+    return {key: value(key) for key in w2s_resources.RESOURCE_KEYS}
 
 
 def generative_job_resources():
-    """A generative_finetuning job's resources, one callable per key (w2s.pipeline.resources)."""
-
-    def value(key):
-        return lambda w: w2s_resources.generative_job_resources(config, w.model)[key]
-
-    return {key: value(key) for key in w2s_resources.RESOURCE_KEYS}
+    return per_key(lambda w: w2s_resources.generative_job_resources(config, w.model))
 
 
 def model_job_resources(model, kind, training=w2s_experiment.training_params):
-    """A rule's resources, one callable per key: `resources: **model_job_resources(...)`, where `model` maps the
-    job's wildcards to its model and `training` (config, model) to the job's training block."""
-
-    def value(key):
-        return lambda w: w2s_resources.job_resources(config, model(w), kind, w.dataset, training)[key]
-
-    return {key: value(key) for key in w2s_resources.RESOURCE_KEYS}
+    """`resources: **model_job_resources(...)`, where `model` maps the job's wildcards to its model and `training`
+    (config, model) to the job's training block (w2s.pipeline.resources.job_resources)."""
+    return per_key(lambda w: w2s_resources.job_resources(config, model(w), kind, w.dataset, training))
 
 
 def wildcards_axis(wildcards):
@@ -261,8 +215,7 @@ def curve_runs():
 
 
 def all_metrics():
-    runs = w2s_runs.each_run(config, w2s_runs.all_runs(config))
-    return [f"results/{dataset}/seed{seed}/{run}/metrics.json" for dataset, seed, run in runs]
+    return w2s_runs.metrics_files(config)
 
 
 def benchmark_files():
@@ -282,15 +235,8 @@ EMBEDDING_KEYS = w2s_settings.EmbeddingSettings.keys()
 
 
 def features_input(model):
-    """The features file a probe-mode model trains on; nothing in full finetuning."""
-
-    def inputs(wildcards):
-        name = model(wildcards)
-        if not is_probe(name):
-            return {}
-        return {"features": f"results/{wildcards.dataset}/seed{wildcards.seed}/features/{name}.safetensors"}
-
-    return inputs
+    """The features file a probe-mode model trains on; nothing in finetuning (w2s.pipeline.artifacts)."""
+    return lambda w: w2s_artifacts.features_input(config, model(w), w.dataset, w.seed)
 
 
 def student_inputs(wildcards):
@@ -305,13 +251,6 @@ def strong_model(wildcards):
 
 def prediction_file(wildcards, run):
     return w2s_artifacts.prediction_file(wildcards.dataset, wildcards.seed, run)
-
-
-def ft_weak_lp_gt_features(wildcards):
-    """The features ft(weak) + lp(gt) fits on: the finetuned student's, embedded from its checkpoint (a probe-mode
-    student's would be its model's frozen ones, whose ground-truth probe is the ceiling: it is not planned)."""
-    return {"features": f"results/{wildcards.dataset}/seed{wildcards.seed}/ftlp/{wildcards.loss}/{wildcards.chain}/"
-                        "features.safetensors"}
 
 
 def evaluation_inputs(wildcards):
@@ -329,10 +268,3 @@ def simulated_entry(wildcards):
 
 def simulation_inputs(wildcards):
     return w2s_artifacts.simulation_inputs(config, wildcards.dataset, wildcards.seed, wildcards.supervisor)
-
-
-UNMATCHED_RUN_PATTERNS = w2s_runs.unmatched_run_patterns(config)
-if UNMATCHED_RUN_PATTERNS:
-    sys.exit(f"Invalid config: only_runs {', '.join(map(repr, UNMATCHED_RUN_PATTERNS))} match no run of this "
-             f"config; a run is named '<dataset>/seed<seed>/<run>', e.g. "
-             f"'{next(iter(config['datasets']))}/seed{config['seeds'][0]}/{w2s_runs.all_runs(config)[0]}'")

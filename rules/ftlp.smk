@@ -33,7 +33,8 @@ rule embed_student_features:
 use rule train_ground_truth as train_ft_weak_lp_gt with:
     input:
         unpack(ground_truth_data),
-        unpack(ft_weak_lp_gt_features),
+        # a finetuned student's features (a probe student's would be its model's frozen ones: w2s.pipeline.runs)
+        features="results/{dataset}/seed{seed}/ftlp/{loss}/{chain}/features.safetensors",
         code=script_code("train_model.py"),
     output:
         checkpoint=directory("results/{dataset}/seed{seed}/ftlp/{loss}/{chain}/checkpoint"),

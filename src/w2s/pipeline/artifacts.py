@@ -42,6 +42,30 @@ def is_probe(config: dict[str, Any], model: str) -> bool:
     return training_params(config, model)["mode"] == "probe"
 
 
+def converted_model(config: dict[str, Any], model: str) -> dict[str, str]:
+    """The converted checkpoint a job on `model` loads; nothing for a model without `convert`, or a generative
+    finetuning twin, which starts from its generative_checkpoint instead."""
+    if model in generative_variants(config) or "convert" not in config["models"][model]:
+        return {}
+    return {"converted_model": f"results/models/{model}"}
+
+
+def generative_checkpoint(config: dict[str, Any], model: str, job: str, dataset: str,
+                          seed: int | str) -> dict[str, str]:
+    """The generative finetuning checkpoint a `job` ("train" or "embed") on a twin `model` loads, made for the job's
+    dataset and seed: a probe's weights load where its features are embedded, other modes' where they train.
+    Nothing for other models and jobs."""
+    variants = generative_variants(config)
+    if model not in variants or is_probe(config, model) != (job == "embed"):
+        return {}
+    return {"generative_checkpoint": f"{seed_dir(dataset, seed)}/genft/{variants[model]}/checkpoint"}
+
+
+def features_input(config: dict[str, Any], model: str, dataset: str, seed: int | str) -> dict[str, str]:
+    """The features file a probe-mode model trains on; nothing in finetuning."""
+    return {"features": f"{seed_dir(dataset, seed)}/features/{model}.safetensors"} if is_probe(config, model) else {}
+
+
 def student_inputs(config: dict[str, Any], dataset: str, seed: int | str, loss: str, chain: list[str],
                    axis: Axis | None) -> dict[str, str]:
     """What a student reads: label-free views of train_w2s and test, and its supervisor's weak labels.

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from w2s import tasks
+from w2s import revisions, tasks
+from w2s.data import sources
 from w2s.pipeline.schema import (ENSEMBLE_DEFAULTS, GENERATIVE_DEFAULTS, PROMPTING_DEFAULTS, SCHEMA, TRAINING_DEFAULTS,
                                  without_defaults)
 from w2s.training.settings import TrainingSettings
@@ -75,6 +76,29 @@ def generative_params(config: dict[str, Any]) -> dict[str, Any]:
     return canonical({key: value for key, value in block.items() if key not in ("models", "splits")})
 
 
+def unpinned_datasets(config: dict[str, Any], lock: dict[str, dict[str, str]]) -> list[str]:
+    """The datasets read from the hub at no pinned commit (not in the config, the registry or the `lock` file): each
+    would be read at its branch's head. One read from local files or folders, or a package, has no hub commit."""
+    local = ("data_files", "image_folder", "imagenet_root")
+    return sorted(name for name, entry in config["datasets"].items()
+                  if not any(entry.get(key) for key in local) and name not in sources.PACKAGED_DATASETS
+                  and sources.data_source(name, entry, lock).pinned_by == "unpinned")
+
+
+def model_entry(config: dict[str, Any], model: str, lock: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """A model's config entry as its jobs receive it: sorted keys, so reordering it in the YAML reruns nothing, and
+    the `lock` file's revision where the config pins none (w2s.revisions.pin_model_entry). A model with `convert`
+    also names its converted folder, which the loaders read instead of the hub. A generative_finetuning twin's is
+    its model's with the stage's settings, which its jobs load from the stage's checkpoint."""
+    variants = generative_variants(config)
+    if model in variants:
+        return canonical({**model_entry(config, variants[model], lock), "generative_finetuning": generative_params(config)})
+    entry = revisions.pin_model_entry(dict(config["models"][model]), lock)
+    if "convert" in entry:
+        entry["converted"] = f"results/models/{model}"
+    return canonical(entry)
+
+
 def with_generative_variants(config: dict[str, Any]) -> dict[str, Any]:
     """`config`'s models with an entry for every twin: a copy of its model's entry (source, size, training mode,
     loss_params, resources), so the twin trains as its model does from another starting point."""
@@ -96,6 +120,17 @@ def task_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """A dataset's task (w2s.tasks) as jobs receive it: its kind and number of classes (generative: and
     generation.max_new_tokens)."""
     return tasks.dataset_task(config["datasets"][dataset], config["generation"]["max_new_tokens"]).params()
+
+
+def training_task_params(config: dict[str, Any], dataset: str, lineage: list[str],
+                         axis: tuple[str, int] | None) -> dict[str, Any]:
+    """A training job's task: task_params, and for a generative task also the slices of train_w2s the run generates
+    on, those its weak labels are read from (generated_slices); `lineage` is the run's model, or its chain, and
+    `axis` its data-axis value."""
+    task = task_params(config, dataset)
+    if task["kind"] != "generative":
+        return task
+    return {**task, "generated_slices": generated_slices(config, lineage, axis), "n_slices": config["w2s_slices"]}
 
 
 def training_params(config: dict[str, Any], model: str) -> dict[str, Any]:

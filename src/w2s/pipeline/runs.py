@@ -17,6 +17,11 @@ Axis = tuple[str, int]
 
 RUN_KINDS = {"gt": "ground_truth", "sim": "simulated", "ens": "ensemble", "prompt": "prompt", "w2s": "student",
              "ftlp": "ft_weak_lp_gt"}
+# The wildcard constraints of a chain (m1__m2[__m3...]) and of a run id, in the alphabet of model and loss names.
+CHAIN_PATTERN = r"[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+"
+RUN_PATTERN = (r"gt/[A-Za-z0-9.-]+(/n_gt_rows\d+)?|sim/[A-Za-z0-9.-]+|ens/[A-Za-z0-9.-]+"
+               r"|(w2s|ftlp)/[A-Za-z0-9._-]+/[A-Za-z0-9.-]+(__[A-Za-z0-9.-]+)+(/(n_gt_rows|n_weak_labels)\d+)?"
+               r"|prompt/[A-Za-z0-9.-]+/\d+shot")
 # The run of a lineage's first member, by its kind (w2s.pipeline.experiment.supervisor_kind).
 ROOT_RUN_PREFIX = {"simulated": "sim", "ensemble": "ens"}
 
@@ -139,6 +144,11 @@ def curve_runs(config: dict[str, Any], trained: list[tuple[str, int, str]]) -> l
             "lineage": " → ".join(chain), "model_selection": training_params(config, chain[-1])["model_selection"],
         })
     return identities
+
+
+def metrics_files(config: dict[str, Any]) -> list[str]:
+    """The metrics file of every run that config only_runs selects: what summarize reads."""
+    return [f"results/{d}/seed{s}/{r}/metrics.json" for d, s, r in each_run(config, all_runs(config))]
 
 
 def unmatched_run_patterns(config: dict[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from w2s import tasks
 from w2s.data.sources import CHESS_DATASETS, DATASETS, DatasetError, check_local_files, is_remote
 from w2s.pipeline.experiment import (CHAIN_SEPARATOR, data_axis_values, generative_variants, slice_rows,
                                      student_chains, train_gt_rows, trained_models, training_params)
+from w2s.pipeline.runs import all_runs, unmatched_run_patterns
 from w2s.training.losses import GENERATIVE_LOSSES, LOSSES
 
 COMMIT_PATTERN = r"[0-9a-f]{40}"
@@ -384,3 +385,13 @@ def _check_axes(config: dict[str, Any]) -> None:
             _check(n < rows, f"axes.{axis} has {n}, but dataset '{dataset}' has {rows} rows in {where} ({sizes}, "
                              f"w2s_slices {config['w2s_slices']}); the run with every row is planned anyway, so give "
                              f"values below {rows} or raise n_train")
+
+
+def check_only_runs(config: dict[str, Any]) -> None:
+    """Every pattern of config only_runs (with its defaults filled in) matches a run of the config: a typo would
+    otherwise build nothing."""
+    unmatched = unmatched_run_patterns(config)
+    _check(not unmatched,
+           f"only_runs {', '.join(map(repr, unmatched))} match no run of this config; a run is named "
+           f"'<dataset>/seed<seed>/<run>', e.g. '{next(iter(config['datasets']))}/seed{config['seeds'][0]}/"
+           f"{all_runs(config)[0]}'")
