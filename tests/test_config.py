@@ -341,7 +341,7 @@ def test_prompting_params_layer_defaults_block_and_dataset() -> None:
     config["prompting"] = {"models": ["b"], "shots": [0, 5], "max_length": 256}
     config["datasets"]["sst2"]["prompt"] = {"question": "Positive?"}
     validate_config(config, SCHEMA)
-    assert w2s_experiment.prompting_params(config, "sst2") == {
+    assert w2s_experiment.prompting_params(w2s_schema.apply_defaults(config, SCHEMA), "sst2") == {
         "question": "Positive?", "label_words": [" No", " Yes"], "max_length": 256, "eval_batch_size": 8}
 
 

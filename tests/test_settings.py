@@ -11,6 +11,7 @@ import yaml
 from job_settings import job_params
 from w2s.models.prompting import PromptSettings
 from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline.schema import PROMPTING_DEFAULTS
 from w2s.training.loop import Schedule
 from w2s.training.probe import ProbeSettings
 from w2s.models.text import LoraSettings
@@ -102,8 +103,8 @@ def test_embedding_settings_are_what_the_embed_features_rule_passes() -> None:
 
 
 def test_prompt_settings_are_what_the_prompt_baseline_rule_passes() -> None:
-    config = {"prompting": {"models": ["m"], "shots": [0], "max_length": 256},
-              "datasets": {"sst2": {"prompt": {"question": "Positive?"}}}}
+    config = {"prompting": {**PROMPTING_DEFAULTS, "models": ["m"], "shots": [0], "max_length": 256},
+              "datasets": {"sst2": {"prompt": {"question": "Positive?"}}}}  # the block as apply_defaults fills it
     params = {**w2s_experiment.prompting_params(config, "sst2"), "dtype": "bfloat16"}  # as rules/prompting.smk builds them
     assert PromptSettings.from_params(params) == PromptSettings("Positive?", (" No", " Yes"), 256, 8, "bfloat16")
     with pytest.raises(SettingsError, match=f"^prompting params: missing keys dtype. {STALE}$"):

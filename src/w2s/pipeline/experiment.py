@@ -11,8 +11,7 @@ import numpy as np
 
 from w2s import revisions, tasks
 from w2s.data import sources
-from w2s.pipeline.schema import (ENSEMBLE_DEFAULTS, GENERATIVE_DEFAULTS, PROMPTING_DEFAULTS, SCHEMA, TRAINING_DEFAULTS,
-                                 without_defaults)
+from w2s.pipeline.schema import ENSEMBLE_DEFAULTS, SCHEMA, TRAINING_DEFAULTS, without_defaults
 from w2s.training.settings import TrainingSettings
 
 CHAIN_SEPARATOR = "__"
@@ -70,9 +69,9 @@ def generative_base(config: dict[str, Any], model: str) -> str:
 
 
 def generative_params(config: dict[str, Any]) -> dict[str, Any]:
-    """What a generative_finetuning job trains with: the schema's defaults under the block, without the models
-    and splits that choose its jobs and inputs."""
-    block = {**GENERATIVE_DEFAULTS, **config["generative_finetuning"]}
+    """What a generative_finetuning job trains with: the block (its defaults filled in by apply_defaults), without
+    the models and splits that choose its jobs and inputs."""
+    block = config["generative_finetuning"]
     return canonical({key: value for key, value in block.items() if key not in ("models", "splits")})
 
 
@@ -173,9 +172,9 @@ def student_loss_params(config: dict[str, Any], loss: str, model: str) -> dict[s
 
 
 def prompting_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """The schema's prompting defaults, then the prompting block, then the dataset's own question and words."""
-    block = {k: v for k, v in config.get("prompting", {}).items() if k not in ("models", "shots")}
-    return canonical({**PROMPTING_DEFAULTS, **block, **config["datasets"][dataset].get("prompt", {})})
+    """The prompting block (its defaults filled in by apply_defaults), then the dataset's own question and words."""
+    block = {k: v for k, v in config["prompting"].items() if k not in ("models", "shots")}
+    return canonical({**block, **config["datasets"][dataset].get("prompt", {})})
 
 
 def dataset_entry_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:

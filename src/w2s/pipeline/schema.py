@@ -1,5 +1,9 @@
 """The config schema (config/schema.yaml) and its defaults: where the schema is read from, each node's `default:`
-values, and a config with them filled in (apply_defaults, the one place a config gets its defaults)."""
+values, and a config with them filled in (apply_defaults, the one place a config's blocks get their defaults: rules
+read every value without a fallback). Two kinds of default are filled where they are read, since a config holds no
+place for them: training's (TRAINING_DEFAULTS, layered under the config's and each model's training block by
+w2s.pipeline.experiment.training_params) and an ensemble supervisor's (ENSEMBLE_DEFAULTS, one branch of a oneOf,
+by w2s.pipeline.experiment.supervisor_entry)."""
 
 from __future__ import annotations
 
