@@ -21,6 +21,7 @@ from typing import Any
 
 from w2s import tasks
 from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline.runs import parse_run
 from w2s.pipeline import validation as w2s_validation
 from w2s.pipeline.rehearsal.miniatures import model_kind
 
@@ -68,14 +69,6 @@ def parse_dry_run(output: str) -> list[Job]:
         else:
             setattr(jobs[-1], key, dict(item.split("=", 1) for item in items if "=" in item))
     return jobs
-
-
-def run_parts(run: str) -> tuple[str, str | None, list[str]]:
-    """(kind, loss, chain) of a run id, as rules/common.smk's parse_run gives them."""
-    parts = run.split("/")
-    if parts[0] in ("gt", "sim", "ens", "prompt"):
-        return parts[0], None, [parts[1]]
-    return parts[0], parts[1], w2s_experiment.split_chain(parts[2])
 
 
 def _training_facets(config: dict[str, Any], model: str) -> tuple[str, ...]:
@@ -129,7 +122,7 @@ def signature(job: Job, config: dict[str, Any]) -> tuple[Any, ...]:
         sharded = "sharded" if job.processes > 1 else None
         return (job.rule, *_training_facets(config, model), sharded, loss, _task_kind(config, w["dataset"]))
     if job.rule in ("weak_labels", "evaluate"):
-        return (job.rule, run_parts(w["run"])[0], _task_kind(config, w["dataset"]))
+        return (job.rule, parse_run(w["run"])[0], _task_kind(config, w["dataset"]))
     if job.rule == "prompt_baseline":
         return (job.rule, model_kind(config["models"][w["model"]]), "few-shot" if int(w["shots"]) else "zero-shot")
     if job.rule == "simulate_supervisor":
