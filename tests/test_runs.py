@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import SCHEMA
-from w2s.evaluation.identity import IDENTITY_COLUMNS, IDENTITY_KEYS, run_identity
+from w2s.evaluation.identity import IDENTITY_COLUMNS, IDENTITY_KEYS, IDENTITY_NUMERIC_COLUMNS, run_identity
 from w2s.pipeline import experiment, schema, validation
 from w2s.pipeline.run_context import run_context
 from w2s.pipeline.runs import (all_runs, ft_weak_lp_gt_run, ft_weak_lp_gt_runs, ground_truth_run, parse_run,
@@ -144,5 +144,6 @@ def test_an_ft_weak_lp_gt_and_a_data_axis_runs_context(config: dict) -> None:
 def test_an_identity_names_every_key_once() -> None:
     assert len(set(IDENTITY_KEYS)) == len(IDENTITY_KEYS) == 23
     assert "n_gt_rows" not in IDENTITY_COLUMNS and "weak_members" in IDENTITY_COLUMNS
+    assert set(IDENTITY_NUMERIC_COLUMNS) == {"seed", "n_classes", "model_rank", "params_b", "shots", "chain_length"}
     with pytest.raises(ValueError, match=r"missing \['uses_ground_truth_selection'\]"):
         run_identity(**{key: None for key in IDENTITY_KEYS[:-1]})

@@ -7,7 +7,7 @@ as its repr, so the keys' order here is the param's, and changing it reruns ever
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, TypedDict, get_args, get_type_hints
 
 
 class RunIdentity(TypedDict):
@@ -65,6 +65,10 @@ WEAK_KEYS: tuple[str, ...] = tuple(WeakSupervision.__annotations__)
 ROW_COUNT_KEYS = ("n_gt_rows", "n_weak_labels")
 # Leading columns of the per-run table, present even when no run has them, so readers can rely on them.
 IDENTITY_COLUMNS: tuple[str, ...] = tuple(key for key in (*IDENTITY_KEYS, *WEAK_KEYS) if key not in ROW_COUNT_KEYS)
+# The identity columns a table reads as numbers: those typed int or float (or either or None).
+IDENTITY_NUMERIC_COLUMNS: tuple[str, ...] = tuple(
+    key for key, hint in get_type_hints(RunIdentity).items()
+    if key in IDENTITY_COLUMNS and {int, float} & {hint, *get_args(hint)})
 
 
 def run_identity(**values: Any) -> RunIdentity:

@@ -9,10 +9,9 @@ import pandas as pd
 
 from w2s import io
 from w2s.evaluation import metrics, reference
-from w2s.evaluation.identity import IDENTITY_COLUMNS, ROW_COUNT_KEYS
+from w2s.evaluation.identity import IDENTITY_COLUMNS, IDENTITY_NUMERIC_COLUMNS, ROW_COUNT_KEYS
 
 SUMMARY_OUTPUTS = ("parquet", "csv", "seeds_csv", "losses_csv", "reference_csv")
-IDENTITY_NUMERIC_COLUMNS = ("seed", "n_classes", "model_rank", "params_b", "shots", "chain_length")
 NUMERIC_COLUMNS = (
     "accuracy", "accuracy_ci_low", "accuracy_ci_high", "auroc", "auroc_ci_low", "auroc_ci_high",
     "weak_accuracy", "ceiling_accuracy", "weak_auroc", "ceiling_auroc",
