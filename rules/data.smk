@@ -43,7 +43,7 @@ rule prepare_data:
         balance=lambda w: config["datasets"][w.dataset]["balance"],
         source=lambda w: data_source(w.dataset).record(),
         # a dataset outside the catalogue: its kind, K, columns and where its rows are
-        entry=lambda w: w2s_config.dataset_entry_params(config, w.dataset),
+        entry=lambda w: w2s_experiment.dataset_entry_params(config, w.dataset),
     log:
         "results/logs/{dataset}/seed{seed}/prepare_data.log",
     resources:

@@ -3,7 +3,7 @@
 
 
 # A finetuned student's features: its checkpoint's pooled hidden states of every split, the input its head read.
-# A probe-mode student has no features of its own beyond its model's cached ones (ft_weak_lp_gt_features).
+# Only finetuned students have one: a probe-mode student's features are its model's frozen ones (w2s.pipeline.runs).
 rule embed_student_features:
     input:
         unpack(unlabelled_paths),
@@ -33,7 +33,8 @@ rule embed_student_features:
 use rule train_ground_truth as train_ft_weak_lp_gt with:
     input:
         unpack(ground_truth_data),
-        unpack(ft_weak_lp_gt_features),
+        # a finetuned student's features (a probe student's would be its model's frozen ones: w2s.pipeline.runs)
+        features="results/{dataset}/seed{seed}/ftlp/{loss}/{chain}/features.safetensors",
         code=script_code("train_model.py"),
     output:
         checkpoint=directory("results/{dataset}/seed{seed}/ftlp/{loss}/{chain}/checkpoint"),
@@ -52,4 +53,4 @@ use rule train_ground_truth as train_ft_weak_lp_gt with:
         "results/benchmarks/{dataset}/seed{seed}/ftlp/{loss}/{chain}.tsv"
     resources:
         # a probe head on cached features, whatever the student's own mode: no GPU, one process
-        **model_job_resources(strong_model, "train", training=ft_weak_lp_gt_params),
+        **model_job_resources(strong_model, "train", training=w2s_experiment.ft_weak_lp_gt_params),

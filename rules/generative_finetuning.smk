@@ -13,7 +13,7 @@ rule generative_finetuning:
         history="results/{dataset}/seed{seed}/genft/{model}/history.parquet",
     params:
         model_entry=lambda w: model_entry(w.model),
-        settings=lambda w: w2s_config.generative_params(config),
+        settings=lambda w: w2s_experiment.generative_params(config),
     log:
         "results/logs/{dataset}/seed{seed}/genft/{model}.log",
     benchmark:

@@ -16,7 +16,7 @@ rule train_ground_truth:
         sweep="results/{dataset}/seed{seed}/gt/{model}/sweep.parquet",
     params:
         model_entry=lambda w: model_entry(w.model),
-        training=lambda w: w2s_config.training_job_params(config, w.model),
+        training=lambda w: w2s_experiment.training_job_params(config, w.model),
         loss="xent",
         loss_params={},
         task=lambda w: training_task_params(w, [w.model]),
@@ -43,7 +43,7 @@ use rule train_ground_truth as train_ground_truth_n_gt_rows with:
         sweep="results/{dataset}/seed{seed}/gt/{model}/n_gt_rows{n_gt_rows}/sweep.parquet",
     params:
         model_entry=lambda w: model_entry(w.model),
-        training=lambda w: w2s_config.training_job_params(config, w.model),
+        training=lambda w: w2s_experiment.training_job_params(config, w.model),
         loss="xent",
         loss_params={},
         task=lambda w: training_task_params(w, [w.model]),

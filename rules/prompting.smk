@@ -12,7 +12,7 @@ rule prompt_baseline:
     params:
         model_entry=lambda w: model_entry(w.model),
         prompting=lambda w: {
-            **w2s_config.prompting_params(config, w.dataset),
+            **w2s_experiment.prompting_params(config, w.dataset),
             "dtype": training_params(w.model)["dtype"],
         },
     log:

@@ -18,11 +18,11 @@ rule train_student:
         sweep="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/sweep.parquet",
     params:
         model_entry=lambda w: model_entry(strong_model(w)),
-        training=lambda w: w2s_config.training_job_params(config, strong_model(w)),
+        training=lambda w: w2s_experiment.training_job_params(config, strong_model(w)),
         # The loss of LOSSES the job trains with; a named variant's own name lives in the paths only.
-        loss=lambda w: w2s_config.loss_base(config, w.loss),
-        loss_params=lambda w: w2s_config.student_loss_params(config, w.loss, strong_model(w)),
-        task=lambda w: training_task_params(w, w2s_config.split_chain(w.chain)),
+        loss=lambda w: w2s_validation.loss_base(config, w.loss),
+        loss_params=lambda w: w2s_experiment.student_loss_params(config, w.loss, strong_model(w)),
+        task=lambda w: training_task_params(w, w2s_experiment.split_chain(w.chain)),
     log:
         "results/logs/{dataset}/seed{seed}/w2s/{loss}/{chain}.log",
     benchmark:
@@ -46,10 +46,10 @@ use rule train_student as train_student_n_weak_labels with:
         sweep="results/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_weak_labels{n_weak_labels}/sweep.parquet",
     params:
         model_entry=lambda w: model_entry(strong_model(w)),
-        training=lambda w: w2s_config.training_job_params(config, strong_model(w)),
-        loss=lambda w: w2s_config.loss_base(config, w.loss),
-        loss_params=lambda w: w2s_config.student_loss_params(config, w.loss, strong_model(w)),
-        task=lambda w: training_task_params(w, w2s_config.split_chain(w.chain)),
+        training=lambda w: w2s_experiment.training_job_params(config, strong_model(w)),
+        loss=lambda w: w2s_validation.loss_base(config, w.loss),
+        loss_params=lambda w: w2s_experiment.student_loss_params(config, w.loss, strong_model(w)),
+        task=lambda w: training_task_params(w, w2s_experiment.split_chain(w.chain)),
         n_rows=lambda w: int(w.n_weak_labels),
     log:
         "results/logs/{dataset}/seed{seed}/w2s/{loss}/{chain}/n_weak_labels{n_weak_labels}.log",

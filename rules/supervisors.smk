@@ -36,8 +36,8 @@ rule ensemble_supervisor:
     wildcard_constraints:
         supervisor=names_pattern(ENSEMBLES),
     params:
-        combine=lambda w: w2s_config.supervisor_entry(config, w.supervisor)["combine"],
-        weighting=lambda w: w2s_config.supervisor_entry(config, w.supervisor)["weighting"],
+        combine=lambda w: w2s_experiment.supervisor_entry(config, w.supervisor)["combine"],
+        weighting=lambda w: w2s_experiment.supervisor_entry(config, w.supervisor)["weighting"],
     log:
         "results/logs/{dataset}/seed{seed}/ens/{supervisor}.log",
     resources:

@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from w2s.evaluation.runs import evaluate
+from w2s.evaluation.run_metrics import evaluate
 from w2s.pipeline.rehearsal.hub_rows import NONE_OF_THE_ABOVE
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def minimal_config() -> dict:
 
 def validation_error(config: dict) -> str:
     """The message validate_config refuses `config` with (against SCHEMA)."""
-    from w2s.pipeline.config import ConfigError, validate_config
+    from w2s.pipeline.validation import ConfigError, validate_config
 
     with pytest.raises(ConfigError) as info:
         validate_config(config, SCHEMA)

@@ -17,12 +17,12 @@ import yaml
 
 from helpers import REPO, snakemake
 from job_settings import training_settings
-from w2s.pipeline.config import ConfigError, check_data_files, validate_config
+from w2s.pipeline.validation import check_data_files, ConfigError, validate_config
 from w2s.data.preparation import prepare
 from w2s.data.spec import DatasetError
 from w2s.data.splits import W2sSlice, rows_sha256
 from w2s.data.weak_labels import write_weak_labels
-from w2s.evaluation.runs import evaluate
+from w2s.evaluation.run_metrics import evaluate
 from w2s.training.jobs import train_model
 from w2s.training.rows import training_rows
 from w2s.data.labels import check_probabilities

@@ -145,7 +145,7 @@ def test_under_snakemake_the_schema_is_the_workflows_own(tmp_path: Path) -> None
     checkout = copy_workflow(tmp_path / "checkout")
     schema = checkout / "config" / "schema.yaml"
     schema.write_text(schema.read_text().replace("lr: {default: 1.0e-5,", "lr: {default: 3.0e-5,", 1))
-    read = "from w2s.pipeline import config; print(config.SHIPPED_SCHEMA, config.TRAINING_DEFAULTS['lr'])"
+    read = "from w2s.pipeline import schema; print(schema.SHIPPED_SCHEMA, schema.TRAINING_DEFAULTS['lr'])"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     env.pop("W2S_WORKFLOW_DIR", None)
     out = subprocess.run([sys.executable, "-c", read], capture_output=True, text=True, env=env, check=True).stdout

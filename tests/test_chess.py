@@ -33,7 +33,8 @@ from w2s.data.chess import (
 from w2s.data.preparation import label_balance
 from w2s.data.reading import data_source, load_arguments
 from w2s.data.spec import DatasetError
-from w2s.pipeline.config import ConfigError, _check_dataset, slice_rows, train_gt_rows
+from w2s.pipeline.experiment import slice_rows, train_gt_rows
+from w2s.pipeline.validation import _check_dataset, ConfigError
 
 SHARED = REPO.parent / "shared"
 LICHESS_SAMPLE = SHARED / "datasets" / "lichess-puzzles-sample" / "lichess_db_puzzle.csv"

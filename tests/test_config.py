@@ -11,20 +11,15 @@ import yaml
 
 from helpers import REPO, SCHEMA, minimal_config, snakemake, validation_error
 from w2s.data import catalogue
-from w2s.pipeline import config as cfg
+from w2s.pipeline import config as w2s_config
+from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline import schema as w2s_schema
+from w2s.pipeline import validation as w2s_validation
 from w2s.pipeline import resources as w2s_resources
-from w2s.pipeline.config import (
-    TRAINING_DEFAULTS,
-    ConfigError,
-    join_chain,
-    load_config,
-    pairs,
-    split_chain,
-    student_chains,
-    trained_models,
-    training_params,
-    validate_config,
-)
+from w2s.pipeline.config import load_config
+from w2s.pipeline.experiment import join_chain, pairs, split_chain, student_chains, trained_models, training_params
+from w2s.pipeline.schema import TRAINING_DEFAULTS
+from w2s.pipeline.validation import ConfigError, validate_config
 
 ALL_DATASETS = ", ".join(sorted(catalogue.DATASETS))
 COMMIT = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
@@ -327,8 +322,8 @@ def test_a_student_model_overrides_loss_hyperparameters() -> None:
     config["losses"]["logconf"] = {"aux_coef": 0.5, "warmup_frac": 0.2}
     config["models"]["c"]["loss_params"] = {"logconf": {"aux_coef": 0.75}}
     validate_config(config, SCHEMA)
-    assert cfg.student_loss_params(config, "logconf", "c") == {"aux_coef": 0.75, "warmup_frac": 0.2}
-    assert cfg.student_loss_params(config, "logconf", "b") == {"aux_coef": 0.5, "warmup_frac": 0.2}
+    assert w2s_experiment.student_loss_params(config, "logconf", "c") == {"aux_coef": 0.75, "warmup_frac": 0.2}
+    assert w2s_experiment.student_loss_params(config, "logconf", "b") == {"aux_coef": 0.5, "warmup_frac": 0.2}
 
 
 @pytest.mark.parametrize(("loss_params", "expected"), [
@@ -346,7 +341,7 @@ def test_prompting_params_layer_defaults_block_and_dataset() -> None:
     config["prompting"] = {"models": ["b"], "shots": [0, 5], "max_length": 256}
     config["datasets"]["sst2"]["prompt"] = {"question": "Positive?"}
     validate_config(config, SCHEMA)
-    assert cfg.prompting_params(config, "sst2") == {
+    assert w2s_experiment.prompting_params(w2s_schema.apply_defaults(config, SCHEMA), "sst2") == {
         "question": "Positive?", "label_words": [" No", " Yes"], "max_length": 256, "eval_batch_size": 8}
 
 
@@ -389,7 +384,7 @@ def test_the_defaults_the_code_uses_are_the_schemas() -> None:
         from_schema[block] = {key: prop["default"] for key, prop in training[block]["properties"].items()}
     assert training_params(minimal_config(), "c") == from_schema == FORMER_TRAINING_DEFAULTS
     prompting = schema["properties"]["prompting"]["properties"]
-    assert cfg.PROMPTING_DEFAULTS == {key: prompting[key]["default"] for key in
+    assert w2s_schema.PROMPTING_DEFAULTS == {key: prompting[key]["default"] for key in
                                       ("question", "label_words", "max_length", "eval_batch_size")} == {
         "question": "Is the statement above correct?", "label_words": [" No", " Yes"], "max_length": 1024,
         "eval_batch_size": 8}
@@ -405,7 +400,7 @@ def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_bloc
     config["resources"] = {"cpus_per_gpu": 8}
     del config["chains"]
     given = copy.deepcopy(config)
-    filled = cfg.apply_defaults(config, SCHEMA)
+    filled = w2s_schema.apply_defaults(config, SCHEMA)
     assert config == given  # a copy: the argument is not rewritten
     assert filled == {
         **given,
@@ -428,17 +423,17 @@ def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_bloc
 
 def test_a_datasets_prepare_params_are_the_same_with_a_default_spelled_out_or_left_out() -> None:
     config = minimal_config()
-    left_out = cfg.dataset_entry_params(cfg.apply_defaults(config, SCHEMA), "sst2")
+    left_out = w2s_experiment.dataset_entry_params(w2s_schema.apply_defaults(config, SCHEMA), "sst2")
     config["datasets"]["sst2"]["balance"] = False
-    assert cfg.dataset_entry_params(config, "sst2") == left_out == {"n_test": 4, "n_train": 8}
+    assert w2s_experiment.dataset_entry_params(config, "sst2") == left_out == {"n_test": 4, "n_train": 8}
     config["datasets"]["sst2"]["balance"] = True
-    assert cfg.dataset_entry_params(config, "sst2") == {"balance": True, "n_test": 4, "n_train": 8}
+    assert w2s_experiment.dataset_entry_params(config, "sst2") == {"balance": True, "n_test": 4, "n_train": 8}
 
 
 def test_chain_names_round_trip() -> None:
     assert join_chain(["a", "b", "c"]) == "a__b__c"
     assert split_chain("a__b__c") == ["a", "b", "c"]
-    assert cfg.CHAIN_SEPARATOR == "__"
+    assert w2s_experiment.CHAIN_SEPARATOR == "__"
     # Model names may not contain the separator, so a joined name splits back unambiguously.
     pattern = yaml.safe_load(SCHEMA.read_text())["properties"]["models"]["propertyNames"]["pattern"]
     assert re.match(pattern, "gpt2-xl") and re.match(pattern, "qwen-1.8b") and not re.match(pattern, "a__b")
@@ -451,12 +446,12 @@ def test_checking_a_broken_config_names_the_file_and_line(tmp_path: Path, capsys
     broken, valid = tmp_path / "broken.yaml", tmp_path / "valid.yaml"
     broken.write_text(BROKEN_YAML)
     valid.write_text(yaml.safe_dump(minimal_config()))
-    assert cfg.main([str(broken), str(valid), "--schema", str(SCHEMA)]) == 1
+    assert w2s_config.main([str(broken), str(valid), "--schema", str(SCHEMA)]) == 1
     out, err = capsys.readouterr()
     assert out == f"{valid}: valid\n"
     assert err.startswith(f"{broken}: not valid YAML; fix the line named here:\n")
     assert "found character '\\t' that cannot start any token" in err and f'in "{broken}", line 3, column 1' in err
-    assert cfg.main([str(valid), "--schema", str(SCHEMA)]) == 0
+    assert w2s_config.main([str(valid), "--schema", str(SCHEMA)]) == 0
 
 
 def test_snakemake_says_only_that_a_broken_config_is_not_yaml(tmp_path: Path) -> None:
@@ -576,7 +571,7 @@ def test_the_config_check_says_what_each_local_file_holds(tmp_path: Path, capsys
     config["datasets"] = {"reviews": {"data_files": {"train": "reviews.csv", "test": "test.jsonl"}, "n_classes": 2,
                                       "label_names": ["neg", "pos"], "n_train": 12, "n_test": 6}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    assert cfg.main(["config.yaml", "--schema", str(SCHEMA)]) == 0
+    assert w2s_config.main(["config.yaml", "--schema", str(SCHEMA)]) == 0
     assert capsys.readouterr().out == (
         "config.yaml: valid\n"
         "  dataset 'reviews': the train file reviews.csv: 20 rows (classes 0 (neg): 5, 1 (pos): 15), ids from its id "
@@ -605,13 +600,13 @@ def test_a_missing_image_folder_is_refused(tmp_path: Path) -> None:
     config = image_config()
     with pytest.raises(ConfigError, match=r"^dataset 'digits': image_folder is 'digits', which is no folder \(relative "
                        r"to .*\); point it at your local copy \(ImageNet is licensed, so nothing downloads it\)$"):
-        cfg.check_data_files(config, tmp_path)
+        w2s_validation.check_data_files(config, tmp_path)
     (tmp_path / "digits").mkdir()
-    cfg.check_data_files(config, tmp_path)
+    w2s_validation.check_data_files(config, tmp_path)
 
 
 def test_a_pretrained_heads_job_receives_no_training_settings() -> None:
-    params = cfg.training_job_params(image_config(), "alexnet")
+    params = w2s_experiment.training_job_params(image_config(), "alexnet")
     assert "lr" not in params and "probe" not in params and params["mode"] == "pretrained_head"
 
 
@@ -628,10 +623,10 @@ def test_a_named_variant_trains_with_its_base_loss_and_its_own_hyperparameters()
     config = with_variants()
     config["models"]["c"]["loss_params"] = {"logconf-0.75": {"aux_coef": 0.5}}
     validate_config(config, SCHEMA)
-    assert [cfg.loss_base(config, name) for name in config["losses"]] == ["xent", "logconf", "logconf"]
-    assert cfg.student_loss_params(config, "logconf-0.25", "b") == {"aux_coef": 0.25}
-    assert cfg.student_loss_params(config, "logconf-0.75", "b") == {"aux_coef": 0.75, "warmup_frac": 0.2}
-    assert cfg.student_loss_params(config, "logconf-0.75", "c") == {"aux_coef": 0.5, "warmup_frac": 0.2}
+    assert [w2s_validation.loss_base(config, name) for name in config["losses"]] == ["xent", "logconf", "logconf"]
+    assert w2s_experiment.student_loss_params(config, "logconf-0.25", "b") == {"aux_coef": 0.25}
+    assert w2s_experiment.student_loss_params(config, "logconf-0.75", "b") == {"aux_coef": 0.75, "warmup_frac": 0.2}
+    assert w2s_experiment.student_loss_params(config, "logconf-0.75", "c") == {"aux_coef": 0.5, "warmup_frac": 0.2}
 
 
 @pytest.mark.parametrize(("name", "entry", "expected"), [

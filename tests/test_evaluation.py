@@ -19,7 +19,7 @@ from helpers import (
     run_evaluate,
     write_predictions,
 )
-from w2s.evaluation.runs import summarize
+from w2s.evaluation.summary import summarize
 
 
 def student_predictions(tmp_path: Path) -> dict[str, str]:

@@ -27,8 +27,10 @@ from helpers import (
     write_predictions,
 )
 
-from w2s.evaluation.runs import pair_means, run_table
-from w2s.pipeline import config as w2s_config
+from w2s.evaluation.summary import pair_means, run_table
+from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline import schema as w2s_schema
+from w2s.pipeline import validation as w2s_validation
 from w2s.training.probe import choose_l2
 from w2s.training.rows import nested_subset
 from w2s.training.settings import ProbeSettings
@@ -77,25 +79,25 @@ def test_nested_subsets_are_seeded_ordered_and_nested() -> None:
 def test_axis_values_must_subsample(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     config = tiny_config(tiny_models, tmp_path)
     config["axes"] = {"n_weak_labels": [6, 12]}
-    with pytest.raises(w2s_config.ConfigError, match=r"axes.n_weak_labels has 12, but dataset 'sst2' has 12 rows in "
+    with pytest.raises(w2s_validation.ConfigError, match=r"axes.n_weak_labels has 12, but dataset 'sst2' has 12 rows in "
                                                      r"the first slice of train_w2s \(n_train 48, w2s_slices 2\)"):
-        w2s_config.validate_config(config, w2s_config.SHIPPED_SCHEMA)
+        w2s_validation.validate_config(config, w2s_schema.SHIPPED_SCHEMA)
     config["axes"] = {"n_gt_rows": [24]}
-    with pytest.raises(w2s_config.ConfigError, match="axes.n_gt_rows has 24, but dataset 'sst2' has 24 rows in "
+    with pytest.raises(w2s_validation.ConfigError, match="axes.n_gt_rows has 24, but dataset 'sst2' has 24 rows in "
                                                      "train_gt"):
-        w2s_config.validate_config(config, w2s_config.SHIPPED_SCHEMA)
+        w2s_validation.validate_config(config, w2s_schema.SHIPPED_SCHEMA)
     # 48 rows: 24 train_gt, 24 train_w2s in 2 slices of 12; 49 rows: 25 train_w2s in slices of 12 and 13.
-    assert [w2s_config.slice_rows(49, 2, i) for i in (1, 2)] == [12, 13]
+    assert [w2s_experiment.slice_rows(49, 2, i) for i in (1, 2)] == [12, 13]
 
 
 def test_ft_weak_lp_gt_probes_a_finetuned_student_and_keeps_a_probe_students_settings(
         tiny_models: dict[str, Path], tmp_path: Path) -> None:
-    config = w2s_config.apply_defaults(tiny_config(tiny_models, tmp_path), w2s_config.SHIPPED_SCHEMA)
-    mid = w2s_config.ft_weak_lp_gt_params(config, "mid")  # full finetuning, one L2 grid of 11 strengths
+    config = w2s_schema.apply_defaults(tiny_config(tiny_models, tmp_path), w2s_schema.SHIPPED_SCHEMA)
+    mid = w2s_experiment.ft_weak_lp_gt_params(config, "mid")  # full finetuning, one L2 grid of 11 strengths
     assert (mid["mode"], mid["model_selection"], mid["pooling"], mid["holdout_frac"]) == (
         "probe", "weak_holdout", "last", 0.25)
     assert len(mid["probe"]["l2_grid"]) == 11 and "lr" not in mid
-    assert w2s_config.ft_weak_lp_gt_params(config, "big") == w2s_config.training_job_params(config, "big")
+    assert w2s_experiment.ft_weak_lp_gt_params(config, "big") == w2s_experiment.training_job_params(config, "big")
 
 
 def test_loss_tables_leave_out_data_axis_runs() -> None:
@@ -124,29 +126,27 @@ def test_axes_and_ft_weak_lp_gt_plan_exactly_their_jobs(tiny_models: dict[str, P
     dry_run = snakemake(tmp_path, "--configfile", "config.yaml", "-n").stdout
     jobs = planned_jobs(dry_run)
     seed_dir = "results/sst2/seed0"
-    pairs, lineages = ("small__mid", "small__big", "mid__big"), ("small__mid", "small__big", "mid__big", "small__mid__big")
+    pairs = ("small__mid", "small__big", "mid__big")
     new = Counter(
         [("train_ground_truth_n_gt_rows", f"{seed_dir}/gt/{m}/n_gt_rows12/checkpoint") for m in ("small", "mid")]
         + [("weak_labels", f"{seed_dir}/gt/{m}/n_gt_rows12/weak_labels.parquet") for m in ("small", "mid")]
         + [(f"train_student_{axis}", f"{seed_dir}/w2s/{loss}/{pair}/{axis}{n}/checkpoint")
            for axis, n in (("n_gt_rows", 12), ("n_weak_labels", 6)) for loss in ("xent", "logconf") for pair in pairs]
-        # Only the finetuned student mid embeds its own features; big is a probe, whose cached features serve.
-        + [("embed_student_features", f"{seed_dir}/ftlp/{loss}/small__mid/features.safetensors")
-           for loss in ("xent", "logconf")]
-        + [("train_ft_weak_lp_gt", f"{seed_dir}/ftlp/{loss}/{lineage}/checkpoint")
-           for loss in ("xent", "logconf") for lineage in lineages]
+        # ft(weak) + lp(gt) of the finetuned student mid only: big is a probe, whose ground-truth probe on its own
+        # frozen features would be big's ceiling (w2s.pipeline.runs.ft_weak_lp_gt_runs).
+        + [(rule, f"{seed_dir}/ftlp/{loss}/small__mid/{output}") for loss in ("xent", "logconf")
+           for rule, output in (("embed_student_features", "features.safetensors"),
+                                ("train_ft_weak_lp_gt", "checkpoint"), ("evaluate", "metrics.json"))]
         + [("evaluate", f"{seed_dir}/gt/{m}/n_gt_rows12/metrics.json") for m in ("small", "mid")]
         + [("evaluate", f"{seed_dir}/w2s/{loss}/{pair}/{axis}{n}/metrics.json")
-           for axis, n in (("n_gt_rows", 12), ("n_weak_labels", 6)) for loss in ("xent", "logconf") for pair in pairs]
-        + [("evaluate", f"{seed_dir}/ftlp/{loss}/{lineage}/metrics.json")
-           for loss in ("xent", "logconf") for lineage in lineages])
+           for axis, n in (("n_gt_rows", 12), ("n_weak_labels", 6)) for loss in ("xent", "logconf") for pair in pairs])
     (tmp_path / "plain.yaml").write_text(yaml.safe_dump(tiny_config(tiny_models, tmp_path)))
     plain = planned_jobs(snakemake(tmp_path, "--configfile", "plain.yaml", "-n").stdout)
     assert jobs - plain == new and plain - jobs == Counter()
-    # The probe student's ft(weak) + lp(gt) fits on big's cached frozen features: the ceiling's own input.
-    (ftlp_inputs,) = re.findall(rf"^rule train_ft_weak_lp_gt:\n    input: (.*)\n    output: {seed_dir}/ftlp/xent/mid__big/",
+    # ft(weak) + lp(gt) fits on the finetuned student's own features, embedded from its checkpoint.
+    (ftlp_inputs,) = re.findall(rf"^rule train_ft_weak_lp_gt:\n    input: (.*)\n    output: {seed_dir}/ftlp/xent/small__mid/",
                                 dry_run, flags=re.M)
-    assert f"{seed_dir}/features/big.safetensors" in ftlp_inputs.split(", ")
+    assert f"{seed_dir}/ftlp/xent/small__mid/features.safetensors" in ftlp_inputs.split(", ")
     # Its job is a probe head whatever the student's mode: the probe head's resources, in one process,
     # not those of mid's full finetuning.
     resources = {rule: dict(kv.split("=") for kv in line.split(", ")) for rule, line in re.findall(
@@ -185,7 +185,7 @@ def test_ft_weak_lp_gt_is_a_ground_truth_probe_on_the_students_own_features(axes
     assert not torch.allclose(own, before, atol=1e-3)
     # A probe fit directly on those features with train_gt's labels, chosen as the job does, predicts the same.
     config = yaml.safe_load((axes_run / "config.yaml").read_text())
-    params = w2s_config.ft_weak_lp_gt_params(w2s_config.apply_defaults(config, w2s_config.SHIPPED_SCHEMA), "mid")
+    params = w2s_experiment.ft_weak_lp_gt_params(w2s_schema.apply_defaults(config, w2s_schema.SHIPPED_SCHEMA), "mid")
     labels = pd.read_parquet(axes_run / "results/data/sst2/seed0/train_gt.parquet")["label"].to_numpy()
     order = np.random.default_rng(0).permutation(len(labels))
     n_holdout = int(round(params["holdout_frac"] * len(labels)))

@@ -21,15 +21,10 @@ from w2s.data.preparation import prepare
 from w2s.data.spec import DatasetError
 from w2s.data.splits import W2sSlice, rows_sha256, w2s_slice
 from w2s.data.weak_labels import write_weak_labels
-from w2s.evaluation import metrics, runs
-from w2s.pipeline.config import (
-    ConfigError,
-    generated_slices,
-    slice_rows,
-    train_gt_rows,
-    training_job_params,
-    validate_config,
-)
+from w2s.evaluation import metrics, run_metrics
+from w2s.evaluation.summary import run_table
+from w2s.pipeline.experiment import generated_slices, slice_rows, train_gt_rows, training_job_params
+from w2s.pipeline.validation import ConfigError, validate_config
 from w2s.tasks import Task, dataset_task, generative_task
 from w2s.training import generative
 from w2s.training.jobs import train_model
@@ -416,7 +411,7 @@ def test_chess_metrics_add_legal_moves_weak_label_counts_and_accuracy_by_rating_
                "train_w2s": {"n": 3, "distinct_targets": 3, "over_max_moves": 1},
                "test": {"n": 4, "distinct_targets": 3, "over_max_moves": 0}}
     out = tmp_path / "metrics.json"
-    runs.evaluate("w2s/xent/a__b", {role: paths[role] for role in ("self", "supervisor", "weak", "ceiling")},
+    run_metrics.evaluate("w2s/xent/a__b", {role: paths[role] for role in ("self", "supervisor", "weak", "ceiling")},
                   paths["test"], 50, 0, str(out), {"kind": "student", "task_kind": "generative",
                                                    "dataset": "chess_puzzles"},
                   label_balance=balance, weak_labels_path=paths["weak_labels"])
@@ -435,7 +430,7 @@ def test_chess_metrics_add_legal_moves_weak_label_counts_and_accuracy_by_rating_
     assert result["accuracy_theme_mateIn1"] == 2 / 3
     # The hub's schema has no rating or themes: no breakdown, the rest as before.
     paths = _chess_run(tmp_path / "hub", csv_schema=False)
-    runs.evaluate("gt/b", {"self": paths["self"]}, paths["test"], 50, 0, str(out),
+    run_metrics.evaluate("gt/b", {"self": paths["self"]}, paths["test"], 50, 0, str(out),
                   {"kind": "ground_truth", "task_kind": "generative", "dataset": "chess_puzzles"})
     result = io.read_json(out)
     assert (result["accuracy"], result["legal_move_rate"]) == (0.75, 1.0)
@@ -445,7 +440,7 @@ def test_chess_metrics_add_legal_moves_weak_label_counts_and_accuracy_by_rating_
 def test_a_students_metrics_count_its_empty_weak_labels_in_any_generative_task(tmp_path: Path) -> None:
     paths = _chess_run(tmp_path, csv_schema=False)
     out = tmp_path / "metrics.json"
-    runs.evaluate("w2s/xent/a__b", {role: paths[role] for role in ("self", "supervisor", "weak", "ceiling")},
+    run_metrics.evaluate("w2s/xent/a__b", {role: paths[role] for role in ("self", "supervisor", "weak", "ceiling")},
                   paths["test"], 50, 0, str(out), {"kind": "student", "task_kind": "generative", "dataset": "toy"},
                   weak_labels_path=paths["weak_labels"])
     result = io.read_json(out)
@@ -464,12 +459,12 @@ def test_the_report_shows_a_chess_table_of_legal_moves_and_accuracy_by_rating_ba
     for run, kind, roles in (("gt/b", "ground_truth", ("self",)),
                              ("w2s/xent/a__b", "student", ("self", "supervisor", "weak", "ceiling"))):
         out = tmp_path / f"{kind}.json"
-        runs.evaluate(run, {role: paths[role] for role in roles}, paths["test"], 50, 0, str(out),
+        run_metrics.evaluate(run, {role: paths[role] for role in roles}, paths["test"], 50, 0, str(out),
                       {"dataset": "chess_puzzles", "seed": 0, "run": run, "kind": kind, "task_kind": "generative",
                        "chain_length": 1 if kind == "ground_truth" else 2, "weak_model": "a", "weak_kind": "model"},
                       label_balance=balance, weak_labels_path=paths["weak_labels"] if kind == "student" else None)
         records.append(io.read_json(out))
-    summary = with_selection_marked(runs.run_table(records))
+    summary = with_selection_marked(run_table(records))
     table = chess_table(summary)
     assert table.to_dict("records") == [
         {"dataset": "chess_puzzles", "run": "gt/b", "seeds": 1, "exact match": "0.750", "legal moves": "1.000",

@@ -24,7 +24,9 @@ from w2s.models.text import (
     pool,
     resolve_source,
 )
-from w2s.pipeline import config as cfg
+from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline import schema as w2s_schema
+from w2s.pipeline import validation as w2s_validation
 from w2s.training.unsupervised_lm import (
     NextTokenLosses,
     generative_finetune,
@@ -39,7 +41,7 @@ TEXTS = ["the film was really good", "bad plot", "a dull movie"]  # 5, 2 and 3 t
 
 
 def settings(**overrides: object) -> GenerativeFinetuningSettings:
-    params = {**cfg.GENERATIVE_DEFAULTS, "lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 3,
+    params = {**w2s_schema.GENERATIVE_DEFAULTS, "lr": 1e-2, "epochs": 2, "batch_size": 8, "minibatch_size": 3,
               "max_length": 16, **overrides}
     return GenerativeFinetuningSettings.from_params({k: v for k, v in params.items() if k != "splits"})
 
@@ -145,14 +147,14 @@ def genft_config() -> dict:
 
 def test_twins_follow_their_model_in_the_ladder_and_every_lineage_that_ends_in_it() -> None:
     config = genft_config()
-    cfg.validate_config(config, SCHEMA)
-    assert cfg.trained_models(config, variants=True) == ["a", "b", "b-genft", "c"]
-    assert cfg.student_chains(config, variants=True) == [["a", "b"], ["a", "b-genft"], ["a", "b", "c"]]
-    assert cfg.trained_models(config) == ["a", "b", "c"]
-    expanded = cfg.with_generative_variants(config)["models"]
+    w2s_validation.validate_config(config, SCHEMA)
+    assert w2s_experiment.trained_models(config, variants=True) == ["a", "b", "b-genft", "c"]
+    assert w2s_experiment.student_chains(config, variants=True) == [["a", "b"], ["a", "b-genft"], ["a", "b", "c"]]
+    assert w2s_experiment.trained_models(config) == ["a", "b", "c"]
+    expanded = w2s_experiment.with_generative_variants(config)["models"]
     assert expanded["b-genft"] == expanded["b"] == {"path": "y"}
-    assert cfg.generative_params(cfg.apply_defaults(config, SCHEMA)) == {
-        k: v for k, v in sorted(cfg.GENERATIVE_DEFAULTS.items()) if k != "splits"}
+    assert w2s_experiment.generative_params(w2s_schema.apply_defaults(config, SCHEMA)) == {
+        k: v for k, v in sorted(w2s_schema.GENERATIVE_DEFAULTS.items()) if k != "splits"}
 
 
 @pytest.mark.parametrize("change, message", [

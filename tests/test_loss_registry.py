@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import REPO, SCHEMA, minimal_config, validation_error
-from w2s.pipeline.config import validate_config
+from w2s.pipeline.validation import validate_config
 from w2s.training.loss_registry import LOSSES, Hyperparameter, Loss, loss_function, resolve
 from w2s.training.probe import fit_probe
 

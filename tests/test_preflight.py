@@ -27,6 +27,7 @@ from helpers import (
 )
 from w2s.pipeline.rehearsal.hub_layouts import hub_folder
 from w2s.pipeline import preflight
+from w2s.pipeline.preflight_check import Check
 
 
 pytestmark = pytest.mark.usefixtures("_private_datasets_cache")
@@ -38,11 +39,11 @@ def experiment(datasets: dict, models: dict, mode: str = "full") -> dict:
             "resources": {"gpu_memory_gb": 80}}
 
 
-def rows_of(results: list[preflight.Check]) -> list[tuple[str, str, str]]:
+def rows_of(results: list[Check]) -> list[tuple[str, str, str]]:
     return [(r.status, r.item, r.check) for r in results]
 
 
-def detail(results: list[preflight.Check], item: str, check: str) -> str:
+def detail(results: list[Check], item: str, check: str) -> str:
     (row,) = [r for r in results if (r.item, r.check) == (item, check)]
     return row.detail
 
@@ -248,7 +249,7 @@ def test_a_converted_qwen1_is_checked_and_a_tokenizer_too_large_for_its_embeddin
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     offline = preflight.run(config, lock_path=None, parts={"models"}, load_weights=True, only={"qwen-7b"},
                             out=io.StringIO())
-    assert [r for r in offline if r.check == "weights sha256"] == [preflight.Check(
+    assert [r for r in offline if r.check == "weights sha256"] == [Check(
         "WARN", "model qwen-7b", "weights sha256",
         f"could not reach the hub to compare the weights' sha256 with Qwen/Qwen-7B@{revision} (OfflineModeIsEnabled); "
         f"run preflight where the hub is reachable to compare them. The files' sha256: model.safetensors "
@@ -451,7 +452,7 @@ def test_the_loaded_weights_are_compared_with_the_hubs_sha256(tmp_path: Path, mo
     monkeypatch.setattr(HfApi, "model_info", model_info)
     config = experiment({}, {"gpt2": {"hub_id": "org/tiny-gpt2", "revision": commit, "resources": {"gpu": 0}}})
     results = preflight.run(config, lock_path=None, parts={"models"}, load_weights=True, out=io.StringIO())
-    assert [r for r in results if r.status != "OK"] == [preflight.Check(
+    assert [r for r in results if r.status != "OK"] == [Check(
         "FAIL", "model gpt2", "weights sha256",
         f"model.safetensors: the hub's sha256 at org/tiny-gpt2@{commit} is {'f' * 64}, the loaded file's is {loaded}; "
         f"the file in the Hugging Face cache ({weights.resolve()}) is not the hub's: delete it and run preflight "

@@ -15,8 +15,10 @@ from sklearn.linear_model import LogisticRegression
 from helpers import synthetic_summary
 from w2s import io
 from job_settings import job_params
-from w2s.pipeline.config import ConfigError, SHIPPED_SCHEMA, training_job_params, validate_config
-from w2s.evaluation.runs import regularisation_sweep
+from w2s.pipeline.experiment import training_job_params
+from w2s.pipeline.schema import SHIPPED_SCHEMA
+from w2s.pipeline.validation import ConfigError, validate_config
+from w2s.evaluation.curves import regularisation_sweep
 from w2s.data.splits import rows_sha256
 from w2s.training.jobs import train_model
 from w2s.training.settings import TrainingSettings

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from helpers import QWEN1_FIXTURE, QWEN1_TIKTOKEN, QWEN1_TINY_CHECKPOINT, REPO, sharded_qwen1_source, snakemake
 from w2s.models import text
-from w2s.pipeline.config import ConfigError, validate_config
+from w2s.pipeline.validation import ConfigError, validate_config
 from w2s.models.qwen1 import Qwen1ConversionError, convert_checkpoint, fetch_and_convert
 
 pytestmark = pytest.mark.skipif(not QWEN1_FIXTURE.is_dir(), reason="../shared/fixtures/qwen1 is absent")

@@ -14,7 +14,8 @@ from safetensors import safe_open
 
 from helpers import REPO, snakemake
 from w2s.data.chess import puzzle_example
-from w2s.pipeline import config as w2s_config
+from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline import schema as w2s_schema
 from w2s.pipeline import rehearse
 from w2s.pipeline.rehearsal import fixtures
 from w2s.pipeline.rehearsal.miniatures import Miniatures, MiniatureError, model_kind
@@ -26,8 +27,8 @@ def dry_run(config: str, *args: str) -> str:
 
 
 def filled(path: Path) -> dict:
-    config = w2s_config.apply_defaults(yaml.safe_load(path.read_text()), w2s_config.SHIPPED_SCHEMA)
-    return {**config, **w2s_config.with_generative_variants(config)}
+    config = w2s_schema.apply_defaults(yaml.safe_load(path.read_text()), w2s_schema.SHIPPED_SCHEMA)
+    return {**config, **w2s_experiment.with_generative_variants(config)}
 
 
 @pytest.fixture(scope="module")

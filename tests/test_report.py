@@ -354,3 +354,13 @@ def test_a_probe_student_without_its_run_is_shown_at_its_ceiling_in_ft_weak_lp_g
         (probe, "ground truth (ceiling)"): 0.81})
     # The table: weak, student, student PGR, ft(weak) + lp(gt), its PGR (1: it is the ceiling), ceiling.
     assert re.search(_table_row(("sciq", probe, "2", "0.610", "0.680", "0.350", "0.810", "1.000", "0.810")), page)
+
+
+def test_ft_weak_lp_gt_of_finetuned_students_only_is_drawn_without_probe_students(tmp_path: Path) -> None:
+    """No probe-mode student at all: the view has only the finetuned students' runs (an empty selection of probe
+    students once picked no columns and the report failed with KeyError 'accuracy')."""
+    summary = _analyses_summary()
+    summary.loc[summary["mode"].eq("probe"), "mode"] = "full"
+    page = build_report(ReportInputs(summary), tmp_path, "ftlp")["html"].read_text(encoding="utf-8")
+    (rows,) = _specs(page)["ft_weak_lp_gt"]["datasets"].values()
+    assert sorted({r["student"] for r in rows}) == ["minilm → smollm2 [xent]"]

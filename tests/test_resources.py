@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from w2s.pipeline.config import training_params
+from w2s.pipeline.experiment import ft_weak_lp_gt_params, training_params
+from w2s.pipeline.schema import apply_defaults
 from w2s.pipeline.resources import (
     FULL_TRAINING_BYTES_PER_PARAM,
     SHARDED_ACTIVATIONS_GB,
     derive,
+    generative_job_resources,
     gpu_bytes_per_param,
+    job_resources,
     model_job_resources,
 )
 
@@ -154,3 +157,24 @@ def test_a_pretrained_head_asks_for_an_embedding_jobs_resources() -> None:
     entry = {"family": "torchvision", "name": "alexnet", "params_b": 0.061}
     pretrained = {"mode": "pretrained_head", "optimizer": "adamw", "dtype": "bfloat16"}
     assert model_job_resources(entry, pretrained, "train") == model_job_resources(entry, pretrained, "embed")
+
+
+def test_a_jobs_resources_from_the_config() -> None:
+    """job_resources: a 7B model's finetuning is sharded over as many GPUs as its training state needs, one process
+    each (7 x 16 bytes over 80 - 2 - 0.06 x 7 GB free: 2); a 1B model's fits one GPU; a probe head of either (its
+    ft(weak) + lp(gt) block) takes no GPU; generative finetuning does not shard."""
+    config = apply_defaults({
+        "seeds": [0], "w2s_slices": 2, "datasets": {"sst2": {"n_train": 16, "n_test": 4}},
+        "models": {"big": {"hub_id": "org/big", "params_b": 7}, "small": {"hub_id": "org/small", "params_b": 1}},
+        "ladder": ["small", "big"], "losses": {"xent": {}},
+        "generative_finetuning": {"models": ["big"]},
+    }, REPO / "config" / "schema.yaml")
+    assert job_resources(config, "big", "train", "sst2") == {
+        "gpu": 2, "mem_mb": 72000, "runtime": 360, "cpus_per_gpu": 4, "gpu_model": None, "processes": 2}
+    assert job_resources(config, "small", "train", "sst2") == {
+        "gpu": 1, "mem_mb": 24000, "runtime": 180, "cpus_per_gpu": 4, "gpu_model": None, "processes": 1}
+    assert job_resources(config, "big", "train", "sst2", training=ft_weak_lp_gt_params) == {
+        "gpu": 0, "mem_mb": 2000, "runtime": 30, "cpus_per_gpu": 4, "gpu_model": None, "processes": 1}
+    # One process, the layers spread: 7 x 16 x 1.1 GB over 80 GB GPUs, runtime 60 + 80 x 7 minutes in hours.
+    assert generative_job_resources(config, "big") == {
+        "gpu": 2, "mem_mb": 72000, "runtime": 660, "cpus_per_gpu": 4, "gpu_model": None, "processes": 1}

@@ -21,8 +21,8 @@ import safetensors.torch
 import torch
 
 from helpers import REPO, sst2_rows, training_schedule
-from w2s.pipeline.config import TRAINING_DEFAULTS
-from w2s.evaluation.runs import evaluate
+from w2s.pipeline.schema import TRAINING_DEFAULTS
+from w2s.evaluation.run_metrics import evaluate
 from w2s.training.jobs import train_model
 from w2s.training.losses import logconf, xent
 from w2s.models.text import ProbeClassifier

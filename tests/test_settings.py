@@ -11,7 +11,8 @@ import yaml
 
 from job_settings import job_params
 from w2s.models.prompting import PromptSettings
-from w2s.pipeline import config as cfg
+from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline.schema import PROMPTING_DEFAULTS
 from w2s.models.lora import LoraSettings
 from w2s.params import SettingsError
 from w2s.training.settings import EmbeddingSettings, ProbeSettings, Schedule, TrainingSettings
@@ -113,11 +114,11 @@ def test_embedding_settings_are_what_the_embed_features_rule_passes() -> None:
 
 
 def test_prompt_settings_are_what_the_prompt_baseline_rule_passes() -> None:
-    config = {"prompting": {"models": ["m"], "shots": [0], "max_length": 256},
-              "datasets": {"sst2": {"prompt": {"question": "Positive?"}}}}
-    params = {**cfg.prompting_params(config, "sst2"), "dtype": "bfloat16"}  # as rules/prompting.smk builds them
+    config = {"prompting": {**PROMPTING_DEFAULTS, "models": ["m"], "shots": [0], "max_length": 256},
+              "datasets": {"sst2": {"prompt": {"question": "Positive?"}}}}  # the block as apply_defaults fills it
+    params = {**w2s_experiment.prompting_params(config, "sst2"), "dtype": "bfloat16"}  # as rules/prompting.smk builds them
     assert PromptSettings.from_params(params) == PromptSettings("Positive?", (" No", " Yes"), 256, 8, "bfloat16")
     with pytest.raises(SettingsError, match=f"^prompting params: missing keys dtype. {STALE}$"):
-        PromptSettings.from_params(cfg.prompting_params(config, "sst2"))
+        PromptSettings.from_params(w2s_experiment.prompting_params(config, "sst2"))
     with pytest.raises(SettingsError, match="^prompting params: unknown keys shots. "):
         PromptSettings.from_params({**params, "shots": [0]})

@@ -17,7 +17,8 @@ from helpers import REPO, planned_jobs, snakemake, tiny_config
 
 from w2s.data import supervisors
 from w2s.data.labels import as_column
-from w2s.pipeline.config import ConfigError, pairs, student_chains, trained_models, validate_config
+from w2s.pipeline.experiment import pairs, student_chains, trained_models
+from w2s.pipeline.validation import ConfigError, validate_config
 
 SCHEMA = REPO / "config" / "schema.yaml"
 

@@ -294,15 +294,18 @@ def test_catalogue_config_plans_probes_lora_chains_losses_variants_supervisors_a
     # 4 ground-truth models (3 probes, 1 LoRA); 4 simulated and 2 ensemble supervisors; 10 lineages (minilm and
     # the 6 supervisors into mpnet, minilm→smollm2 and its chain steps into mpnet and mpnet-lora) times 9 losses
     # (7 and two named logconf variants); slice labels from gt/minilm, the 6 supervisors and 9 chain steps.
-    # ft(weak) + lp(gt) for each of the 90 students; only the 9 LoRA students embed their own features.
+    # ft(weak) + lp(gt) for the 9 LoRA students only, each embedding its own features: a probe student's would be
+    # its ceiling.
     assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "count_truncated": 4, "embed_features": 3,
                       "train_ground_truth": 4, "simulate_supervisor": 4, "ensemble_supervisor": 2,
-                      "train_student": 90, "weak_labels": 16, "prompt_baseline": 2, "train_ft_weak_lp_gt": 90,
-                      "embed_student_features": 9, "evaluate": 192, "summarize": 1, "training_curves": 1,
+                      "train_student": 90, "weak_labels": 16, "prompt_baseline": 2, "train_ft_weak_lp_gt": 9,
+                      "embed_student_features": 9, "evaluate": 111, "summarize": 1, "training_curves": 1,
                       "provenance": 1, "report": 1}
     lora_students = {output for rule, output in jobs if rule == "train_student" and "mpnet-lora" in output}
     assert len(lora_students) == 9
     assert {tuple(output.split("/")[4:6]) for rule, output in jobs if rule == "embed_student_features"} == \
+        {tuple(output.split("/")[4:6]) for output in lora_students}
+    assert {tuple(output.split("/")[4:6]) for rule, output in jobs if rule == "train_ft_weak_lp_gt"} == \
         {tuple(output.split("/")[4:6]) for output in lora_students}
     variants = {output.split("/")[4] for rule, output in jobs if rule == "train_student"}
     assert {"logconf", "logconf-0.25", "logconf-0.75"} <= variants

@@ -1,5 +1,5 @@
 from w2s import io
-from w2s.evaluation.runs import ALL_ROLES, evaluate
+from w2s.evaluation.run_metrics import ALL_ROLES, evaluate
 from w2s.runlog import log_to
 
 log_to(snakemake.log[0])

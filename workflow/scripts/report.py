@@ -1,7 +1,7 @@
 import pandas as pd
 
 from w2s import io
-from w2s.evaluation.runs import regularisation_sweep
+from w2s.evaluation.curves import regularisation_sweep
 from w2s.runlog import log_to
 from w2s.report.page import build_report
 from w2s.report.views import ReportInputs

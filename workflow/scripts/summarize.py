@@ -1,4 +1,4 @@
-from w2s.evaluation.runs import summarize
+from w2s.evaluation.summary import summarize
 from w2s.runlog import log_to
 
 log_to(snakemake.log[0])

@@ -34,13 +34,15 @@ from typing import Any
 import yaml
 
 from w2s.data import catalogue
-from w2s.pipeline import config as w2s_config
+from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline import schema as w2s_schema
+from w2s.pipeline import validation as w2s_validation
 from w2s.pipeline import resources as w2s_resources
 from w2s.pipeline.rehearsal import fixtures
 from w2s.pipeline.rehearsal.miniatures import Miniatures
 from w2s.pipeline.rehearsal.plan import Job, Plan, describe_signature, parse_dry_run, select, signature
 
-REPO = w2s_config.SHIPPED_SCHEMA.parents[1]
+REPO = w2s_schema.SHIPPED_SCHEMA.parents[1]
 # Rows of the miniature: train_gt, each slice of train_w2s, and test.
 GT_ROWS, SLICE_ROWS, TEST_ROWS = 16, 8, 12
 # Hub fixture files hold this many times the rows a dataset draws: conversions drop and expand rows.
@@ -66,7 +68,7 @@ class Timings:
 def _real_processes(config: dict[str, Any], model: str) -> int:
     """How many processes the real run's training jobs of `model` shard over (1: not sharded)."""
     entry = config["models"][model]
-    training = w2s_config.training_params(config, model)
+    training = w2s_experiment.training_params(config, model)
     generative = any(d.get("kind") == "generative" for d in config["datasets"].values())
     try:
         found = w2s_resources.model_job_resources(entry, training, "train", config.get("resources"),
@@ -213,7 +215,7 @@ def rehearse(config_path: Path, workdir: Path, *, max_jobs: int = DEFAULT_MAX_JO
     """Rehearse `config_path` in `workdir` (emptied first); raises RehearsalError naming what failed."""
     out = out or sys.stdout
     start = time.monotonic()
-    config = w2s_config.apply_defaults(_read(config_path), w2s_config.SHIPPED_SCHEMA)
+    config = w2s_schema.apply_defaults(_read(config_path), w2s_schema.SHIPPED_SCHEMA)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     result = Rehearsal(config_path, workdir)
@@ -230,8 +232,8 @@ def rehearse(config_path: Path, workdir: Path, *, max_jobs: int = DEFAULT_MAX_JO
         raise RehearsalError(f"rehearsal of {config_path}: Snakemake could not plan the miniature config:\n"
                              + "\n".join((planned.stdout + planned.stderr).splitlines()[-30:]))
     result.whole = parse_dry_run(planned.stdout)
-    defaults = w2s_config.apply_defaults(mini, w2s_config.SHIPPED_SCHEMA)
-    result.filled = filled = {**defaults, **w2s_config.with_generative_variants(defaults)}
+    defaults = w2s_schema.apply_defaults(mini, w2s_schema.SHIPPED_SCHEMA)
+    result.filled = filled = {**defaults, **w2s_experiment.with_generative_variants(defaults)}
     selection: list[str] = []
     if len(result.whole) <= max_jobs:
         result.plan = Plan(result.whole, [], {signature(job, filled) for job in result.whole})
@@ -278,7 +280,7 @@ def _failure_message(config_path: Path, workdir: Path, output: str, planned: lis
 
 def _read(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(path.read_text())
-    w2s_config.validate_config(config, w2s_config.SHIPPED_SCHEMA)
+    w2s_validation.validate_config(config, w2s_schema.SHIPPED_SCHEMA)
     return config
 
 
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rehearse(path, args.workdir / path.stem, max_jobs=args.max_jobs, cores=args.cores,
                      preflight=not args.no_preflight)
-        except (RehearsalError, w2s_config.ConfigError, OSError) as err:
+        except (RehearsalError, w2s_validation.ConfigError, OSError) as err:
             print(err, file=sys.stderr)
             failed += 1
     return 1 if failed else 0

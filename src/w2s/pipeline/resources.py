@@ -1,6 +1,7 @@
 """What a job that loads a model asks its scheduler for, derived from the model's size.
 
-rules/common.smk turns these values into Snakemake resources. `processes` is the number of training processes
+job_resources and generative_job_resources give a job's values from the config; rules/common.smk turns them into
+Snakemake resources, one callable per key. `processes` is the number of training processes
 a job runs (w2s.training.distributed): one per GPU for full and LoRA finetuning, whose model is sharded over
 them (FSDP); 1 for every other job, whose model, if larger than one GPU, is spread layer by layer
 (device_map). A model's resources.processes sets it where the job has no GPU (CPU processes over gloo). The local scheduler counts `gpu`
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
-from w2s.pipeline.config import SCHEMA, schema_defaults
+from w2s.pipeline.experiment import task_params, training_params
+from w2s.pipeline.schema import SCHEMA, schema_defaults
 
 JobKind = Literal["train", "embed", "prompt"]
 
@@ -141,7 +143,7 @@ def model_job_resources(
 ) -> dict[str, int | str | None]:
     """Snakemake resources of a `kind` job on one model.
 
-    `training` is the model's merged training block (w2s.pipeline.config.training_params), `defaults` the
+    `training` is the model's merged training block (w2s.pipeline.experiment.training_params), `defaults` the
     config's top-level resources block (the schema's defaults where it has no value). A binary probe
     head trains on cached features: PROBE_HEAD, whatever the config says; a probe head of a task with
     `n_classes` > 2 asks for one GPU (MANY_CLASS_PROBE_HEAD), then the model's own `resources:`. A
@@ -175,3 +177,23 @@ def model_job_resources(
                          f"sharded training runs one process per GPU, so set processes to {chosen['gpu']} or leave it "
                          "out (it differs from gpu only without GPUs, gpu: 0, where the processes share the CPUs)")
     return {**chosen, "processes": processes}
+
+
+def job_resources(config: dict[str, Any], model: str, kind: JobKind, dataset: str,
+                  training: Callable[[dict[str, Any], str], dict[str, Any]] = training_params) -> dict[str, int | str | None]:
+    """What a `kind` job (train, embed or prompt) on `model` and `dataset` asks the scheduler for: derived from
+    params_b, the training mode (of `training(config, model)`, the job's training block) and the task's number of
+    classes, then the config's resources blocks (model_job_resources). A generative task's training does not shard:
+    one process."""
+    task = task_params(config, dataset)
+    return model_job_resources(config["models"][model], training(config, model), kind, config["resources"],
+                               n_classes=task["n_classes"], sharded=task["kind"] != "generative")
+
+
+def generative_job_resources(config: dict[str, Any], model: str) -> dict[str, int | str | None]:
+    """A generative_finetuning job's resources on `model`: full finetuning with the stage's optimizer and dtype,
+    whatever the model's own training mode, then the config's resources blocks; in one process, the layers spread
+    over the GPUs (generative finetuning does not shard)."""
+    stage = config["generative_finetuning"]
+    training = {"mode": "full", "optimizer": stage["optimizer"], "dtype": stage["dtype"]}
+    return model_job_resources(config["models"][model], training, "train", config["resources"], sharded=False)

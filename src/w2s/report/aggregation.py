@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from w2s.evaluation.runs import uses_ground_truth_selection
+from w2s.evaluation.summary import uses_ground_truth_selection
 
 CEILING = "ground truth (ceiling)"
 # Kinds of weak supervisor that are no trained model (w2s.data.supervisors), named beside them everywhere.

@@ -42,8 +42,9 @@ def _ft_weak_lp_gt_rows(summary: pd.DataFrame) -> pd.DataFrame:
                           for d, s, r in zip(runs["dataset"], runs["seed"], runs["student_run"])], dtype=bool)
     probed = set(zip(runs["dataset"], runs["seed"], runs["student_run"]))
     probe_students = summary[(summary["kind"] == "student") & mode.eq("probe") & summary["dataset"].isin(runs["dataset"])]
-    probe_students = probe_students[[key not in probed for key in
-                                     zip(probe_students["dataset"], probe_students["seed"], probe_students["run"])]]
+    unprobed = np.array([key not in probed for key in
+                         zip(probe_students["dataset"], probe_students["seed"], probe_students["run"])], dtype=bool)
+    probe_students = probe_students.loc[unprobed]  # a mask, also when empty (an empty list would pick columns)
     at_ceiling = probe_students.assign(
         student_accuracy=probe_students["accuracy"], student_pgr=probe_students["pgr"],
         accuracy=probe_students["ceiling_accuracy"],

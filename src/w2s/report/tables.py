@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from w2s.evaluation.reference import SOURCE as REFERENCE_SOURCE
-from w2s.evaluation.runs import uses_ground_truth_selection
+from w2s.evaluation.summary import uses_ground_truth_selection
 from w2s.report.aggregation import (
     CEILING,
     GT_SELECTION,
@@ -72,7 +72,7 @@ def generative_table(summary: pd.DataFrame) -> pd.DataFrame:
     return formatted(table, ["accuracy without", "accuracy with", "PGR without", "PGR with"])
 
 
-# A chess run's metrics beyond exact match (w2s.evaluation.runs._chess_metrics), named as the chess table shows them.
+# A chess run's metrics beyond exact match (w2s.evaluation.run_metrics._chess_metrics), named as the chess table shows them.
 CHESS_COLUMNS = {"accuracy": "exact match", "legal_move_rate": "legal moves", "weak_labels_legal_move_rate":
                  "weak labels: legal moves", "weak_labels_empty": "weak labels: empty"}
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from w2s.evaluation.runs import SEED_METRICS
+from w2s.evaluation.summary import SEED_METRICS
 from w2s.report import analyses, fitting
 from w2s.report.aggregation import axis_of, with_selection_marked
 from w2s.report.figures import Figure, accuracy_figure, agreement_figure, has_agreement, pgr_figure

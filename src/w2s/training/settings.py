@@ -91,7 +91,7 @@ class TrainingSettings:
     """What a training job reads (w2s.training.jobs.train_model; its Schedule goes to w2s.training.loop.fit, lora to
     add_lora, probe to w2s.training.probe). The minibatch keys and lora are None for a probe head and a
     pretrained head, probe is None except for a probe head: their rules do not pass them
-    (w2s.pipeline.config.training_job_params), so that changing them reruns no such job."""
+    (w2s.pipeline.experiment.training_job_params), so that changing them reruns no such job."""
 
     mode: str
     pooling: str
@@ -158,7 +158,7 @@ class TrainingSettings:
 @dataclass(frozen=True)
 class GenerativeFinetuningSettings:
     """The generative_finetuning stage's hyperparameters as its job receives them
-    (w2s.pipeline.config.generative_params; the stage is w2s.training.unsupervised_lm)."""
+    (w2s.pipeline.experiment.generative_params; the stage is w2s.training.unsupervised_lm)."""
 
     lr: float
     epochs: float

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from w2s import tasks
-from w2s.pipeline import config as w2s_config
+from w2s.pipeline import experiment as w2s_experiment
+from w2s.pipeline.runs import parse_run
+from w2s.pipeline import validation as w2s_validation
 from w2s.pipeline.rehearsal.miniatures import model_kind
 
 TRAINING_RULES = ("train_ground_truth", "train_ground_truth_n_gt_rows", "train_student", "train_student_n_weak_labels",
@@ -69,22 +71,14 @@ def parse_dry_run(output: str) -> list[Job]:
     return jobs
 
 
-def run_parts(run: str) -> tuple[str, str | None, list[str]]:
-    """(kind, loss, chain) of a run id, as rules/common.smk's parse_run gives them."""
-    parts = run.split("/")
-    if parts[0] in ("gt", "sim", "ens", "prompt"):
-        return parts[0], None, [parts[1]]
-    return parts[0], parts[1], w2s_config.split_chain(parts[2])
-
-
 def _training_facets(config: dict[str, Any], model: str) -> tuple[str, ...]:
     """The model's kind and the training settings that choose a code path, in words. A probe head reads cached
     features in float64, whatever the backbone, its dtype and pooling: those choose embed_features' path only."""
-    training = w2s_config.training_params(config, model)
+    training = w2s_experiment.training_params(config, model)
     selection = f"selection {training['model_selection']}"
     if training["mode"] == "probe":
         return ("probe", selection)
-    base = w2s_config.generative_base(config, model)
+    base = w2s_experiment.generative_base(config, model)
     facets = [model_kind(config["models"][base]), training["mode"], training["optimizer"], training["dtype"],
               selection, f"pooling {training.get('pooling')}"]
     if training.get("gradient_checkpointing"):
@@ -96,8 +90,8 @@ def _training_facets(config: dict[str, Any], model: str) -> tuple[str, ...]:
 
 def _embedding_facets(config: dict[str, Any], model: str) -> tuple[str, ...]:
     """What chooses a frozen embedding's path: the model's kind, dtype and pooling."""
-    training = w2s_config.training_params(config, model)
-    base = w2s_config.generative_base(config, model)
+    training = w2s_experiment.training_params(config, model)
+    base = w2s_experiment.generative_base(config, model)
     facets = (model_kind(config["models"][base]), training["dtype"], f"pooling {training.get('pooling')}")
     return facets + (("after generative finetuning",) if base != model else ())
 
@@ -112,23 +106,23 @@ def signature(job: Job, config: dict[str, Any]) -> tuple[Any, ...]:
     if job.rule == "prepare_data":
         return (job.rule, w["dataset"])
     if job.rule in ("count_truncated", "generative_finetuning"):
-        return (job.rule, model_kind(config["models"][w2s_config.generative_base(config, w["model"])]))
+        return (job.rule, model_kind(config["models"][w2s_experiment.generative_base(config, w["model"])]))
     if job.rule == "embed_features":
         return (job.rule, *_embedding_facets(config, w["model"]), _task_kind(config, w["dataset"]))
     if job.rule == "embed_student_features":  # a finetuned student's checkpoint, whatever loss trained it
-        return (job.rule, *_training_facets(config, w2s_config.split_chain(w["chain"])[-1]),
+        return (job.rule, *_training_facets(config, w2s_experiment.split_chain(w["chain"])[-1]),
                 _task_kind(config, w["dataset"]))
     if job.rule in TRAINING_RULES:
-        model = w.get("model") or w2s_config.split_chain(w["chain"])[-1]
-        loss = w2s_config.loss_base(config, w["loss"]) if "loss" in w else None
+        model = w.get("model") or w2s_experiment.split_chain(w["chain"])[-1]
+        loss = w2s_validation.loss_base(config, w["loss"]) if "loss" in w else None
         if job.rule == "train_ft_weak_lp_gt":  # a probe head on the student's features, whatever the student
-            return (job.rule, model_kind(config["models"][w2s_config.generative_base(config, model)]),
+            return (job.rule, model_kind(config["models"][w2s_experiment.generative_base(config, model)]),
                     _task_kind(config, w["dataset"]))
         # Sharded over any number of processes (the rehearsal's 2 stand for the real run's N) or not.
         sharded = "sharded" if job.processes > 1 else None
         return (job.rule, *_training_facets(config, model), sharded, loss, _task_kind(config, w["dataset"]))
     if job.rule in ("weak_labels", "evaluate"):
-        return (job.rule, run_parts(w["run"])[0], _task_kind(config, w["dataset"]))
+        return (job.rule, parse_run(w["run"])[0], _task_kind(config, w["dataset"]))
     if job.rule == "prompt_baseline":
         return (job.rule, model_kind(config["models"][w["model"]]), "few-shot" if int(w["shots"]) else "zero-shot")
     if job.rule == "simulate_supervisor":
