@@ -35,7 +35,7 @@ test: install
 # installs slurm-wlm and munge when missing, starts and stops their daemons.
 .PHONY: test-slurm
 test-slurm: install
-	$(PYTHON) -m pytest -m slurm tests/test_slurm.py
+	$(PYTHON) -m pytest -m slurm tests/workflow/test_slurm.py
 
 # Versions with DVC (dvc.yaml):
 #   make publish   reproduce, push the data and the report to the default DVC remote

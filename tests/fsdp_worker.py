@@ -1,4 +1,4 @@
-"""One process of tests/test_fsdp.py's torchrun launches, whose rank 0 writes what it found as JSON to OUT: the same
+"""One process of tests/training/test_fsdp.py's torchrun launches, whose rank 0 writes what it found as JSON to OUT: the same
 finetuning sharded over the launch's processes (FSDP2 on gloo) and, on rank 0, in one process, and how far apart
 they end up; or (`faults`) what each process sees of a sharded job's faults.
 

@@ -2,10 +2,11 @@
 start Snakemake, and the hand-worked inputs that more than one file checks against.
 
 A test file imports what it shares from here, never from another test file or from conftest.py: conftest.py holds
-the shared fixtures and hooks, which pytest finds without an import, and a test file is pytest's to collect. pytest
-puts tests/ on sys.path (tests/ is no package, and the default import mode prepends its folder), so
-`from helpers import ...` finds this file, as it does from a script in tests/ (Python puts a script's folder
-first). Imports that load torch are made inside the functions that need them, so that a test file using none of
+the shared fixtures and hooks, which pytest finds without an import, and a test file is pytest's to collect. The test
+files sit in one folder per package layer (tests/data, tests/training, ...; tests/workflow for whole Snakemake
+runs), beside no helpers of their own. pytest puts tests/ on sys.path when it loads tests/conftest.py (tests/ is
+no package, and the default import mode prepends a conftest's folder), so `from helpers import ...` finds this
+file from any of them, as it does from a script in tests/ (Python puts a script's folder first). Imports that load torch are made inside the functions that need them, so that a test file using none of
 them does not wait for torch.
 """
 
@@ -149,7 +150,7 @@ def tiny_config(models: dict[str, Path], data_dir: Path, aux_coef: float = 0.5) 
 
 # --------------------------------------------------------------------------- Snakemake and its plans
 
-# Every workflow `snakemake` runs has this hub token in its environment; tests/test_workflow.py checks that no
+# Every workflow `snakemake` runs has this hub token in its environment; tests/workflow/test_workflow.py checks that no
 # file its run writes holds it.
 HUB_TOKEN = "hf_w2sSentinelTokenNeverWritten0123456789"
 
@@ -696,7 +697,7 @@ def vision_config(image_folder: Path) -> dict:
         },
         "ladder": ["alexnet", "mobilenet", "vit"],
         "chains": [["alexnet", "mobilenet", "vit"]],
-        # One loss keeps the run short; logconf's many-class rounds are tested in tests/test_multiclass.py.
+        # One loss keeps the run short; logconf's many-class rounds are tested in tests/training/test_multiclass.py.
         "losses": {"xent": {}},
         "report": {"bootstrap_samples": 50},
     }

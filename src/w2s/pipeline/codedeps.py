@@ -129,7 +129,7 @@ def code_digest(files: list[Path], root: str | Path) -> str:
 
 def _name_under(file: Path, root: Path) -> str:
     """`file`'s path relative to `root`: as given, through a link among `root`'s entries (a workflow folder of links
-    to a checkout's folders, as tests/test_your_data.py makes), or with both resolved; else its absolute path."""
+    to a checkout's folders, as tests/workflow/test_your_data.py makes), or with both resolved; else its absolute path."""
     resolved = file.resolve()
     candidates = [(Path(os.path.abspath(file)), Path(os.path.abspath(root)), ""), (resolved, root.resolve(), "")]
     if root.is_dir():

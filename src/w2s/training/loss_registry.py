@@ -5,7 +5,7 @@ The one registration point for a new loss: write its function (the signature of 
 soft targets, step_frac, then keyword-only `batch` and hyperparameters with defaults) in any module, and add
 its entry here. The config validator (w2s.pipeline.config) checks a config's losses and their params against
 these entries; the trainers resolve the function from its 'module:function' reference when they train
-(loss_function), so reading the registry loads no torch. tests/test_loss_registry.py checks every entry's
+(loss_function), so reading the registry loads no torch. tests/training/test_loss_registry.py checks every entry's
 hyperparameters against its functions' real signatures.
 """
 

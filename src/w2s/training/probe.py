@@ -111,7 +111,7 @@ def _check_soft_labels(soft_labels: np.ndarray | torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- frozen targets of self-referential losses
 # Each returns (targets (n, K), row weights (n,)) computed from detached probabilities (n, K), such that
 # mean_i weight_i · CE(logits_i, targets_i) has, at those probabilities, the gradient of the loss in
-# w2s.training.losses at step_frac 1 (tests/test_probe.py checks every one against its loss). A loss names
+# w2s.training.losses at step_frac 1 (tests/training/test_probe.py checks every one against its loss). A loss names
 # its own in the registry (w2s.training.loss_registry, probe_targets); a loss that names none is a fixed
 # objective.
 

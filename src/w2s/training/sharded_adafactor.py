@@ -21,7 +21,7 @@ class ShardedAdafactor(torch.optim.Adafactor):
     torch's arithmetic, and sums over processes (Ranks.total) what spans rows: a parameter's norm (its relative step
     size) and its update's norm (the update clipping), and for a matrix, whose rows are the shards, the squared
     gradient's column sums and the row factor's sum. Row means, the factored estimate and the update are local. A
-    step is torch.optim.Adafactor's step of the whole parameters up to the order of float32 sums (tests/test_fsdp.py).
+    step is torch.optim.Adafactor's step of the whole parameters up to the order of float32 sums (tests/training/test_fsdp.py).
     The state has torch's slots and shapes (step; row_var and col_var, or variance) as DTensors: row_var sharded by
     rows like its matrix, a matrix's col_var whole on every process; torch.distributed.checkpoint saves them like the
     weights.

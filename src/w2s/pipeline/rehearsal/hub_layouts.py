@@ -1,6 +1,6 @@
 """Each catalogue dataset's hub repository as a local folder, laid out as the repository is at its registered
 revision (file paths, config folders, README configs, split names), for `datasets.load_dataset` to read through a
-dataset's `mirror`: the fixtures of tests/test_hub_layouts.py and of the rehearsal (w2s.pipeline.rehearse).
+dataset's `mirror`: the fixtures of tests/data/test_hub_layouts.py and of the rehearsal (w2s.pipeline.rehearse).
 
 The layouts are those public code read these repositories in (docs/datasets.md says which are confirmed); the rows
 are w2s.pipeline.rehearsal.hub_rows'. Files a dataset must not read hold rows with other texts, so that reading

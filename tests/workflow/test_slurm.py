@@ -1,10 +1,10 @@
 """The tiny pipeline on a real single-node SLURM cluster on localhost, through profiles/slurm
-(tests/slurm/run_slurm_integration.py brings the cluster up and down).
+(tests/workflow/slurm/run_slurm_integration.py brings the cluster up and down).
 
 It takes 7 to 9 minutes on 2 CPUs, as every job pays two Snakemake start-ups inside SLURM, so the
 default test run leaves it out (marker `slurm`). Run it with
-`python -m pytest -m slurm tests/test_slurm.py`, or without pytest with
-`python tests/slurm/run_slurm_integration.py`. Needs root or sudo without a password: it installs
+`python -m pytest -m slurm tests/workflow/test_slurm.py`, or without pytest with
+`python tests/workflow/slurm/run_slurm_integration.py`. Needs root or sudo without a password: it installs
 slurm-wlm and munge when missing and starts munged, slurmctld and slurmd.
 """
 

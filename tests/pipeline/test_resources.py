@@ -19,7 +19,7 @@ from w2s.pipeline.resources import (
     model_job_resources,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def shipped(name: str) -> dict:

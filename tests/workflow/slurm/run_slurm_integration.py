@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """The tiny pipeline on a real single-node SLURM cluster on localhost, against a local run.
 
-    python tests/slurm/run_slurm_integration.py [WORKDIR]
+    python tests/workflow/slurm/run_slurm_integration.py [WORKDIR]
 
 Installs Debian's slurm-wlm and munge when they are missing, writes /etc/slurm/slurm.conf for one
 node with this machine's CPUs and memory (SlurmUser root, proctrack/linuxproc, task/none, no
 accounting storage; completed jobs go to a jobcomp/filetxt log that `sacct --completion` reads),
-starts munged, slurmctld and slurmd, and runs the tiny pipeline of tests/test_workflow.py twice:
+starts munged, slurmctld and slurmd, and runs the tiny pipeline of tests/workflow/test_workflow.py twice:
 locally, and through profiles/slurm with `--executor slurm`. It checks that every job was a SLURM
 job that completed and that every result file equals the local run's, prints what it saw, and
-stops what it started. Needs root, or sudo without a password. tests/test_slurm.py runs the same
+stops what it started. Needs root, or sudo without a password. tests/workflow/test_slurm.py runs the same
 under pytest.
 """
 
@@ -36,7 +36,7 @@ from helpers import REPO, make_tiny_model, snakemake, tiny_config  # noqa: E402
 
 CLUSTER_DIR = Path(tempfile.gettempdir()) / "w2s-slurm-cluster"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
-MARKER = "# Written by tests/slurm/run_slurm_integration.py for a test cluster; removed when it ends."
+MARKER = "# Written by tests/workflow/slurm/run_slurm_integration.py for a test cluster; removed when it ends."
 # Both runs give every job one thread: results depend on torch's thread count, and a 2-CPU node
 # then runs two jobs side by side.
 SAME_THREADS = ("--max-threads", "1")

@@ -17,7 +17,7 @@ from w2s.models.lora import LoraSettings
 from w2s.params import SettingsError
 from w2s.training.settings import EmbeddingSettings, ProbeSettings, Schedule, TrainingSettings
 
-SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 STALE = "The params were not made by this version's rules; rerun the job through the workflow"
 
 

@@ -154,7 +154,7 @@ def test_a_gpu_job_claims_its_gpus_then_logs_to_its_log_with_its_threads(tmp_pat
     assert "w2s: sees '' with 3 threads" in log.read_text()
 
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
 # The scripts whose jobs load a model: each reads its model entry with job_model_entry.
 MODEL_SCRIPTS = sorted(path.name for path in SCRIPTS.glob("*.py") if "job_model_entry" in path.read_text())
 

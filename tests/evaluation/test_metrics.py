@@ -1,7 +1,7 @@
 """Accuracy, AUROC, PGR, agreement and the bootstrap, against numbers worked out by hand.
 
 The binary cases give each model's P(label = 1) = p and pass the class probabilities [1 - p, p];
-tests/test_multiclass.py has the K-class ones."""
+tests/training/test_multiclass.py has the K-class ones."""
 
 from __future__ import annotations
 
