@@ -1,11 +1,13 @@
 """Metrics of one run: its test predictions scored against the labelled test split and, for a student or
-ft(weak) + lp(gt), against its lineage's predictions; reads predictions, never loads a model."""
+ft(weak) + lp(gt), against its lineage's predictions; reads predictions, never loads a model. The task's kind
+chooses the scorer (SCORERS, the evaluation layer's one registration point of a task kind)."""
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from w2s.data import labels as class_probs
 from w2s.data.catalogue import CHESS_DATASETS
 from w2s.data.preparation import LEFT_OUT_OVER_MAX_MOVES
 from w2s.evaluation import metrics
-from w2s.tasks import GENERATIVE
+from w2s.tasks import DEFAULT_KIND
 
 log = logging.getLogger("w2s")
 
@@ -43,16 +45,39 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     `auroc_kind`. `label_balance` holds each prepared split's {"n", "class_fractions"} (and, binary,
     "positive_fraction"); it is stored whole and, for a binary task, as one `<split>_positive_fraction`
     key per split. `truncation` (w2s.models.truncation) gives the model's max_length and one
-    `<split>_truncated` count of texts longer than it per split. A generative task's runs
-    (context's task_kind) are scored by exact match of their generations (_evaluate_generations); a
-    generative student also reads the weak labels it learned from (`weak_labels_path`).
+    `<split>_truncated` count of texts longer than it per split. The context's task_kind chooses the
+    scorer (SCORERS): a classifier's class probabilities (_score_classes), or a generative task's runs by exact
+    match of their generations (_score_generations), whose student also reads the weak labels it learned from
+    (`weak_labels_path`).
     """
-    if context.get("task_kind") == GENERATIVE:
-        _evaluate_generations(run, predictions, test_path, bootstrap_samples, seed, out_path, context, label_balance,
-                              weak_labels_path)
-        return
+    job = Evaluation(run, predictions, test_path, bootstrap_samples, seed, out_path, context, label_balance,
+                     truncation, weak_labels_path)
+    SCORERS[context.get("task_kind", DEFAULT_KIND)](job)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a task kind's scorer reads: evaluate's arguments, as one value."""
+
+    run: str
+    predictions: dict[str, str]
+    test_path: str
+    bootstrap_samples: int
+    seed: int
+    out_path: str
+    context: dict[str, Any]
+    label_balance: dict[str, dict[str, Any]] | None = None
+    truncation: dict[str, Any] | None = None
+    weak_labels_path: str | None = None
+
+
+def _score_classes(job: Evaluation) -> None:
+    """Metrics of a classifier's test predictions: K class probabilities per row, their accuracy and AUROC and,
+    for a student or ft(weak) + lp(gt), its lineage's (evaluate says which)."""
+    run, predictions, bootstrap_samples, seed = job.run, job.predictions, job.bootstrap_samples, job.seed
+    context, label_balance, truncation = job.context, job.label_balance, job.truncation
     own, probs = _test_predictions(predictions["self"])
-    labels = test_labels(test_path, own.index, predictions["self"])
+    labels = test_labels(job.test_path, own.index, predictions["self"])
     n_classes = probs.shape[1]
     result: dict[str, Any] = dict(context)
     result.update({
@@ -92,22 +117,23 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     else:
         result.update(metrics.bootstrap_intervals(labels, probs, bootstrap_samples, seed))
     log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "auroc", "pgr", "pgr_auroc") if k in result})
-    io.write_json(result, out_path)
+    io.write_json(result, job.out_path)
 
 
 # Why a generative run has no AUROC: the null the metrics JSON holds is labelled with it.
 NO_AUROC_GENERATIVE = "AUROC does not apply to a generative task: a generation has no class scores"
 
 
-def _evaluate_generations(run: str, predictions: dict[str, str], test_path: str, bootstrap_samples: int, seed: int,
-                          out_path: str, context: dict[str, Any],
-                          label_balance: dict[str, dict[str, Any]] | None, weak_labels_path: str | None) -> None:
+def _score_generations(job: Evaluation) -> None:
     """Metrics of a generative run: accuracy is exact match of the normalised answers (metrics.normalise_answer)
     of its test generations and the test targets; PGR, agreement (the student's answer is its supervisor's)
     and their paired bootstrap intervals follow from each row's match. AUROC is null, with the reason. A
     student's metrics count the weak labels it learned from and the empty ones; chess adds the legal-move
     rate of the generations and of the weak labels, the puzzles left out past max_moves, and accuracy by
     rating band and by theme where the data has them (_chess_metrics)."""
+    run, predictions, test_path, bootstrap_samples, seed = (job.run, job.predictions, job.test_path,
+                                                            job.bootstrap_samples, job.seed)
+    context, label_balance, weak_labels_path = job.context, job.label_balance, job.weak_labels_path
     own = generations.test_generations(predictions["self"])
     test = pd.read_parquet(test_path).set_index("id")
     if set(own.index) != set(test.index) or own.index.has_duplicates:
@@ -144,7 +170,7 @@ def _evaluate_generations(run: str, predictions: dict[str, str], test_path: str,
     else:
         result.update(metrics.answer_intervals(targets, student, bootstrap_samples, seed))
     log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "pgr", "agreement", "legal_move_rate") if k in result})
-    io.write_json(result, out_path)
+    io.write_json(result, job.out_path)
 
 
 # A chess run's metrics break accuracy down by the themes most frequent in the test split, this many, as flat
@@ -260,3 +286,11 @@ def _lineage_metrics(student_accuracy: float, student_auroc: float | None, other
         "pgr": pgr, "pgr_undefined_reason": pgr_reason,
         "pgr_auroc": pgr_auroc, "pgr_auroc_undefined_reason": pgr_auroc_reason,
     }
+
+
+# The evaluation layer's registration point of a task kind (w2s.tasks.KINDS): the scorer of its runs.
+SCORERS: dict[str, Callable[[Evaluation], None]] = {
+    "text_classification": _score_classes,
+    "image_classification": _score_classes,
+    "generative": _score_generations,
+}

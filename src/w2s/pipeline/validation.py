@@ -192,6 +192,8 @@ def _check_dataset(name: str, entry: dict[str, Any]) -> None:
     """A catalogue dataset (w2s.data.catalogue.DATASETS) is read as the registry says, a binary text task but for
     those of another kind (chess_puzzles, generative), whose entry states it; any other name is a dataset in a
     standard (input, label) schema, which must say where it is and its K. Only chess puzzles have max_moves."""
+    # The kinds are those w2s.tasks.KINDS registers; the schema does not list them again.
+    _known("task kind", entry.get("kind", tasks.DEFAULT_KIND), set(tasks.KINDS), f"datasets.{name}.kind")
     _check("max_moves" not in entry or name in CHESS_DATASETS,
            f"dataset '{name}' sets max_moves, the highest move number of a chess puzzle kept at preparation, but only "
            f"{', '.join(CHESS_DATASETS)} has moves; remove max_moves")

@@ -1,4 +1,4 @@
-"""TrainingJob: what every trainer reads (w2s.training.jobs.TRAINERS and the generative trainer), built once
+"""TrainingJob: what every trainer reads (w2s.training.jobs.KIND_TRAINING), built once
 by w2s.training.jobs.train_model from the job's settings, rows and paths."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""A training job's dispatch (train_model): the task and the training mode choose the trainer (TRAINERS,
-KIND_TRAINERS), which gets the job's rows, holdout and paths as one TrainingJob; called by
-w2s.training.launch for workflow/scripts/train_model.py.
+"""A training job's dispatch (train_model): the task's kind (KIND_TRAINING, the training layer's one
+registration point of a task kind) gives the job's training rows and, by training mode, its trainer, which gets
+the rows, holdout and paths as one TrainingJob; called by w2s.training.launch for workflow/scripts/train_model.py.
 
 The trainers: finetuning of a text classifier (w2s.training.finetune), a probe on frozen features or a
 pretrained head (w2s.training.heads), and a generative task's causal LM (w2s.training.generative).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -88,20 +89,18 @@ def train_model(
                          "was given no oracle labels; the train_student rule gives them as input oracle_labels")
     the_task = Task.from_params(task) if task is not None else dataset_task({})
     mode = settings.mode
-    if mode not in the_task.spec.modes:
+    kind = KIND_TRAINING[the_task.kind]
+    if mode not in kind.trainers:
         raise ValueError(f"training mode {mode} does not apply to a {the_task.kind} task; use one of "
-                         f"{', '.join(the_task.spec.modes)}")
-    trainer = KIND_TRAINERS.get(the_task.kind, TRAINERS)[mode]
+                         f"{', '.join(kind.trainers)}")
+    trainer = kind.trainers[mode]
     if ranks.sharded and trainer is not finetune_classifier:
-        what = f"{the_task.kind} tasks" if the_task.kind in KIND_TRAINERS else f"training mode {mode}"
+        what = f"{the_task.kind} tasks" if mode in ("full", "lora") else f"training mode {mode}"
         raise ValueError(f"{what} train in one process, but this job has {ranks.world}; set the model's "
                          "resources.processes to 1 (several GPUs then hold the model's layers, spread by device_map)")
     frames = {split: _read_split(path, split, mode) for split, path in split_paths.items()}
     train_split = "train_gt" if weak_labels_path is None else "train_w2s"
-    if the_task.is_generative:
-        rows = generative.training_rows(frames, weak_labels_path, oracle_labels_path)
-    else:
-        rows = training_rows(frames, weak_labels_path, oracle_labels_path, the_task.n_classes)
+    rows = kind.rows(frames, weak_labels_path, oracle_labels_path, the_task)
     if n_rows is not None:
         rows = nested_subset(rows, n_rows, seed)
         log.info("data axis: trains on %d of its %s rows", n_rows, train_split)
@@ -136,14 +135,30 @@ def _finetune_generative(job: TrainingJob) -> None:
     generative.finetune(job, resume_checkpoints(job))
 
 
-# The trainer of each training mode; a task kind says which modes apply to it (w2s.tasks).
-TRAINERS: dict[str, Callable[[TrainingJob], None]] = {
-    "full": finetune_classifier,
-    "lora": finetune_classifier,
-    "probe": train_probe,
-    "pretrained_head": predict_with_own_head,
-}
-# Kinds whose modes train otherwise than TRAINERS' classifiers: a generative task's causal LM.
-KIND_TRAINERS: dict[str, dict[str, Callable[[TrainingJob], None]]] = {
-    "generative": {"full": _finetune_generative, "lora": _finetune_generative},
+def _class_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None, oracle_labels_path: str | None,
+                task: Task) -> pd.DataFrame:
+    return training_rows(frames, weak_labels_path, oracle_labels_path, task.n_classes)
+
+
+def _target_rows(frames: dict[str, pd.DataFrame], weak_labels_path: str | None, oracle_labels_path: str | None,
+                 task: Task) -> pd.DataFrame:
+    return generative.training_rows(frames, weak_labels_path, oracle_labels_path)
+
+
+@dataclass(frozen=True)
+class KindTraining:
+    """How one task kind trains: its training rows (positions in their split with a soft label or a target text,
+    from train_gt, weak labels and the opt-in oracle) and the trainer of each training mode it supports, the
+    modes w2s.tasks.KINDS declares for it (tests/base/test_task_kinds.py checks that the two agree)."""
+
+    rows: Callable[[dict[str, pd.DataFrame], str | None, str | None, Task], pd.DataFrame]
+    trainers: dict[str, Callable[[TrainingJob], None]]
+
+
+# The training layer's registration point of a task kind (w2s.tasks.KINDS declares its columns and modes).
+KIND_TRAINING: dict[str, KindTraining] = {
+    "text_classification": KindTraining(_class_rows, {
+        "full": finetune_classifier, "lora": finetune_classifier, "probe": train_probe}),
+    "image_classification": KindTraining(_class_rows, {"probe": train_probe, "pretrained_head": predict_with_own_head}),
+    "generative": KindTraining(_target_rows, {"full": _finetune_generative, "lora": _finetune_generative}),
 }
