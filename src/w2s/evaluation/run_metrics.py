@@ -18,6 +18,7 @@ from w2s.data import labels as class_probs
 from w2s.data.catalogue import CHESS_DATASETS
 from w2s.data.preparation import LEFT_OUT_OVER_MAX_MOVES
 from w2s.evaluation import metrics
+from w2s.evaluation.identity import RunContext
 from w2s.tasks import DEFAULT_KIND
 
 log = logging.getLogger("w2s")
@@ -32,7 +33,7 @@ ALL_ROLES = ("supervisor", "student", "weak", "ceiling")
 
 
 def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_samples: int, seed: int,
-             out_path: str, context: dict[str, Any],
+             out_path: str, context: RunContext,
              label_balance: dict[str, dict[str, float]] | None = None,
              truncation: dict[str, Any] | None = None, weak_labels_path: str | None = None) -> None:
     """Metrics of one model's test predictions; a student is also scored against its lineage.
@@ -65,7 +66,7 @@ class Evaluation:
     bootstrap_samples: int
     seed: int
     out_path: str
-    context: dict[str, Any]
+    context: RunContext
     label_balance: dict[str, dict[str, Any]] | None = None
     truncation: dict[str, Any] | None = None
     weak_labels_path: str | None = None
