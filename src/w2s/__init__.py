@@ -8,7 +8,7 @@ from pathlib import Path
 from w2s.models.torchvision_ops import declare_before_torchvision
 
 # The folder of the Snakemake workflow this process runs for: rules/common.smk sets it before it imports w2s, and
-# its jobs inherit it. Under it the package reads the workflow's config/schema.yaml (w2s.pipeline.config).
+# its jobs inherit it. Under it the package reads the workflow's config/schema.yaml (w2s.pipeline.schema).
 WORKFLOW_DIR_ENV = "W2S_WORKFLOW_DIR"
 
 

@@ -116,7 +116,7 @@ def test_the_lock_file_is_beside_the_config_wherever_the_package_is_installed(tm
 
     site = tmp_path / "lib" / "python3.11" / "site-packages"
     shutil.copytree(REPO / "src" / "w2s", site / "w2s", ignore=shutil.ignore_patterns("__pycache__"))
-    # w2s.pipeline.config reads the schema beside the package at import (not this test's subject).
+    # w2s.pipeline.schema reads the schema beside the package at import (not this test's subject).
     (tmp_path / "lib" / "python3.11" / "config").mkdir()
     shutil.copyfile(REPO / "config" / "schema.yaml", tmp_path / "lib" / "python3.11" / "config" / "schema.yaml")
     experiment_dir = tmp_path / "experiment"

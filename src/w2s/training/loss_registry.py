@@ -3,7 +3,7 @@ lives, its hyperparameters with their defaults and the values they may take, and
 
 The one registration point for a new loss: write its function (the signature of w2s.training.losses: logits,
 soft targets, step_frac, then keyword-only `batch` and hyperparameters with defaults) in any module, and add
-its entry here. The config validator (w2s.pipeline.config) checks a config's losses and their params against
+its entry here. The config validator (w2s.pipeline.validation) checks a config's losses and their params against
 these entries; the trainers resolve the function from its 'module:function' reference when they train
 (loss_function), so reading the registry loads no torch. tests/training/test_loss_registry.py checks every entry's
 hyperparameters against its functions' real signatures.

@@ -3,7 +3,7 @@
 The rules pass plain dicts (Snakemake compares them to decide what to rerun); workflow/scripts build
 these objects from them at the boundary, and the job modules read nothing else. A params dict with a
 key the settings do not name, or without one they need, is refused by name (w2s.params.check_keys).
-Plain dataclasses, torch-free to import: the config validator (w2s.pipeline.config) reads them when
+Plain dataclasses, torch-free to import: the config validator (w2s.pipeline.validation) reads them when
 Snakemake loads the workflow.
 """
 
