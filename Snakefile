@@ -1,6 +1,6 @@
 # Weak-to-strong generalization (Burns et al. 2023) as a DAG of artifacts:
 #   prepared data -> ground-truth models (weak supervisors and strong ceilings), simulated and ensemble supervisors
-#   -> weak labels -> students (direct pairs and bootstrap chain steps)
+#   -> weak labels -> students (direct pairs and bootstrap chain steps), by loss or by plug-in method
 #   and prompting baselines -> metrics -> summary tables -> report.
 # The real reproduction reads config/config.yaml; pass --configfile for another experiment.
 
@@ -21,6 +21,7 @@ include: "rules/ground_truth.smk"
 include: "rules/supervisors.smk"
 include: "rules/weak_labels.smk"
 include: "rules/students.smk"
+include: "rules/methods.smk"
 include: "rules/ftlp.smk"
 include: "rules/prompting.smk"
 include: "rules/metrics.smk"

@@ -101,6 +101,7 @@ wildcard_constraints:
     seed=r"\d+",
     model="|".join(map(re.escape, config["models"])),
     loss="|".join(map(re.escape, config["losses"])),
+    method=names_pattern(config["methods"]),
     split="|".join(SPLITS),
     chain=w2s_runs.CHAIN_PATTERN,
     run=w2s_runs.RUN_PATTERN,
@@ -243,6 +244,11 @@ def student_inputs(wildcards):
     chain = w2s_experiment.split_chain(wildcards.chain)
     return w2s_artifacts.student_inputs(config, wildcards.dataset, wildcards.seed, wildcards.loss, chain,
                                         wildcards_axis(wildcards))
+
+
+def method_inputs(wildcards):
+    chain = w2s_experiment.split_chain(wildcards.chain)
+    return w2s_artifacts.method_inputs(config, wildcards.dataset, wildcards.seed, wildcards.method, chain)
 
 
 def strong_model(wildcards):

@@ -411,6 +411,7 @@ def test_apply_defaults_fills_top_level_blocks_and_datasets_but_no_training_bloc
         "generation": {"max_new_tokens": 16},
         "report": {"bootstrap_samples": 1000, "title": "Weak-to-strong generalization"},
         "supervisors": {},
+        "methods": {},
         "analyses": {"ft_weak_lp_gt": False},
         "axes": {"n_weak_labels": [], "n_gt_rows": []},
         "only_runs": [],

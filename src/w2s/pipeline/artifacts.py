@@ -5,9 +5,11 @@ passes them the job's wildcards."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from w2s import tasks
+from w2s.methods import entries
 from w2s.pipeline.experiment import (generative_base, generative_variants, supervisor_entry,
                                      task_params, trained_models, training_params)
 from w2s.pipeline.runs import (Axis, each_run, ft_weak_lp_gt_runs, parse_run, prompt_runs, root_run, run_axis,
@@ -79,6 +81,15 @@ def student_inputs(config: dict[str, Any], dataset: str, seed: int | str, loss: 
     if training_params(config, chain[-1])["model_selection"] == "ground_truth_holdout":
         inputs["oracle_labels"] = data_paths(dataset, seed)["train_w2s"]
     return inputs
+
+
+def method_inputs(config: dict[str, Any], dataset: str, seed: int | str, method: str, chain: list[str],
+                  workdir: Path = Path(".")) -> dict[str, str]:
+    """What a method job reads: a student's label-free inputs, never the oracle of ground_truth_holdout, and the
+    method's source file (w2s.methods.entries), so that an edit to it reruns the method's runs."""
+    inputs = student_inputs(config, dataset, seed, method, chain, None)
+    inputs.pop("oracle_labels", None)
+    return {**inputs, "method_code": str(entries.source_file(config["methods"][method]["entry"], workdir))}
 
 
 def evaluation_inputs(config: dict[str, Any], dataset: str, seed: int | str, run: str) -> dict[str, str]:

@@ -92,8 +92,15 @@ def prompt_runs(config: dict[str, Any]) -> list[str]:
 
 def trained_runs(config: dict[str, Any]) -> list[str]:
     runs = [f"gt/{m}" for m in trained_models(config, variants=True)]
-    runs += [student_run(loss, chain) for loss in config["losses"] for chain in student_chains(config, variants=True)]
+    runs += [student_run(name, chain) for name in student_trainings(config)
+             for chain in student_chains(config, variants=True)]
     return runs + data_axis_runs(config)
+
+
+def student_trainings(config: dict[str, Any]) -> list[str]:
+    """What trains a lineage's student, by name: each loss of the losses block, then each method of the methods
+    block (w2s.methods); each gives every lineage a run w2s/<name>/<lineage>."""
+    return [*config["losses"], *config.get("methods", {})]
 
 
 def data_axis_runs(config: dict[str, Any]) -> list[str]:

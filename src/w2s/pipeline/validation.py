@@ -18,6 +18,7 @@ from w2s.data.spec import DatasetError
 from w2s.pipeline.experiment import (CHAIN_SEPARATOR, data_axis_values, generative_variants, slice_rows,
                                      student_chains, train_gt_rows, trained_models, training_params)
 from w2s.pipeline.runs import all_runs, unmatched_run_patterns
+from w2s.methods import entries
 from w2s.training.loss_registry import GENERATIVE_LOSSES, LOSSES
 
 COMMIT_PATTERN = r"[0-9a-f]{40}"
@@ -110,9 +111,28 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
         )
     for name in config.get("prompting", {}).get("models", []):
         _known("model", name, models.keys(), "prompting.models")
+    for name, entry in config.get("methods", {}).items():
+        _check_method(name, entry, config)
     _check_task_kinds(config)
     _check_split_sizes(config)
     _check_axes(config)
+
+
+def _check_method(name: str, entry: dict[str, Any], config: dict[str, Any]) -> None:
+    """A method's name fits file paths and is no loss's, its entry has one of the forms of w2s.methods.entries, and
+    its runs take class probabilities from one process (docs/methods.md, "Weak-to-strong methods as plug-ins")."""
+    where = f"methods.{name}"
+    _check(re.fullmatch(VARIANT_NAME_PATTERN, name) is not None,
+           f"{where}: a method's name is part of file paths, so it takes letters, digits, '.', '-' and single '_' "
+           "only (no '__', no '/'); rename it")
+    _check(name not in config["losses"] and name not in LOSSES,
+           f"{where}: '{name}' is also a loss; give the method a name of its own")
+    problem = entries.check_entry(entry["entry"])
+    _check(problem is None, f"{where}.entry: {problem}")
+    for dataset, dataset_entry in config["datasets"].items():
+        _check(not tasks.dataset_task(dataset_entry).is_generative,
+               f"{where}: methods take class probabilities, but dataset '{dataset}' is a generative task; run "
+               "methods from a config of classification tasks")
 
 
 def _check_supervisor(name: str, entry: dict[str, Any], config: dict[str, Any]) -> None:
