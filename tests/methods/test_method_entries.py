@@ -155,3 +155,10 @@ def test_probabilities_a_method_returns_are_checked_against_its_splits(tmp_path:
     assert written["id"].tolist() == ["test:0", "test:1", "test:2", "train:0", "train:1"]
     assert np.stack(written["probs"])[1].tolist() == [0.2, 0.8]
     assert pd.read_parquet(out["sweep"])["chosen"].tolist() == [True] * 3
+
+
+def test_features_of_a_finetuned_strong_model_are_refused_with_the_mode_to_use(tmp_path: Path) -> None:
+    strong = StrongModel("mid", {}, training_settings(mode="full"), None, lambda *args: {}, tmp_path)
+    with pytest.raises(MethodError, match=r"model 'mid' trains in mode full, which has no frozen features; a method "
+                                          r"that reads features needs a probe-mode strong model \(training.mode: probe\)"):
+        strong.features()

@@ -4,6 +4,7 @@ start_gpu_job(snakemake)  # first: it claims the job's GPUs before anything impo
 
 from w2s.methods.runner import run_method  # noqa: E402
 from w2s.models.text import job_model_entry  # noqa: E402
+from w2s.pipeline.experiment import split_chain  # noqa: E402
 from w2s.runlog import log_to  # noqa: E402
 from w2s.training.settings import TrainingSettings  # noqa: E402
 
@@ -14,7 +15,7 @@ if snakemake.resources.processes != 1:
 run_method(
     name=snakemake.wildcards.method,
     method=snakemake.params.method,
-    model=snakemake.wildcards.chain.split("__")[-1],
+    model=split_chain(snakemake.wildcards.chain)[-1],
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
     settings=TrainingSettings.from_params(snakemake.params.training),
     seed=int(snakemake.wildcards.seed),

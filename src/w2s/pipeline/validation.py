@@ -17,8 +17,8 @@ from w2s.data.local_files import check_local_files, is_remote
 from w2s.data.spec import DatasetError
 from w2s.pipeline.experiment import (CHAIN_SEPARATOR, data_axis_values, generative_variants, slice_rows,
                                      student_chains, train_gt_rows, trained_models, training_params)
-from w2s.pipeline.runs import all_runs, unmatched_run_patterns
 from w2s.methods import entries
+from w2s.pipeline.runs import all_runs, unmatched_run_patterns
 from w2s.training.loss_registry import GENERATIVE_LOSSES, LOSSES
 
 COMMIT_PATTERN = r"[0-9a-f]{40}"
@@ -120,7 +120,8 @@ def validate_config(config: Any, schema_path: str | Path) -> None:
 
 def _check_method(name: str, entry: dict[str, Any], config: dict[str, Any]) -> None:
     """A method's name fits file paths and is no loss's, its entry has one of the forms of w2s.methods.entries, and
-    its runs take class probabilities from one process (docs/methods.md, "Weak-to-strong methods as plug-ins")."""
+    no dataset is generative: methods take class probabilities (docs/methods.md, "Weak-to-strong methods as
+    plug-ins")."""
     where = f"methods.{name}"
     _check(re.fullmatch(VARIANT_NAME_PATTERN, name) is not None,
            f"{where}: a method's name is part of file paths, so it takes letters, digits, '.', '-' and single '_' "
