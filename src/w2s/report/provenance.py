@@ -148,11 +148,11 @@ def model_weights(entry: dict[str, Any]) -> dict[str, Any]:
     when it arrived (the hub's, a conversion's; every load checks the file against it), else hashed here once.
     Weights not on this machine (a hub model outside this Hugging Face cache) are named in weights_note."""
     from w2s.models.source import ModelLoadError
-    from w2s.models.text import resolve_source
+    from w2s.models.text import shipped_source
     from w2s.models.weights import weights_record
 
     try:
-        return {"weights": weights_record(resolve_source(entry)), "weights_note": None}
+        return {"weights": weights_record(shipped_source(entry)), "weights_note": None}
     except (ModelLoadError, OSError) as err:
         return {"weights": None, "weights_note": f"not found here: {err}"}
 
