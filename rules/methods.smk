@@ -21,6 +21,11 @@ rule run_method:
         # The method's entry and params: a params change reruns exactly its runs and what reads them.
         method=lambda w: config["methods"][w.method],
         task=lambda w: training_task_params(w, w2s_experiment.split_chain(w.chain)),
+        # The dataset's question and label words, for methods that prompt or build contrast pairs.
+        prompt=lambda w: {
+            **w2s_experiment.method_prompt_params(config, w.dataset),
+            "dtype": training_params(strong_model(w))["dtype"],
+        },
     shadow:
         "minimal"
     log:

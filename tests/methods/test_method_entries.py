@@ -17,6 +17,7 @@ from w2s.data import labels as class_probs
 from w2s.methods import entries
 from w2s.methods.confident import confident
 from w2s.methods.interface import MethodError, MethodInputs, StrongModel
+from w2s.models.prompting import PromptSettings
 from w2s.methods.resampling import resample
 from w2s.tasks import dataset_task
 from w2s.training.settings import TrainingSettings
@@ -97,8 +98,8 @@ def method_inputs(probs: np.ndarray, params: dict[str, Any], given: list[pd.Data
     settings: TrainingSettings = training_settings(mode="probe")
     strong = StrongModel("big", {}, settings, None, trainer, scratch)
     frame = pd.DataFrame({"id": ids, "text": ids, "position": range(len(ids))})
-    return MethodInputs(dataset_task({}), frame, weak, {}, strong, params, seed,
-                        scratch)
+    prompt = PromptSettings("Is it positive?", (" No", " Yes"), 64, 4, "float32")
+    return MethodInputs(dataset_task({}), frame, weak, {}, strong, params, seed, scratch, prompt)
 
 
 def test_confident_keeps_the_weak_labels_at_or_above_the_confidence_quantile(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ from w2s.pipeline.gpus import start_gpu_job
 start_gpu_job(snakemake)  # first: it claims the job's GPUs before anything imports torch
 
 from w2s.methods.runner import run_method  # noqa: E402
+from w2s.models.prompting import PromptSettings  # noqa: E402
 from w2s.models.text import job_model_entry  # noqa: E402
 from w2s.pipeline.experiment import split_chain  # noqa: E402
 from w2s.runlog import log_to  # noqa: E402
@@ -25,4 +26,5 @@ run_method(
     features_path=snakemake.input.get("features"),
     out=dict(snakemake.output.items()),
     task=snakemake.params.task,
+    prompt=PromptSettings.from_params(snakemake.params.prompt),
 )

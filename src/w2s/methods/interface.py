@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from w2s.data import labels as class_probs
+from w2s.models.prompting import PromptSettings
 from w2s.tasks import Task
 from w2s.training.settings import TrainingSettings
 
@@ -93,7 +94,9 @@ class MethodInputs:
     `weak_labels`: the supervisor's labels of those rows (id, soft_label: K class probabilities, hard_label, and the
     hash of the rows they were made for). `predict`: the label-free splits to return probabilities for (test,
     train_w2s). `strong`: the strong model and the trainer. `params`: the method's params from the config. `seed`:
-    the run's seed. `scratch`: an empty folder of its own.
+    the run's seed. `scratch`: an empty folder of its own. `prompt`: the dataset's question and label words (one
+    per class), the prompt's token limit, batch size and dtype, for a method that prompts the strong model or builds
+    contrast pairs from the candidate answers (w2s.models.prompting).
     """
 
     task: Task
@@ -104,6 +107,7 @@ class MethodInputs:
     params: dict[str, Any]
     seed: int
     scratch: Path
+    prompt: PromptSettings
 
     def weak_probs(self) -> np.ndarray:
         """The weak labels' (n, K) class probabilities."""

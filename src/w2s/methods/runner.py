@@ -17,6 +17,7 @@ from w2s import io
 from w2s.data import labels as class_probs
 from w2s.methods import entries
 from w2s.methods.interface import METHOD_SPLITS, MethodError, MethodInputs, StrongModel, StudentRun
+from w2s.models.prompting import PromptSettings
 from w2s.tasks import Task
 from w2s.training.jobs import train_model
 from w2s.training.outputs import write_predictions
@@ -30,9 +31,10 @@ STUDENT_OUTPUTS = ("checkpoint", "predictions", "history", "sweep")
 
 def run_method(name: str, method: dict[str, Any], model: str, model_entry: dict[str, Any], settings: TrainingSettings,
                seed: int, split_paths: dict[str, str], weak_labels_path: str, features_path: str | None,
-               out: dict[str, str], task: dict[str, Any], workdir: Path = Path(".")) -> None:
+               out: dict[str, str], task: dict[str, Any], prompt: PromptSettings, workdir: Path = Path(".")) -> None:
     """Run config method `name` ({"entry", "params"}) for the strong model `model` on the label-free splits
-    (`split_paths`: train_w2s and test) and the supervisor's weak labels, and write its outputs to `out`."""
+    (`split_paths`: train_w2s and test) and the supervisor's weak labels, and write its outputs to `out`. `prompt`:
+    the dataset's question and label words, for a method that prompts the strong model or builds contrast pairs."""
     the_task = Task.from_params(task)  # a classification task: the config validator refuses methods otherwise
     found = entries.load_method(method["entry"], workdir)
     record = entries.provenance(method["entry"], workdir)
@@ -56,7 +58,7 @@ def run_method(name: str, method: dict[str, Any], model: str, model_entry: dict[
 
         strong = StrongModel(model, model_entry, settings, features_path, trainer, scratch / "trained")
         inputs = MethodInputs(the_task, train, weak, {split: frames[split] for split in METHOD_SPLITS}, strong,
-                              dict(method["params"]), seed, scratch / "method")
+                              dict(method["params"]), seed, scratch / "method", prompt)
         inputs.scratch.mkdir()
         result = found(inputs)
         if isinstance(result, StudentRun):

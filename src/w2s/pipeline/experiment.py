@@ -177,6 +177,16 @@ def prompting_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     return canonical({**block, **config["datasets"][dataset].get("prompt", {})})
 
 
+def method_prompt_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The question and label words a method prompts with or builds contrast pairs from (w2s.methods), with the
+    prompt's token limit and batch size: as prompting_params, from the schema's defaults where the config has no
+    prompting block."""
+    spec = SCHEMA["properties"]["prompting"]["properties"]
+    block = {k: v for k, v in config.get("prompting", {}).items() if k not in ("models", "shots")}
+    defaults = {k: v["default"] for k, v in spec.items() if "default" in v}
+    return canonical({**defaults, **block, **config["datasets"][dataset].get("prompt", {})})
+
+
 def dataset_entry_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """A dataset's entry as its prepare_data job receives it: without the values apply_defaults filled in
     (a default equals leaving the key out), with sorted keys."""
