@@ -36,6 +36,7 @@ rule all:
         "results/summary_seeds.csv",
         "results/summary_losses.csv",
         "results/reference_comparison.csv",
+        "results/leaderboard.csv",
 
 
 # A failed job's own message, last: Snakemake's report of the job (its inputs, outputs, command) comes after

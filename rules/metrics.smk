@@ -1,6 +1,7 @@
 # Metrics: accuracy and AUROC of every trained model; for students also PGR against the
-# lineage's first (weak) and last (ceiling) ground-truth models, and agreement with the supervisor;
-# then the summary tables and every run's training curve in one table.
+# lineage's first (weak) and last (ceiling) ground-truth models, agreement with the supervisor and the
+# paired difference from vanilla xent; then the summary tables, every run's training curve in one
+# table, and the leaderboard of losses and methods.
 
 
 rule evaluate:
@@ -72,3 +73,22 @@ rule training_curves:
         "../environment.yml"
     script:
         "../workflow/scripts/training_curves.py"
+
+
+rule leaderboard:
+    input:
+        summary="results/summary.parquet",
+        curves="results/training_curves.parquet",
+        code=script_code("leaderboard.py"),
+    output:
+        report("results/leaderboard.csv", category="Tables", caption="../workflow/report/tables.rst"),
+    log:
+        "results/logs/leaderboard.log",
+    resources:
+        gpu=0,
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/leaderboard.py"

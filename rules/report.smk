@@ -32,6 +32,7 @@ rule report:
         losses="results/summary_losses.csv",
         reference="results/reference_comparison.csv",
         curves="results/training_curves.parquet",
+        leaderboard="results/leaderboard.csv",
         # Probe heads' test predictions at every L2 strength, for the regularisation sweep.
         # Data-axis runs vary the data, not the fit, and have a view of their own.
         sweeps=[f"results/{d}/seed{s}/{r}/sweep.parquet" for d, s, r in each_trained_run() if not run_axis(r)],

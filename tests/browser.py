@@ -129,3 +129,33 @@ def render_page(html: Path, *, timeout_s: float = 30.0, screenshot: Path | None 
         finally:
             browser.close()
     return PageRender(marks, texts, scroll_width, console_errors, console_warnings, page_errors, blocked_requests)
+
+
+def table_after_clicks(html: Path, table_id: str, headings: list[str], *, chromium: Path = CHROMIUM,
+                       screenshot: Path | None = None) -> list[list[str]]:
+    """Open `html` offline, click the column headings of table `table_id` named in `headings`, in order, and
+    return the table's body rows as cell texts afterwards (a screenshot of the table to `screenshot`)."""
+    if not chromium.is_file():
+        raise BrowserMissing(f"no Chromium at {chromium}: run `make install` (installs Debian's chromium package)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ModuleNotFoundError as missing:
+        raise BrowserMissing(f"{missing}: run `make install` (installs the dev extra with Playwright)") from None
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(offline=True, viewport=VIEWPORT)
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                          else route.abort("blockedbyclient"))
+            page = context.new_page()
+            page.goto(html.resolve().as_uri())
+            table = page.locator(f"#{table_id}")
+            for heading in headings:
+                table.locator("th", has_text=heading).first.click()
+            rows: list[list[str]] = table.evaluate(
+                "t => Array.from(t.tBodies[0].rows, r => Array.from(r.cells, c => c.textContent))")
+            if screenshot is not None:
+                table.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+    return rows

@@ -18,7 +18,9 @@ from w2s.evaluation.metrics import (
     bootstrap_mean_interval,
     bootstrap_weights,
     gap_recovered,
+    paired_accuracy_difference,
     pgr,
+    prediction_spread,
     weighted_auroc,
 )
 
@@ -270,3 +272,29 @@ def test_seed_interval_with_three_seeds() -> None:
     # so the percentiles land on the all-lowest and all-highest means: 0.1 and 0.6.
     low, high = bootstrap_mean_interval(np.array([0.2, 0.1, 0.6]), samples=1000, seed=0)
     assert low == pytest.approx(0.1) and high == pytest.approx(0.6)
+
+
+def test_the_paired_difference_from_xent_by_hand() -> None:
+    """Rows 0-3: the student right on 0, 1, 2 and xent on 0, 3: difference 3/4 - 2/4 = 0.25. Every resample
+    scores both on the same rows, so a student equal to xent has the interval [0, 0]."""
+    labels = np.array([1, 0, 1, 0])
+    student = np.array([[0.2, 0.8], [0.9, 0.1], [0.4, 0.6], [0.3, 0.7]])
+    xent = np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4]])
+    result = paired_accuracy_difference(labels, student, xent, 200, 0)
+    assert result["vs_xent_accuracy_diff"] == pytest.approx(0.25)
+    # Per row the student minus xent is 0, 1, 1, -1, resampled with the run's own bootstrap draws.
+    resampled = bootstrap_weights(4, 200, 0) @ np.array([0.0, 1.0, 1.0, -1.0]) / 4
+    assert result["vs_xent_accuracy_diff_ci"] == pytest.approx(list(np.percentile(resampled, [2.5, 97.5])))
+    assert paired_accuracy_difference(labels, xent, xent, 200, 0)["vs_xent_accuracy_diff_ci"] == [0.0, 0.0]
+
+
+def test_the_prediction_spread_by_hand() -> None:
+    """The student gives class 1 to 3 of 4 rows, the supervisor to 2 of 4: chance agreement 0.25·0.5 + 0.75·0.5."""
+    student = np.array([[0.2, 0.8], [0.9, 0.1], [0.4, 0.6], [0.3, 0.7]])
+    supervisor = np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4]])
+    assert prediction_spread(student, supervisor) == pytest.approx(
+        {"max_predicted_fraction": 0.75, "chance_agreement": 0.5})
+    constant = np.tile([0.3, 0.7], (4, 1))
+    # A constant answer agrees with its supervisor exactly as often as chance does: kappa 0.
+    assert prediction_spread(constant, supervisor) == pytest.approx(
+        {"max_predicted_fraction": 1.0, "chance_agreement": 0.5})

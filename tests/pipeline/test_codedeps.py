@@ -185,7 +185,7 @@ def test_every_rule_that_runs_a_script_declares_the_digest_of_its_script_and_eve
         "embed_features": "embed_features.py", "train_ground_truth": "train_model.py",
         "weak_labels": "weak_labels.py", "train_student": "train_model.py", "prompt_baseline": "prompt_baseline.py",
         "evaluate": "evaluate.py", "summarize": "summarize.py", "training_curves": "training_curves.py",
-        "provenance": "provenance.py", "report": "report.py",
+        "provenance": "provenance.py", "report": "report.py", "leaderboard": "leaderboard.py",
         "simulate_supervisor": "simulate_supervisor.py", "ensemble_supervisor": "ensemble_supervisor.py",
         "generative_finetuning": "generative_finetuning.py", "embed_student_features": "embed_features.py",
         "train_ground_truth_n_gt_rows": "train_model.py", "train_student_n_weak_labels": "train_model.py",
@@ -239,7 +239,7 @@ def test_the_closure_covers_every_module_python_loads_for_each_script() -> None:
     result = subprocess.run([sys.executable, "-c", LOADED_BY_IMPORTS, str(SCRIPTS)], capture_output=True,
                             text=True, check=True)
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(loaded) == 17
+    assert len(loaded) == 18
     for script, modules in loaded.items():
         closure = {p.relative_to(PACKAGE.parent).with_suffix("").as_posix().replace("/", ".")
                    for p in import_closure(SCRIPTS / script, PACKAGE)}
@@ -268,7 +268,7 @@ def test_editing_a_module_reruns_exactly_the_jobs_whose_scripts_import_it(tmp_pa
 
     # Every output and benchmark of the plan, as if the workflow had run: empty, all equally recent.
     plan = dry_run(checkout)
-    assert sum(planned_jobs(plan).values()) == 39
+    assert sum(planned_jobs(plan).values()) == 40
     outputs = [Path(checkout, f) for line in plan.splitlines() if line.startswith(("    output: ", "    benchmark: "))
                for f in line.split(": ", 1)[1].split(", ")]
     for path in outputs:
@@ -291,7 +291,8 @@ def test_editing_a_module_reruns_exactly_the_jobs_whose_scripts_import_it(tmp_pa
            for run in ("gt/small", "gt/mid", "w2s/xent/small__mid", "w2s/logconf/small__mid")]
         + [("evaluate", f"{seed_dir}/{run}/metrics.json") for run in ["gt/small", "gt/mid", "gt/big", *students]]
         + [("summarize", "results/summary.parquet"), ("training_curves", "results/training_curves.parquet"),
-           ("provenance", "results/report/provenance.json"), ("report", "results/report/report.html")]
+           ("leaderboard", "results/leaderboard.csv"), ("provenance", "results/report/provenance.json"),
+           ("report", "results/report/report.html")]
     )
 
     # The run finished after the code's last change: each script's digest is older than every output.

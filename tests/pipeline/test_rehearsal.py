@@ -83,12 +83,15 @@ def test_the_selection_covers_every_signature_of_the_real_dag(shipped_jobs: list
     assert len(plan.jobs) < len(shipped_jobs) // 10
     rules = Counter(job.rule for job in plan.jobs)
     assert rules["prepare_data"] == 5 and rules["report"] == rules["summarize"] == 1
-    # The largest model, sharded with Adafactor, trains as a student under each loss.
-    assert {run.split("/")[3] for run in plan.runs if run.endswith("__qwen-72b")} == {"xent", "logconf"}
+    # The largest model, sharded with Adafactor, trains as a student under each loss: logconf's run is selected, and
+    # xent's student of the same lineage trains as what logconf's evaluation compares it with.
+    assert {run.split("/")[3] for run in plan.runs if run.endswith("__qwen-72b")} == {"logconf"}
+    assert {job.wildcards["loss"] for job in plan.jobs
+            if job.rule == "train_student" and job.wildcards["chain"].endswith("__qwen-72b")} == {"xent", "logconf"}
     # Selected runs' jobs are a closed sub-DAG: every input another job makes is made by a selected job.
     outputs = {path for job in plan.jobs for path in job.outputs}
     made = {path for job in shipped_jobs for path in job.outputs}
-    assert all(path in outputs for job in plan.jobs if job.rule not in ("summarize", "training_curves",
+    assert all(path in outputs for job in plan.jobs if job.rule not in ("summarize", "training_curves", "leaderboard",
                                                                          "provenance", "report", "all")
                for path in job.inputs if path in made)
 
@@ -97,7 +100,7 @@ def test_only_runs_builds_the_named_runs_and_what_they_need() -> None:
     jobs = parse_dry_run(dry_run("config/config.yaml", "--config", "only_runs=['sciq/seed0/w2s/xent/gpt2__gpt2-medium']"))
     assert Counter(job.rule for job in jobs) == {
         "prepare_data": 5, "count_truncated": 1, "train_ground_truth": 2, "weak_labels": 1, "train_student": 1,
-        "evaluate": 1, "training_curves": 1, "provenance": 1, "summarize": 1, "report": 1, "all": 1}
+        "evaluate": 1, "training_curves": 1, "leaderboard": 1, "provenance": 1, "summarize": 1, "report": 1, "all": 1}
     [summary] = [job for job in jobs if job.rule == "summarize"]
     assert [path for path in summary.inputs if path.endswith("metrics.json")] == [
         "results/sciq/seed0/w2s/xent/gpt2__gpt2-medium/metrics.json"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from browser import BrowserMissing, render_page
+from browser import BrowserMissing, render_page, table_after_clicks
 from helpers import (
     PNG_MAGIC,
     synthetic_curves,
@@ -122,3 +122,32 @@ def test_network_use_is_blocked_and_reported(report_page: Path, tmp_path: Path) 
 def test_missing_browser_says_how_to_install(report_page: Path, tmp_path: Path) -> None:
     with pytest.raises(BrowserMissing, match="run `make install`"):
         render_page(report_page, chromium=tmp_path / "chromium")
+
+
+def test_the_leaderboard_sorts_by_the_clicked_column(tmp_path: Path) -> None:
+    """The leaderboard's tables sort in the page itself: by median PGR, descending on the first click and
+    ascending on the second, missing values last either way; by a text column alphabetically."""
+    from w2s.evaluation.leaderboard import ACROSS_DATASETS, COLUMNS
+
+    rows = [{"scope": ACROSS_DATASETS, "training": name, "lineage": "minilm → mpnet", "chain_length": 2,
+             "dataset": ACROSS_DATASETS, "datasets": 2, "n_seeds": 3, "pgr_median": pgr, "accuracy_mean": 0.8,
+             "vs_xent_accuracy_diff": 0.0, "uses_ground_truth_selection": False, "near_constant": name == "lazy",
+             "teacher_unused": name == "lazy", "selection_within_noise": 0}
+            for name, pgr in (("xent", 0.41), ("confident", 0.52), ("lazy", float("nan")), ("ccs", -0.2))]
+    table = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
+    files = build_report(ReportInputs(synthetic_selection_summary(), leaderboard=table), tmp_path, "leaderboard")
+    try:
+        initial = table_after_clicks(files["html"], "leaderboard-median", [])
+        descending = table_after_clicks(files["html"], "leaderboard-median", ["median PGR"])
+        ascending = table_after_clicks(files["html"], "leaderboard-median", ["median PGR", "median PGR"],
+                                       screenshot=tmp_path / "leaderboard.png")
+        by_name = table_after_clicks(files["html"], "leaderboard-median", ["loss or method", "loss or method"])
+    except BrowserMissing as missing:
+        pytest.fail(str(missing))
+    assert [r[0] for r in initial] == ["confident", "xent", "ccs", "lazy"]  # the page's own order: best first
+    assert [r[0] for r in descending] == ["confident", "xent", "ccs", "lazy"]
+    assert [r[0] for r in ascending] == ["ccs", "xent", "confident", "lazy"]
+    assert [r[0] for r in by_name] == ["ccs", "confident", "lazy", "xent"]
+    assert [r[4] for r in ascending] == ["-0.200", "0.410", "0.520", "–"]
+    assert ascending[3][-1] == "near-constant predictions; teacher unused"
+    assert _png_size(tmp_path / "leaderboard.png")[0] > 0

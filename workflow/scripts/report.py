@@ -13,6 +13,7 @@ inputs = ReportInputs(
     loss_summary=pd.read_csv(snakemake.input.losses),
     reference=pd.read_csv(snakemake.input.reference),
     curves=pd.read_parquet(snakemake.input.curves),
+    leaderboard=pd.read_csv(snakemake.input.leaderboard),
     sweep=regularisation_sweep(list(snakemake.input.sweeps), list(snakemake.input.sweep_tests),
                                snakemake.params.runs),
     provenance=io.read_json(snakemake.input.provenance),

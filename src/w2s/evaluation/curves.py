@@ -17,7 +17,7 @@ from w2s.evaluation.run_metrics import labels_by_id, test_labels
 
 CURVE_COLUMNS = (
     "dataset", "seed", "run", "kind", "model", "loss", "lineage", "model_selection", "step", "epoch",
-    "train_loss", "batch_target_accuracy", "holdout_accuracy", "device",
+    "train_loss", "batch_target_accuracy", "holdout_accuracy", "selection_rows", "device",
     # Probe heads (w2s.training.probe): one row per L2 strength instead of one per step.
     "l2", "iterations", "rounds", "converged", "chosen",
 )

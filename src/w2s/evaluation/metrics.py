@@ -289,6 +289,28 @@ def bootstrap_mean_interval(values: np.ndarray, samples: int, seed: int) -> list
     return _interval(bootstrap_weights(len(values), samples, seed) @ values / len(values))
 
 
+def paired_accuracy_difference(labels: np.ndarray, student: np.ndarray, reference: np.ndarray, samples: int,
+                               seed: int) -> dict[str, Any]:
+    """The student's test accuracy minus a reference run's on the same rows (vanilla xent's, for the leaderboard),
+    with its paired percentile 95% interval: both scored on the same resamples of the test rows (the same
+    bootstrap_weights as every other interval of the run)."""
+    right = (predicted_classes(student) == labels).astype(float) - (predicted_classes(reference) == labels)
+    weights = bootstrap_weights(len(labels), samples, seed)
+    return {"vs_xent_accuracy_diff": float(right.mean()), "vs_xent_accuracy_diff_ci": _interval(weights @ right / len(labels))}
+
+
+def prediction_spread(student: np.ndarray, supervisor: np.ndarray) -> dict[str, float]:
+    """How a student spreads its test predictions over the classes, for the leaderboard's flags of degenerate
+    methods: the largest share of rows given one class (near 1: a near-constant predictor, the majority-answer
+    trick), and the agreement with the supervisor that a predictor independent of it would reach with the same
+    class shares, the sum over classes of the two share products (a student that agrees no more than that never
+    used its teacher: Cohen's kappa at or below 0)."""
+    n_classes = student.shape[1]
+    own = np.bincount(predicted_classes(student), minlength=n_classes) / len(student)
+    theirs = np.bincount(predicted_classes(supervisor), minlength=n_classes) / len(supervisor)
+    return {"max_predicted_fraction": float(own.max()), "chance_agreement": float(own @ theirs)}
+
+
 def _interval(values: np.ndarray) -> list[float] | None:
     defined = values[~np.isnan(values)]
     if len(defined) == 0 or len(defined) < MIN_DEFINED_FRACTION * len(values):

@@ -39,7 +39,8 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     """Metrics of one model's test predictions; a student is also scored against its lineage.
 
     `predictions` maps "self" and, for a student, "supervisor", "weak" and "ceiling" to prediction
-    files, which hold no labels: the true labels are joined by id from `test_path`, the labelled
+    files (and "reference", vanilla xent's student of the same lineage, for any other loss's or method's, which
+    is scored against it with a paired interval), which hold no labels: the true labels are joined by id from `test_path`, the labelled
     test split, here and in no training job. `context` carries the run's identity into the JSON;
     its "kind" decides whether the run is a student. Predictions hold K class probabilities per row
     (w2s.data.labels); AUROC is the binary one for K = 2 and the macro one-vs-rest one above, named by
@@ -108,6 +109,10 @@ def _score_classes(job: Evaluation) -> None:
         result.update(_lineage_metrics(result["accuracy"], result["auroc"], others, labels))
         if kind == "student":
             result.update(metrics.agreement(probs, others["supervisor"], labels))
+            result.update(metrics.prediction_spread(probs, others["supervisor"]))
+            if "reference" in predictions:
+                reference = _aligned(predictions["reference"], own.index, n_classes)
+                result.update(metrics.paired_accuracy_difference(labels, probs, reference, bootstrap_samples, seed))
         else:
             # The finetuned student beside its own ground-truth probe, on the same weak model and ceiling.
             result["student_accuracy"] = metrics.accuracy(others["student"], labels)

@@ -92,6 +92,10 @@ def method_inputs(config: dict[str, Any], dataset: str, seed: int | str, method:
     return {**inputs, "method_code": str(entries.source_file(config["methods"][method]["entry"], workdir))}
 
 
+# What every other loss and method is compared with on the leaderboard, row by row: vanilla weak-to-strong.
+REFERENCE_TRAINING = "xent"
+
+
 def evaluation_inputs(config: dict[str, Any], dataset: str, seed: int | str, run: str) -> dict[str, str]:
     """What an evaluate job reads: the run's predictions, the labelled test split and the label balance, and, by
     kind, the texts counted as truncated and the predictions it is compared with."""
@@ -112,6 +116,10 @@ def evaluation_inputs(config: dict[str, Any], dataset: str, seed: int | str, run
     if kind == "student":
         supervisor = supervisor_run(config, loss, chain, axis)  # type: ignore[arg-type]
         inputs["supervisor"] = prediction_file(dataset, seed, supervisor)
+        if loss != REFERENCE_TRAINING and REFERENCE_TRAINING in config["losses"] and axis is None \
+                and task_params(config, dataset)["kind"] != "generative":
+            # The leaderboard's paired comparison with vanilla xent's student of the same lineage.
+            inputs["reference"] = prediction_file(dataset, seed, student_run(REFERENCE_TRAINING, chain))  # type: ignore[arg-type]
         if task_params(config, dataset)["kind"] == "generative":
             # What it learned from: its metrics count the empty weak labels (and, chess, the legal moves).
             inputs["weak_labels"] = weak_labels_file(dataset, seed, supervisor)

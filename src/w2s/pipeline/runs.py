@@ -93,7 +93,7 @@ def prompt_runs(config: dict[str, Any]) -> list[str]:
 def trained_runs(config: dict[str, Any]) -> list[str]:
     runs = [f"gt/{m}" for m in trained_models(config, variants=True)]
     runs += [student_run(name, chain) for name in student_trainings(config)
-             for chain in student_chains(config, variants=True)]
+             for chain in student_chains(config, variants=True) if trains_lineage(config, name, chain)]
     return runs + data_axis_runs(config)
 
 
@@ -101,6 +101,13 @@ def student_trainings(config: dict[str, Any]) -> list[str]:
     """What trains a lineage's student, by name: each loss of the losses block, then each method of the methods
     block (w2s.methods); each gives every lineage a run w2s/<name>/<lineage>."""
     return [*config["losses"], *config.get("methods", {})]
+
+
+def trains_lineage(config: dict[str, Any], training: str, chain: list[str]) -> bool:
+    """Whether a loss or method trains this lineage: every loss does; a method with `models` only a lineage whose
+    every step after the first is one of them."""
+    allowed = config.get("methods", {}).get(training, {}).get("models")
+    return allowed is None or all(model in allowed for model in chain[1:])
 
 
 def data_axis_runs(config: dict[str, Any]) -> list[str]:

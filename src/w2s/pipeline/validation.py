@@ -130,6 +130,8 @@ def _check_method(name: str, entry: dict[str, Any], config: dict[str, Any]) -> N
            f"{where}: '{name}' is also a loss; give the method a name of its own")
     problem = entries.check_entry(entry["entry"])
     _check(problem is None, f"{where}.entry: {problem}")
+    for model in entry.get("models", []):
+        _known("model", model, set(config["models"]), f"{where}.models")
     for dataset, dataset_entry in config["datasets"].items():
         _check(not tasks.dataset_task(dataset_entry).is_generative,
                f"{where}: methods take class probabilities, but dataset '{dataset}' is a generative task; run "

@@ -51,6 +51,28 @@ def build_report(inputs: ReportInputs, out_dir: str | Path, title: str) -> dict[
     return written
 
 
+# Sorts a table.sortable by the clicked column: by each cell's data-sort number where it has one (empty ones last),
+# else by its text; a second click on the same column reverses the order.
+SORT_SCRIPT = """
+for (const table of document.querySelectorAll("table.sortable")) {
+  table.querySelectorAll("th").forEach((th, column) => th.addEventListener("click", () => {
+    const descending = th.dataset.order !== "descending";
+    table.querySelectorAll("th").forEach(other => delete other.dataset.order);
+    th.dataset.order = descending ? "descending" : "ascending";
+    const key = row => { const cell = row.cells[column]; return cell.dataset.sort ?? cell.textContent; };
+    const rows = Array.from(table.tBodies[0].rows);
+    rows.sort((a, b) => {
+      const x = key(a), y = key(b);
+      if (x === "" || y === "") return (x === "") - (y === "");
+      const order = isNaN(x) || isNaN(y) ? String(x).localeCompare(String(y)) : Number(x) - Number(y);
+      return descending ? -order : order;
+    });
+    rows.forEach(row => table.tBodies[0].appendChild(row));
+  }));
+}
+"""
+
+
 def _page(title: str, summary: pd.DataFrame, sections: list[tuple[str, str, Figure | str]]) -> str:
     """The whole report: headed sections, each spec in a JSON script tag that the inlined vega-embed renders."""
     seeds = ", ".join(str(s) for s in sorted(summary["seed"].dropna().unique())) or "(none)"
@@ -73,6 +95,7 @@ table.summary {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 table.summary th, table.summary td {{ padding: 0.25em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }}
 table.summary th {{ background: #f4f4f4; }}
 table.provenance td {{ text-align: left; word-break: break-all; }}
+table.sortable th {{ cursor: pointer; }}
 table.provenance td:first-child {{ white-space: nowrap; word-break: normal; }}
 </style>
 </head>
@@ -81,6 +104,7 @@ table.provenance td:first-child {{ white-space: nowrap; word-break: normal; }}
 <p>{len(summary)} evaluated models; values are means over seeds {esc(seeds)} unless stated.{selection_note}</p>
 {"".join(_section_html(*section) for section in sections)}
 <script type="text/javascript">{_javascript_bundle()}</script>
+<script type="text/javascript">{SORT_SCRIPT}</script>
 <script type="text/javascript">
 for (const el of document.querySelectorAll("script.vega-spec")) {{
   vegaEmbed("#" + el.dataset.target, JSON.parse(el.textContent), {json.dumps(EMBED_OPTIONS)}).catch(console.error);

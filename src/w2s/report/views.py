@@ -13,6 +13,7 @@ import pandas as pd
 from w2s.evaluation.summary import SEED_METRICS
 from w2s.report import analyses, fitting
 from w2s.report.aggregation import axis_of, with_selection_marked
+from w2s.report.leaderboard import has_leaderboard, leaderboard_html
 from w2s.report.figures import Figure, accuracy_figure, agreement_figure, has_agreement, pgr_figure
 from w2s.report.tables import provenance_html, summary_tables_html
 
@@ -38,7 +39,8 @@ REFERENCE_REQUIRED_COLUMNS = (
 class ReportInputs:
     """What a report is drawn from: summarize's per-run `summary`, and where given its `seed_summary`,
     `loss_summary` and `reference` tables (each rendered as a table), the training_curves table `curves`,
-    evaluation.regularisation_sweep's table `sweep` and the `provenance` record (shown last)."""
+    evaluation.regularisation_sweep's table `sweep`, the `leaderboard` (w2s.evaluation.leaderboard) and the
+    `provenance` record (shown last)."""
 
     summary: pd.DataFrame
     seed_summary: pd.DataFrame | None = None
@@ -46,6 +48,7 @@ class ReportInputs:
     reference: pd.DataFrame | None = None
     curves: pd.DataFrame | None = None
     sweep: pd.DataFrame | None = None
+    leaderboard: pd.DataFrame | None = None
     provenance: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -111,6 +114,8 @@ VIEWS: dict[str, View] = {
                           lambda r: analyses.ft_weak_lp_gt_figure(r.summary)),
     "data_axes": View("PGR against the amount of data", lambda r: analyses.has_data_axes(r.every_run),
                       lambda r: analyses.data_axes_figure(r.every_run)),
+    "leaderboard": View("Leaderboard of losses and methods", lambda r: has_leaderboard(r.inputs.leaderboard),
+                        lambda r: leaderboard_html(r.inputs.leaderboard)),
     "tables": View("Summary tables", _always, lambda r: summary_tables_html(
         r.summary, r.inputs.seed_summary, r.inputs.loss_summary, r.inputs.reference, r.inputs.curves)),
     "provenance": View("Provenance", lambda r: r.inputs.provenance is not None,

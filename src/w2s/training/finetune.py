@@ -140,7 +140,11 @@ def finetune_classifier(job: TrainingJob) -> None:
         return
     write_predictions(frames, probs, job.out, "training diverged: lower lr or use dtype float32")
     processes = f", {ranks.world} processes" if ranks.sharded else ""
-    io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on) + processes), job.out["history"])
+    # selection_rows: how many held-out rows each selection score counts, so that a report can tell a choice
+    # from noise (one binomial standard error of the score).
+    io.write_parquet(pd.DataFrame(history).assign(device=describe_device(on) + processes,
+                                                  selection_rows=len(holdout) if holdout is not None else np.nan),
+                     job.out["history"])
     io.write_parquet(final_sweep(frames["test"], probs["test"]), job.out["sweep"])
     save_checkpoint(model, tokenizer, job.out["checkpoint"], state)
     if resume is not None:

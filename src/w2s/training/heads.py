@@ -74,7 +74,9 @@ def train_probe(job: TrainingJob) -> None:
     sweep = pd.concat([pd.DataFrame({"l2": point.l2, "chosen": i == chosen, "id": test["id"],
                                      "probs": class_probs.as_column(point.fit.probs(features["test"]))})
                        for i, point in enumerate(points)], ignore_index=True)
-    io.write_parquet(history.assign(device=describe_device(on)), job.out["history"])
+    # selection_rows: how many held-out rows each selection score counts (as a finetuned run's history says).
+    io.write_parquet(history.assign(device=describe_device(on), selection_rows=np.nan if held is None else len(held)),
+                     job.out["history"])
     io.write_parquet(sweep, job.out["sweep"])
     model = ProbeClassifier(x.shape[1], job.task.n_classes)
     model.head.load_state_dict(best.fit.head_state())

@@ -28,7 +28,7 @@ from w2s.pipeline.rehearsal.miniatures import model_kind
 TRAINING_RULES = ("train_ground_truth", "train_ground_truth_n_gt_rows", "train_student", "train_student_n_weak_labels",
                   "train_student_n_gt_rows", "train_ft_weak_lp_gt")
 # Jobs every run of a config ends in, whatever runs it builds.
-FINAL_RULES = ("summarize", "training_curves", "provenance", "report", "all")
+FINAL_RULES = ("summarize", "training_curves", "leaderboard", "provenance", "report", "all")
 TRAINING_COST, SHARDED_COST = 3, 5
 
 
