@@ -49,6 +49,21 @@ def test_student_metrics_by_hand(tmp_path: Path) -> None:
     assert "label_balance" not in result
 
 
+def test_a_student_is_scored_against_xent_and_its_prediction_spread_by_hand(tmp_path: Path) -> None:
+    """logconf's student beside xent's (here the weak probabilities: right on 5 of 8 rows, the student on 6): the
+    paired difference 6/8 - 5/8. The student gives class 1 to 4 of 8 rows, the supervisor to 3 of 8: chance
+    agreement 0.5 · 3/8 + 0.5 · 5/8 = 0.5."""
+    predictions = {**student_predictions(tmp_path),
+                   "reference": write_predictions(tmp_path / "xent.parquet", WEAK_PROBS, shuffle_seed=9)}
+    context = {**EVALUATION_CONTEXT, "run": "w2s/logconf/gpt2__gpt2-medium", "kind": "student", "model": "gpt2-medium"}
+    result = run_evaluate(tmp_path, predictions, context)
+    assert result["vs_xent_accuracy_diff"] == pytest.approx(1 / 8)
+    low, high = result["vs_xent_accuracy_diff_ci"]
+    assert low <= 1 / 8 <= high
+    assert (result["max_predicted_fraction"], result["chance_agreement"]) == (0.5, 0.5)
+    assert "vs_xent_accuracy_diff" not in run_evaluate(tmp_path, student_predictions(tmp_path), context)
+
+
 def test_pgr_on_auroc_is_undefined_when_the_ceiling_does_not_beat_weak(tmp_path: Path) -> None:
     predictions = student_predictions(tmp_path)
     predictions["ceiling"] = predictions["weak"]

@@ -50,15 +50,17 @@ def methods_config(tiny_models: dict[str, Path], data_dir: Path) -> dict:
     config["models"]["small"]["training"] = {"mode": "probe", "pooling": "mean", "probe": {"l2_grid": [0.1]}}
     config["ladder"] = ["small", "big"]
     config["losses"] = {"xent": {}}
-    config.pop("prompting")
+    # Its prompt runs are not built (only_runs); its max_length (32) is the prompt limit the tiny GPT-2 fits.
     config["methods"] = {
         "xent-api": {"entry": "w2s.methods.loss:train_with_loss", "params": {"loss": "xent"}},
         "confident": {"entry": "w2s.methods.confident:confident", "params": {"quantile": 0.5}},
         "resampled": {"entry": "w2s.methods.resampling:resample", "params": {"fraction": 0.5}},
+        # Prompting needs a causal LM: mid (tiny GPT-2) only, so its one lineage is small → mid.
+        "elicited": {"entry": "w2s.methods.elicitation:elicit", "params": {"shots": 2}, "models": ["mid"]},
     }
     # Every lineage of xent, through the interface and not; the other methods on the probe pair.
     config["only_runs"] = ["*/gt/*", "*/w2s/xent/*", "*/w2s/xent-api/*", "*/w2s/confident/small__big",
-                           "*/w2s/resampled/small__big"]
+                           "*/w2s/resampled/small__big", "*/w2s/elicited/*"]
     return config
 
 
@@ -90,7 +92,8 @@ def test_every_method_reaches_the_summary_for_every_lineage_with_its_provenance(
     summary = pd.read_csv(method_run / "results" / "summary.csv")
     students = summary[summary["kind"] == "student"]
     assert set(students["run"]) == {f"w2s/{method}/{lineage}" for method in ("xent", "xent-api")
-                                    for lineage in LINEAGES} | {"w2s/confident/small__big", "w2s/resampled/small__big"}
+                                    for lineage in LINEAGES} | {"w2s/confident/small__big", "w2s/resampled/small__big",
+                                                                "w2s/elicited/small__mid"}
     assert students["pgr"].notna().any()
     record = json.loads((method_run / SEED_DIR / "w2s/confident/small__big/checkpoint/method.json").read_text())
     source = REPO / "src" / "w2s" / "methods" / "confident.py"
@@ -98,6 +101,22 @@ def test_every_method_reaches_the_summary_for_every_lineage_with_its_provenance(
                       "sha256": hashlib.sha256(source.read_bytes()).hexdigest(), "version": record["version"],
                       "params": {"quantile": 0.5}}
     assert (method_run / "results" / "report" / "report.html").stat().st_size > 0
+
+
+def test_every_method_is_on_the_leaderboard_against_xent(method_run: Path) -> None:
+    """xent through the interface predicts what xent does, so its paired difference and interval are exactly 0;
+    every other method has a cell per lineage it ran and a row across datasets."""
+    board = pd.read_csv(method_run / "results" / "leaderboard.csv")
+    cells = board[board["scope"] == "dataset"].set_index(["training", "lineage"])
+    for lineage in ("small → big", "small → mid", "small → mid → big"):
+        assert cells.loc[("xent-api", lineage), ["vs_xent_accuracy_diff", "vs_xent_ci_low", "vs_xent_ci_high"]
+                         ].tolist() == [0.0, 0.0, 0.0]
+    assert {("confident", "small → big"), ("resampled", "small → big"), ("elicited", "small → mid")} <= set(cells.index)
+    assert np.isfinite(cells.loc[("elicited", "small → mid"), "vs_xent_accuracy_diff"])
+    across = board[board["scope"] == "median across datasets"]
+    assert set(across["training"]) == {"xent", "xent-api", "confident", "resampled", "elicited"}
+    page = (method_run / "results" / "report" / "report.html").read_text()
+    assert 'id="leaderboard-median"' in page and "<td>elicited</td>" in page
 
 
 def test_the_example_method_runs_from_outside_the_repository_on_the_demo_config(tmp_path: Path) -> None:
@@ -121,6 +140,11 @@ def test_the_example_method_runs_from_outside_the_repository_on_the_demo_config(
     record = json.loads((workdir / "results/vader_movies/seed0/w2s/smoothed/minilm__mpnet/checkpoint/method.json")
                         .read_text())
     assert record["file"] == str(example) and record["params"] == {"k": 5}
+    board = pd.read_csv(workdir / "results" / "leaderboard.csv").set_index(["scope", "training"])
+    cell = board.loc[("dataset", "smoothed")]
+    assert cell["dataset"] == "vader_movies" and cell["pgr_mean"] == pytest.approx(row["pgr"])
+    assert cell["vs_xent_ci_low"] <= cell["vs_xent_accuracy_diff"] <= cell["vs_xent_ci_high"]
+    assert "<td>smoothed</td>" in (workdir / "results" / "report" / "report.html").read_text()
 
 
 def test_a_methods_params_change_reruns_exactly_its_runs(method_run: Path, tmp_path: Path) -> None:

@@ -24,7 +24,18 @@ def test_a_method_gets_a_run_for_every_lineage_after_the_losses() -> None:
                         for lineage in ("a__b", "a__b__c")]
 
 
+def test_a_method_restricted_to_models_runs_only_the_lineages_it_trains_them_in() -> None:
+    """minimal_config's lineages are a → b and a → b → c: a method for b alone trains b in the first only."""
+    config = apply_defaults(with_methods(prompted={"entry": "mine.py:run", "models": ["b"]},
+                                         both={"entry": "mine.py:run", "models": ["b", "c"]}), SCHEMA)
+    validate_config(config, SCHEMA)
+    students = [run for run in trained_runs(config) if run.startswith(("w2s/prompted/", "w2s/both/"))]
+    assert students == ["w2s/prompted/a__b", "w2s/both/a__b", "w2s/both/a__b__c"]
+
+
 @pytest.mark.parametrize(("methods", "said"), [
+    ({"mine": {"entry": "mine.py:run", "models": ["gpt9"]}},
+     "unknown model 'gpt9' in methods.mine.models; valid models are: a, b, c"),
     ({"xent": {"entry": "mine.py:run"}}, "methods.xent: 'xent' is also a loss; give the method a name of its own"),
     ({"window": {"entry": "mine.py:run"}}, "methods.window: 'window' is also a loss"),
     ({"a__b": {"entry": "mine.py:run"}}, "methods.a__b: a method's name is part of file paths"),

@@ -1,11 +1,11 @@
 from w2s import io
-from w2s.evaluation.run_metrics import ALL_ROLES, evaluate
+from w2s.evaluation.run_metrics import ALL_ROLES, REFERENCE_ROLE, evaluate
 from w2s.runlog import log_to
 
 log_to(snakemake.log[0])
 evaluate(
     run=snakemake.wildcards.run,
-    predictions={k: v for k, v in snakemake.input.items() if k in ("self", *ALL_ROLES)},
+    predictions={k: v for k, v in snakemake.input.items() if k in ("self", *ALL_ROLES, REFERENCE_ROLE)},
     test_path=snakemake.input.test,
     bootstrap_samples=snakemake.params.bootstrap_samples,
     seed=int(snakemake.wildcards.seed),

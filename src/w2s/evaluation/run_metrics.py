@@ -30,6 +30,8 @@ COMPARED_ROLES = ("supervisor", "weak", "ceiling")
 FT_WEAK_LP_GT_ROLES = ("student", "weak", "ceiling")
 ROLES_BY_KIND = {"student": COMPARED_ROLES, "ft_weak_lp_gt": FT_WEAK_LP_GT_ROLES}
 ALL_ROLES = ("supervisor", "student", "weak", "ceiling")
+# A student of another loss or a method is also scored against vanilla xent's student of its lineage (leaderboard).
+REFERENCE_ROLE = "reference"
 
 
 def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_samples: int, seed: int,
@@ -110,8 +112,8 @@ def _score_classes(job: Evaluation) -> None:
         if kind == "student":
             result.update(metrics.agreement(probs, others["supervisor"], labels))
             result.update(metrics.prediction_spread(probs, others["supervisor"]))
-            if "reference" in predictions:
-                reference = _aligned(predictions["reference"], own.index, n_classes)
+            if REFERENCE_ROLE in predictions:
+                reference = _aligned(predictions[REFERENCE_ROLE], own.index, n_classes)
                 result.update(metrics.paired_accuracy_difference(labels, probs, reference, bootstrap_samples, seed))
         else:
             # The finetuned student beside its own ground-truth probe, on the same weak model and ceiling.
