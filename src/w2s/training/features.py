@@ -95,15 +95,25 @@ def embed_features(model_entry: dict[str, Any], settings: EmbeddingSettings, spl
 
 def _embed_texts(model_entry: dict[str, Any], settings: EmbeddingSettings, split_paths: dict[str, str],
                  on: torch.device, compute_dtype: str, checkpoint: str | None = None) -> dict[str, torch.Tensor]:
-    """Pooled features of every split's texts. The splits are embedded together, in order of token count, so
+    """Pooled features of every split's texts (embed_texts)."""
+    texts = {split: pd.read_parquet(path)["text"].tolist() for split, path in split_paths.items()}
+    return embed_texts(model_entry, settings, texts, on, compute_dtype, checkpoint)
+
+
+def embed_texts(model_entry: dict[str, Any], settings: EmbeddingSettings, texts: dict[str, list[str]],
+                on: torch.device, compute_dtype: str, checkpoint: str | None = None,
+                truncation_side: str | None = None) -> dict[str, torch.Tensor]:
+    """Pooled features of each named list of texts. The lists are embedded together, in order of token count, so
     that every batch pads to nearly its own length; ordered by characters within each split, the demo's
-    batches were a third padding."""
+    batches were a third padding. `truncation_side` ("left" keeps a text's end), if given, replaces the
+    tokenizer's own."""
     tokenizer = load_tokenizer(model_entry)
+    if truncation_side is not None:
+        tokenizer.truncation_side = truncation_side
     weights_dtype, device_map = frozen_weights_dtype(on, compute_dtype), model_parallel_map(torch.cuda.device_count())
     backbone = (load_backbone(model_entry, weights_dtype, device_map) if checkpoint is None
                 else load_student_backbone(model_entry, checkpoint, weights_dtype, device_map))
     classifier = place(TextClassifier(backbone, settings.pooling), on)
-    texts = {split: pd.read_parquet(path)["text"].tolist() for split, path in split_paths.items()}
     token_ids = tokenize(tokenizer, [text for split_texts in texts.values() for text in split_texts],
                            settings.max_length)
     lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
