@@ -27,7 +27,7 @@ from w2s.methods.interface import METHOD_SPLITS, MethodError, MethodInputs
 from w2s.models.devices import device, supported_dtype
 from w2s.models.prompting import format_example
 from w2s.training.features import embed_texts
-from w2s.training.probe import _one_thread
+from w2s.training.probe import one_thread
 from w2s.training.settings import EmbeddingSettings
 
 log = logging.getLogger("w2s")
@@ -84,7 +84,7 @@ def fit_ccs_probe(features_0: torch.Tensor, features_1: torch.Tensor, restarts: 
     def losses() -> torch.Tensor:
         return ccs_loss(*(torch.sigmoid(torch.nn.functional.linear(x, weight, bias)) for x in (x_1, x_0)))
 
-    with _one_thread() if on.type == "cpu" else contextlib.nullcontext():
+    with one_thread() if on.type == "cpu" else contextlib.nullcontext():
         for _ in range(steps):
             optimizer.zero_grad()
             losses().sum().backward()

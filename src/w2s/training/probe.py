@@ -161,7 +161,7 @@ def _solve(features: torch.Tensor, data_loss: Objective, l2: float, start: tuple
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """Probe fits are many small matmuls, which threads slow down: 30x with two threads on two busy
     cores (a 800 x 384 fit took 6.1 s, and 0.2 s on one thread)."""
     threads = torch.get_num_threads()
@@ -178,7 +178,7 @@ def fit_probe(features: torch.Tensor, soft_labels: np.ndarray | torch.Tensor, lo
     """Fit one probe on `features` (n, d) against soft labels (n, K), rows of class probabilities, at L2
     strength `l2`: one logit for K = 2, multinomial for K > 2."""
     registered(loss)
-    with _one_thread() if features.device.type == "cpu" else contextlib.nullcontext():
+    with one_thread() if features.device.type == "cpu" else contextlib.nullcontext():
         return _fit_probe(features, soft_labels, loss, loss_params, l2, settings)
 
 
