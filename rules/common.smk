@@ -149,14 +149,26 @@ def unlabelled_path(wildcards, split):
     return w2s_artifacts.unlabelled_path(wildcards.dataset, wildcards.seed, split)
 
 
+def ood_test_files(wildcards):
+    """The file an out-of-distribution test split is read from, where its config names one (ood_test.data_files)."""
+    ood = config["datasets"][wildcards.dataset]["ood_test"]
+    return {"ood_file": ood["data_files"]} if "data_files" in ood else {}
+
+
+def ood_test_input(wildcards):
+    """The dataset's label-free out-of-distribution test split, where it has one (config ood_test)."""
+    return w2s_artifacts.ood_test_input(config, wildcards.dataset, wildcards.seed)
+
+
 def unlabelled_paths(wildcards):
-    return {s: unlabelled_path(wildcards, s) for s in SPLITS}
+    return {**{s: unlabelled_path(wildcards, s) for s in SPLITS}, **ood_test_input(wildcards)}
 
 
 def ground_truth_data(wildcards):
-    """A ground-truth model learns train_gt's labels and predicts train_w2s and test from their texts."""
+    """A ground-truth model learns train_gt's labels and predicts train_w2s, test (and an out-of-distribution test
+    split) from their texts."""
     return {"train_gt": data_paths(wildcards)["train_gt"],
-            **{s: unlabelled_path(wildcards, s) for s in ("train_w2s", "test")}}
+            **{s: unlabelled_path(wildcards, s) for s in ("train_w2s", "test")}, **ood_test_input(wildcards)}
 
 
 def training_params(model):

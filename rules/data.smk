@@ -6,7 +6,9 @@ rule fetch_vader_movies:
     input:
         code=script_code("fetch_vader_movies.py"),
     output:
-        "results/downloads/vader_movies/movieReviewSnippets_GroundTruth.txt",
+        movies="results/downloads/vader_movies/movieReviewSnippets_GroundTruth.txt",
+        # Rated the same way, from the same sdist: the demo's out-of-distribution test (config ood_test).
+        nyt_editorials="results/downloads/vader_movies/nytEditorialSnippets_GroundTruth.txt",
     log:
         "results/logs/fetch_vader_movies.log",
     resources:
@@ -54,6 +56,33 @@ rule prepare_data:
         "../environment.yml"
     script:
         "../workflow/scripts/prepare_data.py"
+
+
+# A dataset's out-of-distribution test split (config ood_test): rows of another file in the dataset's own format,
+# or of another split of its hub repository, converted alike; every model predicts it beside test.
+rule prepare_ood_test:
+    input:
+        unpack(ood_test_files),
+        code=script_code("prepare_ood_test.py"),
+    output:
+        ood_test="results/data/{dataset}/seed{seed}/ood_test.parquet",
+        ood_test_unlabelled="results/data/{dataset}/seed{seed}/unlabelled/ood_test.parquet",
+        source="results/data/{dataset}/seed{seed}/ood_test_source.json",
+    params:
+        ood=lambda w: config["datasets"][w.dataset]["ood_test"],
+        balance=lambda w: config["datasets"][w.dataset]["balance"],
+        source=lambda w: data_source(w.dataset).record(),
+        entry=lambda w: w2s_experiment.dataset_entry_params(config, w.dataset),
+    log:
+        "results/logs/{dataset}/seed{seed}/prepare_ood_test.log",
+    resources:
+        gpu=0,
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/prepare_ood_test.py"
 
 
 # How many texts of each split exceed a model's max_length tokens and are truncated; the model's

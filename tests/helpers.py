@@ -445,6 +445,21 @@ def write_test_split(path: Path) -> str:
     return str(path)
 
 
+def add_ood_predictions(path: str, probs: list[float]) -> str:
+    """A prediction file with predictions of the out-of-distribution split added, rows o0, o1, ... (TEST_LABELS'
+    order, once)."""
+    ood = pd.DataFrame({"id": [f"o{i}" for i in range(len(probs))], "split": "ood_test", "probs": [[1 - p, p] for p in probs]})
+    pd.concat([pd.read_parquet(path), ood]).to_parquet(path, index=False)
+    return path
+
+
+def write_ood_split(path: Path) -> str:
+    """The labelled out-of-distribution split: TEST_LABELS once, rows o0, o1, ..., in reverse order."""
+    frame = pd.DataFrame({"id": [f"o{i}" for i in range(len(TEST_LABELS))], "text": "x", "label": TEST_LABELS})
+    frame.iloc[::-1].to_parquet(path, index=False)
+    return str(path)
+
+
 def run_evaluate(tmp_path: Path, predictions: dict[str, str], context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     out = tmp_path / "metrics.json"
     evaluate(run=context["run"], predictions=predictions, test_path=write_test_split(tmp_path / "test.parquet"),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import random
@@ -603,3 +604,27 @@ def test_integer_labels_need_no_label_names_and_hidden_ones_are_left_out(tmp_pat
     frame = pd.concat(splits.values())
     assert len(frame) == 30 and set(frame["label"]) == {0, 1, 2}
     assert all(rows[int(i.split(":")[1])]["label"] == label for i, label in zip(frame["id"], frame["label"]))
+
+
+def test_an_out_of_distribution_test_split_is_read_and_converted_as_the_dataset_is(tmp_path: Path) -> None:
+    """vader_movies' ood_test from another snippets file in its format (the demo's NYT editorials): neutral rows
+    dropped, labels by sign, n_test rows in a seeded order of their own, ids named ood_test:<row>; the written
+    split, its label-free view and the record of the file it came from."""
+    nyt = tmp_path / "nytEditorialSnippets_GroundTruth.txt"
+    nyt.write_text("".join(f"{i}_1\t{score}\t{text}\n" for i, score, text in VADER))
+    ood = {"data_files": str(nyt), "n_test": 6}
+    frame = preparation.prepare_ood_test("vader_movies", 6, 0, ood, str(nyt))
+    assert len(frame) == 6 and frame["id"].str.fullmatch(r"ood_test:\d+").all()
+    assert {(r.text, r.label) for r in frame.itertuples()} <= set(VADER_USABLE.values())
+    pd.testing.assert_frame_equal(frame, preparation.prepare_ood_test("vader_movies", 6, 0, ood, str(nyt)))
+    assert list(preparation.prepare_ood_test("vader_movies", 6, 1, ood, str(nyt))["id"]) != list(frame["id"])
+    outputs = {"ood_test": str(tmp_path / "ood_test.parquet"), "ood_test_unlabelled": str(tmp_path / "unlabelled.parquet"),
+               "source": str(tmp_path / "source.json")}
+    preparation.write_ood_test("vader_movies", 6, 0, ood, str(nyt), outputs)
+    pd.testing.assert_frame_equal(pd.read_parquet(outputs["ood_test"]), frame)
+    assert list(pd.read_parquet(outputs["ood_test_unlabelled"]).columns) == ["id", "text"]
+    record = json.loads(Path(outputs["source"]).read_text())
+    assert record["data_files"]["ood_test"]["sha256"] == hashlib.sha256(nyt.read_bytes()).hexdigest()
+    assert record["ood_test"] == ood and record["label_balance"]["n"] == 6
+    with pytest.raises(DatasetError, match="'vader_movies' has only 10 usable rows"):
+        preparation.prepare_ood_test("vader_movies", 11, 0, ood, str(nyt))

@@ -238,8 +238,8 @@ def test_the_plan_runs_each_supervisor_once_and_its_students_like_any_pair(tmp_p
         + [("train_student", f"{seed_dir}/{run}/checkpoint") for run in students]
         + [("evaluate", f"{seed_dir}/{run}/metrics.json")
            for run in ("sim/small-unsure", "ens/pair-vote", *students)])
-    # The tiny workflow's 39 jobs and these 14; no ground-truth run for the supervisors.
-    assert sum(jobs.values()) == 53
+    # The tiny workflow's 40 jobs and these 14; no ground-truth run for the supervisors.
+    assert sum(jobs.values()) == 54
     assert Counter(rule for rule, _ in jobs.elements())["train_ground_truth"] == 3
 
 

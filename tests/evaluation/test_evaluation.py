@@ -16,7 +16,9 @@ from helpers import (
     EXAMPLE_COPIES,
     STUDENT_PROBS,
     WEAK_PROBS,
+    add_ood_predictions,
     run_evaluate,
+    write_ood_split,
     write_predictions,
 )
 from w2s.evaluation.summary import summarize
@@ -62,6 +64,27 @@ def test_a_student_is_scored_against_xent_and_its_prediction_spread_by_hand(tmp_
     assert low <= 1 / 8 <= high
     assert (result["max_predicted_fraction"], result["chance_agreement"]) == (0.5, 0.5)
     assert "vs_xent_accuracy_diff" not in run_evaluate(tmp_path, student_predictions(tmp_path), context)
+
+
+def test_a_student_is_scored_on_the_out_of_distribution_split_by_hand(tmp_path: Path) -> None:
+    """Every model predicts the ood split as it predicts test (the same probabilities, once): the ood_ keys equal
+    the test's. The supervisor, a simulated one, predicted no ood rows: no ood agreement."""
+    predictions = {**student_predictions(tmp_path),
+                   "reference": write_predictions(tmp_path / "xent.parquet", WEAK_PROBS, shuffle_seed=9)}
+    for role, probs in (("self", STUDENT_PROBS), ("weak", WEAK_PROBS), ("ceiling", CEILING_PROBS),
+                        ("reference", WEAK_PROBS)):
+        add_ood_predictions(predictions[role], probs)
+    context = {**EVALUATION_CONTEXT, "run": "w2s/logconf/gpt2__gpt2-medium", "kind": "student", "model": "gpt2-medium"}
+    result = run_evaluate(tmp_path, predictions, context, ood_test_path=write_ood_split(tmp_path / "ood.parquet"))
+    assert (result["ood_n_test"], result["ood_accuracy"], result["ood_auroc"]) == (8, 0.75, 15 / 16)
+    assert (result["ood_weak_accuracy"], result["ood_ceiling_accuracy"]) == (0.625, 1.0)
+    assert result["ood_pgr"] == pytest.approx(1 / 3) and result["ood_vs_xent_accuracy_diff"] == pytest.approx(1 / 8)
+    assert result["ood_accuracy_ci"][0] <= 0.75 <= result["ood_accuracy_ci"][1]
+    assert "ood_agreement" not in result
+    # A run without ood predictions (a prompted model's) has no ood keys.
+    plain = run_evaluate(tmp_path, student_predictions(tmp_path), context,
+                         ood_test_path=str(tmp_path / "ood.parquet"))
+    assert not any(key.startswith("ood_") for key in plain)
 
 
 def test_pgr_on_auroc_is_undefined_when_the_ceiling_does_not_beat_weak(tmp_path: Path) -> None:

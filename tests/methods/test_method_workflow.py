@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import REPO, planned_jobs, snakemake, tiny_config
+from helpers import REPO, lengthened, planned_jobs, snakemake, sst2_rows, tiny_config, write_jsonl
 from w2s.data import labels as class_probs
 
 LINEAGES = ("small__big", "small__mid", "small__mid__big")
@@ -49,6 +49,9 @@ def methods_config(tiny_models: dict[str, Path], data_dir: Path) -> dict:
     config["models"]["small"]["resources"] = {"gpu": 0}  # a method runs in one process
     config["models"]["small"]["training"] = {"mode": "probe", "pooling": "mean", "probe": {"l2_grid": [0.1]}}
     config["ladder"] = ["small", "big"]
+    # An out-of-distribution test split from a file of its own, which every run predicts and is scored on.
+    ood = write_jsonl(lengthened(sst2_rows(40, seed=3)), data_dir / "ood.jsonl")
+    config["datasets"]["sst2"]["ood_test"] = {"data_files": str(ood), "n_test": 16}
     config["losses"] = {"xent": {}}
     # Its prompt runs are not built (only_runs); its max_length (32) is the prompt limit the tiny GPT-2 fits.
     config["methods"] = {
@@ -57,10 +60,11 @@ def methods_config(tiny_models: dict[str, Path], data_dir: Path) -> dict:
         "resampled": {"entry": "w2s.methods.resampling:resample", "params": {"fraction": 0.5}},
         # Prompting needs a causal LM: mid (tiny GPT-2) only, so its one lineage is small → mid.
         "elicited": {"entry": "w2s.methods.elicitation:elicit", "params": {"shots": 2}, "models": ["mid"]},
+        "ccs": {"entry": "w2s.methods.ccs:ccs", "params": {"restarts": 2, "steps": 50}},
     }
     # Every lineage of xent, through the interface and not; the other methods on the probe pair.
     config["only_runs"] = ["*/gt/*", "*/w2s/xent/*", "*/w2s/xent-api/*", "*/w2s/confident/small__big",
-                           "*/w2s/resampled/small__big", "*/w2s/elicited/*"]
+                           "*/w2s/resampled/small__big", "*/w2s/elicited/*", "*/w2s/ccs/small__big"]
     return config
 
 
@@ -82,7 +86,8 @@ def test_xent_through_the_interface_equals_the_xent_student_exactly(method_run: 
     # small__big: a probe; small__mid: full finetuning; small__mid__big: a chain step on the method's own labels.
     for lineage in LINEAGES:
         student, method = probs_of(method_run, f"w2s/xent/{lineage}"), probs_of(method_run, f"w2s/xent-api/{lineage}")
-        for split in ("test", "train_w2s"):
+        assert set(method) == {"test", "train_w2s", "ood_test"}
+        for split in ("test", "train_w2s", "ood_test"):
             assert np.array_equal(student[split], method[split]), (lineage, split)
     chained = pd.read_parquet(method_run / SEED_DIR / "w2s/xent-api/small__mid/weak_labels.parquet")
     assert len(chained) > 0
@@ -93,7 +98,7 @@ def test_every_method_reaches_the_summary_for_every_lineage_with_its_provenance(
     students = summary[summary["kind"] == "student"]
     assert set(students["run"]) == {f"w2s/{method}/{lineage}" for method in ("xent", "xent-api")
                                     for lineage in LINEAGES} | {"w2s/confident/small__big", "w2s/resampled/small__big",
-                                                                "w2s/elicited/small__mid"}
+                                                                "w2s/elicited/small__mid", "w2s/ccs/small__big"}
     assert students["pgr"].notna().any()
     record = json.loads((method_run / SEED_DIR / "w2s/confident/small__big/checkpoint/method.json").read_text())
     source = REPO / "src" / "w2s" / "methods" / "confident.py"
@@ -111,10 +116,14 @@ def test_every_method_is_on_the_leaderboard_against_xent(method_run: Path) -> No
     for lineage in ("small → big", "small → mid", "small → mid → big"):
         assert cells.loc[("xent-api", lineage), ["vs_xent_accuracy_diff", "vs_xent_ci_low", "vs_xent_ci_high"]
                          ].tolist() == [0.0, 0.0, 0.0]
-    assert {("confident", "small → big"), ("resampled", "small → big"), ("elicited", "small → mid")} <= set(cells.index)
+    assert {("confident", "small → big"), ("resampled", "small → big"), ("elicited", "small → mid"),
+            ("ccs", "small → big")} <= set(cells.index)
     assert np.isfinite(cells.loc[("elicited", "small → mid"), "vs_xent_accuracy_diff"])
+    # Every method predicted the out-of-distribution split and is scored there too.
+    assert cells.loc[("xent-api", "small → big"), ["ood_vs_xent_accuracy_diff", "ood_vs_xent_ci_low"]].tolist() == [0.0, 0.0]
+    assert cells.xs("small → big", level="lineage")["ood_accuracy_mean"].notna().all()
     across = board[board["scope"] == "median across datasets"]
-    assert set(across["training"]) == {"xent", "xent-api", "confident", "resampled", "elicited"}
+    assert set(across["training"]) == {"xent", "xent-api", "confident", "resampled", "elicited", "ccs"}
     page = (method_run / "results" / "report" / "report.html").read_text()
     assert 'id="leaderboard-median"' in page and "<td>elicited</td>" in page
 
@@ -130,6 +139,7 @@ def test_the_example_method_runs_from_outside_the_repository_on_the_demo_config(
     workdir.mkdir()
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     config["datasets"]["vader_movies"].update(n_train=200, n_test=100)
+    config["datasets"]["vader_movies"]["ood_test"]["n_test"] = 100
     config["methods"] = {"smoothed": {"entry": f"{example}:smooth", "params": {"k": 5}}}
     config["only_runs"] = ["vader_movies/seed0/w2s/smoothed/minilm__mpnet"]
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -144,6 +154,8 @@ def test_the_example_method_runs_from_outside_the_repository_on_the_demo_config(
     cell = board.loc[("dataset", "smoothed")]
     assert cell["dataset"] == "vader_movies" and cell["pgr_mean"] == pytest.approx(row["pgr"])
     assert cell["vs_xent_ci_low"] <= cell["vs_xent_accuracy_diff"] <= cell["vs_xent_ci_high"]
+    # Scored on the New York Times editorials too (the demo's out-of-distribution split).
+    assert 0.5 < cell["ood_accuracy_mean"] <= 1.0 and np.isfinite(cell["ood_vs_xent_accuracy_diff"])
     assert "<td>smoothed</td>" in (workdir / "results" / "report" / "report.html").read_text()
 
 

@@ -660,3 +660,21 @@ def test_a_model_overrides_a_variant_within_its_base_loss_ranges() -> None:
     assert validation_error(config) == "models.c.loss_params.logconf-0.25: loss 'logconf' needs aux_coef in [0, 1], not -0.1"
     config["models"]["c"]["loss_params"] = {"logconf": {"aux_coef": 0.5}}
     assert validation_error(config).startswith("models.c.loss_params sets 'logconf', which is not in losses")
+
+
+@pytest.mark.parametrize(("ood_test", "said"), [
+    ({"n_test": 100}, "is not valid under any of the given schemas"),
+    ({"n_test": 100, "data_files": "nyt.txt", "split": "validation"}, "is valid under each of"),
+])
+def test_an_out_of_distribution_split_names_one_source(ood_test: dict, said: str) -> None:
+    config = minimal_config()
+    config["datasets"]["sst2"]["ood_test"] = ood_test
+    assert said in validation_error(config)
+
+
+def test_an_out_of_distribution_split_is_for_text_classification() -> None:
+    config = minimal_config()
+    config["datasets"] = {"puzzles": {"hub_id": "org/puzzles", "kind": "generative", "n_train": 8, "n_test": 4,
+                                      "input_column": "prompt", "ood_test": {"n_test": 4, "split": "validation"}}}
+    assert "dataset 'puzzles': ood_test is for text classification, but it is a generative task" in \
+        validation_error(config)

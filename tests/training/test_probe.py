@@ -211,7 +211,9 @@ def test_a_probe_job_writes_one_history_row_and_the_test_predictions_per_strengt
     written = run_job(tmp_path / "gt", probe_params(), splits, features, weak=False)
     history, sweep, predictions = written["history"], written["sweep"], written["predictions"]
     assert list(history.columns) == ["step", "l2", "selection_score", "loss", "iterations", "rounds", "converged",
-                                     "chosen", "device"]
+                                     "chosen", "device", "selection_rows"]
+    # A quarter of the 40 train_gt rows held out: each strength's selection score counts 10 rows.
+    assert (history["selection_rows"] == 10).all()
     assert history["converged"].all() and (history["rounds"] == 1).all()
     # Stronger regularisation cannot fit the training rows better.
     assert history["loss"].is_monotonic_increasing

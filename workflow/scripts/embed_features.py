@@ -9,7 +9,7 @@ from w2s.training.settings import EmbeddingSettings  # noqa: E402
 embed_features(
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
     settings=EmbeddingSettings.from_params(snakemake.params.training),
-    split_paths={k: v for k, v in snakemake.input.items() if k in ("train_gt", "train_w2s", "test")},
+    split_paths={k: v for k, v in snakemake.input.items() if k in ("train_gt", "train_w2s", "test", "ood_test")},
     out_path=snakemake.output[0],
     task=snakemake.params.task,
     # a finetuned student's checkpoint, for ft(weak) + lp(gt)'s features (rule embed_student_features)

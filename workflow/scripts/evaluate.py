@@ -14,4 +14,5 @@ evaluate(
     label_balance=io.read_json(snakemake.input.label_balance),
     truncation=io.read_json(snakemake.input.truncation) if "truncation" in snakemake.input.keys() else None,
     weak_labels_path=snakemake.input.get("weak_labels"),
+    ood_test_path=snakemake.input.get("ood_test_labels"),
 )

@@ -21,7 +21,7 @@ run_method(
     settings=TrainingSettings.from_params(snakemake.params.training),
     seed=int(snakemake.wildcards.seed),
     # Label-free views only: the shadow folder holds no labelled split.
-    split_paths={k: snakemake.input[k] for k in ("train_w2s", "test")},
+    split_paths={k: snakemake.input[k] for k in ("train_w2s", "test", "ood_test") if k in snakemake.input.keys()},
     weak_labels_path=snakemake.input.weak_labels,
     features_path=snakemake.input.get("features"),
     out=dict(snakemake.output.items()),

@@ -14,8 +14,9 @@ train(snakemake.resources.processes, dict(
     model_entry=job_model_entry(snakemake.params.model_entry, snakemake.input),
     settings=TrainingSettings.from_params(snakemake.params.training),
     seed=int(snakemake.wildcards.seed),
-    # train_gt (labelled) for ground-truth runs only; train_w2s and test as label-free views.
-    split_paths={k: snakemake.input[k] for k in ("train_gt", "train_w2s", "test") if k in snakemake.input.keys()},
+    # train_gt (labelled) for ground-truth runs only; train_w2s, test and an out-of-distribution test as label-free views.
+    split_paths={k: snakemake.input[k] for k in ("train_gt", "train_w2s", "test", "ood_test")
+                 if k in snakemake.input.keys()},
     out=dict(snakemake.output.items()),
     loss=snakemake.params.loss,
     loss_params=snakemake.params.loss_params,

@@ -7,6 +7,7 @@ the test split or, where the dataset has none, from the rest of train.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import random
@@ -227,6 +228,50 @@ def prepare(
                 f"{frame['label'].iloc[0]}; raise n_train or n_test, set balance: true, or check the data's labels"
             )
     return splits
+
+
+def prepare_ood_test(name: str, n_test: int, seed: int, ood: dict[str, Any], data_file: str | None = None, *,
+                     balance: bool = False, source: DataSource | None = None,
+                     entry: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The dataset's out-of-distribution test split (config ood_test): n_test rows in a seeded order of their own,
+    converted as the dataset's rows are, from `data_file` (a file in the format the dataset's training file has)
+    or from the hub split ood["split"] of the dataset's own repository at its revision."""
+    spec = dataset_spec(name, entry)
+    source = source or data_source(name, entry)
+    entry = entry or {}
+    # The rows are read as the dataset's train split is: a catalogue loader (vader_movies) reads data_files.train.
+    files = {"train": data_file} if data_file is not None else None
+    if files is None:
+        spec = dataclasses.replace(spec, splits={**spec.splits, "train": ood["split"]})
+    rows = load_rows(name, "train", files, source, spec)
+    ids = _checked_rows(name, "train", rows, files, source, spec, entry)
+    order = list(range(len(rows)))
+    random.Random(f"ood_test:{seed}").shuffle(order)
+    (frame,) = _convert(name, rows, order, "ood_test", seed, [n_test], balance, spec, None, ids,
+                        split_where("train", files, source))
+    if frame["label"].nunique() < 2:
+        raise DatasetError(f"the ood_test split of '{name}' has a single class: all {len(frame)} rows are labelled "
+                           f"{frame['label'].iloc[0]}; raise ood_test.n_test or check its labels")
+    return frame
+
+
+def write_ood_test(dataset: str, n_test: int, seed: int, ood: dict[str, Any], data_file: str | None,
+                   outputs: dict[str, str], *, balance: bool = False, source: DataSource | None = None,
+                   entry: dict[str, Any] | None = None) -> None:
+    """The out-of-distribution test split under outputs ood_test, its label-free view under ood_test_unlabelled,
+    and what it was read from under source (the file's sha256, or the hub repository and commit)."""
+    spec = dataset_spec(dataset, entry)
+    source = source or data_source(dataset, entry)
+    if data_file is None:
+        source = pin(source)
+    frame = prepare_ood_test(dataset, n_test, seed, ood, data_file, balance=balance, source=source, entry=entry)
+    stats = label_balance({"ood_test": frame}, spec.task.n_classes)["ood_test"]
+    log.info("%s ood_test: %d rows, class fractions %s", dataset, stats["n"],
+             [round(f, 3) for f in stats["class_fractions"][:10]])
+    io.write_parquet(frame, outputs["ood_test"])
+    io.write_parquet(frame[["id", spec.task.input_column]], outputs[unlabelled_output("ood_test")])
+    record = source_record(dataset, source, {"ood_test": data_file} if data_file else None, entry)
+    io.write_json({**record, "ood_test": ood, "label_balance": stats}, outputs["source"])
 
 
 def label_balance(splits: dict[str, pd.DataFrame], n_classes: int = 2) -> dict[str, dict[str, Any]]:

@@ -1,5 +1,6 @@
 """The prepared splits' rows as later jobs meet them: train_w2s's slices (w2s_slice), the hash that ties weak
-labels to the rows they label (rows_sha256), and the position of each weak label's row (weak_label_positions)."""
+labels to the rows they label (rows_sha256), the position of each weak label's row (weak_label_positions), and the
+name of a dataset's out-of-distribution test split (OOD_SPLIT)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+
+# A dataset's out-of-distribution test split (config ood_test, rule prepare_ood_test), predicted beside test.
+OOD_SPLIT = "ood_test"
 
 
 @dataclass(frozen=True)

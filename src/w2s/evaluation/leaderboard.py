@@ -12,7 +12,9 @@ One row per training (a loss or a method), lineage and dataset, from the summary
   `selection_within_noise` (the seeds whose chosen L2 strength or checkpoint beat the runner-up by less than one
   binomial standard error of its holdout score).
 Then one row per training and lineage over all datasets: the median across datasets of the seed-mean PGR (the
-paper's summary statistic), with `datasets` counted and the flags of any dataset.
+paper's summary statistic), with `datasets` counted and the flags of any dataset. Where a dataset has an
+out-of-distribution test split (config ood_test), the same PGR, accuracy and difference from xent on it are the
+ood_ columns.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ COLUMNS = (
     "scope", "training", "lineage", "chain_length", "weak_model", "model", "dataset", "datasets", "n_seeds",
     "pgr_median", "pgr_mean", "pgr_sd", "accuracy_mean", "accuracy_sd", "agreement_mean", "chance_agreement_mean",
     "max_predicted_fraction", "vs_xent_accuracy_diff", "vs_xent_ci_low", "vs_xent_ci_high",
+    "ood_pgr_median", "ood_pgr_mean", "ood_pgr_sd", "ood_accuracy_mean", "ood_vs_xent_accuracy_diff",
+    "ood_vs_xent_ci_low", "ood_vs_xent_ci_high",
     "uses_ground_truth_selection", "near_constant", "teacher_unused", "selection_within_noise",
 )
+# Scores of a test split, without and with the out-of-distribution prefix.
+SCORED = ("pgr", "accuracy", "vs_xent_accuracy_diff", "vs_xent_accuracy_diff_ci_low", "vs_xent_accuracy_diff_ci_high")
 
 
 def selection_margins(curves: pd.DataFrame) -> pd.DataFrame:
@@ -66,8 +72,8 @@ def leaderboard(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     if students.empty:
         return pd.DataFrame(columns=list(COLUMNS))
     students["uses_ground_truth_selection"] = uses_ground_truth_selection(students)
-    for column in ("agreement", "chance_agreement", "max_predicted_fraction", "vs_xent_accuracy_diff",
-                   "vs_xent_accuracy_diff_ci_low", "vs_xent_accuracy_diff_ci_high"):
+    for column in ("agreement", "chance_agreement", "max_predicted_fraction",
+                   *(prefix + score for prefix in ("", "ood_") for score in SCORED)):
         students[column] = pd.to_numeric(students[column]) if column in students else np.nan
     noise = selection_margins(curves)
     students = students.merge(noise[["dataset", "seed", "run", "within_noise"]], on=["dataset", "seed", "run"],
@@ -79,29 +85,40 @@ def leaderboard(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([pd.DataFrame(summary), table], ignore_index=True).reindex(columns=list(COLUMNS))
 
 
-def _cell(key: tuple[Any, ...], group: pd.DataFrame) -> dict[str, Any]:
-    training, lineage, dataset = key
-    first = group.iloc[0]
-    pgr = group["pgr"].dropna()
-    diff = group["vs_xent_accuracy_diff"].dropna()
-    se = ((group["vs_xent_accuracy_diff_ci_high"] - group["vs_xent_accuracy_diff_ci_low"]) / INTERVAL_WIDTH_IN_SE).dropna()
+def _scores(group: pd.DataFrame, training: str, prefix: str) -> dict[str, Any]:
+    """PGR and accuracy over seeds, and the difference from xent with the seeds' intervals combined, on test (prefix
+    "") or on the out-of-distribution test split ("ood_")."""
+    pgr, accuracy = group[f"{prefix}pgr"].dropna(), group[f"{prefix}accuracy"].dropna()
+    diff = group[f"{prefix}vs_xent_accuracy_diff"].dropna()
+    se = ((group[f"{prefix}vs_xent_accuracy_diff_ci_high"] - group[f"{prefix}vs_xent_accuracy_diff_ci_low"])
+          / INTERVAL_WIDTH_IN_SE).dropna()
     low = high = np.nan
     if len(diff) and len(se) == len(diff):
         half = 1.96 * math.sqrt(float((se ** 2).sum())) / len(se)
         low, high = float(diff.mean()) - half, float(diff.mean()) + half
+    reference = 0.0 if len(accuracy) else np.nan
+    return {
+        f"{prefix}pgr_mean": float(pgr.mean()) if len(pgr) else np.nan,
+        f"{prefix}pgr_sd": float(pgr.std(ddof=1)) if len(pgr) > 1 else np.nan,
+        f"{prefix}accuracy_mean": float(accuracy.mean()) if len(accuracy) else np.nan,
+        f"{prefix}vs_xent_accuracy_diff": reference if training == REFERENCE else (float(diff.mean()) if len(diff)
+                                                                                  else np.nan),
+        f"{prefix}vs_xent_ci_low": low, f"{prefix}vs_xent_ci_high": high,
+    }
+
+
+def _cell(key: tuple[Any, ...], group: pd.DataFrame) -> dict[str, Any]:
+    training, lineage, dataset = key
+    first = group.iloc[0]
     agreement, chance = group["agreement"].mean(), group["chance_agreement"].mean()
     return {
         "scope": "dataset", "training": training, "lineage": lineage, "chain_length": int(first["chain_length"]),
         "weak_model": first["weak_model"], "model": first["model"], "dataset": dataset, "datasets": 1,
-        "n_seeds": int(group["seed"].nunique()), "pgr_median": np.nan,
-        "pgr_mean": float(pgr.mean()) if len(pgr) else np.nan,
-        "pgr_sd": float(pgr.std(ddof=1)) if len(pgr) > 1 else np.nan,
-        "accuracy_mean": float(group["accuracy"].mean()),
+        "n_seeds": int(group["seed"].nunique()), "pgr_median": np.nan, "ood_pgr_median": np.nan,
+        **_scores(group, training, ""), **_scores(group, training, "ood_"),
         "accuracy_sd": float(group["accuracy"].std(ddof=1)) if len(group) > 1 else np.nan,
         "agreement_mean": agreement, "chance_agreement_mean": chance,
         "max_predicted_fraction": group["max_predicted_fraction"].max(),
-        "vs_xent_accuracy_diff": 0.0 if training == REFERENCE else (float(diff.mean()) if len(diff) else np.nan),
-        "vs_xent_ci_low": low, "vs_xent_ci_high": high,
         "uses_ground_truth_selection": bool(group["uses_ground_truth_selection"].any()),
         "near_constant": bool((group["max_predicted_fraction"] >= NEAR_CONSTANT).any()),
         "teacher_unused": bool(pd.notna(agreement) and pd.notna(chance) and agreement <= chance),
@@ -112,18 +129,19 @@ def _cell(key: tuple[Any, ...], group: pd.DataFrame) -> dict[str, Any]:
 def _across(key: tuple[Any, ...], cells: pd.DataFrame) -> dict[str, Any]:
     training, lineage = key
     first = cells.iloc[0]
-    pgr = cells["pgr_mean"].dropna()
+    medians = {}
+    for prefix in ("", "ood_"):
+        pgr = cells[f"{prefix}pgr_mean"].dropna()
+        medians.update({f"{prefix}pgr_median": float(pgr.median()) if len(pgr) else np.nan,
+                        f"{prefix}pgr_mean": float(pgr.mean()) if len(pgr) else np.nan,
+                        f"{prefix}accuracy_mean": cells[f"{prefix}accuracy_mean"].mean(),
+                        f"{prefix}vs_xent_accuracy_diff": cells[f"{prefix}vs_xent_accuracy_diff"].mean()})
     return {
         "scope": ACROSS_DATASETS, "training": training, "lineage": lineage, "chain_length": first["chain_length"],
         "weak_model": first["weak_model"], "model": first["model"], "dataset": ACROSS_DATASETS,
-        "datasets": len(cells), "n_seeds": int(cells["n_seeds"].max()),
-        "pgr_median": float(pgr.median()) if len(pgr) else np.nan,
-        "pgr_mean": float(pgr.mean()) if len(pgr) else np.nan, "pgr_sd": np.nan,
-        "accuracy_mean": float(cells["accuracy_mean"].mean()), "accuracy_sd": np.nan,
+        "datasets": len(cells), "n_seeds": int(cells["n_seeds"].max()), **medians,
         "agreement_mean": cells["agreement_mean"].mean(), "chance_agreement_mean": cells["chance_agreement_mean"].mean(),
         "max_predicted_fraction": cells["max_predicted_fraction"].max(),
-        "vs_xent_accuracy_diff": cells["vs_xent_accuracy_diff"].mean(), "vs_xent_ci_low": np.nan,
-        "vs_xent_ci_high": np.nan,
         "uses_ground_truth_selection": bool(cells["uses_ground_truth_selection"].any()),
         "near_constant": bool(cells["near_constant"].any()), "teacher_unused": bool(cells["teacher_unused"].any()),
         "selection_within_noise": int(cells["selection_within_noise"].sum()),

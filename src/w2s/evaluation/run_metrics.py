@@ -16,6 +16,7 @@ from w2s import io
 from w2s.data import generations
 from w2s.data import labels as class_probs
 from w2s.data.catalogue import CHESS_DATASETS
+from w2s.data.splits import OOD_SPLIT
 from w2s.data.preparation import LEFT_OUT_OVER_MAX_MOVES
 from w2s.evaluation import metrics
 from w2s.evaluation.identity import RunContext
@@ -37,7 +38,8 @@ REFERENCE_ROLE = "reference"
 def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_samples: int, seed: int,
              out_path: str, context: RunContext,
              label_balance: dict[str, dict[str, float]] | None = None,
-             truncation: dict[str, Any] | None = None, weak_labels_path: str | None = None) -> None:
+             truncation: dict[str, Any] | None = None, weak_labels_path: str | None = None,
+             ood_test_path: str | None = None) -> None:
     """Metrics of one model's test predictions; a student is also scored against its lineage.
 
     `predictions` maps "self" and, for a student, "supervisor", "weak" and "ceiling" to prediction
@@ -52,10 +54,11 @@ def evaluate(run: str, predictions: dict[str, str], test_path: str, bootstrap_sa
     `<split>_truncated` count of texts longer than it per split. The context's task_kind chooses the
     scorer (SCORERS): a classifier's class probabilities (_score_classes), or a generative task's runs by exact
     match of their generations (_score_generations), whose student also reads the weak labels it learned from
-    (`weak_labels_path`).
+    (`weak_labels_path`). `ood_test_path`, the labelled out-of-distribution test split of a dataset with one,
+    scores the run's predictions of it too (_ood_metrics: the ood_ keys).
     """
     job = Evaluation(run, predictions, test_path, bootstrap_samples, seed, out_path, context, label_balance,
-                     truncation, weak_labels_path)
+                     truncation, weak_labels_path, ood_test_path)
     SCORERS[context.get("task_kind", DEFAULT_KIND)](job)
 
 
@@ -73,6 +76,7 @@ class Evaluation:
     label_balance: dict[str, dict[str, Any]] | None = None
     truncation: dict[str, Any] | None = None
     weak_labels_path: str | None = None
+    ood_test_path: str | None = None
 
 
 def _score_classes(job: Evaluation) -> None:
@@ -124,8 +128,41 @@ def _score_classes(job: Evaluation) -> None:
                                                   **{role: others[role] for role in compared if role != "student"}))
     else:
         result.update(metrics.bootstrap_intervals(labels, probs, bootstrap_samples, seed))
-    log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "auroc", "pgr", "pgr_auroc") if k in result})
+    if job.ood_test_path is not None and _has_split(predictions["self"], OOD_SPLIT):
+        result.update(_ood_metrics(job, n_classes))
+    log.info("%s: %s", run, {k: result[k] for k in ("accuracy", "auroc", "pgr", "pgr_auroc", "ood_accuracy", "ood_pgr")
+                             if k in result})
     io.write_json(result, job.out_path)
+
+
+def _ood_metrics(job: Evaluation, n_classes: int) -> dict[str, Any]:
+    """The run scored on the dataset's out-of-distribution test split too, each key prefixed ood_: its accuracy and
+    AUROC with their intervals and, for a student, its weak model's and ceiling's accuracy there, PGR, agreement
+    with its supervisor and the paired difference from xent's student, where those models predicted the split
+    (a simulated or ensemble supervisor, or a prompted model, does not)."""
+    assert job.ood_test_path is not None
+    own, probs = _test_predictions(job.predictions["self"], OOD_SPLIT)
+    labels = test_labels(job.ood_test_path, own.index, job.predictions["self"])
+    result: dict[str, Any] = {"ood_n_test": int(len(own)), "ood_accuracy": metrics.accuracy(probs, labels),
+                              "ood_auroc": metrics.auroc(probs, labels)}
+    others = {role: _aligned(path, own.index, n_classes, OOD_SPLIT) for role, path in job.predictions.items()
+              if role in (*ALL_ROLES, REFERENCE_ROLE) and _has_split(path, OOD_SPLIT)}
+    intervals = metrics.bootstrap_intervals(labels, probs, job.bootstrap_samples, job.seed,
+                                            **{r: others[r] for r in ("weak", "ceiling", "supervisor") if r in others})
+    result.update({"ood_accuracy_ci": intervals["accuracy_ci"]})
+    if "weak" in others and "ceiling" in others:
+        result["ood_weak_accuracy"] = metrics.accuracy(others["weak"], labels)
+        result["ood_ceiling_accuracy"] = metrics.accuracy(others["ceiling"], labels)
+        result["ood_pgr"], result["ood_pgr_undefined_reason"] = metrics.pgr(
+            result["ood_accuracy"], result["ood_weak_accuracy"], result["ood_ceiling_accuracy"])
+        result["ood_pgr_ci"] = intervals.get("pgr_ci")
+    if "supervisor" in others:
+        result["ood_agreement"] = metrics.agreement(probs, others["supervisor"], labels)["agreement"]
+    if REFERENCE_ROLE in others:
+        difference = metrics.paired_accuracy_difference(labels, probs, others[REFERENCE_ROLE], job.bootstrap_samples,
+                                                        job.seed)
+        result.update({f"ood_{key}": value for key, value in difference.items()})
+    return result
 
 
 # Why a generative run has no AUROC: the null the metrics JSON holds is labelled with it.
@@ -225,18 +262,22 @@ def _share(hits: np.ndarray) -> dict[str, Any]:
     return {"n": int(len(hits)), "accuracy": float(np.mean(hits))}
 
 
-def _test_predictions(path: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """A prediction file's test rows (indexed by id) and their (n, K) class probabilities."""
+def _test_predictions(path: str, split: str = "test") -> tuple[pd.DataFrame, np.ndarray]:
+    """A prediction file's rows of `split` (test, or ood_test), indexed by id, and their (n, K) class probabilities."""
     frame = pd.read_parquet(path)
-    test = frame[frame["split"] == "test"].set_index("id")
+    test = frame[frame["split"] == split].set_index("id")
     probs = class_probs.read_column(test, "probs", path)
-    class_probs.check_probabilities(probs, f"{path}, test predictions", "retrain the run that wrote them")
+    class_probs.check_probabilities(probs, f"{path}, {split} predictions", "retrain the run that wrote them")
     return test, probs
 
 
-def _aligned(path: str, ids: pd.Index, n_classes: int) -> np.ndarray:
-    """Another model's test probabilities in the order of `ids`, for the same K classes."""
-    test, probs = _test_predictions(path)
+def _has_split(path: str, split: str) -> bool:
+    return bool((pd.read_parquet(path, columns=["split"])["split"] == split).any())
+
+
+def _aligned(path: str, ids: pd.Index, n_classes: int, split: str = "test") -> np.ndarray:
+    """Another model's probabilities of `split` in the order of `ids`, for the same K classes."""
+    test, probs = _test_predictions(path, split)
     if probs.shape[1] != n_classes:
         raise ValueError(f"{path}: its test predictions have {probs.shape[1]} classes but the student's have "
                          f"{n_classes}, so they were made for another task; retrain the run that wrote them")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from w2s.methods.interface import METHOD_SPLITS, MethodError, MethodInputs
+from w2s.methods.interface import MethodError, MethodInputs
 from w2s.models.devices import device, supported_dtype
 from w2s.models.prompting import format_example
 from w2s.training.features import embed_texts
@@ -109,12 +109,12 @@ def contrast_features(inputs: MethodInputs) -> dict[str, Pair]:
     """The raw pooled features of both members of every row's contrast pair, by split to predict."""
     settings, prompt = inputs.strong.settings, inputs.prompt
     texts = {f"{split}/{side}": [format_example(text, prompt.question) + word for text in inputs.predict[split]["text"]]
-             for split in METHOD_SPLITS for side, word in enumerate(prompt.label_words)}
+             for split in inputs.predict for side, word in enumerate(prompt.label_words)}
     on = device()
     embedded = embed_texts(inputs.strong.entry, EmbeddingSettings(settings.pooling, settings.max_length,
                                                                   settings.dtype, settings.eval_batch_size),
                            texts, on, supported_dtype(on, settings.dtype), truncation_side="left")
-    return {split: (embedded[f"{split}/0"], embedded[f"{split}/1"]) for split in METHOD_SPLITS}
+    return {split: (embedded[f"{split}/0"], embedded[f"{split}/1"]) for split in inputs.predict}
 
 
 def ccs(inputs: MethodInputs) -> dict[str, np.ndarray]:
@@ -139,7 +139,7 @@ def ccs(inputs: MethodInputs) -> dict[str, np.ndarray]:
     log.info("ccs: CCS loss %.4f, the lowest of %d starts; agreement with the weak hard labels %.3f before "
              "orientation, %.3f after", probe.loss, restarts, before, after)
     probs = {}
-    for split in METHOD_SPLITS:
+    for split in inputs.predict:
         p_class1 = probe.p_class1(*(normalise(side) for side in pairs[split])).double().numpy()
         probs[split] = np.stack([1 - p_class1, p_class1], axis=1)
     return probs

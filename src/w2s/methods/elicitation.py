@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from w2s.methods.interface import METHOD_SPLITS, MethodError, MethodInputs
+from w2s.methods.interface import MethodError, MethodInputs
 from w2s.models.devices import device, supported_dtype
 from w2s.models.prompting import build_prompt, label_token_ids, pick_demonstrations, prompt_probabilities
 from w2s.models.text import load_causal_lm, load_failure, load_tokenizer, model_parallel_map, place, resolve_source
@@ -50,7 +50,7 @@ def elicit(inputs: MethodInputs) -> dict[str, np.ndarray]:
                                          [build_prompt(text, settings.question, demonstrations, words)
                                           for text in inputs.predict[split]["text"]],
                                          label_ids, settings.eval_batch_size, settings.max_length, on, settings.dtype)
-             for split in METHOD_SPLITS}
+             for split in inputs.predict}
     on_train = probs["train_w2s"][inputs.train["position"].to_numpy()].argmax(axis=1)
     log.info("%d-shot elicitation: %d prompts, mean P(class 1) %.3f on test and %.3f on train_w2s, agreement with the "
              "weak labels %.4f", shots, sum(len(p) for p in probs.values()), probs["test"][:, 1].mean(),

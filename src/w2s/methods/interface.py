@@ -21,7 +21,8 @@ from w2s.models.prompting import PromptSettings
 from w2s.tasks import Task
 from w2s.training.settings import TrainingSettings
 
-# The splits a method predicts: test is scored; train_w2s becomes the weak labels of the next step of a chain.
+# The splits a method predicts: test is scored; train_w2s becomes the weak labels of the next step of a chain; a
+# dataset's out-of-distribution test split (OOD_SPLIT, config ood_test) is scored too where it has one.
 METHOD_SPLITS = ("test", "train_w2s")
 
 
@@ -93,7 +94,7 @@ class MethodInputs:
     with `position`, each row's position in train_w2s (the row of train_w2s's features).
     `weak_labels`: the supervisor's labels of those rows (id, soft_label: K class probabilities, hard_label, and the
     hash of the rows they were made for). `predict`: the label-free splits to return probabilities for (test,
-    train_w2s). `strong`: the strong model and the trainer. `params`: the method's params from the config. `seed`:
+    train_w2s, and ood_test where the dataset has an out-of-distribution test split). `strong`: the strong model and the trainer. `params`: the method's params from the config. `seed`:
     the run's seed. `scratch`: an empty folder of its own. `prompt`: the dataset's question and label words (one
     per class), the prompt's token limit, batch size and dtype, for a method that prompts the strong model or builds
     contrast pairs from the candidate answers (w2s.models.prompting).

@@ -32,6 +32,15 @@ def unlabelled_path(dataset: str, seed: int | str, split: str) -> str:
     return f"results/data/{dataset}/seed{seed}/unlabelled/{split}.parquet"
 
 
+def ood_test_input(config: dict[str, Any], dataset: str, seed: int | str, labelled: bool = False) -> dict[str, str]:
+    """A dataset's out-of-distribution test split (config ood_test), label-free or `labelled`, keyed ood_test, for
+    every job that predicts or scores it; nothing for a dataset without one."""
+    if "ood_test" not in config["datasets"][dataset]:
+        return {}
+    folder = f"results/data/{dataset}/seed{seed}"
+    return {"ood_test": f"{folder}/ood_test.parquet" if labelled else unlabelled_path(dataset, seed, "ood_test")}
+
+
 def prediction_file(dataset: str, seed: int | str, run: str) -> str:
     return f"{seed_dir(dataset, seed)}/{run}/predictions.parquet"
 
@@ -77,6 +86,7 @@ def student_inputs(config: dict[str, Any], dataset: str, seed: int | str, loss: 
         "train_w2s": unlabelled_path(dataset, seed, "train_w2s"),
         "test": unlabelled_path(dataset, seed, "test"),
         "weak_labels": weak_labels_file(dataset, seed, supervisor_run(config, loss, chain, axis)),
+        **ood_test_input(config, dataset, seed),
     }
     if training_params(config, chain[-1])["model_selection"] == "ground_truth_holdout":
         inputs["oracle_labels"] = data_paths(dataset, seed)["train_w2s"]
@@ -106,6 +116,8 @@ def evaluation_inputs(config: dict[str, Any], dataset: str, seed: int | str, run
         # Predictions hold no labels; the true labels come from the labelled test split, read here only.
         "test": data_paths(dataset, seed)["test"],
         "label_balance": f"results/data/{dataset}/seed{seed}/label_balance.json",
+        # The labelled out-of-distribution test split, scored where the dataset has one.
+        **{f"{key}_labels": path for key, path in ood_test_input(config, dataset, seed, labelled=True).items()},
     }
     # Images are never truncated; a text model's metrics report how many texts were (a simulated or ensemble
     # supervisor reads none).
@@ -159,7 +171,10 @@ def dataset_files(config: dict[str, Any], dataset: str) -> dict[str, str]:
 def prepared_data_files(config: dict[str, Any]) -> list[str]:
     names = [f"{s}.parquet" for s in SPLITS] + [f"unlabelled/{s}.parquet" for s in SPLITS]
     names += ["label_balance.json", "source.json"]
-    return [f"results/data/{d}/seed{s}/{n}" for d in config["datasets"] for s in config["seeds"] for n in names]
+    # A dataset's out-of-distribution test split, where it has one.
+    ood = ["ood_test.parquet", "unlabelled/ood_test.parquet", "ood_test_source.json"]
+    return [f"results/data/{d}/seed{s}/{n}" for d in config["datasets"] for s in config["seeds"]
+            for n in names + (ood if "ood_test" in config["datasets"][d] else [])]
 
 
 def benchmark_files(config: dict[str, Any], trained: list[tuple[str, int, str]]) -> list[str]:

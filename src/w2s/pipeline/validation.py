@@ -292,6 +292,10 @@ def _check_task_kinds(config: dict[str, Any]) -> None:
                                                    f"{task.n_classes}-class {kind.name}")
                    + " task, but prompting baselines ask binary text questions with two label words; remove the "
                    "prompting block")
+        if "ood_test" in entry:
+            _check(not task.is_generative and kind.input_column == "text",
+                   f"dataset '{dataset}': ood_test is for text classification, but it is a "
+                   + ("generative" if task.is_generative else kind.name) + " task; remove its ood_test")
         if task.is_generative:
             for loss in config["losses"]:
                 _check(loss_base(config, loss) in GENERATIVE_LOSSES,

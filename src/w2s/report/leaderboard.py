@@ -36,16 +36,16 @@ def _flags(row: pd.Series) -> str:
     return "; ".join(flags)
 
 
-def _interval(row: pd.Series) -> tuple[str, str]:
-    text, value = _number(row["vs_xent_accuracy_diff"])
-    if pd.notna(row["vs_xent_ci_low"]):
-        text += f" [{row['vs_xent_ci_low']:.3f}, {row['vs_xent_ci_high']:.3f}]"
+def _interval(row: pd.Series, prefix: str = "") -> tuple[str, str]:
+    text, value = _number(row[f"{prefix}vs_xent_accuracy_diff"])
+    if pd.notna(row[f"{prefix}vs_xent_ci_low"]):
+        text += f" [{row[f'{prefix}vs_xent_ci_low']:.3f}, {row[f'{prefix}vs_xent_ci_high']:.3f}]"
     return text, value
 
 
 def _spread(row: pd.Series, metric: str) -> tuple[str, str]:
     text, value = _number(row[f"{metric}_mean"])
-    if pd.notna(row[f"{metric}_sd"]):
+    if f"{metric}_sd" in row and pd.notna(row[f"{metric}_sd"]):
         text += f" ± {row[f'{metric}_sd']:.3f}"
     return text, value
 
@@ -73,12 +73,16 @@ def leaderboard_html(table: pd.DataFrame) -> str:
     across = table[table["scope"] == ACROSS_DATASETS].sort_values("pgr_median", ascending=False, na_position="last")
     cells = table[table["scope"] != ACROSS_DATASETS].sort_values(["dataset", "lineage", "pgr_mean"],
                                                                  ascending=[True, True, False])
+    # Out-of-distribution columns where a dataset has an ood_test split.
+    ood = "ood_pgr_mean" in table and table["ood_pgr_mean"].notna().any()
     summary = _table(across, [
         ("loss or method", _text("training")), ("lineage", _text("lineage")),
         ("datasets", lambda r: (str(int(r["datasets"])), repr(float(r["datasets"])))),
         ("seeds", lambda r: (str(int(r["n_seeds"])), repr(float(r["n_seeds"])))),
         ("median PGR", lambda r: _number(r["pgr_median"])), ("mean accuracy", lambda r: _number(r["accuracy_mean"])),
         ("accuracy − xent (mean over datasets)", lambda r: _number(r["vs_xent_accuracy_diff"])),
+        *([("OOD median PGR", lambda r: _number(r["ood_pgr_median"])),
+           ("OOD accuracy − xent", lambda r: _number(r["ood_vs_xent_accuracy_diff"]))] if ood else []),
         ("flags", lambda r: (_flags(r), None)),
     ], "median")
     per_dataset = _table(cells, [
@@ -89,6 +93,8 @@ def leaderboard_html(table: pd.DataFrame) -> str:
         ("agreement with supervisor", lambda r: _number(r["agreement_mean"])),
         ("chance agreement", lambda r: _number(r["chance_agreement_mean"])),
         ("accuracy − xent [95% paired interval]", _interval),
+        *([("OOD PGR (mean ± sd)", lambda r: _spread(r, "ood_pgr")),
+           ("OOD accuracy − xent [95% paired interval]", lambda r: _interval(r, "ood_"))] if ood else []),
         ("flags", lambda r: (_flags(r), None)),
     ], "datasets")
     return (
@@ -99,6 +105,6 @@ def leaderboard_html(table: pd.DataFrame) -> str:
         "(one class for at least 95% of a seed's test rows), teacher unused (agreement with the supervisor no "
         "higher than chance agreement at the same class shares), selection within noise (runs whose chosen L2 "
         "strength or checkpoint beat the runner-up by less than one standard error of its holdout score). Click "
-        "a column heading to sort.</p>"
+        "a column heading to sort. OOD columns: the same on the dataset's out-of-distribution test split.</p>"
         f"{summary}<h3>Per dataset</h3>{per_dataset}"
     )

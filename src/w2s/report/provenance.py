@@ -67,10 +67,13 @@ def file_status(path: str | Path) -> str:
 
 
 def run_files(config_files: list[str], datasets: dict[str, dict[str, Any]]) -> list[str]:
-    """The files a run reads besides its code: its config files, then each dataset's local data_files (a remote
-    location, https:// or hf://, has no git state)."""
+    """The files a run reads besides its code: its config files, then each dataset's local data_files and its
+    out-of-distribution test file (a remote location, https:// or hf://, has no git state; a file the workflow
+    fetches into results/ is its own artifact)."""
     data = [path for entry in datasets.values() for path in entry.get("data_files", {}).values()
             if path and "://" not in path]
+    data += [path for entry in datasets.values() if (path := entry.get("ood_test", {}).get("data_files"))
+             and "://" not in path and not path.startswith("results/")]
     return [*config_files, *data]
 
 

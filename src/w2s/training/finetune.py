@@ -36,7 +36,7 @@ from w2s.training.features import by_length, text_batcher, text_lengths
 from w2s.training.job import TrainingJob
 from w2s.training.loop import Batcher, Selection, fit, predict
 from w2s.training.loss_registry import loss_function, registered
-from w2s.training.outputs import PREDICTED_SPLITS, save_checkpoint, write_predictions
+from w2s.training.outputs import predicted_splits, save_checkpoint, write_predictions
 from w2s.training.probe import final_sweep
 from w2s.training.resume import ResumeCheckpoints, run_key
 from w2s.training.rows import selection_labels
@@ -133,7 +133,7 @@ def finetune_classifier(job: TrainingJob) -> None:
 
     probs = {split: predict(model, batcher_for(split), order_of(split, np.arange(len(frames[split]))),
                             settings.eval_batch_size, on, compute_dtype, ranks)
-             for split in PREDICTED_SPLITS}
+             for split in predicted_splits(frames)}
     # Every process takes part in gathering the sharded weights; rank 0 writes the outputs.
     state = full_state_dict(model) if ranks.sharded else None
     if not ranks.writes_outputs:

@@ -16,7 +16,7 @@ from w2s.data import labels as class_probs
 from w2s.models.devices import describe_device, device, supported_dtype
 from w2s.models.text import ProbeClassifier
 from w2s.training.job import TrainingJob
-from w2s.training.outputs import PREDICTED_SPLITS, save_checkpoint, write_predictions
+from w2s.training.outputs import predicted_splits, save_checkpoint, write_predictions
 from w2s.training.probe import choose_l2, final_sweep, grid_history
 from w2s.training.rows import selection_labels
 
@@ -33,7 +33,7 @@ def predict_with_own_head(job: TrainingJob) -> None:
     probs = {split: vision.predict_with_head(model, job.frames[split]["image"].tolist(), settings.eval_batch_size,
                                              on, supported_dtype(on, settings.dtype), job.task.n_classes,
                                              f"{split} of the pretrained head", names=job.frames[split]["id"].tolist())
-             for split in PREDICTED_SPLITS}
+             for split in predicted_splits(job.frames)}
     write_predictions(job.frames, probs, job.out, "the pretrained head's outputs are not probabilities")
     history = pd.DataFrame({"step": [0], "trained": [False], "device": [describe_device(on)]})
     io.write_parquet(history, job.out["history"])
@@ -68,7 +68,7 @@ def train_probe(job: TrainingJob) -> None:
     best = points[chosen]
     log.info("chose l2 %g; %d fits in %.1f s", best.l2, len(points) * (1 if holdout is None else 2),
              time.perf_counter() - started)
-    probs = {split: best.fit.probs(features[split]) for split in PREDICTED_SPLITS}
+    probs = {split: best.fit.probs(features[split]) for split in predicted_splits(frames)}
     write_predictions(frames, probs, job.out, "the probe fit diverged; raise the smallest l2")
     test = frames["test"]
     sweep = pd.concat([pd.DataFrame({"l2": point.l2, "chosen": i == chosen, "id": test["id"],

@@ -11,6 +11,7 @@ import torch
 
 from w2s import io
 from w2s.data import labels as class_probs
+from w2s.data.splits import OOD_SPLIT
 from w2s.models.text import TextClassifier
 
 # The splits every trainer predicts: the held-out test split, and train_w2s, where a supervisor's predictions
@@ -18,11 +19,16 @@ from w2s.models.text import TextClassifier
 PREDICTED_SPLITS = ("test", "train_w2s")
 
 
+def predicted_splits(frames: dict[str, Any]) -> tuple[str, ...]:
+    """The splits a job predicts: PREDICTED_SPLITS, and the out-of-distribution test split where it has one."""
+    return PREDICTED_SPLITS + ((OOD_SPLIT,) if OOD_SPLIT in frames else ())
+
+
 def write_predictions(frames: dict[str, pd.DataFrame], probs: dict[str, np.ndarray], out: dict[str, str],
                        fix: str) -> None:
     """Every predicted split's (split, id, probs) rows: the K class probabilities of each row."""
     predictions = []
-    for split in PREDICTED_SPLITS:
+    for split in predicted_splits(frames):
         class_probs.check_probabilities(probs[split], f"{split} predictions", fix)
         predictions.append(pd.DataFrame({"split": split, "id": frames[split]["id"],
                                          "probs": class_probs.as_column(probs[split])}))
