@@ -82,7 +82,8 @@ def test_a_checkout_of_another_commit_and_back_or_a_touch_reruns_nothing(finishe
         + [("weak_labels", f"{seed_dir}/gt/small/weak_labels.parquet")]
         + [("evaluate", f"{seed_dir}/{run}/metrics.json") for run in ("gt/small", "gt/big", "w2s/xent/small__big")]
         + [("summarize", "results/summary.parquet"), ("training_curves", "results/training_curves.parquet"),
-           ("provenance", "results/report/provenance.json"), ("report", "results/report/report.html")]
+           ("leaderboard", "results/leaderboard.csv"), ("provenance", "results/report/provenance.json"),
+           ("report", "results/report/report.html")]
     )
     git(checkout, "checkout", "-q", finished_checkout["first"])
 
@@ -91,7 +92,7 @@ def test_a_dry_run_lists_one_code_input_per_job(finished_checkout: dict) -> None
     checkout = finished_checkout["checkout"]
     plan = snakemake_in(checkout, "-n", "--forceall").stdout
     inputs = dict(re.findall(r"^(?:local)?rule (\w+):\n    input: (.*)$", plan, flags=re.M))
-    assert len(inputs) == 12  # every rule of the run, `all` among them
+    assert len(inputs) == 13  # every rule of the run, `all` among them
     # Snakemake marks a source file "(cached)".
     code = {rule: [f.removesuffix(" (cached)") for f in files.split(", ")
                    if f.endswith((".py (cached)", ".sha256 (cached)"))] for rule, files in inputs.items()}
@@ -102,7 +103,7 @@ def test_a_dry_run_lists_one_code_input_per_job(finished_checkout: dict) -> None
             ("embed_features", "embed_features.py"), ("train_ground_truth", "train_model.py"),
             ("weak_labels", "weak_labels.py"), ("train_student", "train_model.py"), ("evaluate", "evaluate.py"),
             ("summarize", "summarize.py"), ("training_curves", "training_curves.py"),
-            ("provenance", "provenance.py"), ("report", "report.py"))}
+            ("leaderboard", "leaderboard.py"), ("provenance", "provenance.py"), ("report", "report.py"))}
     assert code["all"] == []
 
 

@@ -101,6 +101,7 @@ def test_each_variant_has_its_own_students_and_changing_its_hyperparameter_rerun
         + [("weak_labels", f"{base}/small__mid/weak_labels.parquet"),
            ("summarize", "results/summary.parquet"),
            ("training_curves", "results/training_curves.parquet"),
+           ("leaderboard", "results/leaderboard.csv"),
            ("provenance", "results/report/provenance.json"),
            ("report", "results/report/report.html")]
     )

@@ -58,7 +58,7 @@ def test_slurm_profile_asks_for_the_gpus_a_model_needs_on_one_node(tmp_path: Pat
                            "--configfile", str(REPO / "config" / "config.yaml")))
     assert Counter(rule for rule, _, _ in jobs) == {
         "convert_qwen1": 4, "prepare_data": 5, "count_truncated": 40, "train_ground_truth": 40, "train_student": 290, "weak_labels": 45,
-        "prompt_baseline": 20, "evaluate": 350, "summarize": 1, "training_curves": 1, "provenance": 1,
+        "prompt_baseline": 20, "evaluate": 350, "summarize": 1, "leaderboard": 1, "training_curves": 1, "provenance": 1,
         "report": 1, "all": 1}
     student = resources_of(jobs, f"sciq/seed0/{STUDENT_72B}")
     assert {k: student[k] for k in ("gpu", "processes", "nodes", "cpus_per_gpu", "mem_mb", "runtime")} == {
@@ -102,7 +102,7 @@ def test_kubernetes_profile_plans_the_sweep_on_s3(tmp_path: Path) -> None:
     jobs = planned(output)
     assert Counter(rule for rule, _, _ in jobs) == {
         "convert_qwen1": 4, "prepare_data": 1, "count_truncated": 8, "train_ground_truth": 8, "train_student": 58, "weak_labels": 9,
-        "prompt_baseline": 4, "evaluate": 70, "summarize": 1, "training_curves": 1, "provenance": 1,
+        "prompt_baseline": 4, "evaluate": 70, "summarize": 1, "leaderboard": 1, "training_curves": 1, "provenance": 1,
         "report": 1, "all": 1}
     # Every result lives in the bucket; the package code the rules depend on stays local.
     assert all(output.startswith(f"s3://{bucket}/{prefix}/results/") for _, output, _ in jobs if output)

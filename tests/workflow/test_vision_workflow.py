@@ -26,7 +26,7 @@ def test_vision_config_plans_the_papers_sweep_offline(tmp_path: Path) -> None:
     # 3 seeds; AlexNet predicts with its own head, the two DINO probes train on embeddings computed
     # once per seed; 3 ladder pairs x 2 losses; AlexNet and ResNet50 label train_w2s.
     assert counts == {"prepare_data": 3, "embed_features": 6, "train_ground_truth": 9, "weak_labels": 6,
-                      "train_student": 18, "evaluate": 27, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "train_student": 18, "evaluate": 27, "summarize": 1, "leaderboard": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
 
 
@@ -46,7 +46,7 @@ def vision_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     counts = Counter(rule for rule, _ in planned_jobs(dry.stdout).elements())
     # No truncation counts (images are not truncated) and no embedding of the pretrained head's model.
     assert counts == {"prepare_data": 1, "embed_features": 2, "train_ground_truth": 3, "weak_labels": 3,
-                      "train_student": 4, "evaluate": 7, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "train_student": 4, "evaluate": 7, "summarize": 1, "leaderboard": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
     snakemake(workdir, "--configfile", "vision.yaml")
     return workdir

@@ -219,6 +219,7 @@ def test_changing_a_loss_hyperparameter_reruns_exactly_its_students(
         + [("weak_labels", f"{base}/small__mid/weak_labels.parquet"),
            ("summarize", "results/summary.parquet"),
            ("training_curves", "results/training_curves.parquet"),
+           ("leaderboard", "results/leaderboard.csv"),
            ("provenance", "results/report/provenance.json"),
            ("report", "results/report/report.html")]
     )
@@ -228,9 +229,10 @@ def test_changing_a_loss_hyperparameter_reruns_exactly_its_students(
 def test_demo_config_plans_every_artifact_kind(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "--configfile", str(REPO / "config" / "demo.yaml"), "-n")
     counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
-    assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "count_truncated": 3, "embed_features": 3,
+    assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "prepare_ood_test": 1, "count_truncated": 3,
+                      "embed_features": 3,
                       "train_ground_truth": 3, "weak_labels": 4, "train_student": 8,
-                      "evaluate": 11, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "evaluate": 11, "summarize": 1, "leaderboard": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
 
 
@@ -241,7 +243,7 @@ def test_real_config_plans_the_whole_sweep_offline(tmp_path: Path) -> None:
     # supervisors + 1 chain step per loss labelling data; 2 prompted models at 0 and 5 shots; the
     # 4 Qwen-1 checkpoints converted once each.
     assert counts == {"convert_qwen1": 4, "prepare_data": 5, "count_truncated": 40, "train_ground_truth": 40, "train_student": 290,
-                      "weak_labels": 45, "prompt_baseline": 20, "evaluate": 350, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "weak_labels": 45, "prompt_baseline": 20, "evaluate": 350, "summarize": 1, "leaderboard": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
 
 
@@ -250,7 +252,7 @@ def test_nlp_suite_config_plans_22_datasets_on_the_gpt2_ladder(tmp_path: Path) -
     counts = Counter(rule for rule, _ in planned_jobs(result.stdout).elements())
     # Per dataset: 4 ground-truth models, 6 pairs x 2 losses, 3 supervisors labelling slice 1.
     assert counts == {"prepare_data": 22, "count_truncated": 88, "train_ground_truth": 88, "train_student": 264,
-                      "weak_labels": 66, "evaluate": 352, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "weak_labels": 66, "evaluate": 352, "summarize": 1, "leaderboard": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
 
 
@@ -261,7 +263,7 @@ def test_pretraining_axis_config_plans_four_pythia_checkpoints_under_pythia_1_4b
     # Per dataset (sciq, boolq): 5 ground-truth models, the ladder's 10 pairs x 2 losses, and the 4
     # checkpoints labelling slice 1; 5 + 20 evaluations.
     assert counts == {"prepare_data": 2, "count_truncated": 10, "train_ground_truth": 10, "train_student": 40,
-                      "weak_labels": 8, "evaluate": 50, "summarize": 1, "training_curves": 1, "provenance": 1,
+                      "weak_labels": 8, "evaluate": 50, "summarize": 1, "leaderboard": 1, "training_curves": 1, "provenance": 1,
                       "report": 1}
     into_strong = {output.split("/checkpoint")[0] for rule, output in jobs
                    if rule == "train_student" and output.startswith("results/sciq/seed0/w2s/xent/")
@@ -279,7 +281,7 @@ def test_chess_config_plans_the_ladder_and_two_three_step_chains(tmp_path: Path)
     # Qwen-1 checkpoints converted once. No count_truncated: a generative job refuses a prompt longer than
     # its context instead of truncating it.
     assert counts == {"convert_qwen1": 4, "prepare_data": 1, "train_ground_truth": 8,
-                      "train_student": 32, "weak_labels": 11, "evaluate": 40, "summarize": 1, "training_curves": 1,
+                      "train_student": 32, "weak_labels": 11, "evaluate": 40, "summarize": 1, "leaderboard": 1, "training_curves": 1,
                       "provenance": 1, "report": 1}
     chain_steps = {output.split("/checkpoint")[0] for rule, output in jobs
                    if rule == "train_student" and output.count("__") == 3}
@@ -299,7 +301,7 @@ def test_catalogue_config_plans_probes_lora_chains_losses_variants_supervisors_a
     assert counts == {"fetch_vader_movies": 1, "prepare_data": 1, "count_truncated": 4, "embed_features": 3,
                       "train_ground_truth": 4, "simulate_supervisor": 4, "ensemble_supervisor": 2,
                       "train_student": 90, "weak_labels": 16, "prompt_baseline": 2, "train_ft_weak_lp_gt": 9,
-                      "embed_student_features": 9, "evaluate": 111, "summarize": 1, "training_curves": 1,
+                      "embed_student_features": 9, "evaluate": 111, "summarize": 1, "leaderboard": 1, "training_curves": 1,
                       "provenance": 1, "report": 1}
     lora_students = {output for rule, output in jobs if rule == "train_student" and "mpnet-lora" in output}
     assert len(lora_students) == 9
