@@ -16,12 +16,11 @@ import pandas as pd
 from w2s import io
 from w2s.data import labels as class_probs
 from w2s.methods import entries
-from w2s.data.splits import OOD_SPLIT
-from w2s.methods.interface import METHOD_SPLITS, MethodError, MethodInputs, StrongModel, StudentRun
+from w2s.methods.interface import MethodError, MethodInputs, StrongModel, StudentRun
 from w2s.models.prompting import PromptSettings
 from w2s.tasks import Task
 from w2s.training.jobs import train_model
-from w2s.training.outputs import write_predictions
+from w2s.training.outputs import predicted_splits, write_predictions
 from w2s.training.probe import final_sweep
 from w2s.training.settings import TrainingSettings
 
@@ -58,7 +57,7 @@ def run_method(name: str, method: dict[str, Any], model: str, model_entry: dict[
             return written
 
         strong = StrongModel(model, model_entry, settings, features_path, trainer, scratch / "trained")
-        inputs = MethodInputs(the_task, train, weak, {split: frames[split] for split in _predicted(frames)}, strong,
+        inputs = MethodInputs(the_task, train, weak, {split: frames[split] for split in predicted_splits(frames)}, strong,
                               dict(method["params"]), seed, scratch / "method", prompt)
         inputs.scratch.mkdir()
         result = found(inputs)
@@ -69,14 +68,8 @@ def run_method(name: str, method: dict[str, Any], model: str, model_entry: dict[
         else:
             raise MethodError(f"method '{name}' ({method['entry']}) returned {type(result).__name__}; a method returns "
                               "the StudentRun of inputs.strong.train, or a dict of class probabilities by split "
-                              f"({', '.join(_predicted(frames))})")
+                              f"({', '.join(predicted_splits(frames))})")
     io.write_json({**record, "params": method["params"]}, Path(out["checkpoint"]) / "method.json")
-
-
-def _predicted(frames: dict[str, pd.DataFrame]) -> tuple[str, ...]:
-    """The splits a method returns probabilities for: METHOD_SPLITS, and the out-of-distribution test split where
-    the dataset has one."""
-    return METHOD_SPLITS + ((OOD_SPLIT,) if OOD_SPLIT in frames else ())
 
 
 def _copy_student(run: StudentRun, out: dict[str, str]) -> None:
@@ -90,10 +83,10 @@ def _write_probabilities(name: str, probs: dict[str, Any], frames: dict[str, pd.
     """A method's own probabilities: checked against its splits' rows and the task's classes, written as a student's
     predictions, a one-row history and a sweep of its one model; its checkpoint holds only method.json."""
     arrays = {}
-    for split in _predicted(frames):
+    for split in predicted_splits(frames):
         if split not in probs:
             raise MethodError(f"method '{name}' returned no probabilities for {split}; return every one of "
-                              f"{', '.join(_predicted(frames))}")
+                              f"{', '.join(predicted_splits(frames))}")
         array = np.asarray(probs[split], dtype=np.float64)
         expected = (len(frames[split]), task.n_classes)
         if array.shape != expected:
